@@ -1,0 +1,25 @@
+"""ament_python build of her_goals (ROS 2); without ROS the root pyproject.toml installs it."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "her_goals"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    package_data={PACKAGE: ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="HER-ROS maintainers",
+    maintainer_email="maintainers@her-ros.dev",
+    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    license="Apache-2.0",
+    entry_points={"console_scripts": []},
+)
