@@ -1,0 +1,132 @@
+"""Message types, topics and the rosbags typestore of HER-ROS bags.
+
+The ``.msg`` files of ``her_interfaces`` are the single source of the message
+definitions: ``her_recorder/msg/*.msg`` are symlinks to them (a wheel copies the
+text), the ROS 2 build generates code from them, and :func:`typestore` registers
+exactly that text with the rosbags ROS 2 Jazzy typestore. A bag's connections
+carry the same text (plus the definitions it depends on, in the
+``===\\nMSG: pkg/Type`` layout rosbag2 uses), so ROS 2 tools can decode it.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from importlib import resources
+
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
+
+PACKAGE = "her_interfaces"
+MSG_NAMES = ("Goal", "Step", "EpisodeEvent")
+
+GOAL_TYPE = f"{PACKAGE}/msg/Goal"
+STEP_TYPE = f"{PACKAGE}/msg/Step"
+EVENT_TYPE = f"{PACKAGE}/msg/EpisodeEvent"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+POSE_STAMPED_TYPE = "geometry_msgs/msg/PoseStamped"
+
+TOPIC_STEP = "/her/step"
+TOPIC_EPISODE = "/her/episode"
+TOPIC_DESIRED_GOAL = "/her/desired_goal"
+TOPIC_ACHIEVED_GOAL = "/her/achieved_goal"
+TOPIC_JOINT_STATES = "/joint_states"
+TOPIC_OBJECT_POSE = "/object_pose"
+
+TOPIC_TYPES: dict[str, str] = {
+    TOPIC_STEP: STEP_TYPE,
+    TOPIC_EPISODE: EVENT_TYPE,
+    TOPIC_DESIRED_GOAL: GOAL_TYPE,
+    TOPIC_ACHIEVED_GOAL: GOAL_TYPE,
+    TOPIC_JOINT_STATES: JOINT_STATE_TYPE,
+    TOPIC_OBJECT_POSE: POSE_STAMPED_TYPE,
+}
+"""Default topic names and their message types (DESIGN.md, "Topics")."""
+
+_SEPARATOR = "=" * 80
+
+
+class SafetyFlag(enum.IntFlag):
+    """Bits of ``Step.safety_flags``; values equal the constants in ``Step.msg``."""
+
+    CLIPPED = 1
+    STEP_LIMITED = 2
+    JOINT_LIMIT = 4
+    VELOCITY_LIMIT = 8
+    WORKSPACE = 16
+    STALE_STATE = 32
+    NON_FINITE = 64
+    ESTOP = 128
+    SINGULARITY = 256
+    GOAL_OUT_OF_REGION = 512
+
+
+class EventKind(enum.IntEnum):
+    """``EpisodeEvent.event``; values equal the constants in ``EpisodeEvent.msg``."""
+
+    START = 0
+    END = 1
+    ABORT = 2
+    DISCARD = 3
+
+
+def msg_text(name: str) -> str:
+    """The ``.msg`` text of ``her_interfaces/msg/<name>`` as shipped with this package."""
+    if name not in MSG_NAMES:
+        raise KeyError(f"no message {name!r} in {PACKAGE}; have {', '.join(MSG_NAMES)}")
+    return resources.files("her_recorder").joinpath("msg", f"{name}.msg").read_text("utf-8")
+
+
+@functools.cache
+def typestore() -> Typestore:
+    """The ROS 2 Jazzy typestore with the ``her_interfaces`` messages registered."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    for name in MSG_NAMES:
+        store.register(get_types_from_msg(msg_text(name), f"{PACKAGE}/msg/{name}"))
+    return store
+
+
+def message_definition(msgtype: str, store: Typestore | None = None) -> tuple[str, str]:
+    """Return ``(msgdef, rihs01)`` a bag connection of ``msgtype`` carries.
+
+    For ``her_interfaces`` types the first section is the ``.msg`` file verbatim
+    (comments included), as rosbag2 records it; dependencies follow in rosbags'
+    generated form.
+    """
+    store = store or typestore()
+    generated, _ = store.generate_msgdef(msgtype, ros_version=2)
+    pkg, _, name = msgtype.split("/")
+    if pkg == PACKAGE:
+        text = msg_text(name)
+        if not text.endswith("\n"):
+            text += "\n"
+        _, sep, deps = generated.partition(_SEPARATOR)
+        generated = text + sep + deps
+    return generated, store.hash_rihs01(msgtype)
+
+
+def _qos(*, latched: bool) -> Qos:
+    return Qos(
+        QosHistory.KEEP_LAST,
+        1 if latched else 100,
+        QosReliability.RELIABLE,
+        QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+        QosTime(0, 0),
+        QosTime(0, 0),
+        QosLiveliness.AUTOMATIC,
+        QosTime(0, 0),
+        False,
+    )
+
+
+def offered_qos(topic: str) -> list[Qos]:
+    """QoS recorded for ``topic``: the desired goal is latched, everything else reliable."""
+    return [_qos(latched=topic == TOPIC_DESIRED_GOAL)]

@@ -1,0 +1,712 @@
+"""The episode recorder: goal-conditioned episodes into crash-safe rosbag2 (MCAP) bags.
+
+A *session* is a directory of bags ``bag_0000/``, ``bag_0001/``, ... Each bag is
+an ordinary rosbag2 directory (metadata version 9, one MCAP file) written by
+rosbags, so ``ros2 bag info`` and ``ros2 bag play`` read it.
+
+Durability: the rosbags MCAP writer keeps the current chunk in memory (up to
+1 MiB) and writes ``metadata.yaml`` and the MCAP summary only on close, so a
+killed process would lose the chunk and leave a file the rosbags reader refuses.
+Therefore every episode boundary (END, ABORT, DISCARD) closes the chunk, flushes
+and ``fsync``\\ s the file before :meth:`EpisodeRecorder.end_episode` returns: a
+completed episode is on disk in whole, intact chunks. After a crash
+:func:`her_recorder.recover.recover_bag` cuts the file at the last intact record,
+appends the summary and rebuilds ``metadata.yaml``; readers read an unrecovered
+bag with a tolerant scan and say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import re
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from her_goals import GoalSpace
+from her_goals.config import config_hash
+from her_goals.errors import GoalError, GoalShapeError
+from numpy.typing import ArrayLike, NDArray
+from rosbags.interfaces import Connection
+
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.typesys.store import Typestore
+
+from her_recorder import interfaces as ifc
+from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
+from her_recorder.errors import BagError, BagMismatchError, RecorderError
+from her_recorder.mcapscan import metadata_record
+
+log = logging.getLogger("her_recorder")
+
+BAG_NAME = re.compile(r"^bag_(\d{4,})$")
+
+
+def bag_name(index: int) -> str:
+    """Directory name of the ``index``-th bag of a session."""
+    return f"bag_{index:04d}"
+
+
+def stamp(stamp_ns: int) -> Any:
+    """A ``std_msgs/Header`` stamp (``builtin_interfaces/Time``) from integer nanoseconds."""
+    if stamp_ns < 0:
+        raise RecorderError(f"stamps are integer nanoseconds >= 0, got {stamp_ns}")
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return ifc.typestore().types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+
+
+def header(stamp_ns: int, frame_id: str) -> Any:
+    """A ``std_msgs/Header`` from integer nanoseconds and a frame id."""
+    return ifc.typestore().types["std_msgs/msg/Header"](stamp=stamp(stamp_ns), frame_id=frame_id)
+
+
+def _vector(value: ArrayLike, what: str) -> NDArray[np.float64]:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim > 1:
+        raise GoalShapeError(f"{what} must be a vector, got shape {arr.shape}")
+    return np.ascontiguousarray(arr.reshape(-1))
+
+
+class RecordedEpisode(NamedTuple):
+    """What :meth:`EpisodeRecorder.end_episode` (and abort/discard) recorded."""
+
+    episode_id: int
+    num_steps: int
+    success: bool
+    reason: str
+    bag: Path
+
+
+@dataclass
+class _Episode:
+    episode_id: int
+    desired_goal: NDArray[np.float64]
+    num_steps: int = 0
+    last_next_achieved: NDArray[np.float64] | None = None
+    last_stamp_ns: int = 0
+
+
+class _Bag:
+    """One rosbag2 directory being written, with episode-boundary durability."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        meta: BagMeta,
+        compression: Literal["none", "zstd"],
+        fsync: bool,
+        store: Typestore,
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.compression = compression
+        self.fsync = fsync
+        self.store = store
+        self.writer: Writer | None = None
+        self.storage: McapWriter | None = None
+        self.connections: dict[str, Connection] = {}
+        self.episode_ids: dict[str, list[int]] = {"ended": [], "aborted": [], "discarded": []}
+
+    def open(self) -> None:
+        writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if self.compression == "zstd":
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        writer.open()
+        storage = writer.storage
+        if not isinstance(storage, McapWriter) or not all(
+            hasattr(storage, name) for name in ("close_chunk", "chunk", "bio")
+        ):
+            writer.abort()
+            raise BagError(
+                "this rosbags version's MCAP writer has no close_chunk()/chunk/bio; "
+                "her_recorder needs them to make each episode durable (rosbags 0.10-0.11 has them)"
+            )
+        self.writer, self.storage = writer, storage
+        # The HER description goes into the data section right after the MCAP
+        # header, so it survives a crash; metadata.yaml only exists after close.
+        storage.bio.write(metadata_record(MCAP_METADATA_NAME, self.meta.to_strings()))
+        self.sync()
+        if self.fsync:
+            _fsync_dir(self.path)
+            _fsync_dir(self.path.parent)
+
+    def write(self, topic: str, msgtype: str, stamp_ns: int, data: bytes | memoryview) -> None:
+        assert self.writer is not None
+        conn = self.connections.get(topic)
+        if conn is None:
+            msgdef, rihs01 = ifc.message_definition(msgtype, self.store)
+            conn = self.writer.add_connection(
+                topic,
+                msgtype,
+                msgdef=msgdef,
+                rihs01=rihs01,
+                offered_qos_profiles=ifc.offered_qos(topic),
+            )
+            self.connections[topic] = conn
+        elif conn.msgtype != msgtype:
+            raise RecorderError(
+                f"topic {topic} is recorded as {conn.msgtype}; cannot also write {msgtype} to it"
+            )
+        self.writer.write(conn, stamp_ns, data)
+
+    def sync(self) -> None:
+        """Make everything written so far durable: close the chunk, flush, fsync."""
+        storage = self.storage
+        assert storage is not None
+        if storage.chunk.bio.tell():
+            storage.close_chunk()
+        storage.bio.flush()
+        if self.fsync:
+            os.fsync(storage.bio.fileno())
+
+    @property
+    def size_bytes(self) -> int:
+        storage = self.storage
+        return 0 if storage is None else storage.bio.tell() + storage.chunk.bio.tell()
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(len(ids) for ids in self.episode_ids.values())
+
+    def close(self, *, dropped_messages: int) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        ids = [i for v in self.episode_ids.values() for i in v]
+        episodes = {k: len(v) for k, v in self.episode_ids.items()}
+        if ids:
+            episodes.update(first_id=min(ids), last_id=max(ids))
+        meta = dataclasses.replace(
+            self.meta, episodes=episodes, dropped_messages=dropped_messages
+        )
+        for key, value in meta.to_strings().items():
+            writer.set_custom_data(key, value)
+        self.writer = self.storage = None
+        writer.close()
+        if self.fsync:
+            with (self.path / "metadata.yaml").open("rb") as fh:
+                os.fsync(fh.fileno())
+            _fsync_dir(self.path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_STOP = object()
+
+
+class EpisodeRecorder:
+    """Record goal-conditioned episodes into a session directory of rosbag2 bags.
+
+    Usage::
+
+        with EpisodeRecorder("runs/reach", goal_space=space, task="reach") as rec:
+            rec.start_episode(desired_goal)
+            for ...:
+                rec.record_step(observation=o, next_observation=o2, action_raw=a,
+                                achieved_goal=ag, next_achieved_goal=ag2)
+            rec.end_episode()            # durable on disk when this returns
+
+    Like rosbags' writer, ``__init__`` does no I/O; :meth:`open`/:meth:`close` (or
+    the context manager) own the files. With ``queue_size > 0`` messages are
+    serialised and written by a background thread, so a control loop or ROS
+    callback never waits for the disk; a full queue drops the message and counts
+    it in :attr:`dropped_messages` (logged on close and stored in the bag).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        goal_space: GoalSpace,
+        task: str,
+        config: Any = None,
+        seeds: Any = None,
+        max_episodes_per_bag: int | None = None,
+        max_bag_bytes: int | None = None,
+        compression: Literal["none", "zstd"] = "none",
+        fsync: bool = True,
+        queue_size: int = 0,
+        resume: bool = False,
+    ) -> None:
+        """Configure a recorder; nothing touches the disk before :meth:`open`.
+
+        Args:
+            path: Session directory; bags are created inside it.
+            goal_space: Goal space of every episode (stored in each bag).
+            task: Task name (stored in each bag and in every EpisodeEvent).
+            config: Run configuration (dataclass or mapping), stored with its hash.
+            seeds: Seeds of the run (int, list or mapping), stored as JSON.
+            max_episodes_per_bag: Start a new bag after this many episodes.
+            max_bag_bytes: Start a new bag once the MCAP file reaches this size.
+            compression: ``"zstd"`` compresses MCAP chunks; ``"none"`` does not.
+            fsync: ``fsync`` at each episode boundary (survives power loss, not
+                only a killed process); ``False`` only flushes to the OS.
+            queue_size: 0 writes synchronously; > 0 writes from a background
+                thread through a queue of this many messages.
+            resume: Continue an existing session in a new bag (episode ids go on
+                from the last recorded one; bags left by a crash are recovered).
+        """
+        if compression not in ("none", "zstd"):
+            raise RecorderError(f"compression must be 'none' or 'zstd', got {compression!r}")
+        if max_episodes_per_bag is not None and max_episodes_per_bag < 1:
+            raise RecorderError("max_episodes_per_bag must be >= 1")
+        if queue_size < 0:
+            raise RecorderError("queue_size must be >= 0")
+        self.path = Path(path)
+        self.goal_space = goal_space
+        self.task = task
+        self.config = config
+        self.seeds = seeds
+        self.max_episodes_per_bag = max_episodes_per_bag
+        self.max_bag_bytes = max_bag_bytes
+        self.compression: Literal["none", "zstd"] = compression
+        self.fsync = fsync
+        self.queue_size = queue_size
+        self.resume = resume
+
+        self.bag_paths: list[Path] = []
+        self.dropped_messages = 0
+        self._store = ifc.typestore()
+        self._types = self._store.types
+        self._is_open = False
+        self._session = ""
+        self._next_bag_index = 0
+        self._next_episode_id = 0
+        self._episode: _Episode | None = None
+        self._bag: _Bag | None = None
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+    def open(self) -> None:
+        """Create (or, with ``resume``, continue) the session directory."""
+        if self._is_open:
+            raise RecorderError(f"recorder for {self.path} is already open")
+        existing = sorted(p for p in self.path.glob("bag_*") if BAG_NAME.match(p.name))
+        if existing and not self.resume:
+            raise RecorderError(
+                f"{self.path} already holds {len(existing)} bag(s); pass resume=True to "
+                "continue the session in a new bag, or choose a new directory"
+            )
+        if self.path.exists() and not self.path.is_dir():
+            raise RecorderError(f"{self.path} exists and is not a directory")
+        self._session = uuid.uuid4().hex
+        if existing:
+            self._resume_from(existing)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.queue_size:
+            self._queue = queue.Queue(maxsize=self.queue_size)
+            self._thread = threading.Thread(
+                target=self._drain, name=f"her-recorder:{self.path.name}", daemon=True
+            )
+            self._thread.start()
+        self._is_open = True
+
+    def _resume_from(self, existing: list[Path]) -> None:
+        from her_recorder.reader import bag_summary  # noqa: PLC0415 - avoid an import cycle
+        from her_recorder.recover import recover_bag  # noqa: PLC0415
+
+        last_id = -1
+        for bag in existing:
+            info = bag_summary(bag)
+            if info.needs_recovery:
+                log.warning("resume: %s was not closed cleanly; recovering it", bag)
+                recover_bag(bag)
+                info = bag_summary(bag)
+            if info.meta is not None:
+                if not info.meta.goal_space.same_as(self.goal_space):
+                    raise BagMismatchError(
+                        f"cannot resume {self.path}: {bag} was recorded in goal space "
+                        f"{info.meta.goal_space.spec()}, this recorder has {self.goal_space.spec()}"
+                    )
+                if info.meta.task != self.task:
+                    raise BagMismatchError(
+                        f"cannot resume {self.path}: {bag} is task {info.meta.task!r}, "
+                        f"this recorder is {self.task!r}"
+                    )
+                self._session = info.meta.session or self._session
+            if info.last_episode_id is not None:
+                last_id = max(last_id, info.last_episode_id)
+        self._next_bag_index = 1 + max(int(BAG_NAME.match(p.name).group(1)) for p in existing)  # type: ignore[union-attr]
+        self._next_episode_id = last_id + 1
+
+    def close(self) -> None:
+        """Abort an episode still open, write everything and close the bag."""
+        if not self._is_open:
+            return
+        try:
+            if self._episode is not None and self._error is None:
+                self.abort_episode("recorder_closed")
+        finally:
+            self._is_open = False
+            if self._thread is not None and self._queue is not None:
+                self._queue.put(_STOP)
+                self._thread.join()
+                self._thread = None
+            if self._bag is not None:
+                self._close_bag()
+            if self.dropped_messages:
+                log.warning(
+                    "recorder %s dropped %d message(s): the write queue (%d) was full",
+                    self.path,
+                    self.dropped_messages,
+                    self.queue_size,
+                )
+        self._raise_if_failed()
+
+    def __enter__(self) -> EpisodeRecorder:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc_type is not None and self._episode is not None and self._error is None:
+            try:
+                self.abort_episode(f"exception: {exc_type.__name__}")
+            except Exception:  # the original exception matters more
+                log.exception("could not abort the open episode")
+        self.close()
+        return False
+
+    # -- the episode API ---------------------------------------------------------
+    @property
+    def episode_id(self) -> int | None:
+        """Id of the episode being recorded, or None between episodes."""
+        return None if self._episode is None else self._episode.episode_id
+
+    def start_episode(
+        self,
+        desired_goal: ArrayLike,
+        *,
+        stamp_ns: int | None = None,
+        reason: str = "",
+    ) -> int:
+        """Begin an episode towards ``desired_goal``; returns its id (unique in the session)."""
+        self._check_open()
+        if self._episode is not None:
+            raise RecorderError(
+                f"episode {self._episode.episode_id} is still open; end, abort or discard it first"
+            )
+        desired = self.goal_space.check(_vector(desired_goal, "desired_goal"), "desired_goal")
+        t = time.time_ns() if stamp_ns is None else int(stamp_ns)
+        episode = _Episode(self._next_episode_id, desired, last_stamp_ns=t)
+        self._next_episode_id += 1
+        self._episode = episode
+        self._emit_event(ifc.EventKind.START, episode, t, success=False, reason=reason)
+        goal = self._types[ifc.GOAL_TYPE](
+            header=header(t, self.goal_space.frame),
+            goal_space=self.goal_space.name,
+            value=desired,
+            tolerance=float(self.goal_space.tolerance),
+            episode_id=episode.episode_id,
+        )
+        self._emit(ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE, t, goal)
+        return episode.episode_id
+
+    def record_step(
+        self,
+        *,
+        observation: ArrayLike,
+        next_observation: ArrayLike,
+        action_raw: ArrayLike,
+        achieved_goal: ArrayLike,
+        next_achieved_goal: ArrayLike,
+        action_applied: ArrayLike | None = None,
+        reward: float | None = None,
+        terminated: bool = False,
+        truncated: bool = False,
+        is_success: bool | None = None,
+        safety_flags: int = 0,
+        safety_cost: float = 0.0,
+        safety_reasons: Sequence[str] = (),
+        stamp_ns: int | None = None,
+    ) -> int:
+        """Record one step of the open episode; returns its index in the episode.
+
+        ``reward`` and ``is_success`` default to the goal space's own
+        ``compute_reward``/``is_success`` of ``next_achieved_goal`` against the
+        episode's desired goal; values passed in are recorded as given (the
+        reader checks them against the goal space). ``action_applied`` defaults
+        to ``action_raw`` (no limits in the loop).
+        """
+        self._check_open()
+        episode = self._episode
+        if episode is None:
+            raise RecorderError("record_step() outside an episode: call start_episode() first")
+        dim = self.goal_space.dim
+        achieved = _vector(achieved_goal, "achieved_goal")
+        next_achieved = _vector(next_achieved_goal, "next_achieved_goal")
+        for what, arr in (("achieved_goal", achieved), ("next_achieved_goal", next_achieved)):
+            if arr.shape != (dim,):
+                raise GoalShapeError(
+                    f"{what} has shape {arr.shape}; goal space {self.goal_space.name!r} "
+                    f"needs ({dim},)"
+                )
+        if reward is None or is_success is None:
+            try:
+                success = bool(self.goal_space.is_success(next_achieved, episode.desired_goal))
+            except GoalError:  # NaN/inf: record it, the reader reports it
+                success = False
+            if reward is None:
+                reward = float(success) - 1.0
+            if is_success is None:
+                is_success = success
+        raw = _vector(action_raw, "action_raw")
+        t = time.time_ns() if stamp_ns is None else int(stamp_ns)
+        msg = self._types[ifc.STEP_TYPE](
+            header=header(t, self.goal_space.frame),
+            episode_id=episode.episode_id,
+            step=episode.num_steps,
+            observation=_vector(observation, "observation"),
+            next_observation=_vector(next_observation, "next_observation"),
+            action_raw=raw,
+            action_applied=raw if action_applied is None else _vector(action_applied, "action"),
+            achieved_goal=achieved,
+            next_achieved_goal=next_achieved,
+            desired_goal=episode.desired_goal,
+            reward=float(reward),
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+            is_success=bool(is_success),
+            safety_flags=int(safety_flags),
+            safety_cost=float(safety_cost),
+            safety_reasons=[str(r) for r in safety_reasons],
+        )
+        self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, msg)
+        episode.num_steps += 1
+        episode.last_next_achieved = next_achieved
+        episode.last_stamp_ns = t
+        return episode.num_steps - 1
+
+    def end_episode(
+        self,
+        success: bool | None = None,
+        reason: str | None = None,
+        *,
+        stamp_ns: int | None = None,
+        wait: bool = True,
+    ) -> RecordedEpisode:
+        """End the open episode; with ``wait`` it is durable on disk when this returns.
+
+        ``success`` is requested-goal success: whether the final achieved goal is
+        within tolerance of the desired goal. It defaults to exactly that,
+        computed by the goal space; a value passed in is recorded as given and
+        checked by the reader. ``reason`` defaults to ``"success"`` or
+        ``"time_limit"``.
+        """
+        episode = self._require_episode("end_episode")
+        if success is None:
+            success = False
+            if episode.last_next_achieved is not None:
+                try:
+                    success = bool(
+                        self.goal_space.is_success(episode.last_next_achieved, episode.desired_goal)
+                    )
+                except GoalError:
+                    success = False
+        if reason is None:
+            reason = "success" if success else "time_limit"
+        return self._finish(ifc.EventKind.END, episode, bool(success), reason, stamp_ns, wait)
+
+    def abort_episode(
+        self, reason: str, *, stamp_ns: int | None = None, wait: bool = True
+    ) -> RecordedEpisode:
+        """Stop the open episode early (safety, operator, error): it is not complete."""
+        episode = self._require_episode("abort_episode")
+        return self._finish(ifc.EventKind.ABORT, episode, False, reason, stamp_ns, wait)
+
+    def discard_episode(
+        self, reason: str = "operator", *, stamp_ns: int | None = None, wait: bool = True
+    ) -> RecordedEpisode:
+        """Throw the open episode away (e.g. to re-record it); readers skip it, visibly."""
+        episode = self._require_episode("discard_episode")
+        return self._finish(ifc.EventKind.DISCARD, episode, False, reason, stamp_ns, wait)
+
+    def record_raw(self, topic: str, msg: Any, stamp_ns: int) -> None:
+        """Record a raw state message (a rosbags message object), e.g. ``/joint_states``."""
+        self._check_open()
+        msgtype = getattr(msg, "__msgtype__", None)
+        if not isinstance(msgtype, str):
+            raise RecorderError(
+                f"record_raw({topic!r}) needs a rosbags message object (with __msgtype__), "
+                f"got {type(msg).__name__}"
+            )
+        self._emit(topic, msgtype, int(stamp_ns), msg)
+
+    def record_serialized(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """Record an already CDR-serialised message (e.g. from a ROS subscription)."""
+        self._check_open()
+        self._emit(topic, msgtype, int(stamp_ns), bytes(data))
+
+    # -- internals -------------------------------------------------------------------
+    def _check_open(self) -> None:
+        self._raise_if_failed()
+        if not self._is_open:
+            raise RecorderError(f"recorder for {self.path} is not open; call open() first")
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise RecorderError(
+                f"the recorder for {self.path} stopped writing: {self._error}"
+            ) from self._error
+
+    def _require_episode(self, what: str) -> _Episode:
+        self._check_open()
+        if self._episode is None:
+            raise RecorderError(f"{what}() without an open episode")
+        return self._episode
+
+    def _emit_event(
+        self, kind: ifc.EventKind, episode: _Episode, t: int, *, success: bool, reason: str
+    ) -> None:
+        msg = self._types[ifc.EVENT_TYPE](
+            header=header(t, self.goal_space.frame),
+            event=int(kind),
+            episode_id=episode.episode_id,
+            task=self.task,
+            goal_space=self.goal_space.name,
+            desired_goal=episode.desired_goal,
+            num_steps=episode.num_steps,
+            success=success,
+            reason=reason,
+        )
+        self._emit(ifc.TOPIC_EPISODE, ifc.EVENT_TYPE, t, msg)
+
+    def _finish(
+        self,
+        kind: ifc.EventKind,
+        episode: _Episode,
+        success: bool,
+        reason: str,
+        stamp_ns: int | None,
+        wait: bool,
+    ) -> RecordedEpisode:
+        t = time.time_ns() if stamp_ns is None else int(stamp_ns)
+        self._emit_event(kind, episode, t, success=success, reason=reason)
+        self._episode = None
+        done = threading.Event() if (wait and self._queue is not None) else None
+        bag_box: list[Path] = []
+        self._control(("boundary", kind, episode.episode_id, done, bag_box))
+        if done is not None:
+            done.wait()
+        self._raise_if_failed()
+        bag = bag_box[0] if bag_box else (self.bag_paths[-1] if self.bag_paths else self.path)
+        return RecordedEpisode(episode.episode_id, episode.num_steps, success, reason, bag)
+
+    def _emit(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
+        if self._queue is None:
+            self._write(topic, msgtype, t, payload)
+            return
+        try:
+            self._queue.put_nowait(("msg", topic, msgtype, t, payload))
+        except queue.Full:
+            with self._lock:
+                self.dropped_messages += 1
+
+    def _control(self, item: tuple[Any, ...]) -> None:
+        if self._queue is None:
+            self._process(item)
+        else:
+            self._queue.put(item)  # control items are never dropped
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                if item[0] == "boundary" and item[3] is not None:
+                    item[3].set()
+                continue
+            try:
+                self._process(item)
+            except BaseException as exc:
+                self._error = exc
+                log.error("recorder %s stopped writing: %s", self.path, exc)
+                if item[0] == "boundary" and item[3] is not None:
+                    item[3].set()
+
+    def _process(self, item: tuple[Any, ...]) -> None:
+        if item[0] == "msg":
+            _, topic, msgtype, t, payload = item
+            self._write(topic, msgtype, t, payload)
+            return
+        _, kind, episode_id, done, bag_box = item
+        bag = self._bag
+        if bag is not None:
+            bag.sync()
+            key = {ifc.EventKind.END: "ended", ifc.EventKind.ABORT: "aborted"}.get(
+                kind, "discarded"
+            )
+            bag.episode_ids[key].append(episode_id)
+            bag_box.append(bag.path)
+            if (
+                self.max_episodes_per_bag is not None
+                and bag.num_episodes >= self.max_episodes_per_bag
+            ) or (self.max_bag_bytes is not None and bag.size_bytes >= self.max_bag_bytes):
+                self._close_bag()
+        if done is not None:
+            done.set()
+
+    def _write(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else self._store.serialize_cdr(payload, msgtype)
+        if self._bag is None:
+            self._open_bag()
+        assert self._bag is not None
+        self._bag.write(topic, msgtype, t, data)
+
+    def _open_bag(self) -> None:
+        index = self._next_bag_index
+        self._next_bag_index += 1
+        meta = BagMeta(
+            goal_space=self.goal_space,
+            task=self.task,
+            config=self.config,
+            config_hash=config_hash(self.config if self.config is not None else {}),
+            seeds=self.seeds,
+            session=self._session,
+            bag_index=index,
+            schema={
+                t: self._store.hash_rihs01(t)
+                for t in (ifc.STEP_TYPE, ifc.EVENT_TYPE, ifc.GOAL_TYPE)
+            },
+        )
+        bag = _Bag(
+            self.path / bag_name(index),
+            meta=meta,
+            compression=self.compression,
+            fsync=self.fsync,
+            store=self._store,
+        )
+        bag.open()
+        self._bag = bag
+        self.bag_paths.append(bag.path)
+
+    def _close_bag(self) -> None:
+        bag, self._bag = self._bag, None
+        if bag is not None:
+            bag.close(dropped_messages=self.dropped_messages)
