@@ -1,0 +1,725 @@
+"""Safety monitor: the last check between the policy and the arm (DESIGN.md rule 5).
+
+Every tick :meth:`SafetyMonitor.check` takes the latest joint state (with its stamp),
+the current time and the joint-position command the action limits and IK produced,
+and returns a :class:`SafetyDecision`: the joint-position targets to send, whether it
+intervened, every reason (``SafetyFlag`` bits, the ``safety_flags`` of Step.msg), a
+safety cost and a ``diagnostic_msgs`` status level.
+
+Hold
+    "Hold" commands the *measured* joint position, never the last command (a
+    ``forward_command_controller`` would otherwise keep driving towards a stale target).
+    When the measured position is NaN/inf the hold uses the last finite measured
+    position; when no finite position was ever measured the decision carries
+    ``command=None``: send nothing (nothing of ours is held by the driver yet), and
+    the status is ERROR. A measured position beyond a hard joint limit (MuJoCo's soft
+    limits let joints penetrate slightly; a real encoder can read past a stop) is
+    clamped into the hard limits before it is used as the reference; that is the only
+    case in which the command can differ from the measured position by more than one
+    joint step, by exactly the excess, and it is flagged ``JOINT_LIMIT`` (ERROR).
+
+Invariant (proved by the property tests in tests/her_policy/test_safety_properties.py)
+    For every state, time and command, including NaN, inf, 1e9 and stale or future
+    stamps, whenever ``command`` is not None it is finite and, per joint, with
+    ``r = clip(measured, low, high)`` (measured = the last finite measured position):
+
+    * ``low <= command <= high``;
+    * ``|command - r| <= joint step cap`` (``min(max_joint_step_rad, v_max * dt)``);
+    * ``command`` lies in ``[low + margin, high - margin]``, or, for a joint whose
+      ``r`` is already inside the margin band's complement, between ``r`` and the band
+      (holding it or moving it back, never further out).
+
+    So when the measured position is inside the margin band, the command is inside
+    the band and within one step of the measured position, as Servo's margins promise.
+
+Order of the checks per tick
+    e-stop latch -> usable, finite measured state -> stale stamp -> finite command ->
+    joint step and velocity cap (whole delta scaled, direction kept) -> singularity
+    (condition number of the Jacobian at the predicted position) -> joint-limit margin
+    clamp (per joint) -> workspace box and table floor on the predicted tool position.
+    Each later stage only shrinks the step towards the reference, so none can undo an
+    earlier guarantee; a final clip re-asserts the invariant against rounding.
+
+Safety cost
+    ``safety_cost = max(cost_weights[f] for f in flags)`` (0 when no flag is raised),
+    so a tick costs at most 1 and an episode's cost counts its ticks weighted by
+    their worst reason (a constrained-RL style per-step cost). Default weights are in
+    :data:`DEFAULT_COST_WEIGHTS`; ``cost_weights`` in the config overrides them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.config import suggest
+from her_goals.errors import ConfigError
+from her_goals.extractors import RobotState
+from her_goals.sampling import GoalRegion
+from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
+
+__all__ = [
+    "DEFAULT_COST_WEIGHTS",
+    "EpisodeCheck",
+    "SafetyConfig",
+    "SafetyDecision",
+    "SafetyFlag",
+    "SafetyMonitor",
+    "SafetyStatus",
+]
+
+DEFAULT_COST_WEIGHTS: dict[str, float] = {
+    "CLIPPED": 0.0,  # saturating the action range is routine, not a safety event
+    "STEP_LIMITED": 0.1,
+    "VELOCITY_LIMIT": 0.2,
+    "SINGULARITY": 0.5,
+    "JOINT_LIMIT": 0.5,
+    "WORKSPACE": 1.0,
+    "STALE_STATE": 1.0,
+    "NON_FINITE": 1.0,
+    "ESTOP": 1.0,
+    "GOAL_OUT_OF_REGION": 1.0,
+}
+
+Vector = NDArray[np.float64]
+
+# The bare LAPACK gufunc: np.linalg.eigvalsh's Python wrapper costs ~3x the 6x6 solve
+# itself. Falls back to the public function on numpy layouts without it.
+_eigvalsh: Any = getattr(getattr(np.linalg, "_umath_linalg", None), "eigvalsh_lo", None)
+if _eigvalsh is None:  # pragma: no cover
+    _eigvalsh = np.linalg.eigvalsh
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Thresholds of the safety monitor (units in the key names)."""
+
+    joint_limit_margin_rad: float = 0.1
+    """Keep commands this far inside every joint's position limits (MoveIt Servo: 0.1 rad)."""
+    stale_state_timeout_s: float = 0.1
+    """Hold when the joint state is older than this, or stamped this far in the future (Servo: 0.1 s)."""
+    velocity_limit_scale: float = 1.0
+    """Fraction of the arm's joint speed limits a command may use (step / dt)."""
+    measured_velocity_tolerance: float = 1.2
+    """Flag VELOCITY_LIMIT when a measured joint speed exceeds this multiple of its limit."""
+    workspace_low_m: tuple[float, float, float] = (0.15, -0.5, 0.0)
+    """Lower corner of the box the tool centre point must stay in (m, base frame)."""
+    workspace_high_m: tuple[float, float, float] = (0.85, 0.5, 0.6)
+    """Upper corner of the tool workspace box (m, base frame)."""
+    table_top_z_m: float = 0.0
+    """Height of the table top in the base frame (m)."""
+    table_clearance_m: float = 0.01
+    """Minimum height of the tool centre point above the table top (m)."""
+    singularity_slowdown_condition: float = 17.0
+    """Jacobian condition number from which motion towards a singularity is slowed (Servo: 17)."""
+    singularity_halt_condition: float = 30.0
+    """Condition number at which motion towards a singularity halts (Servo: 30)."""
+    singularity_leaving_multiplier: float = 2.0
+    """Moving away, the slow-down band is this many times wider (Servo's leaving multiplier)."""
+    singularity_leaving_min_scale: float = 0.1
+    """Moving away from a singularity is never slowed below this fraction (so the arm can escape)."""
+    singularity_jacobian_rows: Literal["full", "position"] = "full"
+    """Condition number of the full 6xN Jacobian (as Servo) or of its 3xN position rows."""
+    goal_region_margin_m: float = 0.0
+    """Accept desired goals up to this far outside the task's goal region (goal units)."""
+    cost_weights: dict[str, float] = field(default_factory=dict)
+    """Per-reason safety cost in [0, 1], overriding DEFAULT_COST_WEIGHTS (keys: flag names)."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "stale_state_timeout_s",
+            "velocity_limit_scale",
+            "measured_velocity_tolerance",
+            "singularity_slowdown_condition",
+            "singularity_leaving_multiplier",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"safety: {name} must be a positive number, got {value}")
+        for name in ("joint_limit_margin_rad", "table_clearance_m", "goal_region_margin_m"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"safety: {name} must be a number >= 0, got {value}")
+        if not self.singularity_halt_condition > self.singularity_slowdown_condition:
+            raise ConfigError(
+                "safety: singularity_halt_condition must exceed singularity_slowdown_condition, got "
+                f"{self.singularity_halt_condition} <= {self.singularity_slowdown_condition}"
+            )
+        if self.singularity_leaving_multiplier < 1.0:
+            raise ConfigError("safety: singularity_leaving_multiplier must be >= 1")
+        if not 0.0 < self.singularity_leaving_min_scale <= 1.0:
+            raise ConfigError("safety: singularity_leaving_min_scale must be in (0, 1]")
+        lo, hi = np.asarray(self.workspace_low_m, float), np.asarray(self.workspace_high_m, float)
+        if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise ConfigError("safety: workspace_low_m and workspace_high_m must be 3 finite numbers")
+        floor = max(lo[2], self.table_top_z_m + self.table_clearance_m)
+        if (hi <= lo).any() or floor >= hi[2]:
+            raise ConfigError(
+                f"safety: empty workspace box {self.workspace_low_m} .. {self.workspace_high_m} "
+                f"with floor z = {floor} m"
+            )
+        valid = {f.name for f in ALL_FLAGS}
+        for key, weight in self.cost_weights.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"safety: cost_weights has unknown reason {key!r}.{suggest(key, valid)} "
+                    f"Valid: {', '.join(sorted(valid))}."
+                )
+            if not (isinstance(weight, int | float) and 0.0 <= weight <= 1.0):
+                raise ConfigError(f"safety: cost_weights[{key!r}] must be in [0, 1], got {weight!r}")
+
+    @property
+    def floor_z_m(self) -> float:
+        """Lowest allowed tool height: the box floor or the table top plus clearance."""
+        return max(self.workspace_low_m[2], self.table_top_z_m + self.table_clearance_m)
+
+    def weight(self, flag: SafetyFlag) -> float:
+        """Safety cost of one reason."""
+        name = flag.name or ""
+        return float(self.cost_weights.get(name, DEFAULT_COST_WEIGHTS[name]))
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyDecision:
+    """What the monitor decided for one tick."""
+
+    command: Vector | None
+    """Joint-position targets to send (rad, arm joint order), or None: send nothing."""
+    gripper_m: float | None
+    """Gripper opening to command (m), or None: leave the gripper's goal unchanged (holds)."""
+    intervened: bool
+    """True when any reason was raised: what is sent is not exactly what the policy asked."""
+    flags: int
+    """Bitmask of :class:`SafetyFlag` (Step.msg ``safety_flags``)."""
+    reasons: tuple[str, ...]
+    """Names of the raised flags, lowest bit first (Step.msg ``safety_reasons``)."""
+    safety_cost: float
+    """max over raised reasons of their cost weight, in [0, 1]."""
+    status: SafetyStatus
+    """diagnostic_msgs level: OK, WARN (modified), ERROR (fault hold), STALE (stale state)."""
+    hold: bool
+    """True when the command is the (clamped) measured position."""
+    scale: float
+    """Fraction of the requested joint step that was kept (0 on hold, 1 when untouched)."""
+    condition_number: float
+    """Jacobian condition number at the predicted position (NaN when not computed)."""
+    details: tuple[str, ...] = ()
+    """Human-readable notes, one per intervention (for logs and /diagnostics)."""
+
+    @property
+    def flag_set(self) -> SafetyFlag:
+        """The flags as a :class:`SafetyFlag`."""
+        return SafetyFlag(self.flags)
+
+
+@dataclass(frozen=True)
+class EpisodeCheck:
+    """Whether an episode's desired goal may be pursued at all."""
+
+    accepted: bool
+    flags: int
+    reasons: tuple[str, ...]
+    safety_cost: float
+    detail: str = ""
+
+
+class _Kin:
+    """Adapter over the injected kinematics: fk(q) and pose+Jacobian in one pass when offered."""
+
+    def __init__(
+        self,
+        fk: Callable[[Vector], ArrayLike],
+        jacobian: Callable[[Vector], ArrayLike],
+        fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None,
+    ) -> None:
+        self.fk = fk
+        self.jacobian = jacobian
+        self.fk_and_jacobian = fk_and_jacobian
+
+    def both(self, q: Vector) -> tuple[Vector, Vector]:
+        if self.fk_and_jacobian is not None:
+            p, jac = self.fk_and_jacobian(q)
+            return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
+        return np.asarray(self.fk(q), dtype=np.float64), np.asarray(self.jacobian(q), dtype=np.float64)
+
+
+class SafetyMonitor:
+    """Checks every command against state, limits, workspace and singularity; see module docstring.
+
+    Kinematics is injected: ``fk(q) -> (3,)`` tool position in m and ``jacobian(q) ->
+    (6, n)`` (linear rows first), both in the base frame, plus optionally
+    ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass.
+    :meth:`from_kinematics` wires a ``her_mujoco.kinematics.Kinematics``-like object.
+    """
+
+    def __init__(
+        self,
+        config: SafetyConfig,
+        *,
+        joint_names: Sequence[str],
+        joint_low_rad: ArrayLike,
+        joint_high_rad: ArrayLike,
+        velocity_limit_rad_s: ArrayLike,
+        max_joint_step_rad: ArrayLike,
+        control_period_s: float,
+        fk: Callable[[Vector], ArrayLike],
+        jacobian: Callable[[Vector], ArrayLike],
+        fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None = None,
+        goal_region: GoalRegion | None = None,
+    ) -> None:
+        self.config = config
+        self.joint_names = tuple(joint_names)
+        n = len(self.joint_names)
+        self.n_joints = n
+        low = np.asarray(joint_low_rad, dtype=np.float64)
+        high = np.asarray(joint_high_rad, dtype=np.float64)
+        vmax = np.asarray(velocity_limit_rad_s, dtype=np.float64)
+        step = np.broadcast_to(np.asarray(max_joint_step_rad, dtype=np.float64), (n,)).copy()
+        for name, arr in (("joint_low_rad", low), ("joint_high_rad", high), ("velocity_limit_rad_s", vmax)):
+            if arr.shape != (n,):
+                raise ConfigError(f"safety monitor: {name} has shape {arr.shape}, need ({n},)")
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ConfigError(
+                "safety monitor: every arm joint needs finite position limits (continuous joints "
+                "are not supported: the margin check needs a bound)"
+            )
+        margin = config.joint_limit_margin_rad
+        if (high - low <= 2 * margin).any():
+            raise ConfigError(
+                f"safety monitor: joint_limit_margin_rad {margin} leaves no room inside the limits "
+                f"{low.tolist()} .. {high.tolist()}"
+            )
+        if not (np.isfinite(vmax).all() and (vmax > 0).all() and np.isfinite(step).all() and (step > 0).all()):
+            raise ConfigError("safety monitor: velocity limits and joint step caps must be positive")
+        if not (math.isfinite(control_period_s) and control_period_s > 0):
+            raise ConfigError(f"safety monitor: control_period_s must be positive, got {control_period_s}")
+        self.control_period_s = float(control_period_s)
+        self.joint_low_rad, self.joint_high_rad = low, high
+        self.band_low_rad, self.band_high_rad = low + margin, high - margin
+        self.velocity_limit_rad_s = vmax * config.velocity_limit_scale
+        self.max_joint_step_rad = step
+        vel_step = self.velocity_limit_rad_s * self.control_period_s
+        # The binding per-joint cap on |command - reference| and which limit it comes from.
+        self.joint_step_cap_rad = np.minimum(step, vel_step)
+        self._inv_cap = 1.0 / self.joint_step_cap_rad
+        self._inv_step = 1.0 / step
+        self._inv_vel_step = 1.0 / vel_step
+        self._inv_vmax_measured = 1.0 / (vmax * config.measured_velocity_tolerance)
+        self._zero = np.zeros(n)
+        self.workspace_low_m = np.array(
+            [config.workspace_low_m[0], config.workspace_low_m[1], config.floor_z_m]
+        )
+        self.workspace_high_m = np.asarray(config.workspace_high_m, dtype=np.float64)
+        self._kin = _Kin(fk, jacobian, fk_and_jacobian)
+        self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
+        self._c_lo = config.singularity_slowdown_condition
+        self._c_hi = config.singularity_halt_condition
+        self._c_hi_leave = self._c_lo + (self._c_hi - self._c_lo) * config.singularity_leaving_multiplier
+        self._leave_min = config.singularity_leaving_min_scale
+        self._timeout_ns = round(config.stale_state_timeout_s * 1e9)
+        self.goal_region = goal_region
+        # Cost and reason names for every bitmask value, so a tick only does a lookup.
+        n_masks = 1 << len(ALL_FLAGS)
+        weights = [config.weight(f) for f in ALL_FLAGS]
+        self._cost = [
+            max((w for i, w in enumerate(weights) if m >> i & 1), default=0.0) for m in range(n_masks)
+        ]
+        self._names = [flag_names(m) for m in range(n_masks)]
+        self._index_names: tuple[str, ...] | None = None
+        self._index: NDArray[np.intp] | None = None
+        self._last_finite: Vector | None = None
+        self._estop_latched = False
+
+    @classmethod
+    def from_kinematics(
+        cls,
+        config: SafetyConfig,
+        kinematics: Any,
+        *,
+        max_joint_step_rad: ArrayLike,
+        control_period_s: float,
+        goal_region: GoalRegion | None = None,
+    ) -> SafetyMonitor:
+        """Build a monitor from an object with ``joint_names``, ``joint_limits``,
+        ``velocity_limits``, ``fk``, ``jacobian`` and optionally ``pose_and_jacobian``
+        (``her_mujoco.kinematics.Kinematics``)."""
+        low, high = kinematics.joint_limits
+        both = None
+        pose_and_jacobian = getattr(kinematics, "pose_and_jacobian", None)
+        if pose_and_jacobian is not None:
+
+            def both(q: Vector) -> tuple[ArrayLike, ArrayLike]:
+                p, _, jac = pose_and_jacobian(q)
+                return p, jac
+
+        return cls(
+            config,
+            joint_names=kinematics.joint_names,
+            joint_low_rad=low,
+            joint_high_rad=high,
+            velocity_limit_rad_s=kinematics.velocity_limits,
+            max_joint_step_rad=max_joint_step_rad,
+            control_period_s=control_period_s,
+            fk=kinematics.fk,
+            jacobian=kinematics.jacobian,
+            fk_and_jacobian=both,
+            goal_region=goal_region,
+        )
+
+    # -- e-stop ---------------------------------------------------------------
+    @property
+    def estop_latched(self) -> bool:
+        """True from the first tick that saw the stop signal until :meth:`reset_estop`."""
+        return self._estop_latched
+
+    def trigger_estop(self) -> None:
+        """Latch the emergency stop (every following decision holds)."""
+        self._estop_latched = True
+
+    def reset_estop(self, *, signal_active: bool = False) -> bool:
+        """Release the e-stop latch; refused (returns False) while the stop signal is still active."""
+        if signal_active:
+            return False
+        self._estop_latched = False
+        return True
+
+    # -- episode gate -----------------------------------------------------------
+    def check_episode(self, desired_goal: ArrayLike) -> EpisodeCheck:
+        """Refuse an episode whose desired goal is non-finite or outside the task's goal region."""
+        g = np.asarray(desired_goal, dtype=np.float64)
+        region = self.goal_region
+        flag = int(SafetyFlag.GOAL_OUT_OF_REGION)
+        if g.ndim != 1 or not np.isfinite(g).all():
+            detail = f"desired goal {g.tolist()} is not a finite vector"
+            return EpisodeCheck(False, flag, self._names[flag], self._cost[flag], detail)
+        if region is not None:
+            if g.shape != (region.dim,):
+                detail = f"desired goal has {g.size} values, the goal region {region.dim}"
+                return EpisodeCheck(False, flag, self._names[flag], self._cost[flag], detail)
+            if not bool(region.contains(g, margin=self.config.goal_region_margin_m)):
+                detail = (
+                    f"desired goal {np.round(g, 4).tolist()} outside the task region "
+                    f"{list(region.low)} .. {list(region.high)} (margin {self.config.goal_region_margin_m})"
+                )
+                return EpisodeCheck(False, flag, self._names[flag], self._cost[flag], detail)
+        return EpisodeCheck(True, 0, (), 0.0)
+
+    # -- per tick -----------------------------------------------------------------
+    def measured_position(self, state: RobotState) -> Vector | None:
+        """Arm joint positions from ``state`` in arm order (may be NaN), or None if joints are missing."""
+        names = state.joint_names
+        if names is not self._index_names:
+            self._index_names = names
+            if names == self.joint_names:
+                self._index = None
+            else:
+                where = {n: i for i, n in enumerate(names)}
+                if any(n not in where for n in self.joint_names):
+                    self._index_names = None
+                    return None
+                self._index = np.array([where[n] for n in self.joint_names], dtype=np.intp)
+        pos = state.position
+        if self._index is not None:
+            return pos[self._index]
+        return pos
+
+    def hold(self, state: RobotState, now_ns: int, *, flags: int = 0, detail: str = "") -> SafetyDecision:
+        """A hold decision at the measured position (what every fault path returns)."""
+        return self.check(state, now_ns, None, upstream_flags=flags, upstream_detail=detail)
+
+    def check(
+        self,
+        state: RobotState,
+        now_ns: int,
+        command: ArrayLike | None,
+        *,
+        gripper_m: float | None = None,
+        upstream_flags: int = 0,
+        estop: bool = False,
+        upstream_detail: str = "",
+    ) -> SafetyDecision:
+        """Decide what to send this tick (see the module docstring for the rules and the invariant).
+
+        ``command``: joint-position targets (rad, arm order) from limits + IK, or None
+        when upstream had nothing to send (the decision then holds). ``upstream_flags``:
+        reasons already raised by the action limits (CLIPPED, STEP_LIMITED, NON_FINITE,
+        WORKSPACE); NON_FINITE there forces a hold. ``estop``: the stop signal this tick;
+        once seen it latches until :meth:`reset_estop`.
+        """
+        # Plain ints, not SafetyFlag: IntFlag arithmetic costs microseconds per operation.
+        flags = int(upstream_flags)
+        severity = 1 if flags & _WARN_UPSTREAM else 0
+        details: list[str] = [upstream_detail] if upstream_detail else []
+        hold = False
+        zero = self._zero
+
+        if estop:
+            self._estop_latched = True
+
+        # 1. The reference: the measured position, or the last finite one.
+        q = self.measured_position(state)
+        if q is None or q.shape != (self.n_joints,):
+            flags |= _NON_FINITE
+            severity = 3
+            hold = True
+            details.append(f"joint state lacks arm joints {list(self.joint_names)}")
+            q_ref = self._last_finite
+        elif math.isnan(q @ zero):  # q @ 0 is NaN exactly when q has a NaN or an inf
+            flags |= _NON_FINITE
+            severity = 3
+            hold = True
+            details.append("measured joint position is NaN/inf: holding the last finite one")
+            q_ref = self._last_finite
+        else:
+            q_ref = q.copy()
+            self._last_finite = q_ref
+        if q_ref is None:
+            details.append("no finite joint position measured yet: sending nothing")
+            return self._decide(None, flags, 3, True, 0.0, math.nan, details)
+
+        ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
+        if ref.tobytes() != q_ref.tobytes():
+            flags |= _JOINT_LIMIT
+            severity = 3
+            details.append(f"measured joints beyond hard limits: {self._beyond(q_ref)}")
+
+        # Measured speed above its limit: flagged; nothing to command differently.
+        vel = state.velocity
+        if vel.size and vel.size == state.position.size:
+            v = vel[self._index] if self._index is not None else vel
+            if (np.abs(v) * self._inv_vmax_measured).max() > 1.0:  # NaN compares False
+                flags |= _VELOCITY_LIMIT
+                severity = max(severity, 1)
+                details.append("measured joint speed above its limit")
+
+        # 2. Stale (or future-stamped) state.
+        age_ns = now_ns - state.stamp_ns
+        if age_ns > self._timeout_ns or age_ns < -self._timeout_ns:
+            flags |= _STALE_STATE
+            severity = max(severity, 2)
+            hold = True
+            details.append(f"joint state is {age_ns * 1e-9:.3f} s old (timeout {self._timeout_ns * 1e-9:g} s)")
+
+        # 3. Latched e-stop.
+        if self._estop_latched:
+            flags |= _ESTOP
+            severity = 3
+            hold = True
+            details.append("e-stop latched: holding until reset")
+
+        # 4. The command itself.
+        if flags & _NON_FINITE:
+            severity = 3
+            hold = True
+        if command is None:
+            hold = True
+        if hold:
+            return self._decide(ref, flags, severity, True, 0.0, math.nan, details)
+        cmd = np.asarray(command, dtype=np.float64)
+        if cmd.shape != (self.n_joints,) or math.isnan(cmd @ zero):
+            flags |= _NON_FINITE
+            details.append("joint command is NaN/inf or misshapen")
+            return self._decide(ref, flags, 3, True, 0.0, math.nan, details)
+
+        # 5. Joint step and commanded velocity: scale the whole delta (direction kept).
+        delta = cmd - ref
+        abs_delta = np.abs(delta)
+        worst = (abs_delta * self._inv_cap).max()
+        scale = 1.0
+        if worst > 1.0:
+            scale = 1.0 / float(worst)
+            if (abs_delta * self._inv_step).max() > 1.0:
+                flags |= _STEP_LIMITED
+            if (abs_delta * self._inv_vel_step).max() > 1.0:
+                flags |= _VELOCITY_LIMIT
+                details.append(f"commanded joint speed scaled to {scale:.3g} of the request")
+            severity = max(severity, 1)
+            cmd = ref + scale * delta
+
+        # Margin band of step 7, widened to the reference for joints already outside it.
+        lo = np.minimum(self.band_low_rad, ref)
+        hi = np.maximum(self.band_high_rad, ref)
+        try:
+            # 6. Singularity, on the Jacobian at the predicted position.
+            p_next: Vector | None
+            p_next, jac = self._kin.both(cmd)
+            cond = self._condition(jac)
+            if not cond <= self._c_lo:  # also true for NaN
+                sing = self._singularity_scale(ref, cond)
+                flags |= _SINGULARITY
+                if sing <= 0.0:
+                    details.append(f"Jacobian condition {cond:.1f}: halting (towards singularity)")
+                    return self._decide(ref, flags, 3, True, 0.0, cond, details)
+                details.append(f"Jacobian condition {cond:.1f}: speed scaled by {sing:.3f}")
+                severity = max(severity, 1)
+                scale *= sing
+                cmd = ref + sing * (cmd - ref)
+                p_next = None  # the tool position must be recomputed at the scaled command
+
+            # 7. Joint limits minus margin, per joint; never further out than the reference.
+            clamped = np.minimum(np.maximum(cmd, lo), hi)
+            if clamped.tobytes() != cmd.tobytes():
+                flags |= _JOINT_LIMIT
+                severity = max(severity, 1)
+                details.append(f"joint command clamped to the {self.config.joint_limit_margin_rad} rad margin")
+                cmd = clamped
+                p_next = None
+
+            # 8. Workspace box and table floor on the predicted tool position.
+            if p_next is None:
+                p_next = np.asarray(self._kin.fk(cmd), dtype=np.float64)
+            if not self._inside(p_next):
+                flags |= _WORKSPACE
+                severity = max(severity, 1)
+                cmd, t, note = self._workspace(ref, cmd, p_next)
+                details.append(note)
+                scale *= t
+                if t == 0.0:
+                    return self._decide(ref, flags, severity, True, 0.0, cond, details)
+        except Exception as exc:  # kinematics raised on a finite command: do not move
+            flags |= _NON_FINITE
+            details.append(f"kinematics failed: {exc!r}")
+            return self._decide(ref, flags, 3, True, 0.0, math.nan, details)
+
+        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
+        cap = self.joint_step_cap_rad
+        cmd = np.minimum(np.maximum(cmd, ref - cap), ref + cap)
+        cmd = np.minimum(np.maximum(cmd, lo), hi)
+        return self._decide(cmd, flags, severity, False, scale, cond, details, gripper_m)
+
+    # -- helpers ------------------------------------------------------------------
+    def _decide(
+        self,
+        command: Vector | None,
+        flags: int,
+        severity: int,
+        hold: bool,
+        scale: float,
+        cond: float,
+        details: list[str],
+        gripper_m: float | None = None,
+    ) -> SafetyDecision:
+        if flags & _STALE_STATE and severity < 3:
+            status = SafetyStatus.STALE
+        else:
+            status = _STATUS_BY_SEVERITY[severity]
+        return SafetyDecision(
+            command=command,
+            gripper_m=None if hold else gripper_m,
+            intervened=flags != 0,
+            flags=flags,
+            reasons=self._names[flags],
+            safety_cost=self._cost[flags],
+            status=status,
+            hold=hold,
+            scale=scale,
+            condition_number=cond,
+            details=tuple(details),
+        )
+
+    def _condition(self, jac: Vector) -> float:
+        """sigma_max / sigma_min of the Jacobian rows, from the eigenvalues of J J^T."""
+        if jac.ndim != 2:
+            return math.nan
+        rows = jac[self._rows]
+        eig = _eigvalsh(rows @ rows.T)  # ascending
+        smallest = float(eig[0])
+        if not smallest > 0.0:
+            return math.nan if math.isnan(smallest) else math.inf
+        return math.sqrt(float(eig[-1]) / smallest)
+
+    def _singularity_scale(self, ref: Vector, cond_next: float) -> float:
+        """Servo's singularity scaling, with the direction measured along the actual step.
+
+        Towards the singularity (condition at the predicted position above the one at
+        the reference): ``1 - (c - lo) / (hi - lo)``, halt at ``hi``. Away from it: the
+        band is ``leaving_multiplier`` times wider and the scale never drops below
+        ``leaving_min_scale``, so an arm stopped near a singularity can always back out
+        (Servo halts whatever the direction once past the hard stop).
+        """
+        if math.isnan(cond_next):
+            return 0.0
+        cond_now = self._condition(np.asarray(self._kin.jacobian(ref), dtype=np.float64))
+        if math.isnan(cond_now):
+            return 0.0
+        if cond_next > cond_now:
+            if cond_next >= self._c_hi:
+                return 0.0
+            return 1.0 - (cond_next - self._c_lo) / (self._c_hi - self._c_lo)
+        if not math.isfinite(cond_now):
+            return self._leave_min
+        s = 1.0 - (cond_now - self._c_lo) / (self._c_hi_leave - self._c_lo)
+        return min(1.0, max(self._leave_min, s))
+
+    def _inside(self, p: Vector) -> bool:
+        lo, hi = self.workspace_low_m, self.workspace_high_m
+        return bool(lo[0] <= p[0] <= hi[0] and lo[1] <= p[1] <= hi[1] and lo[2] <= p[2] <= hi[2])
+
+    def _violation(self, p: Vector) -> float:
+        excess = np.maximum(self.workspace_low_m - p, 0.0) + np.maximum(p - self.workspace_high_m, 0.0)
+        return float(np.sqrt(excess @ excess))
+
+    def _workspace(self, ref: Vector, cmd: Vector, p_next: Vector) -> tuple[Vector, float, str]:
+        """Shrink the step so the tool stays in the box; returns (command, kept fraction, note)."""
+        p_now = np.asarray(self._kin.fk(ref), dtype=np.float64)
+        v_now = self._violation(p_now)
+        if v_now > 0.0:
+            # Already outside (tracking overshoot, a push, a start outside): allow only
+            # steps that do not take the tool further out.
+            if self._violation(p_next) <= v_now:
+                return cmd, 1.0, f"tool {v_now * 1e3:.1f} mm outside the workspace, moving back"
+            return ref, 0.0, f"tool {v_now * 1e3:.1f} mm outside the workspace: holding"
+        # Inside now: cut the step where the straight tool path leaves the box, then
+        # verify with FK (the joint path is not straight in Cartesian space).
+        t = self._exit_fraction(p_now, p_next)
+        for frac in (t, 0.5 * t):
+            if frac <= 1e-9:
+                break
+            candidate = ref + frac * (cmd - ref)
+            if self._inside(np.asarray(self._kin.fk(candidate), dtype=np.float64)):
+                return candidate, frac, f"step cut to {frac:.3f} at the workspace boundary"
+        return ref, 0.0, "step would leave the workspace: holding"
+
+    def _exit_fraction(self, p0: Vector, p1: Vector) -> float:
+        """Largest t in [0, 1] with p0 + t (p1 - p0) inside the box (p0 inside)."""
+        d = p1 - p0
+        t = 1.0
+        for axis in range(3):
+            da = float(d[axis])
+            if da > 0.0:
+                t = min(t, (float(self.workspace_high_m[axis]) - float(p0[axis])) / da)
+            elif da < 0.0:
+                t = min(t, (float(self.workspace_low_m[axis]) - float(p0[axis])) / da)
+        return max(0.0, t)
+
+    def _beyond(self, q: Vector) -> dict[str, float]:
+        out = {}
+        for name, v, lo, hi in zip(self.joint_names, q, self.joint_low_rad, self.joint_high_rad):
+            if v < lo or v > hi:
+                out[name] = round(float(v), 4)
+        return out
+
+
+_NON_FINITE = int(SafetyFlag.NON_FINITE)
+_JOINT_LIMIT = int(SafetyFlag.JOINT_LIMIT)
+_VELOCITY_LIMIT = int(SafetyFlag.VELOCITY_LIMIT)
+_STEP_LIMITED = int(SafetyFlag.STEP_LIMITED)
+_STALE_STATE = int(SafetyFlag.STALE_STATE)
+_ESTOP = int(SafetyFlag.ESTOP)
+_SINGULARITY = int(SafetyFlag.SINGULARITY)
+_WORKSPACE = int(SafetyFlag.WORKSPACE)
+_WARN_UPSTREAM = int(SafetyFlag.STEP_LIMITED | SafetyFlag.WORKSPACE)
+
+_STATUS_BY_SEVERITY = {
+    0: SafetyStatus.OK,
+    1: SafetyStatus.WARN,
+    2: SafetyStatus.STALE,
+    3: SafetyStatus.ERROR,
+}
+
