@@ -1,7 +1,5 @@
 """ament_python build of her_mujoco (ROS 2); without ROS the root pyproject.toml installs it."""
 
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "her_mujoco"
@@ -10,7 +8,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={PACKAGE: ["py.typed"]},
+    package_data={PACKAGE: ["py.typed", "models/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

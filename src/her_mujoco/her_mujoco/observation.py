@@ -1,0 +1,204 @@
+"""The policy observation, built from measured robot states only.
+
+:class:`ObservationBuilder` turns the current and the previous
+:class:`her_goals.RobotState` (``/joint_states`` + ``/object_pose`` on the
+robot, :meth:`ArmSim.state` in simulation) into one vector, so the policy sees
+the same numbers on both. Velocities are finite differences over the control
+period, not the driver's velocity field, because a real ``/object_pose`` has no
+velocity and joint velocity estimates differ between drivers.
+
+Layouts (Fetch-like content; velocities in units per second, not per step):
+
+=====================  =====  =====================================================
+field                  size   meaning
+=====================  =====  =====================================================
+tcp_pos                3      tool-centre-point position (m, base_link)
+tcp_vel                3      its finite-difference velocity (m/s)
+gripper_opening        1      total finger opening (m)
+gripper_opening_rate   1      its rate of change (m/s)
+object_pos             3      object centre (m, base_link)            [object tasks]
+object_rel_pos         3      object_pos - tcp_pos (m)                [object tasks]
+object_rot             3      roll, pitch, yaw, R = Rz Ry Rx (rad)    [object tasks]
+object_vel             3      object linear velocity (m/s)            [object tasks]
+object_angvel          3      object angular velocity, base frame (rad/s) [object tasks]
+=====================  =====  =====================================================
+
+Reach uses the first 8 entries; Push and PickAndPlace all 23.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+from numpy.typing import NDArray
+
+from her_goals.config import suggest
+from her_goals.errors import StateError
+from her_goals.extractors import RobotState
+from her_mujoco.kinematics import Kinematics
+
+ARM_FIELDS: tuple[tuple[str, int, str, str], ...] = (
+    ("tcp_pos", 3, "m", "tool-centre-point position in base_link"),
+    ("tcp_vel", 3, "m/s", "tool-centre-point velocity (finite difference)"),
+    ("gripper_opening", 1, "m", "total finger opening"),
+    ("gripper_opening_rate", 1, "m/s", "rate of change of the finger opening"),
+)
+OBJECT_FIELDS: tuple[tuple[str, int, str, str], ...] = (
+    ("object_pos", 3, "m", "object centre in base_link"),
+    ("object_rel_pos", 3, "m", "object_pos - tcp_pos"),
+    ("object_rot", 3, "rad", "object roll, pitch, yaw (R = Rz Ry Rx)"),
+    ("object_vel", 3, "m/s", "object linear velocity (finite difference)"),
+    ("object_angvel", 3, "rad/s", "object angular velocity in base_link (finite difference)"),
+)
+
+
+@dataclass(frozen=True)
+class ObsField:
+    """One named slice of the observation vector."""
+
+    name: str
+    start: int
+    stop: int
+    units: str
+    description: str
+
+    @property
+    def slice(self) -> slice:
+        """The slice of this field in the observation vector."""
+        return slice(self.start, self.stop)
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Names, slices and units of an observation vector, storable as plain data."""
+
+    fields: tuple[ObsField, ...]
+
+    @classmethod
+    def build(cls, with_object: bool) -> ObservationLayout:
+        """The layout of the arm-only (Reach) or the object (Push/PickAndPlace) observation."""
+        specs = ARM_FIELDS + (OBJECT_FIELDS if with_object else ())
+        fields, start = [], 0
+        for name, size, units, description in specs:
+            fields.append(ObsField(name, start, start + size, units, description))
+            start += size
+        return cls(tuple(fields))
+
+    @property
+    def size(self) -> int:
+        """Length of the observation vector."""
+        return self.fields[-1].stop if self.fields else 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Field names in order."""
+        return tuple(f.name for f in self.fields)
+
+    def slice(self, name: str) -> slice:
+        """Slice of field ``name``; a KeyError with a suggestion if there is none."""
+        for f in self.fields:
+            if f.name == name:
+                return f.slice
+        raise KeyError(
+            f"observation has no field {name!r}.{suggest(name, self.names)} "
+            f"Fields: {', '.join(self.names)}"
+        )
+
+    def spec(self) -> list[dict[str, Any]]:
+        """Plain-data description for artefacts and bags."""
+        return [asdict(f) for f in self.fields]
+
+    @classmethod
+    def from_spec(cls, spec: Sequence[Mapping[str, Any]]) -> ObservationLayout:
+        """Rebuild a layout from :meth:`spec` output."""
+        return cls(tuple(ObsField(**dict(f)) for f in spec))
+
+
+def quat_to_rpy(quat: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Roll, pitch, yaw (rad) of a unit quaternion [w x y z], with R = Rz(yaw) Ry(pitch) Rx(roll)."""
+    w, x, y, z = quat
+    roll = np.arctan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
+    pitch = np.arcsin(np.clip(2.0 * (w * y - z * x), -1.0, 1.0))
+    yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    return np.array([roll, pitch, yaw])
+
+
+class ObservationBuilder:
+    """Builds the policy observation vector from the current and previous RobotState."""
+
+    def __init__(
+        self,
+        kinematics: Kinematics,
+        gripper_joints: Sequence[str],
+        control_period_s: float,
+        *,
+        with_object: bool,
+    ) -> None:
+        if not control_period_s > 0:
+            raise StateError(f"control period must be positive, got {control_period_s} s")
+        self.kinematics = kinematics
+        self.arm_joints = kinematics.joint_names
+        self.gripper_joints = tuple(gripper_joints)
+        self.control_period_s = float(control_period_s)
+        self.with_object = with_object
+        self.layout = ObservationLayout.build(with_object)
+        at = ObservationLayout.build(True).slice  # object-task slices extend the arm ones
+        self._tcp, self._tcp_vel = at("tcp_pos"), at("tcp_vel")
+        self._open, self._open_rate = at("gripper_opening").start, at("gripper_opening_rate").start
+        self._obj, self._obj_rel, self._obj_rot = at("object_pos"), at("object_rel_pos"), at("object_rot")
+        self._obj_vel, self._obj_angvel = at("object_vel"), at("object_angvel")
+        # FK of the last state built, reused when that state comes back as `previous`.
+        self._last_state: RobotState | None = None
+        self._last_tcp = np.zeros(3)
+
+    def tcp_position(self, state: RobotState) -> NDArray[np.float64]:
+        """Tool position (m, base_link) of ``state`` by forward kinematics."""
+        if state is self._last_state:
+            return self._last_tcp
+        return self.kinematics.fk(state.joints(self.arm_joints))
+
+    def __call__(self, state: RobotState, previous: RobotState | None = None) -> NDArray[np.float64]:
+        """Observation vector for ``state``; velocities are zero when ``previous`` is None."""
+        obs = np.zeros(self.layout.size)
+        tcp = self.kinematics.fk(state.joints(self.arm_joints))
+        opening = float(state.joints(self.gripper_joints).sum())
+        obs[self._tcp] = tcp
+        obs[self._open] = opening
+        inv_dt = 1.0 / self.control_period_s
+        if previous is not None:
+            obs[self._tcp_vel] = (tcp - self.tcp_position(previous)) * inv_dt
+            obs[self._open_rate] = (opening - float(previous.joints(self.gripper_joints).sum())) * inv_dt
+        if self.with_object:
+            pose = self._object_pose(state)
+            obs[self._obj] = pose[:3]
+            obs[self._obj_rel] = pose[:3] - tcp
+            obs[self._obj_rot] = quat_to_rpy(pose[3:])
+            if previous is not None:
+                prev = self._object_pose(previous)
+                obs[self._obj_vel] = (pose[:3] - prev[:3]) * inv_dt
+                # World-frame rotation from prev to now: q_now * conj(q_prev).
+                conj = np.empty(4)
+                mujoco.mju_negQuat(conj, prev[3:])
+                delta = np.empty(4)
+                mujoco.mju_mulQuat(delta, pose[3:], conj)
+                angvel = np.empty(3)
+                mujoco.mju_quat2Vel(angvel, delta, self.control_period_s)
+                obs[self._obj_angvel] = angvel
+        self._last_state, self._last_tcp = state, tcp
+        return obs
+
+    @staticmethod
+    def _object_pose(state: RobotState) -> NDArray[np.float64]:
+        pose = state.object_pose
+        if pose is None:
+            raise StateError(
+                "this observation needs the object pose, but the state has none; publish "
+                "/object_pose (perception or the MuJoCo bridge)"
+            )
+        if not np.isfinite(pose).all():
+            raise StateError(f"object pose contains NaN or inf: {pose.tolist()}")
+        return pose

@@ -1,0 +1,141 @@
+"""Non-learned controllers for the arm tasks: baselines, demos and sanity checks.
+
+Each controller maps an observation dict to an action, reading the vector
+through the task's :class:`ObservationLayout`, and keeps no state between calls
+(its phase is read off the observation), so it can take over mid-episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+from her_goals.config import suggest
+from her_goals.errors import ConfigError
+from her_mujoco.observation import ObservationLayout
+from her_mujoco.tasks import BLOCK_HALF_SIZE_M, MAX_STEP_M
+
+Observation = Mapping[str, NDArray[np.float64]]
+Controller = Callable[[Observation], NDArray[np.float32]]
+
+GRIPPER_OPEN = 1.0
+GRIPPER_SHUT = -1.0
+SAFE_HEIGHT_M = 0.1
+"""Travel height of the tcp over the table: fingertips clear a 5 cm block."""
+
+
+def _action(delta_m: NDArray[np.float64], gripper: float) -> NDArray[np.float32]:
+    out = np.empty(4, dtype=np.float32)
+    out[:3] = np.clip(delta_m / MAX_STEP_M, -1.0, 1.0)
+    out[3] = gripper
+    return out
+
+
+class ReachController:
+    """Move the tool straight toward the desired goal."""
+
+    def __init__(self, layout: ObservationLayout) -> None:
+        self._tcp = layout.slice("tcp_pos")
+
+    def __call__(self, obs: Observation) -> NDArray[np.float32]:
+        tcp = obs["observation"][self._tcp]
+        return _action(obs["desired_goal"] - tcp, GRIPPER_SHUT)
+
+
+class PushController:
+    """Go behind the block on the goal-block line, lower the closed gripper, push."""
+
+    push_height_m = 0.02
+    """tcp height while pushing: fingertips 1.5 cm above the table, pads on the block."""
+    standoff_m = BLOCK_HALF_SIZE_M + 0.035
+    """tcp distance behind the block centre before pushing (block half + fingers + margin)."""
+    contact_m = BLOCK_HALF_SIZE_M + 0.02
+    """tcp distance behind the block centre while in contact."""
+
+    def __init__(self, layout: ObservationLayout) -> None:
+        self._tcp = layout.slice("tcp_pos")
+        self._obj = layout.slice("object_pos")
+
+    def __call__(self, obs: Observation) -> NDArray[np.float32]:
+        vec = obs["observation"]
+        tcp, block, goal = vec[self._tcp], vec[self._obj], obs["desired_goal"]
+        to_goal = goal[:2] - block[:2]
+        dist = float(np.linalg.norm(to_goal))
+        if dist < 0.01:
+            # Done: back off upward so the block is left where it is.
+            return _action(np.array([0.0, 0.0, SAFE_HEIGHT_M - tcp[2]]), GRIPPER_SHUT)
+        u = to_goal / dist
+        rel = tcp[:2] - block[:2]
+        along = float(rel @ u)
+        lateral = float(np.linalg.norm(rel - along * u))
+        low = tcp[2] < self.push_height_m + 0.02
+        if along < -(self.contact_m - 0.01) and lateral < 0.02 and low:
+            # Behind the block and down: push, steering back onto the line through the
+            # block centre, at most 3 cm per step so the block stays in contact.
+            target = block[:2] - u * self.contact_m + u * min(dist, 0.03)
+            return _action(np.append(target - tcp[:2], self.push_height_m - tcp[2]), GRIPPER_SHUT)
+        pre = block[:2] - u * self.standoff_m
+        if np.linalg.norm(tcp[:2] - pre) < 0.015:
+            return _action(np.append(pre - tcp[:2], self.push_height_m - tcp[2]), GRIPPER_SHUT)
+        if tcp[2] < SAFE_HEIGHT_M - 0.02 and np.linalg.norm(rel) < 0.1:
+            # Near the block but not behind it: rise first so we do not knock it.
+            return _action(np.array([0.0, 0.0, SAFE_HEIGHT_M - tcp[2]]), GRIPPER_SHUT)
+        return _action(np.append(pre - tcp[:2], SAFE_HEIGHT_M - tcp[2]), GRIPPER_SHUT)
+
+
+class PickAndPlaceController:
+    """Best effort: above the block, down with the gripper open, close, carry to the goal."""
+
+    def __init__(self, layout: ObservationLayout) -> None:
+        self._tcp = layout.slice("tcp_pos")
+        self._obj = layout.slice("object_pos")
+        self._opening = layout.slice("gripper_opening")
+
+    def __call__(self, obs: Observation) -> NDArray[np.float32]:
+        vec = obs["observation"]
+        tcp, block, goal = vec[self._tcp], vec[self._obj], obs["desired_goal"]
+        opening = float(vec[self._opening][0])
+        rel = block - tcp
+        xy_err = float(np.linalg.norm(rel[:2]))
+        # Fingers resting on the block's sides: opening near the block's 5 cm width.
+        grasped = np.linalg.norm(rel) < 0.02 and 0.03 < opening < 0.06
+        if grasped:
+            return _action(goal - tcp, GRIPPER_SHUT)
+        if xy_err < 0.01 and abs(rel[2]) < 0.01:
+            return _action(rel, GRIPPER_SHUT)
+        if xy_err < 0.01:
+            return _action(rel, GRIPPER_OPEN)
+        if tcp[2] < block[2] + 0.05 and xy_err < 0.06:
+            # Low beside the block (e.g. after a failed grasp): rise before moving over it.
+            return _action(np.array([0.0, 0.0, block[2] + 0.08 - tcp[2]]), GRIPPER_OPEN)
+        above = block + np.array([0.0, 0.0, 0.08])
+        return _action(above - tcp, GRIPPER_OPEN)
+
+
+_CONTROLLERS: dict[str, type[ReachController | PushController | PickAndPlaceController]] = {
+    "reach": ReachController,
+    "push": PushController,
+    "pick_and_place": PickAndPlaceController,
+}
+
+
+def scripted_controller(env_or_task: gym.Env[Any, Any] | str, layout: ObservationLayout | None = None) -> Controller:
+    """The scripted controller of a task env (wrapped or not) or of a task name + layout."""
+    if isinstance(env_or_task, str):
+        task = env_or_task
+        if layout is None:
+            layout = ObservationLayout.build(with_object=task != "reach")
+    else:
+        base = env_or_task.unwrapped
+        task = getattr(base, "task_name", "")
+        layout = getattr(base, "observation_layout", layout)
+    if task not in _CONTROLLERS or layout is None:
+        raise ConfigError(
+            f"no scripted controller for task {task!r}.{suggest(task, _CONTROLLERS)} "
+            f"Tasks: {', '.join(_CONTROLLERS)}."
+        )
+    return _CONTROLLERS[task](layout)

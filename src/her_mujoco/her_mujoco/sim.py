@@ -1,0 +1,242 @@
+"""The simulated arm: a joint-position command interface like ros2_control's.
+
+:class:`ArmSim` takes joint position targets plus a gripper opening, advances
+exactly one control period per :meth:`ArmSim.step`, and reports what a real arm
+driver reports: joint positions, velocities and efforts, the object pose, and a
+timestamp in integer nanoseconds (:meth:`ArmSim.state` as a
+:class:`her_goals.RobotState`).
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.errors import ConfigError, StateError
+from her_goals.extractors import RobotState
+from her_mujoco.config import ArmConfig
+from her_mujoco.model import (
+    actuator_for_joint,
+    find_ee_frame,
+    find_id,
+    load_model,
+    resolve_joints,
+)
+
+_IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
+_INSTABILITY_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQACC,
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+)
+
+
+class ArmSim:
+    """MuJoCo arm driven by joint position targets, one control period per step."""
+
+    def __init__(self, config: ArmConfig | None = None, *, model: mujoco.MjModel | None = None):
+        self.config = config if config is not None else ArmConfig()
+        self.model = model if model is not None else load_model(self.config)
+        self.data = mujoco.MjData(self.model)
+        cfg, m = self.config, self.model
+        self.n_substeps: int = cfg.n_substeps
+        self.control_period_s: float = self.n_substeps * float(m.opt.timestep)
+        # Integer time keeps stamps exact over long runs (no float accumulation).
+        self._timestep_ns = round(float(m.opt.timestep) * 1e9)
+        self._physics_steps = 0
+
+        arm = resolve_joints(m, cfg.arm_joints, "arm_joints")
+        grip = resolve_joints(m, cfg.gripper_joints, "gripper_joints")
+        self.joint_names: tuple[str, ...] = tuple(cfg.arm_joints) + tuple(cfg.gripper_joints)
+        """Names in the order of joint_positions/velocities/efforts and of state()."""
+        self._n_arm = len(cfg.arm_joints)
+        self._arm_qadr = arm.qpos_adr
+        self._qadr = np.concatenate((arm.qpos_adr, grip.qpos_adr))
+        self._dofadr = np.concatenate((arm.dof_adr, grip.dof_adr))
+        self._grip_qadr = grip.qpos_adr
+        self.joint_low, self.joint_high = arm.low, arm.high
+        self._arm_act = np.array(
+            [actuator_for_joint(m, j, n) for j, n in zip(arm.joint_ids, cfg.arm_joints)]
+        )
+        self._grip_act = find_id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, cfg.gripper_actuator, "gripper_actuator")
+        self._ee = find_ee_frame(m, cfg)
+        self._base = find_id(m, mujoco.mjtObj.mjOBJ_BODY, cfg.base_frame, "base_frame")
+
+        self._obj_qadr: int | None = None
+        if cfg.object_body is not None:
+            body = find_id(m, mujoco.mjtObj.mjOBJ_BODY, cfg.object_body, "object_body")
+            jnt = int(m.body_jntadr[body])
+            if jnt < 0 or m.jnt_type[jnt] != mujoco.mjtJoint.mjJNT_FREE:
+                raise ConfigError(
+                    f"object_body {cfg.object_body!r} has no free joint; add <freejoint/> to "
+                    "that body in the model, or set object_body: null"
+                )
+            self._obj_qadr = int(m.jnt_qposadr[jnt])
+        self._mocap: int | None = None
+        if cfg.goal_marker is not None:
+            body = find_id(m, mujoco.mjtObj.mjOBJ_BODY, cfg.goal_marker, "goal_marker")
+            if m.body_mocapid[body] < 0:
+                raise ConfigError(
+                    f"goal_marker {cfg.goal_marker!r} is not a mocap body; add mocap=\"true\" "
+                    "to it in the model, or set goal_marker: null"
+                )
+            self._mocap = int(m.body_mocapid[body])
+
+        mujoco.mj_kinematics(m, self.data)
+        self._base_pos = self.data.xpos[self._base].copy()
+        self._base_rot = self.data.xmat[self._base].reshape(3, 3).copy()
+        self._base_is_world = bool(
+            np.allclose(self._base_pos, 0.0) and np.allclose(self._base_rot, np.eye(3))
+        )
+        if not self._base_is_world:
+            raise ConfigError(
+                f"base_frame {cfg.base_frame!r} is not at the world origin in this model "
+                f"(position {self._base_pos.tolist()}); ArmSim reports poses in world = "
+                "base_link, so place the base body at the origin with identity orientation"
+            )
+        self._warning_count = 0
+        self.diverged = False
+        """True once the physics went unstable (NaN or huge accelerations) since reset."""
+        self.np_random = np.random.default_rng()
+        self.reset()
+
+    # -- commands -----------------------------------------------------------
+    def reset(
+        self,
+        seed: int | None = None,
+        *,
+        object_position: ArrayLike | None = None,
+        qpos: ArrayLike | None = None,
+        gripper_opening_m: float | None = None,
+    ) -> RobotState:
+        """Put the arm at ``qpos`` (default home) and the object at ``object_position``.
+
+        With a ``seed`` and no ``object_position``, the object's xy is drawn uniformly
+        within ``object_xy_range_m`` of ``object_start_m``; without a seed it is placed
+        at ``object_start_m``. Time restarts at 0 ns.
+        """
+        cfg, m, d = self.config, self.model, self.data
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+        mujoco.mj_resetData(m, d)
+        q = np.asarray(cfg.home_qpos_rad if qpos is None else qpos, dtype=np.float64)
+        self._check_arm_vector(q, "qpos")
+        opening = cfg.home_gripper_opening_m if gripper_opening_m is None else gripper_opening_m
+        d.qpos[self._arm_qadr] = q
+        d.qpos[self._grip_qadr] = opening / len(self._grip_qadr)
+        if self._obj_qadr is not None:
+            if object_position is not None:
+                pos = np.asarray(object_position, dtype=np.float64)
+                if pos.shape != (3,) or not np.isfinite(pos).all():
+                    raise StateError(f"object_position must be 3 finite numbers (m), got {pos}")
+            else:
+                pos = np.array(cfg.object_start_m, dtype=np.float64)
+                if seed is not None:
+                    r = cfg.object_xy_range_m
+                    pos[:2] += self.np_random.uniform(-r, r, size=2)
+            a = self._obj_qadr
+            d.qpos[a : a + 3] = pos
+            d.qpos[a + 3 : a + 7] = _IDENTITY_QUAT
+        self.set_joint_targets(q, opening)
+        mujoco.mj_forward(m, d)
+        self._physics_steps = 0
+        self._warning_count = self._count_warnings()
+        self.diverged = False
+        return self.state()
+
+    def set_joint_targets(self, q_target: ArrayLike, gripper_opening_m: float | None = None) -> None:
+        """Command arm joint positions (rad, clipped to limits) and the gripper opening (m)."""
+        q = np.asarray(q_target, dtype=np.float64)
+        self._check_arm_vector(q, "q_target")
+        self.data.ctrl[self._arm_act] = np.clip(q, self.joint_low, self.joint_high)
+        if gripper_opening_m is not None:
+            if not np.isfinite(gripper_opening_m):
+                raise StateError(f"gripper opening must be finite, got {gripper_opening_m}")
+            self.data.ctrl[self._grip_act] = min(
+                max(float(gripper_opening_m), 0.0), self.config.gripper_max_opening_m
+            )
+
+    def step(self) -> None:
+        """Advance one control period (n_substeps MuJoCo steps); sets ``diverged`` on instability."""
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        self._physics_steps += self.n_substeps
+        # MuJoCo resets the data itself when qacc/qpos/qvel blow up, so the state stays
+        # finite but is no longer the episode's; its warning counters are how we know.
+        count = self._count_warnings()
+        if count != self._warning_count:
+            self._warning_count = count
+            self.diverged = True
+
+    def set_goal_marker(self, position: ArrayLike) -> None:
+        """Show the desired goal (m, base_link) with the goal-marker mocap body."""
+        if self._mocap is not None:
+            self.data.mocap_pos[self._mocap] = np.asarray(position, dtype=np.float64)[:3]
+
+    # -- measurements -------------------------------------------------------
+    @property
+    def time_ns(self) -> int:
+        """Simulated time since reset in integer nanoseconds."""
+        return self._physics_steps * self._timestep_ns
+
+    @property
+    def arm_qpos(self) -> NDArray[np.float64]:
+        """Arm joint positions (rad), in arm_joints order."""
+        return self.data.qpos[self._arm_qadr]
+
+    @property
+    def gripper_opening_m(self) -> float:
+        """Measured total finger opening (m)."""
+        return float(self.data.qpos[self._grip_qadr].sum())
+
+    def joint_positions(self) -> NDArray[np.float64]:
+        """Positions of ``joint_names`` (arm rad, then fingers m)."""
+        return self.data.qpos[self._qadr]
+
+    def joint_velocities(self) -> NDArray[np.float64]:
+        """Velocities of ``joint_names`` (rad/s, m/s)."""
+        return self.data.qvel[self._dofadr]
+
+    def joint_efforts(self) -> NDArray[np.float64]:
+        """Actuator efforts on ``joint_names`` (Nm, N), gravity compensation included."""
+        return self.data.qfrc_actuator[self._dofadr]
+
+    def tcp_position(self) -> NDArray[np.float64]:
+        """Tool-centre-point position (m, base_link) at the current joint positions."""
+        mujoco.mj_kinematics(self.model, self.data)
+        i = self._ee.id
+        if self._ee.kind == mujoco.mjtObj.mjOBJ_SITE:
+            return self.data.site_xpos[i].copy()
+        return self.data.xpos[i].copy()
+
+    def object_pose(self) -> NDArray[np.float64] | None:
+        """Object pose [x y z qw qx qy qz] (m, base_link), or None without an object."""
+        if self._obj_qadr is None:
+            return None
+        return self.data.qpos[self._obj_qadr : self._obj_qadr + 7].copy()
+
+    def state(self) -> RobotState:
+        """The measurement a ROS driver would publish: joint_states plus object_pose."""
+        t = self.time_ns
+        return RobotState(
+            joint_names=self.joint_names,
+            position=self.data.qpos[self._qadr],
+            velocity=self.data.qvel[self._dofadr],
+            effort=self.data.qfrc_actuator[self._dofadr],
+            stamp_ns=t,
+            object_pose=self.object_pose(),
+            object_stamp_ns=t,
+        )
+
+    # -- helpers ------------------------------------------------------------
+    def _check_arm_vector(self, q: NDArray[np.float64], what: str) -> None:
+        if q.shape != (self._n_arm,):
+            raise StateError(
+                f"{what} has shape {q.shape}; the arm has {self._n_arm} joints "
+                f"{list(self.config.arm_joints)}"
+            )
+        if not np.isfinite(q).all():
+            raise StateError(f"{what} contains NaN or inf: {q.tolist()}")
+
+    def _count_warnings(self) -> int:
+        return sum(int(self.data.warning[w].number) for w in _INSTABILITY_WARNINGS)

@@ -1,0 +1,373 @@
+"""Goal-conditioned Gymnasium tasks on the MuJoCo arm: Reach, Push, PickAndPlace.
+
+Fetch-like: 25 Hz control, 50-step episodes, action = tool Cartesian step (at
+most 5 cm per step) + gripper open/close, sparse reward from the task's
+:class:`her_goals.GoalSpace`. The contract every step keeps::
+
+    reward == env.compute_reward(obs["achieved_goal"], obs["desired_goal"], info)
+
+Evaluation asks for a specific held-out goal with
+``env.reset(options={"desired_goal": g})`` for ``g`` in
+``env.unwrapped.goal_sampler.heldout(n)``, or for a random held-out goal with
+``options={"split": "heldout"}``. Gymnasium wrappers do not forward attributes:
+reach ``goal_space``, ``goal_sampler`` and ``observation_layout`` through
+``env.unwrapped``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium_robotics.core import GoalEnv
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.config import from_mapping, suggest
+from her_goals.errors import ConfigError, GoalShapeError
+from her_goals.extractors import (
+    AchievedGoalExtractor,
+    EndEffectorPositionExtractor,
+    ObjectPositionExtractor,
+    RobotState,
+)
+from her_goals.sampling import GoalRegion, GoalSampler
+from her_goals.spaces import GoalSpace, get_goal_space
+from her_mujoco.config import ArmConfig, load_arm_config
+from her_mujoco.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_mujoco.kinematics import Kinematics
+from her_mujoco.observation import ObservationBuilder, ObservationLayout
+from her_mujoco.sim import ArmSim
+
+MAX_EPISODE_STEPS = 50
+MAX_STEP_M = 0.05
+"""Tool displacement commanded by a unit action component (Fetch: 5 cm)."""
+BLOCK_HALF_SIZE_M = 0.025
+TABLE_Z_M = 0.0
+# Where the tool may be sent (m, base_link): over the table, clear of the base, and
+# with the tcp at least 1 cm up, so the fingertips (5 mm below it) stay off the table.
+WORKSPACE_LOW = np.array([0.25, -0.35, 0.01])
+WORKSPACE_HIGH = np.array([0.80, 0.35, 0.50])
+# Block start region: 30 cm square centred under the tool's home position (Fetch: +-15 cm).
+OBJECT_START_LOW = np.array([0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
+OBJECT_START_HIGH = np.array([0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
+MIN_START_GOAL_DISTANCE_M = 0.1
+"""Block start and goal are at least this far apart (a task never starts solved)."""
+PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
+"""Reach has no object; the model's block waits here, out of the arm's reach."""
+_RESET_OPTIONS = ("desired_goal", "split", "object_position")
+
+
+def _coerce_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | None) -> ArmConfig:
+    if arm_config is None:
+        return ArmConfig()
+    if isinstance(arm_config, ArmConfig):
+        return arm_config
+    if isinstance(arm_config, str | Path):
+        return load_arm_config(arm_config)
+    return from_mapping(ArmConfig, arm_config, where="arm_config")
+
+
+class HerArmEnv(GoalEnv):
+    """Base of the arm's goal tasks: IK action mapping, goals, reward, observation."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    task_name: ClassVar[str]
+    goal_space_name: ClassVar[str]
+    has_object: ClassVar[bool]
+    goal_region: ClassVar[GoalRegion]
+
+    def __init__(
+        self,
+        arm_config: ArmConfig | Mapping[str, Any] | str | Path | None = None,
+        *,
+        tolerance_m: float = 0.05,
+        goal_seed: int = 0,
+        ik_settings: IKSettings = DEFAULT_IK,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                f"render_mode {render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self.arm_config = _coerce_arm_config(arm_config)
+        if self.has_object and self.arm_config.object_body is None:
+            raise ConfigError(
+                f"task {self.task_name!r} needs an object, but the arm config has "
+                "object_body: null; name the object's body in the arm config"
+            )
+        self.sim = ArmSim(self.arm_config)
+        # Kinematics gets its own data on the same (read-only) model: the observation is
+        # computed from joint states exactly as on the robot.
+        self.kinematics = Kinematics(self.arm_config, self.sim.model)
+        self.ik_settings = ik_settings
+        self.control_period_s = self.sim.control_period_s
+        self.observation_builder = ObservationBuilder(
+            self.kinematics,
+            self.arm_config.gripper_joints,
+            self.control_period_s,
+            with_object=self.has_object,
+        )
+        self.observation_layout: ObservationLayout = self.observation_builder.layout
+        self._tcp_slice = self.observation_layout.slice("tcp_pos")
+        self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance_m)
+        self.goal_sampler = GoalSampler(self.goal_space, self.goal_region, seed=goal_seed)
+        """Public sampler: ``goal_sampler.heldout(n)`` gives the evaluation goals."""
+        # Training goals come from a copy that reset(seed=...) reseeds, so the held-out
+        # list of the public sampler never depends on how the env was reset.
+        self._train_goals = dataclasses.replace(self.goal_sampler)
+        self.achieved_goal_extractor: AchievedGoalExtractor = (
+            ObjectPositionExtractor(self.goal_space)
+            if self.goal_space_name == "object_position"
+            else EndEffectorPositionExtractor(
+                self.goal_space, self.kinematics.joint_names, self.kinematics.fk
+            )
+        )
+        dim = self.goal_space.dim
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-np.inf, np.inf, (self.observation_layout.size,), np.float64),
+                "achieved_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+                "desired_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self._max_opening = self.arm_config.gripper_max_opening_m
+        self._goal = np.zeros(dim)
+        self._state: RobotState | None = None
+        self._obs: dict[str, NDArray[np.float64]] | None = None
+        self._tcp = np.zeros(3)
+        self._needs_reset = True
+        self._renderer: mujoco.Renderer | None = None
+
+    # -- the goal contract --------------------------------------------------
+    def compute_reward(self, achieved_goal: ArrayLike, desired_goal: ArrayLike, info: Any = None) -> NDArray[np.float32]:
+        """Sparse reward of the task's goal space (0 success, -1 otherwise), vectorised."""
+        return self.goal_space.compute_reward(achieved_goal, desired_goal, info)
+
+    def compute_terminated(self, achieved_goal: ArrayLike, desired_goal: ArrayLike, info: Any = None) -> bool:
+        """Only a physics failure ends an episode; reaching the goal does not."""
+        return bool(isinstance(info, Mapping) and info.get("physics_diverged", False))
+
+    def compute_truncated(self, achieved_goal: ArrayLike, desired_goal: ArrayLike, info: Any = None) -> bool:
+        """Never: truncation comes from the TimeLimit wrapper (50 steps)."""
+        return False
+
+    @property
+    def desired_goal(self) -> NDArray[np.float64]:
+        """The goal of the current episode (m, base_link)."""
+        return self._goal.copy()
+
+    # -- episode ------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+        """Start an episode; ``options`` may request a goal, a split or an object position.
+
+        ``{"desired_goal": g}`` uses goal ``g`` (checked by the goal space: wrong shape
+        or NaN raises); ``{"split": "heldout"}`` draws a held-out evaluation goal,
+        ``"train"`` (default) a training goal; ``{"object_position": p}`` places the block.
+        """
+        super().reset(seed=seed)
+        if seed is not None:
+            self._train_goals = dataclasses.replace(self.goal_sampler, seed=seed)
+        options = dict(options or {})
+        for key in options:
+            if key not in _RESET_OPTIONS:
+                raise ConfigError(
+                    f"unknown reset option {key!r}.{suggest(key, _RESET_OPTIONS)} "
+                    f"Valid options: {', '.join(_RESET_OPTIONS)}."
+                )
+        split = options.get("split", "train")
+        if "desired_goal" in options:
+            goal = self.goal_space.check(options["desired_goal"], "options['desired_goal']")
+            if goal.shape != (self.goal_space.dim,):
+                raise GoalShapeError(
+                    f"options['desired_goal'] has shape {goal.shape}; reset takes one goal of "
+                    f"shape ({self.goal_space.dim},), not a batch"
+                )
+            goal = goal.copy()
+            split = "requested"
+        elif split == "heldout":
+            goal = self.goal_sampler.heldout(1, seed=int(self.np_random.integers(2**62)))[0]
+        elif split == "train":
+            goal = self._train_goals.sample()
+        else:
+            raise ConfigError(f"reset option split={split!r}: use 'train' or 'heldout'")
+        self._goal = goal
+
+        object_position: NDArray[np.float64] | None = None
+        if self.has_object:
+            if "object_position" in options:
+                object_position = np.asarray(options["object_position"], dtype=np.float64)
+            else:
+                object_position = self._sample_object_start(goal)
+        elif self.arm_config.object_body is not None:
+            object_position = PARKED_OBJECT_M
+        self.sim.reset(object_position=object_position)
+        self.sim.set_goal_marker(goal)
+        self._state = self.sim.state()
+        obs = self._observe(self._state, None)
+        self._needs_reset = False
+        info = {
+            "is_success": self._success(obs),
+            "split": split,
+            "physics_diverged": False,
+        }
+        return obs, info
+
+    def step(
+        self, action: ArrayLike
+    ) -> tuple[dict[str, NDArray[np.float64]], float, bool, bool, dict[str, Any]]:
+        """Move the tool by action[:3] * 5 cm and set the gripper (-1 shut, +1 open)."""
+        if self._needs_reset or self._state is None or self._obs is None:
+            raise RuntimeError(
+                "step() called before reset() or after the physics diverged; call reset()"
+            )
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (4,):
+            raise ValueError(f"action has shape {a.shape}; this task takes 4 values (dx, dy, dz, gripper)")
+        if not np.isfinite(a).all():
+            raise ValueError(f"action contains NaN or inf: {a.tolist()}")
+        a = np.clip(a, -1.0, 1.0)
+        target = np.clip(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+        q = self._state.joints(self.kinematics.joint_names)
+        q_target = cartesian_step(
+            self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
+        )
+        self.sim.set_joint_targets(q_target, 0.5 * (a[3] + 1.0) * self._max_opening)
+        self.sim.step()
+
+        diverged = self.sim.diverged
+        if diverged:
+            # MuJoCo has already reset its data; keep the last good observation so that
+            # nothing NaN or teleported reaches the learner, and end the episode.
+            obs = {k: v.copy() for k, v in self._obs.items()}
+            self._needs_reset = True
+        else:
+            previous, self._state = self._state, self.sim.state()
+            obs = self._observe(self._state, previous)
+        info: dict[str, Any] = {
+            "is_success": self._success(obs),
+            "physics_diverged": diverged,
+        }
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        terminated = self.compute_terminated(obs["achieved_goal"], obs["desired_goal"], info)
+        return obs, reward, terminated, False, info
+
+    # -- helpers ------------------------------------------------------------
+    def _observe(self, state: RobotState, previous: RobotState | None) -> dict[str, NDArray[np.float64]]:
+        vec = self.observation_builder(state, previous)
+        self._tcp = vec[self._tcp_slice].copy()
+        if self.goal_space_name == "ee_position":
+            achieved = self._tcp.copy()  # the same FK the extractor would run, already done
+        else:
+            achieved = self.achieved_goal_extractor(state).copy()
+        self._obs = {"observation": vec, "achieved_goal": achieved, "desired_goal": self._goal.copy()}
+        return {k: v.copy() for k, v in self._obs.items()}
+
+    def _success(self, obs: Mapping[str, NDArray[np.float64]]) -> float:
+        return float(self.goal_space.is_success(obs["achieved_goal"], obs["desired_goal"]))
+
+    def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
+        for _ in range(1000):
+            start = self.np_random.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
+            if np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
+                return start
+        raise ConfigError(
+            f"could not place the block at least {MIN_START_GOAL_DISTANCE_M} m from goal "
+            f"{goal.tolist()} inside {OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
+        )
+
+    def render(self) -> NDArray[np.uint8] | None:
+        """An RGB image of the scene from the 'overview' camera (render_mode='rgb_array')."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.sim.model, 480, 640)
+        camera = "overview" if mujoco.mj_name2id(
+            self.sim.model, mujoco.mjtObj.mjOBJ_CAMERA, "overview"
+        ) >= 0 else -1
+        self._renderer.update_scene(self.sim.data, camera=camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        """Release the renderer, if one was made."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class ReachEnv(HerArmEnv):
+    """Move the tool centre point to a goal in a 30 cm box above the table."""
+
+    task_name = "reach"
+    goal_space_name = "ee_position"
+    has_object = False
+    # Centred on the tool's home position (0.5, 0, 0.2) m, Fetch's +-15 cm.
+    goal_region = GoalRegion(low=(0.35, -0.15, 0.05), high=(0.65, 0.15, 0.35))
+
+
+class PushEnv(HerArmEnv):
+    """Push the block across the table to a goal on the table."""
+
+    task_name = "push"
+    goal_space_name = "object_position"
+    has_object = True
+    goal_region = GoalRegion(
+        low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
+        high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
+    )
+
+
+class PickAndPlaceEnv(HerArmEnv):
+    """Move the block to a goal on the table (half the goals) or up to 30 cm above it."""
+
+    task_name = "pick_and_place"
+    goal_space_name = "object_position"
+    has_object = True
+    goal_region = GoalRegion(
+        low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
+        high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.3),
+        floor_fraction=0.5,
+    )
+
+
+TASK_IDS: dict[str, str] = {
+    "reach": "HerReach-v0",
+    "push": "HerPush-v0",
+    "pick_and_place": "HerPickAndPlace-v0",
+}
+_TASK_CLASSES: dict[str, type[HerArmEnv]] = {
+    "reach": ReachEnv,
+    "push": PushEnv,
+    "pick_and_place": PickAndPlaceEnv,
+}
+
+
+def register_tasks() -> None:
+    """Register HerReach-v0, HerPush-v0 and HerPickAndPlace-v0 with Gymnasium (idempotent)."""
+    for name, env_id in TASK_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point=f"her_mujoco.tasks:{_TASK_CLASSES[name].__name__}",
+                max_episode_steps=MAX_EPISODE_STEPS,
+            )
+
+
+def make_task(name: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` of a task by short name: "reach", "push" or "pick_and_place"."""
+    if name not in TASK_IDS:
+        raise ConfigError(
+            f"unknown task {name!r}.{suggest(name, TASK_IDS)} Tasks: {', '.join(TASK_IDS)}."
+        )
+    register_tasks()
+    return gym.make(TASK_IDS[name], **kwargs)
