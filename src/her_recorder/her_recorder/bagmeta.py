@@ -17,7 +17,6 @@ from typing import Any
 from her_goals import GoalSpace
 from her_goals.config import config_hash, to_plain
 from her_goals.errors import ConfigError
-
 from her_recorder.errors import BagFormatError
 
 FORMAT_VERSION = "1"

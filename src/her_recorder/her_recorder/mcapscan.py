@@ -26,18 +26,19 @@ Strings are ``u32 length + UTF-8``; maps and arrays are ``u32 byte length + item
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from lz4.frame import decompress as _lz4_decompress  # type: ignore[import-untyped]
+from lz4.frame import decompress as _lz4_decompress
 
-try:  # Python 3.14 ships zstd; before that the backport rosbags depends on.
-    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the Python version
-    from backports import zstd  # type: ignore[no-redef,unused-ignore]
+if sys.version_info >= (3, 14):  # pragma: no cover - zstd joined the stdlib in 3.14
+    from compression import zstd
+else:  # the backport rosbags itself depends on
+    from backports import zstd
 
 MAGIC = b"\x89MCAP0\r\n"
 FOOTER_SIZE = 1 + 8 + 20 + len(MAGIC)
@@ -335,11 +336,11 @@ class McapScanner:
             if len(body) < _MSG.size:
                 raise McapCorrupt(f"message record of {len(body)} bytes")
             cid, _, log_time, _ = _MSG.unpack_from(body, 0)
-            channel = res.channels.get(cid)
-            if channel is None:
+            on = res.channels.get(cid)
+            if on is None:
                 raise McapCorrupt(f"message on unknown channel {cid}")
             self._count(cid, log_time)
-            yield channel, log_time, bytes(body[_MSG.size :]) if keep_data else b""
+            yield on, log_time, bytes(body[_MSG.size :]) if keep_data else b""
         elif op == OP_METADATA:
             name, p = _read_str(body, 0)
             raw, _ = _read_bytes(body, p)
@@ -353,7 +354,7 @@ class McapScanner:
 
     def _chunk(
         self, body: memoryview, pos: int, end: int, keep_data: bool
-    ) -> Iterator[tuple[Channel, int, bytes]]:
+    ) -> Generator[tuple[Channel, int, bytes], None, ChunkInfo]:
         res = self.result
         start_time, end_time, compression, csize, usize, records = _decode_chunk(body)
         buf = memoryview(records)
@@ -403,9 +404,7 @@ class McapScanner:
             yield res.channels[cid], log_time, bytes(buf[a:b]) if keep_data else b""
         return chunk
 
-    def _message_index(
-        self, body: memoryview, pos: int, end: int, chunk: ChunkInfo | None
-    ) -> None:
+    def _message_index(self, body: memoryview, pos: int, end: int, chunk: ChunkInfo | None) -> None:
         (cid,) = _U16.unpack_from(body, 0)
         (nbytes,) = _U32.unpack_from(body, 2)
         if 6 + nbytes != len(body) or nbytes % 16:

@@ -32,16 +32,15 @@ from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from her_goals import GoalSpace
-from her_goals.config import config_hash
-from her_goals.errors import GoalError, GoalShapeError
 from numpy.typing import ArrayLike, NDArray
 from rosbags.interfaces import Connection
-
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys.store import Typestore
 
+from her_goals import GoalSpace
+from her_goals.config import config_hash
+from her_goals.errors import GoalError, GoalShapeError
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
 from her_recorder.errors import BagError, BagMismatchError, RecorderError
@@ -187,9 +186,7 @@ class _Bag:
         episodes = {k: len(v) for k, v in self.episode_ids.items()}
         if ids:
             episodes.update(first_id=min(ids), last_id=max(ids))
-        meta = dataclasses.replace(
-            self.meta, episodes=episodes, dropped_messages=dropped_messages
-        )
+        meta = dataclasses.replace(self.meta, episodes=episodes, dropped_messages=dropped_messages)
         for key, value in meta.to_strings().items():
             writer.set_custom_data(key, value)
         self.writer = self.storage = None
@@ -322,8 +319,8 @@ class EpisodeRecorder:
         self._is_open = True
 
     def _resume_from(self, existing: list[Path]) -> None:
-        from her_recorder.reader import bag_summary  # noqa: PLC0415 - avoid an import cycle
-        from her_recorder.recover import recover_bag  # noqa: PLC0415
+        from her_recorder.reader import bag_summary
+        from her_recorder.recover import recover_bag
 
         last_id = -1
         for bag in existing:
@@ -673,7 +670,9 @@ class EpisodeRecorder:
             done.set()
 
     def _write(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
-        data = payload if isinstance(payload, bytes) else self._store.serialize_cdr(payload, msgtype)
+        data = (
+            payload if isinstance(payload, bytes) else self._store.serialize_cdr(payload, msgtype)
+        )
         if self._bag is None:
             self._open_bag()
         assert self._bag is not None
