@@ -40,9 +40,9 @@ class ArmConfig:
     arm_joints: tuple[str, ...] = ARM_JOINTS
     """Hinge joints of the arm, base to wrist; the order of joint targets and of q."""
     gripper_joints: tuple[str, ...] = GRIPPER_JOINTS
-    """Finger slide joints; their positions (m) sum to the gripper opening."""
-    gripper_actuator: str = "gripper"
-    """Actuator whose control is the total finger opening in metres."""
+    """Finger slide joints; their positions (m) sum to the gripper opening. Empty: no gripper."""
+    gripper_actuator: str | None = "gripper"
+    """Actuator whose control is the total finger opening in metres; None: no gripper."""
     gripper_max_opening_m: float = 0.08
     """Opening commanded by gripper action +1 (fully open)."""
     ee_site: str = "tcp"
@@ -92,6 +92,12 @@ class ArmConfig:
             raise ConfigError(
                 f"arm config: timestep_s {self.timestep_s} is longer than one control period "
                 f"(1 / control_rate_hz = {1.0 / self.control_rate_hz} s)"
+            )
+        if bool(self.gripper_joints) != (self.gripper_actuator is not None):
+            raise ConfigError(
+                "arm config: give both gripper_joints and gripper_actuator, or neither "
+                f"(got gripper_joints={list(self.gripper_joints)}, "
+                f"gripper_actuator={self.gripper_actuator!r})"
             )
         if not 0.0 <= self.home_gripper_opening_m <= self.gripper_max_opening_m:
             raise ConfigError(

@@ -40,7 +40,14 @@ def load_model(config: ArmConfig) -> mujoco.MjModel:
             "(leave it unset for the packaged her_arm.xml)"
         )
     try:
-        model = mujoco.MjModel.from_xml_path(str(path))
+        if path.suffix.lower() == ".urdf":
+            # MuJoCo merges links attached by fixed joints into their parents by default,
+            # which would delete exactly the links we name: base_link and the tcp link.
+            spec = mujoco.MjSpec.from_file(str(path))
+            spec.compiler.fusestatic = False
+            model = spec.compile()
+        else:
+            model = mujoco.MjModel.from_xml_path(str(path))
     except ValueError as exc:  # MuJoCo reports parse and compile errors as ValueError
         raise ConfigError(f"arm model {path} could not be loaded by MuJoCo: {exc}") from exc
     model.opt.timestep = config.timestep_s
@@ -105,7 +112,9 @@ def resolve_joints(
     model: mujoco.MjModel, names: tuple[str, ...], config_key: str, *, hinge_or_slide: bool = True
 ) -> ArmIds:
     """Resolve joint names to ids, qpos/dof addresses and position limits."""
-    ids = np.array([find_id(model, mujoco.mjtObj.mjOBJ_JOINT, n, config_key) for n in names])
+    ids = np.array(
+        [find_id(model, mujoco.mjtObj.mjOBJ_JOINT, n, config_key) for n in names], dtype=np.int64
+    )
     if hinge_or_slide:
         scalar = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
         bad = [n for n, j in zip(names, ids) if model.jnt_type[j] not in scalar]

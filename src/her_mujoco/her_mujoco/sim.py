@@ -59,7 +59,11 @@ class ArmSim:
         self._arm_act = np.array(
             [actuator_for_joint(m, j, n) for j, n in zip(arm.joint_ids, cfg.arm_joints)]
         )
-        self._grip_act = find_id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, cfg.gripper_actuator, "gripper_actuator")
+        self._grip_act: int | None = None
+        if cfg.gripper_actuator is not None:
+            self._grip_act = find_id(
+                m, mujoco.mjtObj.mjOBJ_ACTUATOR, cfg.gripper_actuator, "gripper_actuator"
+            )
         self._ee = find_ee_frame(m, cfg)
         self._base = find_id(m, mujoco.mjtObj.mjOBJ_BODY, cfg.base_frame, "base_frame")
 
@@ -124,7 +128,8 @@ class ArmSim:
         self._check_arm_vector(q, "qpos")
         opening = cfg.home_gripper_opening_m if gripper_opening_m is None else gripper_opening_m
         d.qpos[self._arm_qadr] = q
-        d.qpos[self._grip_qadr] = opening / len(self._grip_qadr)
+        if len(self._grip_qadr):
+            d.qpos[self._grip_qadr] = opening / len(self._grip_qadr)
         if self._obj_qadr is not None:
             if object_position is not None:
                 pos = np.asarray(object_position, dtype=np.float64)
@@ -150,7 +155,7 @@ class ArmSim:
         q = np.asarray(q_target, dtype=np.float64)
         self._check_arm_vector(q, "q_target")
         self.data.ctrl[self._arm_act] = np.clip(q, self.joint_low, self.joint_high)
-        if gripper_opening_m is not None:
+        if gripper_opening_m is not None and self._grip_act is not None:
             if not np.isfinite(gripper_opening_m):
                 raise StateError(f"gripper opening must be finite, got {gripper_opening_m}")
             self.data.ctrl[self._grip_act] = min(

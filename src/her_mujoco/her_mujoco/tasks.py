@@ -25,7 +25,6 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
-from gymnasium_robotics.core import GoalEnv
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import from_mapping, suggest
@@ -73,10 +72,15 @@ def _coerce_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | 
     return from_mapping(ArmConfig, arm_config, where="arm_config")
 
 
-class HerArmEnv(GoalEnv):
-    """Base of the arm's goal tasks: IK action mapping, goals, reward, observation."""
+class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
+    """Base of the arm's goal tasks: IK action mapping, goals, reward, observation.
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    It has the API of ``gymnasium_robotics.GoalEnv`` (compute_reward/terminated/
+    truncated) without subclassing it: importing gymnasium_robotics registers every
+    robotics env, takes about half a second and prints a warning.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium's name)
     task_name: ClassVar[str]
     goal_space_name: ClassVar[str]
     has_object: ClassVar[bool]
@@ -286,8 +290,11 @@ class HerArmEnv(GoalEnv):
             f"{goal.tolist()} inside {OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
         )
 
-    def render(self) -> NDArray[np.uint8] | None:
-        """An RGB image of the scene from the 'overview' camera (render_mode='rgb_array')."""
+    def render(self) -> Any:
+        """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.
+
+        Only with render_mode='rgb_array'; needs an OpenGL context (EGL/OSMesa headless).
+        """
         if self.render_mode != "rgb_array":
             return None
         if self._renderer is None:
