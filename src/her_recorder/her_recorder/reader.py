@@ -863,6 +863,21 @@ def read_episodes(
             bag_report.notes.insert(0, "; ".join(info.reasons))
         topics = {topic for topic, _ in src.topic_counts}
         meta = src.meta
+        if not topics and meta is None:
+            bag_problems.append(
+                Problem(
+                    bag,
+                    None,
+                    None,
+                    "empty",
+                    "holds no messages and no HER metadata "
+                    "(created just before the recorder was killed?); nothing to read",
+                    "warning",
+                )
+            )
+            report.problems.extend(bag_problems)
+            report.bags.append(bag_report)
+            continue
         if ifc.TOPIC_STEP not in topics and meta is None:
             raise BagFormatError(
                 f"{bag} has no {ifc.TOPIC_STEP} messages (topics: {sorted(topics) or 'none'}) "

@@ -159,14 +159,15 @@ class _Bag:
             )
         self.writer.write(conn, stamp_ns, data)
 
-    def sync(self) -> None:
-        """Make everything written so far durable: close the chunk, flush, fsync."""
+    def sync(self, *, durable: bool = True) -> None:
+        """Close the chunk and flush it to the OS (survives a killed process);
+        with ``durable`` also ``fsync`` it (survives power loss, if enabled)."""
         storage = self.storage
         assert storage is not None
         if storage.chunk.bio.tell():
             storage.close_chunk()
         storage.bio.flush()
-        if self.fsync:
+        if durable and self.fsync:
             os.fsync(storage.bio.fileno())
 
     @property
@@ -421,6 +422,9 @@ class EpisodeRecorder:
             episode_id=episode.episode_id,
         )
         self._emit(ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE, t, goal)
+        # Flush (no fsync) the START so that a crash mid-episode leaves a trace:
+        # readers then report the episode as incomplete instead of not at all.
+        self._control(("started",))
         return episode.episode_id
 
     def record_step(
@@ -651,6 +655,10 @@ class EpisodeRecorder:
         if item[0] == "msg":
             _, topic, msgtype, t, payload = item
             self._write(topic, msgtype, t, payload)
+            return
+        if item[0] == "started":
+            if self._bag is not None:
+                self._bag.sync(durable=False)
             return
         _, kind, episode_id, done, bag_box = item
         bag = self._bag
