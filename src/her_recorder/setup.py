@@ -1,7 +1,5 @@
 """ament_python build of her_recorder (ROS 2); without ROS the root pyproject.toml installs it."""
 
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "her_recorder"
