@@ -9,6 +9,8 @@ timestamp in integer nanoseconds (:meth:`ArmSim.state` as a
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -25,10 +27,13 @@ from her_mujoco.model import (
 )
 
 _IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
-_INSTABILITY_WARNINGS = (
-    mujoco.mjtWarning.mjWARN_BADQACC,
-    mujoco.mjtWarning.mjWARN_BADQPOS,
-    mujoco.mjtWarning.mjWARN_BADQVEL,
+_INSTABILITY_WARNINGS = np.array(
+    [
+        mujoco.mjtWarning.mjWARN_BADQACC,
+        mujoco.mjtWarning.mjWARN_BADQPOS,
+        mujoco.mjtWarning.mjWARN_BADQVEL,
+    ],
+    dtype=np.intp,
 )
 
 
@@ -99,6 +104,7 @@ class ArmSim:
                 f"(position {self._base_pos.tolist()}); ArmSim reports poses in world = "
                 "base_link, so place the base body at the origin with identity orientation"
             )
+        self._warning_numbers = self.data.warning.number  # a live view of MuJoCo's counters
         self._warning_count = 0
         self.diverged = False
         """True once the physics went unstable (NaN or huge accelerations) since reset."""
@@ -154,7 +160,7 @@ class ArmSim:
         """Command arm joint positions (rad, clipped to limits) and the gripper opening (m)."""
         q = np.asarray(q_target, dtype=np.float64)
         self._check_arm_vector(q, "q_target")
-        self.data.ctrl[self._arm_act] = np.clip(q, self.joint_low, self.joint_high)
+        self.data.ctrl[self._arm_act] = np.minimum(np.maximum(q, self.joint_low), self.joint_high)
         if gripper_opening_m is not None and self._grip_act is not None:
             if not np.isfinite(gripper_opening_m):
                 raise StateError(f"gripper opening must be finite, got {gripper_opening_m}")
@@ -240,8 +246,8 @@ class ArmSim:
                 f"{what} has shape {q.shape}; the arm has {self._n_arm} joints "
                 f"{list(self.config.arm_joints)}"
             )
-        if not np.isfinite(q).all():
+        if not math.isfinite(q.sum()):  # one reduction; NaN/inf anywhere poisons the sum
             raise StateError(f"{what} contains NaN or inf: {q.tolist()}")
 
     def _count_warnings(self) -> int:
-        return sum(int(self.data.warning[w].number) for w in _INSTABILITY_WARNINGS)
+        return int(self._warning_numbers[_INSTABILITY_WARNINGS].sum())

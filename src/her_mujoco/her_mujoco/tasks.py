@@ -80,7 +80,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     robotics env, takes about half a second and prints a warning.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium's name)
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium declares it an instance attribute)
     task_name: ClassVar[str]
     goal_space_name: ClassVar[str]
     has_object: ClassVar[bool]
@@ -240,9 +240,9 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             raise ValueError(f"action has shape {a.shape}; this task takes 4 values (dx, dy, dz, gripper)")
         if not np.isfinite(a).all():
             raise ValueError(f"action contains NaN or inf: {a.tolist()}")
-        a = np.clip(a, -1.0, 1.0)
-        target = np.clip(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
-        q = self._state.joints(self.kinematics.joint_names)
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
+        target = np.minimum(np.maximum(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
+        q = self.observation_builder.arm_positions(self._state)
         q_target = cartesian_step(
             self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
         )
@@ -258,11 +258,9 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         else:
             previous, self._state = self._state, self.sim.state()
             obs = self._observe(self._state, previous)
-        info: dict[str, Any] = {
-            "is_success": self._success(obs),
-            "physics_diverged": diverged,
-        }
-        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"]))
+        # The goal space guarantees reward == is_success - 1, so success needs no second check.
+        info: dict[str, Any] = {"is_success": reward + 1.0, "physics_diverged": diverged}
         terminated = self.compute_terminated(obs["achieved_goal"], obs["desired_goal"], info)
         return obs, reward, terminated, False, info
 
