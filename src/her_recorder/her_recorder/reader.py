@@ -237,6 +237,9 @@ class _BagSource:
         self.notes: list[str] = []
         self.msgdefs: dict[str, str] = {}
         self.topic_counts: Counter[tuple[str, str]] = Counter()
+        """Messages read, by (topic, type), for the topics asked for."""
+        self.all_topics: set[str] = set()
+        """Every topic the bag has a connection for, asked for or not."""
         self.meta: BagMeta | None = info.meta
 
     def messages(
@@ -262,6 +265,7 @@ class _BagSource:
         with Reader(self.info.path) as reader:
             conns = [c for c in reader.connections if only_topics is None or c.topic in only_topics]
             for conn in reader.connections:
+                self.all_topics.add(conn.topic)
                 if conn.msgdef.data:
                     self.msgdefs.setdefault(conn.topic, conn.msgdef.data)
             # Materialise per chunk order first so a read error surfaces before yielding.
@@ -288,6 +292,9 @@ class _BagSource:
                 self.topic_counts[channel.topic, msgtype] += 1
                 yield channel.topic, msgtype, t, data
             res = scanner.result
+            if res.size and not res.data_end:
+                raise BagFormatError(f"{mcap}: {res.stop_reason}: not an MCAP file")
+            self.all_topics.update(c.topic for c in res.channels.values())
             if res.profile and res.profile != "ros2":
                 raise BagFormatError(
                     f"{mcap}: MCAP profile {res.profile!r}, not ros2: not a rosbag2 file"
@@ -609,18 +616,18 @@ class _EpisodeChecker:
         if len(np.unique(index)) != len(index):
             dup = index[np.flatnonzero(np.diff(index) == 0)[0]]
             add("duplicate_steps", f"step index {int(dup)} recorded more than once", int(dup))
-        expected = np.arange(len(index))
-        if np.unique(index).shape != expected.shape or not np.array_equal(
-            np.unique(index), expected
-        ):
-            missing = sorted(set(range(int(index.max()) + 1)) - set(index.tolist()))
+        # Steps 0..n-1 must all be there, n = what the end event counted (or more
+        # if more arrived): a gap and a missing tail are both missing steps.
+        n_expected = max(int(end.num_steps), int(index.max()) + 1)
+        missing = sorted(set(range(n_expected)) - set(index.tolist()))
+        if missing:
             add(
                 "missing_steps",
-                f"missing step(s) {missing[:10]}"
-                f"{'...' if len(missing) > 10 else ''} of {int(index.max()) + 1}",
-                missing[0] if missing else None,
+                f"missing step(s) {missing[:10]}{'...' if len(missing) > 10 else ''} "
+                f"of {n_expected}",
+                missing[0],
             )
-        if int(end.num_steps) != len(steps):
+        elif int(end.num_steps) != len(steps):
             add(
                 "step_count",
                 f"the end event says {int(end.num_steps)} steps, the bag holds {len(steps)}",
@@ -861,7 +868,7 @@ def read_episodes(
         bag_report.notes.extend(src.notes)
         if info.needs_recovery:
             bag_report.notes.insert(0, "; ".join(info.reasons))
-        topics = {topic for topic, _ in src.topic_counts}
+        topics = src.all_topics
         meta = src.meta
         if not topics and meta is None:
             bag_problems.append(
