@@ -449,6 +449,14 @@ def _map(items: dict[str, str]) -> bytes:
     return bytes(out)
 
 
+def header_record(profile: str, library: str) -> bytes:
+    """Serialise a Header record (the first record of every MCAP file)."""
+    out = bytearray()
+    _w_str(out, profile)
+    _w_str(out, library)
+    return _record(OP_HEADER, out)
+
+
 def schema_record(schema: Schema) -> bytes:
     """Serialise a Schema record."""
     out = bytearray(_U16.pack(schema.id))

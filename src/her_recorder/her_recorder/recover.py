@@ -36,6 +36,7 @@ from her_recorder.bagmeta import KEY_EPISODES, KEY_RECOVERED, MCAP_METADATA_NAME
 from her_recorder.errors import BagFormatError
 from her_recorder.mcapscan import (
     McapScanner,
+    header_record,
     ScanResult,
     message_index_records,
     write_summary,
@@ -179,6 +180,9 @@ def _repair(mcap: Path, res: ScanResult, fr: FileRecovery) -> None:
             fr.saved_tail = tail
         bio.seek(cut)
         bio.truncate()
+        if not res.profile:  # cut inside the Header record: nothing but the magic is left
+            bio.write(header_record("ros2", "her_recorder recover"))
+            fr.note = "the MCAP header itself was cut; wrote a new one"
         if reindex and last is not None:
             bio.write(message_index_records(last, cut))
         write_summary(bio, res, rosbag2_metadata=None)

@@ -1,0 +1,83 @@
+"""A truncated MCAP file is read up to its last intact record, at any cut point."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from her_recorder_testlib import record_session
+from rosbags.rosbag2 import Reader
+
+from her_recorder import interfaces, read_episodes, recover_bag, typestore
+from her_recorder.mcapscan import McapScanner
+
+
+def _durable_points(mcap: Path) -> list[tuple[int, int]]:
+    """(file offset where its chunk ends, episode id) of every END event."""
+    scanner = McapScanner(mcap)
+    out = []
+    for channel, _, data in scanner.messages():
+        if channel.topic == interfaces.TOPIC_EPISODE:
+            ev = typestore().deserialize_cdr(data, interfaces.EVENT_TYPE)
+            if ev.event == interfaces.EventKind.END:
+                out.append((scanner.result.chunks[-1].end, int(ev.episode_id)))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("compression", "n_random", "around_points"),
+    [
+        ("none", 4, False),
+        ("zstd", 2, False),
+        pytest.param("none", 60, True, marks=pytest.mark.slow),
+        pytest.param("zstd", 60, True, marks=pytest.mark.slow),
+    ],
+)
+def test_every_episode_before_the_cut_survives(
+    tmp_path: Path, compression: str, n_random: int, around_points: bool
+) -> None:
+    source = tmp_path / "source"
+    record_session(source, n_episodes=6, n_steps=8, compression=compression, fsync=False)
+    bag = source / "bag_0000"
+    mcap = bag / "bag_0000.mcap"
+    size = mcap.stat().st_size
+    points = _durable_points(mcap)
+    rng = random.Random(7)
+    cuts = {p for p, _ in points[::2]} | {8, 9, size - 1}
+    cuts |= {rng.randrange(0, size) for _ in range(n_random)}
+    if around_points:
+        cuts |= {p + d for p, _ in points for d in (-1, 1)}
+    for cut in sorted(cuts):
+        trial = tmp_path / f"cut{cut}"
+        shutil.copytree(bag, trial / "bag_0000")
+        (trial / "bag_0000" / "metadata.yaml").unlink()
+        target = trial / "bag_0000" / "bag_0000.mcap"
+        target.write_bytes(mcap.read_bytes()[:cut])
+        expected = [eid for end, eid in points if end <= cut]
+        before = read_episodes(trial, log_summary=False)
+        assert [e.episode_id for e in before.episodes] == expected, cut
+        recover_bag(trial / "bag_0000")
+        after = read_episodes(trial, log_summary=False)
+        assert [e.episode_id for e in after.episodes] == expected, cut
+        assert after.report.ok or any(p.kind == "empty" for p in after.report.problems), cut
+        if (trial / "bag_0000" / "bag_0000.mcap").exists():
+            with Reader(trial / "bag_0000") as reader:
+                assert sum(1 for _ in reader.messages()) == reader.message_count
+        assert recover_bag(trial / "bag_0000").needed is False  # idempotent
+        shutil.rmtree(trial)
+
+
+def test_recovery_keeps_the_torn_bytes(tmp_path: Path) -> None:
+    record_session(tmp_path / "s", n_episodes=3, fsync=False)
+    bag = tmp_path / "s" / "bag_0000"
+    mcap = bag / "bag_0000.mcap"
+    data = mcap.read_bytes()
+    (bag / "metadata.yaml").unlink()
+    mcap.write_bytes(data[: len(data) - 700])
+    report = recover_bag(bag)
+    (fr,) = report.files
+    assert fr.action == "repaired" and fr.saved_tail is not None and fr.cut_at is not None
+    assert fr.saved_tail.read_bytes() == data[fr.cut_at : len(data) - 700]
+    assert "repaired" in report.format()
