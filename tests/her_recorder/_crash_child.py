@@ -14,8 +14,8 @@ import sys
 import time
 
 import numpy as np
-from her_goals import get_goal_space
 
+from her_goals import get_goal_space
 from her_recorder import EpisodeRecorder, typestore
 from her_recorder.writer import header
 

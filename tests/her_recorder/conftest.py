@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from her_recorder_testlib import Recorded, record_session  # noqa: E402
+from her_recorder_testlib import Recorded, record_session
 
 
 @pytest.fixture

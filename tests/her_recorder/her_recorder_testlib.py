@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from her_goals import GoalSpace, get_goal_space
 
+from her_goals import GoalSpace, get_goal_space
 from her_recorder import EpisodeRecorder, typestore
 from her_recorder.writer import header
 
@@ -37,37 +37,71 @@ def record_session(
     out = Recorded()
     types = typestore().types
     t = 1_700_000_000_000_000_000
-    with EpisodeRecorder(path, goal_space=SPACE, task="reach", config={"lr": 1e-3},
-                         seeds={"train": seed}, **options) as rec:
+    with EpisodeRecorder(
+        path, goal_space=SPACE, task="reach", config={"lr": 1e-3}, seeds={"train": seed}, **options
+    ) as rec:
         for e in range(n_episodes):
             desired = rng.uniform(-0.5, 0.5, 3)
             episode_id = rec.start_episode(desired, stamp_ns=t)
             obs = rng.normal(size=6)
             ag = rng.uniform(-0.5, 0.5, 3)
-            rows: dict[str, list[Any]] = {k: [] for k in (
-                "observation", "next_observation", "action_raw", "action_applied",
-                "achieved_goal", "next_achieved_goal", "stamp_ns", "safety_flags")}
+            rows: dict[str, list[Any]] = {
+                k: []
+                for k in (
+                    "observation",
+                    "next_observation",
+                    "action_raw",
+                    "action_applied",
+                    "achieved_goal",
+                    "next_achieved_goal",
+                    "stamp_ns",
+                    "safety_flags",
+                )
+            }
             for s in range(n_steps):
                 t += 10_000_000
                 obs2 = rng.normal(size=6)
                 last = s == n_steps - 1
-                ag2 = desired + 0.001 if (last and e % succeed_every == 0) else rng.uniform(-0.5, 0.5, 3)
+                ag2 = (
+                    desired + 0.001
+                    if (last and e % succeed_every == 0)
+                    else rng.uniform(-0.5, 0.5, 3)
+                )
                 act = rng.uniform(-2, 2, 4)
                 applied = np.clip(act, -1, 1)
                 flags = 1 if (np.abs(act) > 1).any() else 0
-                rec.record_step(observation=obs, next_observation=obs2, action_raw=act,
-                                action_applied=applied, achieved_goal=ag, next_achieved_goal=ag2,
-                                truncated=last, safety_flags=flags,
-                                safety_cost=float(flags), safety_reasons=["clipped"] if flags else [],
-                                stamp_ns=t)
-                for k, v in (("observation", obs), ("next_observation", obs2), ("action_raw", act),
-                             ("action_applied", applied), ("achieved_goal", ag),
-                             ("next_achieved_goal", ag2), ("stamp_ns", t), ("safety_flags", flags)):
+                rec.record_step(
+                    observation=obs,
+                    next_observation=obs2,
+                    action_raw=act,
+                    action_applied=applied,
+                    achieved_goal=ag,
+                    next_achieved_goal=ag2,
+                    truncated=last,
+                    safety_flags=flags,
+                    safety_cost=float(flags),
+                    safety_reasons=["clipped"] if flags else [],
+                    stamp_ns=t,
+                )
+                for k, v in (
+                    ("observation", obs),
+                    ("next_observation", obs2),
+                    ("action_raw", act),
+                    ("action_applied", applied),
+                    ("achieved_goal", ag),
+                    ("next_achieved_goal", ag2),
+                    ("stamp_ns", t),
+                    ("safety_flags", flags),
+                ):
                     rows[k].append(v)
                 if raw:
                     js = types["sensor_msgs/msg/JointState"](
-                        header=header(t, ""), name=["a", "b"], position=obs[:2],
-                        velocity=np.zeros(2), effort=np.zeros(2))
+                        header=header(t, ""),
+                        name=["a", "b"],
+                        position=obs[:2],
+                        velocity=np.zeros(2),
+                        effort=np.zeros(2),
+                    )
                     rec.record_raw("/joint_states", js, t)
                 obs, ag = obs2, ag2
             t += 10_000_000
@@ -79,4 +113,3 @@ def record_session(
             }
             t += 10_000_000
     return out
-

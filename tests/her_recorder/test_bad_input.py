@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from her_goals import GoalSpace
 from her_recorder_testlib import SPACE, Recorded, record_session
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from her_goals import GoalSpace
 from her_recorder import (
     BagFormatError,
     BagMismatchError,
@@ -27,8 +27,9 @@ from her_recorder.writer import header
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "her_recorder", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "her_recorder", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def _bag(path: Path) -> Path:
@@ -60,7 +61,9 @@ def test_bag_of_another_goal_space(session: tuple[Path, Recorded]) -> None:
 
 def test_mixing_goal_spaces_across_bags_is_refused(tmp_path: Path) -> None:
     record_session(tmp_path / "a")
-    with EpisodeRecorder(tmp_path / "b", goal_space=SPACE.with_tolerance(0.01), task="reach") as rec:
+    with EpisodeRecorder(
+        tmp_path / "b", goal_space=SPACE.with_tolerance(0.01), task="reach"
+    ) as rec:
         rec.start_episode(np.zeros(3))
         rec.end_episode()
     with pytest.raises(BagMismatchError):
@@ -73,8 +76,12 @@ def test_bag_with_no_step_topic(tmp_path: Path) -> None:
     with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conn = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=store)
         msg = store.types["sensor_msgs/msg/JointState"](
-            header=header(1, ""), name=["a"], position=np.zeros(1), velocity=np.zeros(1),
-            effort=np.zeros(1))
+            header=header(1, ""),
+            name=["a"],
+            position=np.zeros(1),
+            velocity=np.zeros(1),
+            effort=np.zeros(1),
+        )
         writer.write(conn, 1, store.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
     with pytest.raises(BagFormatError, match="no /her/step messages .*not a HER episode bag"):
         read_episodes(bag)
@@ -128,7 +135,9 @@ def test_mcap_cut_in_half(session: tuple[Path, Recorded]) -> None:
     assert after.report.ok
 
 
-def test_zero_byte_mcap_and_zero_byte_metadata(tmp_path: Path, session: tuple[Path, Recorded]) -> None:
+def test_zero_byte_mcap_and_zero_byte_metadata(
+    tmp_path: Path, session: tuple[Path, Recorded]
+) -> None:
     path, recorded = session
     empty = tmp_path / "empty_bag"
     empty.mkdir()
@@ -162,8 +171,14 @@ def test_undecodable_step_is_reported_and_its_episode_left_out(tmp_path: Path) -
     path = tmp_path / "s"
     with EpisodeRecorder(path, goal_space=SPACE, task="reach", fsync=False) as rec:
         rec.start_episode(np.zeros(3), stamp_ns=1)
-        rec.record_step(observation=[0.0], next_observation=[0.0], action_raw=[0.0],
-                        achieved_goal=np.zeros(3), next_achieved_goal=np.zeros(3), stamp_ns=2)
+        rec.record_step(
+            observation=[0.0],
+            next_observation=[0.0],
+            action_raw=[0.0],
+            achieved_goal=np.zeros(3),
+            next_achieved_goal=np.zeros(3),
+            stamp_ns=2,
+        )
         rec.record_serialized("/her/step", "her_interfaces/msg/Step", b"\x00\x01\x00\x00garbage", 3)
         rec._episode.num_steps += 1  # type: ignore[union-attr]
         rec.end_episode(stamp_ns=4)
@@ -180,8 +195,13 @@ def test_recorder_misuse_is_a_clear_error(tmp_path: Path) -> None:
         rec.start_episode(np.zeros(3))
     with rec:
         with pytest.raises(RecorderError, match="outside an episode"):
-            rec.record_step(observation=[0.0], next_observation=[0.0], action_raw=[0.0],
-                            achieved_goal=np.zeros(3), next_achieved_goal=np.zeros(3))
+            rec.record_step(
+                observation=[0.0],
+                next_observation=[0.0],
+                action_raw=[0.0],
+                achieved_goal=np.zeros(3),
+                next_achieved_goal=np.zeros(3),
+            )
     with pytest.raises(RecorderError, match="resume=True"):
         record_session(tmp_path / "t", n_episodes=1)
         record_session(tmp_path / "t", n_episodes=1)
@@ -189,10 +209,18 @@ def test_recorder_misuse_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_exception_inside_the_context_aborts_the_episode_and_keeps_the_bag(tmp_path: Path) -> None:
     path = tmp_path / "s"
-    with pytest.raises(ZeroDivisionError), EpisodeRecorder(path, goal_space=SPACE, task="reach") as rec:
+    with (
+        pytest.raises(ZeroDivisionError),
+        EpisodeRecorder(path, goal_space=SPACE, task="reach") as rec,
+    ):
         rec.start_episode(np.zeros(3))
-        rec.record_step(observation=[0.0], next_observation=[0.0], action_raw=[0.0],
-                        achieved_goal=np.zeros(3), next_achieved_goal=np.zeros(3))
+        rec.record_step(
+            observation=[0.0],
+            next_observation=[0.0],
+            action_raw=[0.0],
+            achieved_goal=np.zeros(3),
+            next_achieved_goal=np.zeros(3),
+        )
         rec.end_episode()
         rec.start_episode(np.zeros(3))
         _ = 1 / 0

@@ -57,7 +57,9 @@ def _trial(root: Path, seed: int) -> dict[str, object]:
     else:
         if not ready.wait(30):
             proc.kill()
-            raise AssertionError(f"child never got ready: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"child never got ready: {proc.stderr.read() if proc.stderr else ''}"
+            )
         time.sleep(rng.uniform(0.0, 0.8))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -94,7 +96,9 @@ def _check(trial: dict[str, object]) -> tuple[int, int]:
                 continue
             steps = np.arange(n_steps)
             np.testing.assert_array_equal(ep.observation[:, 0], episode_id + steps / 1000.0)
-            np.testing.assert_array_equal(ep.next_achieved_goal[:, 0], episode_id + (steps + 1) / 1000.0)
+            np.testing.assert_array_equal(
+                ep.next_achieved_goal[:, 0], episode_id + (steps + 1) / 1000.0
+            )
             assert ep.truncated[-1] and not ep.truncated[:-1].any()
         errors = [p for p in result.report.problems if p.severity == "error"]
         assert not errors, errors
@@ -115,8 +119,10 @@ def _run(tmp_path: Path, kills: int, base_seed: int) -> None:
         lost += n_lost
         flagged += n_flagged
         completed += len(trial["ended"])  # type: ignore[arg-type]
-    print(f"\ncrash test: {kills} SIGKILLs, {completed} episodes reported ended, "
-          f"{lost} lost, {flagged} in-progress episodes flagged incomplete")
+    print(
+        f"\ncrash test: {kills} SIGKILLs, {completed} episodes reported ended, "
+        f"{lost} lost, {flagged} in-progress episodes flagged incomplete"
+    )
     assert lost == 0
     assert completed > 0
 

@@ -28,7 +28,9 @@ def test_python_side_uses_exactly_the_her_interfaces_text(name: str) -> None:
         assert Path(os.path.realpath(link)) == (INTERFACES / f"{name}.msg").resolve()
     # The typestore registered exactly this text, and a bag carries it verbatim.
     msgtype = f"her_interfaces/msg/{name}"
-    assert typestore().fielddefs[msgtype] == get_types_from_msg(canonical.decode(), msgtype)[msgtype]
+    assert (
+        typestore().fielddefs[msgtype] == get_types_from_msg(canonical.decode(), msgtype)[msgtype]
+    )
     msgdef, rihs01 = interfaces.message_definition(msgtype)
     assert msgdef.startswith(canonical.decode())
     assert rihs01 == typestore().hash_rihs01(msgtype)
@@ -44,7 +46,9 @@ def test_cmake_builds_every_message() -> None:
 def test_python_enums_equal_the_msg_constants() -> None:
     step_consts = {name: value for name, _, value in typestore().fielddefs[interfaces.STEP_TYPE][0]}
     assert step_consts == {f.name: f.value for f in SafetyFlag}
-    event_consts = {name: value for name, _, value in typestore().fielddefs[interfaces.EVENT_TYPE][0]}
+    event_consts = {
+        name: value for name, _, value in typestore().fielddefs[interfaces.EVENT_TYPE][0]
+    }
     assert event_consts == {k.name: k.value for k in EventKind}
 
 
@@ -52,25 +56,47 @@ def test_messages_round_trip_through_the_jazzy_typestore() -> None:
     store = typestore()
     types = store.types
     step = types[interfaces.STEP_TYPE](
-        header=header(1_700_000_000_123_456_789, "base_link"), episode_id=7, step=3,
-        observation=np.arange(5.0), next_observation=np.arange(5.0) + 1,
-        action_raw=np.array([2.0, -3.0]), action_applied=np.array([1.0, -1.0]),
-        achieved_goal=np.zeros(3), next_achieved_goal=np.ones(3), desired_goal=np.ones(3),
-        reward=0.0, terminated=False, truncated=True, is_success=True,
-        safety_flags=int(SafetyFlag.CLIPPED | SafetyFlag.WORKSPACE), safety_cost=1.5,
+        header=header(1_700_000_000_123_456_789, "base_link"),
+        episode_id=7,
+        step=3,
+        observation=np.arange(5.0),
+        next_observation=np.arange(5.0) + 1,
+        action_raw=np.array([2.0, -3.0]),
+        action_applied=np.array([1.0, -1.0]),
+        achieved_goal=np.zeros(3),
+        next_achieved_goal=np.ones(3),
+        desired_goal=np.ones(3),
+        reward=0.0,
+        terminated=False,
+        truncated=True,
+        is_success=True,
+        safety_flags=int(SafetyFlag.CLIPPED | SafetyFlag.WORKSPACE),
+        safety_cost=1.5,
         safety_reasons=["clipped", "workspace"],
     )
     event = types[interfaces.EVENT_TYPE](
-        header=header(5, "base_link"), event=int(EventKind.END), episode_id=7, task="reach",
-        goal_space="ee_position", desired_goal=np.ones(3), num_steps=4, success=True,
+        header=header(5, "base_link"),
+        event=int(EventKind.END),
+        episode_id=7,
+        task="reach",
+        goal_space="ee_position",
+        desired_goal=np.ones(3),
+        num_steps=4,
+        success=True,
         reason="success",
     )
     goal = types[interfaces.GOAL_TYPE](
-        header=header(5, "base_link"), goal_space="ee_position", value=np.ones(3),
-        tolerance=0.05, episode_id=7,
+        header=header(5, "base_link"),
+        goal_space="ee_position",
+        value=np.ones(3),
+        tolerance=0.05,
+        episode_id=7,
     )
-    for msg, msgtype in ((step, interfaces.STEP_TYPE), (event, interfaces.EVENT_TYPE),
-                         (goal, interfaces.GOAL_TYPE)):
+    for msg, msgtype in (
+        (step, interfaces.STEP_TYPE),
+        (event, interfaces.EVENT_TYPE),
+        (goal, interfaces.GOAL_TYPE),
+    ):
         back = store.deserialize_cdr(store.serialize_cdr(msg, msgtype), msgtype)
         for name in msg.__dataclass_fields__:
             a, b = getattr(msg, name), getattr(back, name)
@@ -88,12 +114,26 @@ def test_a_tool_with_only_the_bag_definition_decodes_our_messages() -> None:
     msgdef, _ = interfaces.message_definition(interfaces.STEP_TYPE)
     fresh.register(get_types_from_msg(msgdef.split("=" * 80)[0], interfaces.STEP_TYPE))
     msg = store.types[interfaces.STEP_TYPE](
-        header=header(1, "f"), episode_id=1, step=0, observation=np.ones(2),
-        next_observation=np.ones(2), action_raw=np.ones(1), action_applied=np.ones(1),
-        achieved_goal=np.ones(3), next_achieved_goal=np.ones(3), desired_goal=np.ones(3),
-        reward=-1.0, terminated=False, truncated=False, is_success=False, safety_flags=0,
-        safety_cost=0.0, safety_reasons=[],
+        header=header(1, "f"),
+        episode_id=1,
+        step=0,
+        observation=np.ones(2),
+        next_observation=np.ones(2),
+        action_raw=np.ones(1),
+        action_applied=np.ones(1),
+        achieved_goal=np.ones(3),
+        next_achieved_goal=np.ones(3),
+        desired_goal=np.ones(3),
+        reward=-1.0,
+        terminated=False,
+        truncated=False,
+        is_success=False,
+        safety_flags=0,
+        safety_cost=0.0,
+        safety_reasons=[],
     )
-    back = fresh.deserialize_cdr(store.serialize_cdr(msg, interfaces.STEP_TYPE), interfaces.STEP_TYPE)
+    back = fresh.deserialize_cdr(
+        store.serialize_cdr(msg, interfaces.STEP_TYPE), interfaces.STEP_TYPE
+    )
     assert back.reward == -1.0 and back.step == 0
     assert fresh.hash_rihs01(interfaces.STEP_TYPE) == store.hash_rihs01(interfaces.STEP_TYPE)

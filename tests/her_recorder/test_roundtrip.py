@@ -30,13 +30,22 @@ def test_round_trip_every_field(tmp_path: Path, options: dict[str, object]) -> N
     assert [ep.episode_id for ep in result.episodes] == sorted(recorded.episodes)
     for ep in result.episodes:
         want = recorded.episodes[ep.episode_id]
-        for name in ("observation", "next_observation", "action_raw", "action_applied",
-                     "achieved_goal", "next_achieved_goal", "stamp_ns"):
+        for name in (
+            "observation",
+            "next_observation",
+            "action_raw",
+            "action_applied",
+            "achieved_goal",
+            "next_achieved_goal",
+            "stamp_ns",
+        ):
             np.testing.assert_array_equal(getattr(ep, name), want[name], err_msg=name)
         np.testing.assert_array_equal(ep.desired_goal, np.tile(want["desired_goal"], (len(ep), 1)))
         np.testing.assert_array_equal(ep.safety_flags, want["safety_flags"])
         # the one reward function, recomputed by the recorder and checked by the reader
-        np.testing.assert_array_equal(ep.reward, SPACE.compute_reward(ep.next_achieved_goal, ep.desired_goal))
+        np.testing.assert_array_equal(
+            ep.reward, SPACE.compute_reward(ep.next_achieved_goal, ep.desired_goal)
+        )
         assert ep.success == want["success"] == bool(ep.is_success[-1])
         assert ep.truncated[-1] and not ep.terminated.any()
         assert ep.goal_space.same_as(SPACE) and ep.task == "reach"
@@ -48,19 +57,31 @@ def test_buffer_args_match_add_episode_signature(session: tuple[Path, Recorded])
     path, _ = session
     ep = read_episodes(path).episodes[0]
     args = ep.buffer_args()
-    assert list(args) == ["obs", "next_obs", "actions", "achieved_goal", "next_achieved_goal",
-                          "desired_goal", "terminated", "truncated"]
+    assert list(args) == [
+        "obs",
+        "next_obs",
+        "actions",
+        "achieved_goal",
+        "next_achieved_goal",
+        "desired_goal",
+        "terminated",
+        "truncated",
+    ]
     assert args["obs"].shape == (10, 6) and args["actions"].shape == (10, 4)
     assert args["actions"] is ep.action_applied
     assert args["terminated"].dtype == np.bool_
 
 
-def test_rosbags_reads_our_bag_and_connections_carry_definitions(session: tuple[Path, Recorded]) -> None:
+def test_rosbags_reads_our_bag_and_connections_carry_definitions(
+    session: tuple[Path, Recorded],
+) -> None:
     path, recorded = session
     bag = next(path.iterdir())
     with Reader(bag) as reader:
         topics = reader.topics
-        assert topics["/her/step"].msgcount == sum(len(e["stamp_ns"]) for e in recorded.episodes.values())
+        assert topics["/her/step"].msgcount == sum(
+            len(e["stamp_ns"]) for e in recorded.episodes.values()
+        )
         assert topics["/her/episode"].msgcount == 2 * len(recorded.episodes)
         assert topics["/joint_states"].msgtype == "sensor_msgs/msg/JointState"
         step_def = topics["/her/step"].msgdef.data
@@ -107,15 +128,22 @@ def test_resume_continues_ids_in_a_new_bag(tmp_path: Path) -> None:
     assert len(sessions) == 1
 
 
-def test_discard_and_abort_are_left_out_visibly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_discard_and_abort_are_left_out_visibly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from her_recorder import EpisodeRecorder
 
     path = tmp_path / "s"
     with EpisodeRecorder(path, goal_space=SPACE, task="reach") as rec:
         for kind in ("end", "discard", "abort", "end"):
             rec.start_episode(np.zeros(3))
-            rec.record_step(observation=[0.0], next_observation=[1.0], action_raw=[0.0],
-                            achieved_goal=np.ones(3), next_achieved_goal=np.zeros(3))
+            rec.record_step(
+                observation=[0.0],
+                next_observation=[1.0],
+                action_raw=[0.0],
+                achieved_goal=np.ones(3),
+                next_achieved_goal=np.zeros(3),
+            )
             if kind == "end":
                 rec.end_episode()
             elif kind == "discard":

@@ -11,14 +11,23 @@ from her_recorder_testlib import SPACE
 from her_recorder import EpisodeRecorder, read_episodes
 
 
-def _episode(rec: EpisodeRecorder, n: int = 5, *, t0: int = 10**9, bad_at: int | None = None,
-             **step_overrides: object) -> None:
+def _episode(
+    rec: EpisodeRecorder,
+    n: int = 5,
+    *,
+    t0: int = 10**9,
+    bad_at: int | None = None,
+    **step_overrides: object,
+) -> None:
     rec.start_episode(np.zeros(3), stamp_ns=t0)
     for s in range(n):
         kwargs: dict[str, object] = {
-            "observation": np.full(4, float(s)), "next_observation": np.full(4, s + 1.0),
-            "action_raw": np.zeros(2), "achieved_goal": np.full(3, 0.1 * s),
-            "next_achieved_goal": np.full(3, 0.1 * (s + 1)), "stamp_ns": t0 + 1000 * (s + 1),
+            "observation": np.full(4, float(s)),
+            "next_observation": np.full(4, s + 1.0),
+            "action_raw": np.zeros(2),
+            "achieved_goal": np.full(3, 0.1 * s),
+            "next_achieved_goal": np.full(3, 0.1 * (s + 1)),
+            "stamp_ns": t0 + 1000 * (s + 1),
         }
         if s == bad_at:
             kwargs.update(step_overrides)
@@ -41,7 +50,9 @@ def _read_one_bad(tmp_path: Path, caplog: pytest.LogCaptureFixture, **bad: objec
     return errors
 
 
-def test_nan_observation_names_bag_episode_step_and_index(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_nan_observation_names_bag_episode_step_and_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     errors = _read_one_bad(tmp_path, caplog, observation=np.array([0.0, 1.0, np.nan, 0.0]))
     assert errors[0].kind == "non_finite" and errors[0].step == 2
     assert "observation[2] is nan" in str(errors[0])
@@ -58,7 +69,9 @@ def test_non_monotonic_stamp(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     assert errors[0].kind == "non_monotonic_stamp" and errors[0].step == 2
 
 
-def test_reward_that_is_not_compute_reward(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_reward_that_is_not_compute_reward(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     errors = _read_one_bad(tmp_path, caplog, reward=0.0)
     assert errors[0].kind == "reward_mismatch" and errors[0].step == 2
 
@@ -71,9 +84,14 @@ def test_missing_step(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         for s in range(4):
             if s == 2:
                 rec._episode.num_steps += 1  # type: ignore[union-attr]  # a step lost on the way
-            rec.record_step(observation=[0.0], next_observation=[0.0], action_raw=[0.0],
-                            achieved_goal=np.zeros(3), next_achieved_goal=np.zeros(3),
-                            stamp_ns=5 * 10**9 + 1000 * (s + 1))
+            rec.record_step(
+                observation=[0.0],
+                next_observation=[0.0],
+                action_raw=[0.0],
+                achieved_goal=np.zeros(3),
+                next_achieved_goal=np.zeros(3),
+                stamp_ns=5 * 10**9 + 1000 * (s + 1),
+            )
         rec.end_episode(stamp_ns=6 * 10**9)
     result = read_episodes(path)
     kinds = {p.kind: p for p in result.report.errors()}
@@ -85,8 +103,14 @@ def test_hindsight_success_never_passes_as_requested_success(tmp_path: Path) -> 
     path = tmp_path / "s"
     with EpisodeRecorder(path, goal_space=SPACE, task="reach", fsync=False) as rec:
         rec.start_episode(np.zeros(3), stamp_ns=10)
-        rec.record_step(observation=[0.0], next_observation=[0.0], action_raw=[0.0],
-                        achieved_goal=np.ones(3), next_achieved_goal=np.ones(3), stamp_ns=20)
+        rec.record_step(
+            observation=[0.0],
+            next_observation=[0.0],
+            action_raw=[0.0],
+            achieved_goal=np.ones(3),
+            next_achieved_goal=np.ones(3),
+            stamp_ns=20,
+        )
         rec.end_episode(success=True, stamp_ns=30)  # reached *a* goal, not the requested one
     result = read_episodes(path, log_summary=False)
     assert not result.episodes
@@ -110,8 +134,14 @@ def test_shape_change_across_episodes(tmp_path: Path) -> None:
     with EpisodeRecorder(path, goal_space=SPACE, task="reach", fsync=False) as rec:
         _episode(rec)
         rec.start_episode(np.zeros(3), stamp_ns=9 * 10**9)
-        rec.record_step(observation=[0.0] * 9, next_observation=[0.0] * 9, action_raw=[0.0, 0.0],
-                        achieved_goal=np.zeros(3), next_achieved_goal=np.zeros(3), stamp_ns=9 * 10**9 + 1)
+        rec.record_step(
+            observation=[0.0] * 9,
+            next_observation=[0.0] * 9,
+            action_raw=[0.0, 0.0],
+            achieved_goal=np.zeros(3),
+            next_achieved_goal=np.zeros(3),
+            stamp_ns=9 * 10**9 + 1,
+        )
         rec.end_episode(stamp_ns=9 * 10**9 + 2)
     result = read_episodes(path, log_summary=False)
     assert [e.episode_id for e in result.episodes] == [0]

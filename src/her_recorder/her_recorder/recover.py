@@ -36,8 +36,8 @@ from her_recorder.bagmeta import KEY_EPISODES, KEY_RECOVERED, MCAP_METADATA_NAME
 from her_recorder.errors import BagFormatError
 from her_recorder.mcapscan import (
     McapScanner,
-    header_record,
     ScanResult,
+    header_record,
     message_index_records,
     write_summary,
 )
