@@ -10,7 +10,6 @@ from her_recorder.errors import (
     BagError,
     BagFormatError,
     BagMismatchError,
-    NeedsRecoveryError,
     RecorderError,
 )
 from her_recorder.interfaces import (
@@ -64,7 +63,6 @@ __all__ = [
     "Episode",
     "EpisodeRecorder",
     "EventKind",
-    "NeedsRecoveryError",
     "Problem",
     "ReadResult",
     "RecordedEpisode",

@@ -17,10 +17,6 @@ class BagFormatError(BagError, ValueError):
     """A path that is not a readable HER bag: not a bag, foreign, corrupt or empty."""
 
 
-class NeedsRecoveryError(BagFormatError):
-    """A bag that was not closed cleanly and must be repaired before ROS 2 tools read it."""
-
-
 class BagMismatchError(BagError, ValueError):
     """A bag of another goal space, task or message schema than the one asked for."""
 
