@@ -1,0 +1,268 @@
+"""Policy artefact: one directory that is everything needed to run and trace a policy.
+
+Layout::
+
+    ARTEFACT/
+      policy.json   metadata: format, algorithm, observation layout, goal-space spec,
+                    action scaling, normaliser statistics, provenance (config and its
+                    hash, seeds, versions, data hashes), file hashes, artefact hash
+      actor.npz     deterministic actor weights and normaliser arrays, in the runtime
+                    actor's format (``her_policy.runtime.ActorWeights.load`` reads it)
+
+Loading needs numpy and her_goals only: no torch, no training code. The artefact
+hash is the sha256 of ``policy.json``'s canonical JSON without the hash itself;
+it covers the weights through their file hash, so any edit is detected on load.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.config import config_hash, to_plain
+from her_goals.errors import HerError
+from her_goals.spaces import GoalSpace
+from her_policy.actor import DeterministicPolicy, PolicySnapshot
+from her_policy.errors import ArtefactError, GoalSpaceMismatchError
+from her_policy.layout import PolicyLayout
+
+ARTEFACT_FORMAT = "her-ros-policy/1"
+ACTOR_FORMAT = "her_policy.actor/1"
+METADATA_FILE = "policy.json"
+ACTOR_FILE = "actor.npz"
+_VERSIONED = (
+    "her-ros",
+    "numpy",
+    "torch",
+    "gymnasium",
+    "gymnasium-robotics",
+    "mujoco",
+    "stable-baselines3",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages a policy's numbers depend on."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _canonical(metadata: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in metadata.items() if k != "artefact_hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def save_artefact(
+    path: str | Path,
+    *,
+    snapshot: PolicySnapshot,
+    layout: PolicyLayout,
+    goal_space: GoalSpace,
+    algorithm: str,
+    config: Any,
+    seeds: Mapping[str, Any],
+    data_hashes: Mapping[str, str],
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a policy artefact directory at ``path``; returns the directory."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    det = snapshot.deterministic()
+    low, high = np.asarray(layout.action_low), np.asarray(layout.action_high)
+    symmetric = bool(np.allclose(low, -high) and np.allclose(high, high[0]))
+    header = {
+        "format": ACTOR_FORMAT,
+        "n_layers": len(det.weights),
+        "clip_obs": det.clip_obs,
+        "norm_clip": det.norm_clip,
+        "hidden_activation": "relu",
+        "max_action": float(high[0]) if symmetric else 1.0,
+        "goal_space": goal_space.name,
+    }
+    actor_path = out / ACTOR_FILE
+    with actor_path.open("wb") as f:
+        np.savez(f, meta=np.array(json.dumps(header)), **det.arrays())
+    plain_config = to_plain(config)
+    metadata: dict[str, Any] = {
+        "format": ARTEFACT_FORMAT,
+        "algorithm": algorithm,
+        "goal_space": goal_space.spec(),
+        "observation_layout": layout.spec(),
+        "action": {
+            "low": list(layout.action_low),
+            "high": list(layout.action_high),
+            "scaling": "env_action = low + (tanh_output + 1) / 2 * (high - low)",
+            "symmetric_max_action": header["max_action"] if symmetric else None,
+        },
+        "actor": {
+            "hidden": [int(w.shape[1]) for w in det.weights[:-1]],
+            "activation": "relu",
+            "output": "tanh",
+            "trained_head": snapshot.head,
+        },
+        "normaliser": {
+            "obs_mean": det.obs_mean.tolist(),
+            "obs_std": det.obs_std.tolist(),
+            "goal_mean": det.goal_mean.tolist(),
+            "goal_std": det.goal_std.tolist(),
+            "clip_obs": det.clip_obs,
+            "norm_clip": det.norm_clip,
+            "formula": "clip((clip(x, +-clip_obs) - mean) / std, +-norm_clip), obs and goal separately",
+        },
+        "provenance": {
+            "config": plain_config,
+            "config_hash": config_hash(plain_config),
+            "seeds": to_plain(dict(seeds)),
+            "versions": versions(),
+            "data_hashes": dict(data_hashes),
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **to_plain(dict(provenance or {})),
+        },
+        "files": {ACTOR_FILE: _sha256_file(actor_path)},
+    }
+    metadata["artefact_hash"] = hashlib.sha256(_canonical(metadata)).hexdigest()
+    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+@dataclass(frozen=True)
+class PolicyArtefact:
+    """A loaded policy: acts deterministically and says where it came from."""
+
+    path: Path
+    metadata: dict[str, Any]
+    snapshot: PolicySnapshot
+    layout: PolicyLayout
+    goal_space: GoalSpace
+
+    @property
+    def artefact_hash(self) -> str:
+        return str(self.metadata["artefact_hash"])
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.metadata["algorithm"])
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return dict(self.metadata["provenance"])
+
+    def policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self.snapshot, self.layout, self.goal_space)
+
+    def act_batch(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
+        """(N, action_dim) env actions for (N, obs) observations and (N, goal) goals."""
+        return self.policy().act_batch(observation, desired_goal)
+
+    def act(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
+        """One env action for one observation and desired goal."""
+        return self.policy().act(observation, desired_goal)
+
+
+def _check_goal_space(found: GoalSpace, expect: GoalSpace | str | None, where: Path) -> None:
+    if expect is None:
+        return
+    if isinstance(expect, str):
+        if found.name != expect:
+            raise GoalSpaceMismatchError(
+                f"artefact {where} was trained for goal space {found.name!r} "
+                f"({found.spec()}), but goal space {expect!r} was expected"
+            )
+        return
+    if not found.same_as(expect):
+        raise GoalSpaceMismatchError(
+            f"artefact {where} was trained for goal space {found.spec()}, but it is being "
+            f"used with goal space {expect.spec()}; rewards and success differ between them"
+        )
+
+
+def load_artefact(
+    path: str | Path, *, expect_goal_space: GoalSpace | str | None = None
+) -> PolicyArtefact:
+    """Load and verify an artefact directory (or its policy.json) written by :func:`save_artefact`.
+
+    Raises :class:`ArtefactError` for a missing, edited or unknown artefact, and
+    :class:`GoalSpaceMismatchError` (naming both spaces) when ``expect_goal_space`` differs.
+    """
+    root = Path(path)
+    if root.is_file() and root.name == METADATA_FILE:
+        root = root.parent
+    meta_path = root / METADATA_FILE
+    if not meta_path.is_file():
+        raise ArtefactError(
+            f"{root} is not a policy artefact: {METADATA_FILE} is missing "
+            "(her train --out DIR writes one)"
+        )
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtefactError(f"{meta_path} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict) or metadata.get("format") != ARTEFACT_FORMAT:
+        got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ArtefactError(
+            f"{meta_path}: unknown artefact format {got!r}; expected {ARTEFACT_FORMAT!r}"
+        )
+    expected_hash = hashlib.sha256(_canonical(metadata)).hexdigest()
+    if metadata.get("artefact_hash") != expected_hash:
+        raise ArtefactError(
+            f"{meta_path} was modified after it was written (artefact hash "
+            f"{metadata.get('artefact_hash')} != {expected_hash})"
+        )
+    try:
+        goal_space = GoalSpace.from_spec(metadata["goal_space"])
+    except (HerError, KeyError) as exc:
+        raise ArtefactError(f"{meta_path}: bad goal-space spec: {exc}") from exc
+    _check_goal_space(goal_space, expect_goal_space, root)
+    files = metadata.get("files", {})
+    actor_path = root / ACTOR_FILE
+    if not actor_path.is_file():
+        raise ArtefactError(f"artefact {root} lacks {ACTOR_FILE}")
+    if files.get(ACTOR_FILE) != _sha256_file(actor_path):
+        raise ArtefactError(f"{actor_path} does not match the hash recorded in {METADATA_FILE}")
+    layout = PolicyLayout.from_spec(metadata["observation_layout"])
+    with np.load(actor_path, allow_pickle=False) as data:
+        header = json.loads(str(data["meta"]))
+        n = int(header["n_layers"])
+        snapshot = PolicySnapshot(
+            weights=tuple(np.asarray(data[f"w{i}"], np.float32) for i in range(n)),
+            biases=tuple(np.asarray(data[f"b{i}"], np.float32) for i in range(n)),
+            head="deterministic",
+            obs_mean=np.asarray(data["obs_mean"], np.float32),
+            obs_std=np.asarray(data["obs_std"], np.float32),
+            goal_mean=np.asarray(data["goal_mean"], np.float32),
+            goal_std=np.asarray(data["goal_std"], np.float32),
+            clip_obs=float(header["clip_obs"]),
+            norm_clip=float(header["norm_clip"]),
+        )
+    if (
+        snapshot.obs_mean.shape[0] != layout.observation_dim
+        or snapshot.action_dim != layout.action_dim
+    ):
+        raise ArtefactError(
+            f"artefact {root}: actor sizes (obs {snapshot.obs_mean.shape[0]}, action "
+            f"{snapshot.action_dim}) disagree with its layout ({layout.observation_dim}, {layout.action_dim})"
+        )
+    return PolicyArtefact(root, metadata, snapshot, layout, goal_space)

@@ -1,0 +1,233 @@
+"""Experience collection: several envs stepped in lockstep, in-process or in a worker process.
+
+A collection cycle runs one episode in each of ``n_envs`` envs with the
+exploring policy of a :class:`~her_policy.actor.PolicySnapshot` (numpy forward
+pass, no torch) and returns whole episodes, ready for
+:meth:`~her_policy.buffer.HerReplayBuffer.add_episode`.
+
+:class:`ProcessCollector` runs the same collector in a second process, so on a
+2-core machine the simulator steps while the learner does gradient updates. The
+pipeline is one cycle deep and deterministic: the episodes of cycle ``c + 1``
+are collected with the weights the learner had when cycle ``c``'s episodes were
+handed over, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from her_policy.actor import BatchActor, PolicySnapshot
+from her_policy.envs import EnvFactory, training_seed
+from her_policy.errors import EnvContractError, PolicyError
+from her_policy.layout import PolicyLayout
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One collected episode, in the shapes ``add_episode`` takes."""
+
+    observation: NDArray[np.float64]
+    """(T+1, obs_dim)"""
+    action: NDArray[np.float64]
+    """(T, action_dim), env units"""
+    achieved_goal: NDArray[np.float64]
+    """(T+1, goal_dim)"""
+    desired_goal: NDArray[np.float64]
+    """(T, goal_dim)"""
+    terminated: bool
+    truncated: bool
+    success: float
+    """The env's ``info["is_success"]`` at the last step (exploring policy, training goal)."""
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.action.shape[0])
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """How the collector perturbs the policy (see :class:`~her_policy.actor.BatchActor`)."""
+
+    noise: float = 0.0
+    random_eps: float = 0.0
+    uniform: bool = False
+    """Ignore the policy: uniformly random actions (warm-up)."""
+
+
+class Collector:
+    """``n_envs`` training envs stepped in lockstep in this process."""
+
+    def __init__(
+        self, env_factory: EnvFactory, n_envs: int, seed: int, layout: PolicyLayout
+    ) -> None:
+        if n_envs < 1:
+            raise PolicyError(f"n_envs must be >= 1, got {n_envs}")
+        self.envs = [env_factory() for _ in range(n_envs)]
+        self.layout = layout
+        self.seed = seed
+        self.rng = np.random.default_rng([seed, 0x5EED])
+        self._seeded = False
+
+    def collect(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> list[Episode]:
+        """One episode per env with the exploring policy (uniform actions if no snapshot)."""
+        actor = BatchActor(snapshot) if snapshot is not None and not exploration.uniform else None
+        n = len(self.envs)
+        obs_lists: list[list[Any]] = [[] for _ in range(n)]
+        ag_lists: list[list[Any]] = [[] for _ in range(n)]
+        dg_lists: list[list[Any]] = [[] for _ in range(n)]
+        act_lists: list[list[Any]] = [[] for _ in range(n)]
+        ends: list[tuple[bool, bool, float]] = [(False, False, 0.0)] * n
+        current = []
+        for i, env in enumerate(self.envs):
+            # Seed once: later resets continue each env's own random stream.
+            kwargs = {"seed": training_seed(self.seed, i)} if not self._seeded else {}
+            o, _ = env.reset(**kwargs)
+            current.append(o)
+            obs_lists[i].append(o["observation"])
+            ag_lists[i].append(o["achieved_goal"])
+        self._seeded = True
+        active = list(range(n))
+        while active:
+            if actor is None:
+                unit = self.rng.uniform(-1.0, 1.0, (len(active), self.layout.action_dim))
+            else:
+                o_b = np.stack([current[i]["observation"] for i in active])
+                g_b = np.stack([current[i]["desired_goal"] for i in active])
+                unit = actor(
+                    o_b,
+                    g_b,
+                    rng=self.rng,
+                    noise=exploration.noise,
+                    random_eps=exploration.random_eps,
+                )
+            actions = self.layout.to_env_action(unit)
+            still = []
+            for row, i in enumerate(active):
+                dg_lists[i].append(current[i]["desired_goal"])
+                o, _, terminated, truncated, info = self.envs[i].step(actions[row])
+                act_lists[i].append(actions[row])
+                obs_lists[i].append(o["observation"])
+                ag_lists[i].append(o["achieved_goal"])
+                current[i] = o
+                if terminated or truncated:
+                    ends[i] = (
+                        bool(terminated),
+                        bool(truncated),
+                        float(info.get("is_success", np.nan)),
+                    )
+                else:
+                    still.append(i)
+            active = still
+        episodes = []
+        for i in range(n):
+            obs = np.asarray(obs_lists[i], np.float64)
+            if not np.isfinite(obs).all():
+                raise EnvContractError(
+                    f"training env {i} produced a NaN/inf observation; the simulation diverged "
+                    "without ending the episode"
+                )
+            episodes.append(
+                Episode(
+                    observation=obs,
+                    action=np.asarray(act_lists[i], np.float64),
+                    achieved_goal=np.asarray(ag_lists[i], np.float64),
+                    desired_goal=np.asarray(dg_lists[i], np.float64),
+                    terminated=ends[i][0],
+                    truncated=ends[i][1],
+                    success=ends[i][2],
+                )
+            )
+        return episodes
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _worker_main(
+    conn: Any, env_factory: EnvFactory, n_envs: int, seed: int, layout: PolicyLayout
+) -> None:
+    """Worker process loop: build the collector, then serve collect requests until 'close'."""
+    try:
+        collector = Collector(env_factory, n_envs, seed, layout)
+    except BaseException as exc:  # report start-up failures instead of dying silently
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    try:
+        while True:
+            command, payload = conn.recv()
+            if command == "close":
+                break
+            try:
+                conn.send(("ok", collector.collect(*payload)))
+            except BaseException as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        collector.close()
+        conn.close()
+
+
+class ProcessCollector:
+    """A :class:`Collector` in a worker process; ``submit`` then ``result``, one request in flight."""
+
+    def __init__(
+        self, env_factory: EnvFactory, n_envs: int, seed: int, layout: PolicyLayout
+    ) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process holding torch threads
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_worker_main, args=(child, env_factory, n_envs, seed, layout), daemon=True
+        )
+        self._proc.start()
+        child.close()
+        self._pending = False
+        self._receive()
+
+    def _receive(self) -> Any:
+        try:
+            status, payload = self._conn.recv()
+        except EOFError:
+            raise PolicyError(
+                f"collector process exited unexpectedly (exit code {self._proc.exitcode})"
+            ) from None
+        if status == "error":
+            raise PolicyError(f"collector process failed: {payload}")
+        return payload
+
+    def submit(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> None:
+        if self._pending:
+            raise PolicyError("collector already has a request in flight; call result() first")
+        self._conn.send(("collect", (snapshot, exploration)))
+        self._pending = True
+
+    def result(self) -> list[Episode]:
+        if not self._pending:
+            raise PolicyError("no collect request in flight")
+        self._pending = False
+        episodes: list[Episode] = self._receive()
+        return episodes
+
+    def collect(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> list[Episode]:
+        self.submit(snapshot, exploration)
+        return self.result()
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                if self._pending:
+                    self._conn.recv()
+                self._conn.send(("close", None))
+            except (OSError, EOFError):
+                pass
+            self._proc.join(timeout=10)
+            if self._proc.is_alive():
+                self._proc.terminate()
+        self._conn.close()

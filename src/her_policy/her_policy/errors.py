@@ -1,0 +1,33 @@
+"""Errors of the learner side of her_policy: replay, learners, artefacts, training.
+
+All derive from :class:`her_goals.errors.HerError`, so one ``except HerError``
+catches every mistake a user can make with HER-ROS data.
+"""
+
+from __future__ import annotations
+
+from her_goals.errors import HerError
+
+
+class PolicyError(HerError, ValueError):
+    """Base class of her_policy's learner-side errors."""
+
+
+class EpisodeError(PolicyError):
+    """An episode that cannot be stored: inconsistent shapes, NaN, wrong dimensions."""
+
+
+class EmptyBufferError(PolicyError):
+    """Sampling from a replay buffer that holds no transition."""
+
+
+class ArtefactError(PolicyError):
+    """A policy artefact that cannot be used: missing files, bad hash, unknown format."""
+
+
+class GoalSpaceMismatchError(ArtefactError):
+    """A policy or buffer trained for one goal space used with another."""
+
+
+class EnvContractError(PolicyError):
+    """An environment that breaks the goal-env contract (e.g. rewards disagree)."""
