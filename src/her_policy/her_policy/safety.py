@@ -61,6 +61,7 @@ from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
 from her_goals.sampling import GoalRegion
+from her_policy.limits import all_finite
 from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
 
 __all__ = [
@@ -107,9 +108,9 @@ class SafetyConfig:
     """Fraction of the arm's joint speed limits a command may use (step / dt)."""
     measured_velocity_tolerance: float = 1.2
     """Flag VELOCITY_LIMIT when a measured joint speed exceeds this multiple of its limit."""
-    workspace_low_m: tuple[float, float, float] = (0.15, -0.5, 0.0)
+    workspace_low_m: tuple[float, float, float] = (0.25, -0.35, 0.0)
     """Lower corner of the box the tool centre point must stay in (m, base frame)."""
-    workspace_high_m: tuple[float, float, float] = (0.85, 0.5, 0.6)
+    workspace_high_m: tuple[float, float, float] = (0.80, 0.35, 0.50)
     """Upper corner of the tool workspace box (m, base frame)."""
     table_top_z_m: float = 0.0
     """Height of the table top in the base frame (m)."""
@@ -156,8 +157,14 @@ class SafetyConfig:
         if not 0.0 < self.singularity_leaving_min_scale <= 1.0:
             raise ConfigError("safety: singularity_leaving_min_scale must be in (0, 1]")
         lo, hi = np.asarray(self.workspace_low_m, float), np.asarray(self.workspace_high_m, float)
-        if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-            raise ConfigError("safety: workspace_low_m and workspace_high_m must be 3 finite numbers")
+        if (
+            lo.shape != (3,)
+            or hi.shape != (3,)
+            or not (np.isfinite(lo).all() and np.isfinite(hi).all())
+        ):
+            raise ConfigError(
+                "safety: workspace_low_m and workspace_high_m must be 3 finite numbers"
+            )
         floor = max(lo[2], self.table_top_z_m + self.table_clearance_m)
         if (hi <= lo).any() or floor >= hi[2]:
             raise ConfigError(
@@ -172,7 +179,9 @@ class SafetyConfig:
                     f"Valid: {', '.join(sorted(valid))}."
                 )
             if not (isinstance(weight, int | float) and 0.0 <= weight <= 1.0):
-                raise ConfigError(f"safety: cost_weights[{key!r}] must be in [0, 1], got {weight!r}")
+                raise ConfigError(
+                    f"safety: cost_weights[{key!r}] must be in [0, 1], got {weight!r}"
+                )
 
     @property
     def floor_z_m(self) -> float:
@@ -246,7 +255,9 @@ class _Kin:
         if self.fk_and_jacobian is not None:
             p, jac = self.fk_and_jacobian(q)
             return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
-        return np.asarray(self.fk(q), dtype=np.float64), np.asarray(self.jacobian(q), dtype=np.float64)
+        return np.asarray(self.fk(q), dtype=np.float64), np.asarray(
+            self.jacobian(q), dtype=np.float64
+        )
 
 
 class SafetyMonitor:
@@ -281,7 +292,11 @@ class SafetyMonitor:
         high = np.asarray(joint_high_rad, dtype=np.float64)
         vmax = np.asarray(velocity_limit_rad_s, dtype=np.float64)
         step = np.broadcast_to(np.asarray(max_joint_step_rad, dtype=np.float64), (n,)).copy()
-        for name, arr in (("joint_low_rad", low), ("joint_high_rad", high), ("velocity_limit_rad_s", vmax)):
+        for name, arr in (
+            ("joint_low_rad", low),
+            ("joint_high_rad", high),
+            ("velocity_limit_rad_s", vmax),
+        ):
             if arr.shape != (n,):
                 raise ConfigError(f"safety monitor: {name} has shape {arr.shape}, need ({n},)")
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
@@ -295,10 +310,19 @@ class SafetyMonitor:
                 f"safety monitor: joint_limit_margin_rad {margin} leaves no room inside the limits "
                 f"{low.tolist()} .. {high.tolist()}"
             )
-        if not (np.isfinite(vmax).all() and (vmax > 0).all() and np.isfinite(step).all() and (step > 0).all()):
-            raise ConfigError("safety monitor: velocity limits and joint step caps must be positive")
+        if not (
+            np.isfinite(vmax).all()
+            and (vmax > 0).all()
+            and np.isfinite(step).all()
+            and (step > 0).all()
+        ):
+            raise ConfigError(
+                "safety monitor: velocity limits and joint step caps must be positive"
+            )
         if not (math.isfinite(control_period_s) and control_period_s > 0):
-            raise ConfigError(f"safety monitor: control_period_s must be positive, got {control_period_s}")
+            raise ConfigError(
+                f"safety monitor: control_period_s must be positive, got {control_period_s}"
+            )
         self.control_period_s = float(control_period_s)
         self.joint_low_rad, self.joint_high_rad = low, high
         self.band_low_rad, self.band_high_rad = low + margin, high - margin
@@ -311,7 +335,6 @@ class SafetyMonitor:
         self._inv_step = 1.0 / step
         self._inv_vel_step = 1.0 / vel_step
         self._inv_vmax_measured = 1.0 / (vmax * config.measured_velocity_tolerance)
-        self._zero = np.zeros(n)
         self.workspace_low_m = np.array(
             [config.workspace_low_m[0], config.workspace_low_m[1], config.floor_z_m]
         )
@@ -320,7 +343,9 @@ class SafetyMonitor:
         self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
         self._c_lo = config.singularity_slowdown_condition
         self._c_hi = config.singularity_halt_condition
-        self._c_hi_leave = self._c_lo + (self._c_hi - self._c_lo) * config.singularity_leaving_multiplier
+        self._c_hi_leave = (
+            self._c_lo + (self._c_hi - self._c_lo) * config.singularity_leaving_multiplier
+        )
         self._leave_min = config.singularity_leaving_min_scale
         self._timeout_ns = round(config.stale_state_timeout_s * 1e9)
         self.goal_region = goal_region
@@ -328,7 +353,8 @@ class SafetyMonitor:
         n_masks = 1 << len(ALL_FLAGS)
         weights = [config.weight(f) for f in ALL_FLAGS]
         self._cost = [
-            max((w for i, w in enumerate(weights) if m >> i & 1), default=0.0) for m in range(n_masks)
+            max((w for i, w in enumerate(weights) if m >> i & 1), default=0.0)
+            for m in range(n_masks)
         ]
         self._names = [flag_names(m) for m in range(n_masks)]
         self._index_names: tuple[str, ...] | None = None
@@ -429,7 +455,9 @@ class SafetyMonitor:
             return pos[self._index]
         return pos
 
-    def hold(self, state: RobotState, now_ns: int, *, flags: int = 0, detail: str = "") -> SafetyDecision:
+    def hold(
+        self, state: RobotState, now_ns: int, *, flags: int = 0, detail: str = ""
+    ) -> SafetyDecision:
         """A hold decision at the measured position (what every fault path returns)."""
         return self.check(state, now_ns, None, upstream_flags=flags, upstream_detail=detail)
 
@@ -457,7 +485,6 @@ class SafetyMonitor:
         severity = 1 if flags & _WARN_UPSTREAM else 0
         details: list[str] = [upstream_detail] if upstream_detail else []
         hold = False
-        zero = self._zero
 
         if estop:
             self._estop_latched = True
@@ -470,7 +497,7 @@ class SafetyMonitor:
             hold = True
             details.append(f"joint state lacks arm joints {list(self.joint_names)}")
             q_ref = self._last_finite
-        elif math.isnan(q @ zero):  # q @ 0 is NaN exactly when q has a NaN or an inf
+        elif not all_finite(q):
             flags |= _NON_FINITE
             severity = 3
             hold = True
@@ -479,15 +506,15 @@ class SafetyMonitor:
         else:
             q_ref = q.copy()
             self._last_finite = q_ref
+        ref: Vector | None = None
         if q_ref is None:
             details.append("no finite joint position measured yet: sending nothing")
-            return self._decide(None, flags, 3, True, 0.0, math.nan, details)
-
-        ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
-        if ref.tobytes() != q_ref.tobytes():
-            flags |= _JOINT_LIMIT
-            severity = 3
-            details.append(f"measured joints beyond hard limits: {self._beyond(q_ref)}")
+        else:
+            ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
+            if ref.tobytes() != q_ref.tobytes():
+                flags |= _JOINT_LIMIT
+                severity = 3
+                details.append(f"measured joints beyond hard limits: {self._beyond(q_ref)}")
 
         # Measured speed above its limit: flagged; nothing to command differently.
         vel = state.velocity
@@ -504,7 +531,9 @@ class SafetyMonitor:
             flags |= _STALE_STATE
             severity = max(severity, 2)
             hold = True
-            details.append(f"joint state is {age_ns * 1e-9:.3f} s old (timeout {self._timeout_ns * 1e-9:g} s)")
+            details.append(
+                f"joint state is {age_ns * 1e-9:.3f} s old (timeout {self._timeout_ns * 1e-9:g} s)"
+            )
 
         # 3. Latched e-stop.
         if self._estop_latched:
@@ -519,16 +548,18 @@ class SafetyMonitor:
             hold = True
         if command is None:
             hold = True
-        if hold:
+        if hold or ref is None:
             return self._decide(ref, flags, severity, True, 0.0, math.nan, details)
         cmd = np.asarray(command, dtype=np.float64)
-        if cmd.shape != (self.n_joints,) or math.isnan(cmd @ zero):
+        if cmd.shape != (self.n_joints,) or not all_finite(cmd):
             flags |= _NON_FINITE
             details.append("joint command is NaN/inf or misshapen")
             return self._decide(ref, flags, 3, True, 0.0, math.nan, details)
 
         # 5. Joint step and commanded velocity: scale the whole delta (direction kept).
-        delta = cmd - ref
+        # Clipping absurd steps (> 1e6 rad) first keeps the products below from
+        # overflowing; such a step ends up within one joint step of ref anyway.
+        delta = np.minimum(np.maximum(cmd - ref, -1e6), 1e6)
         abs_delta = np.abs(delta)
         worst = (abs_delta * self._inv_cap).max()
         scale = 1.0
@@ -567,7 +598,9 @@ class SafetyMonitor:
             if clamped.tobytes() != cmd.tobytes():
                 flags |= _JOINT_LIMIT
                 severity = max(severity, 1)
-                details.append(f"joint command clamped to the {self.config.joint_limit_margin_rad} rad margin")
+                details.append(
+                    f"joint command clamped to the {self.config.joint_limit_margin_rad} rad margin"
+                )
                 cmd = clamped
                 p_next = None
 
@@ -662,7 +695,9 @@ class SafetyMonitor:
         return bool(lo[0] <= p[0] <= hi[0] and lo[1] <= p[1] <= hi[1] and lo[2] <= p[2] <= hi[2])
 
     def _violation(self, p: Vector) -> float:
-        excess = np.maximum(self.workspace_low_m - p, 0.0) + np.maximum(p - self.workspace_high_m, 0.0)
+        excess = np.maximum(self.workspace_low_m - p, 0.0) + np.maximum(
+            p - self.workspace_high_m, 0.0
+        )
         return float(np.sqrt(excess @ excess))
 
     def _workspace(self, ref: Vector, cmd: Vector, p_next: Vector) -> tuple[Vector, float, str]:
@@ -722,4 +757,3 @@ _STATUS_BY_SEVERITY = {
     2: SafetyStatus.STALE,
     3: SafetyStatus.ERROR,
 }
-

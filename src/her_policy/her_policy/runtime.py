@@ -1,0 +1,411 @@
+"""Runtime actor: a trained policy's deterministic action for (observation, desired goal).
+
+The control loop needs the actor's forward pass and nothing else of the learner,
+within a tick budget. Two implementations of the same function are kept:
+
+* ``numpy``: a plain forward pass on preallocated float32 buffers (no allocation in
+  the hidden layers, no autograd, no dispatcher);
+* ``torch``: the same network as an eager ``torch.nn.Sequential`` under
+  ``torch.inference_mode()`` (what the learner trained).
+
+:class:`RuntimeActor` checks that both give the same action to 1e-5 on random
+inputs, times both on this machine, and keeps the faster one for the loop
+(``backend="auto"``).
+
+Weights format (:class:`ActorWeights`, stored as ``.npz`` by :meth:`ActorWeights.save`)::
+
+    x   = concat(clip((clip(o, ±clip_obs) - obs_mean) / obs_std, ±norm_clip),
+                 clip((clip(g, ±clip_obs) - goal_mean) / goal_std, ±norm_clip))
+    h_i = act(h_{i-1} @ W_i + b_i)      W_i: (in, out) float32, act = relu or tanh
+    a   = max_action * tanh(h_last @ W_out + b_out)
+
+which is the OpenAI-baselines HER normaliser (clip_obs 200, norm_clip 5) and
+actor. ``obs_std``/``goal_std`` are the normaliser's standard deviations with its
+epsilon floor already applied.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.errors import ConfigError, HerError
+
+Backend = Literal["auto", "numpy", "torch"]
+F32 = NDArray[Any]  # float32 after __post_init__; inputs may be any float array
+
+PARITY_ATOL = 1e-5
+"""Largest allowed difference between the numpy and torch actions."""
+
+
+class ActorLoadError(HerError):
+    """An actor artefact that cannot be used: missing arrays, wrong shapes, wrong goal space."""
+
+
+@dataclass(frozen=True)
+class ActorWeights:
+    """An MLP actor with its input normaliser (see the module docstring for the maths)."""
+
+    weights: tuple[F32, ...]
+    """Layer matrices, each (in, out), float32."""
+    biases: tuple[F32, ...]
+    """Layer biases, each (out,), float32."""
+    obs_mean: F32
+    obs_std: F32
+    goal_mean: F32
+    goal_std: F32
+    clip_obs: float = 200.0
+    """Raw observation and goal clip before normalising."""
+    norm_clip: float = 5.0
+    """Clip of the normalised inputs."""
+    hidden_activation: Literal["relu", "tanh"] = "relu"
+    max_action: float = 1.0
+    goal_space: str = ""
+    """Name of the goal space the actor was trained for ('' = unknown)."""
+
+    def __post_init__(self) -> None:
+        ws = tuple(np.ascontiguousarray(w, dtype=np.float32) for w in self.weights)
+        bs = tuple(np.ascontiguousarray(b, dtype=np.float32) for b in self.biases)
+        norm = {
+            name: np.ascontiguousarray(getattr(self, name), dtype=np.float32)
+            for name in ("obs_mean", "obs_std", "goal_mean", "goal_std")
+        }
+        object.__setattr__(self, "weights", ws)
+        object.__setattr__(self, "biases", bs)
+        for name, value in norm.items():
+            object.__setattr__(self, name, value)
+        if not ws or len(ws) != len(bs):
+            raise ActorLoadError(
+                f"actor needs matching weights and biases, got {len(ws)} and {len(bs)}"
+            )
+        if (
+            norm["obs_mean"].shape != norm["obs_std"].shape
+            or norm["goal_mean"].shape != norm["goal_std"].shape
+        ):
+            raise ActorLoadError("actor normaliser: mean and std shapes differ")
+        width = self.obs_dim + self.goal_dim
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
+                raise ActorLoadError(
+                    f"actor layer {i}: weight {w.shape} / bias {b.shape} do not chain from width {width}"
+                )
+            width = w.shape[1]
+        for name, arr in (
+            *norm.items(),
+            *((f"w{i}", w) for i, w in enumerate(ws)),
+            *((f"b{i}", b) for i, b in enumerate(bs)),
+        ):
+            if not np.isfinite(arr).all():
+                raise ActorLoadError(f"actor {name} contains NaN or inf")
+        if (norm["obs_std"] <= 0).any() or (norm["goal_std"] <= 0).any():
+            raise ActorLoadError("actor normaliser: standard deviations must be positive")
+        if self.hidden_activation not in ("relu", "tanh"):
+            raise ActorLoadError(
+                f"actor hidden_activation must be relu or tanh, got {self.hidden_activation!r}"
+            )
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.obs_mean.shape[0])
+
+    @property
+    def goal_dim(self) -> int:
+        return int(self.goal_mean.shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.weights[-1].shape[1])
+
+    @classmethod
+    def random(
+        cls,
+        obs_dim: int,
+        goal_dim: int,
+        action_dim: int,
+        hidden: Sequence[int] = (256, 256, 256),
+        *,
+        seed: int = 0,
+        goal_space: str = "",
+    ) -> ActorWeights:
+        """An untrained actor with PyTorch-like init and a non-trivial normaliser (tests, benchmarks)."""
+        rng = np.random.default_rng(seed)
+        sizes = [obs_dim + goal_dim, *hidden, action_dim]
+        ws, bs = [], []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = 1.0 / math.sqrt(fan_in)
+            ws.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
+            bs.append(rng.uniform(-bound, bound, fan_out))
+        return cls(
+            weights=tuple(ws),
+            biases=tuple(bs),
+            obs_mean=rng.normal(0, 0.5, obs_dim),
+            obs_std=rng.uniform(0.05, 2.0, obs_dim),
+            goal_mean=rng.normal(0, 0.5, goal_dim),
+            goal_std=rng.uniform(0.05, 2.0, goal_dim),
+            goal_space=goal_space,
+        )
+
+    # -- storage ------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the weights as ``.npz`` (arrays plus a JSON header)."""
+        path = Path(path)
+        meta = {
+            "format": "her_policy.actor/1",
+            "n_layers": len(self.weights),
+            "clip_obs": self.clip_obs,
+            "norm_clip": self.norm_clip,
+            "hidden_activation": self.hidden_activation,
+            "max_action": self.max_action,
+            "goal_space": self.goal_space,
+        }
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w, b
+        for name in ("obs_mean", "obs_std", "goal_mean", "goal_std"):
+            arrays[name] = getattr(self, name)
+        with path.open("wb") as f:
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ActorWeights:
+        """Read weights written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ActorLoadError(f"actor file {path} does not exist")
+        with np.load(path, allow_pickle=False) as data:
+            try:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != "her_policy.actor/1":
+                    raise ActorLoadError(f"{path}: unknown actor format {meta.get('format')!r}")
+                n = int(meta["n_layers"])
+                return cls(
+                    weights=tuple(data[f"w{i}"] for i in range(n)),
+                    biases=tuple(data[f"b{i}"] for i in range(n)),
+                    obs_mean=data["obs_mean"],
+                    obs_std=data["obs_std"],
+                    goal_mean=data["goal_mean"],
+                    goal_std=data["goal_std"],
+                    clip_obs=float(meta["clip_obs"]),
+                    norm_clip=float(meta["norm_clip"]),
+                    hidden_activation=meta["hidden_activation"],
+                    max_action=float(meta["max_action"]),
+                    goal_space=str(meta.get("goal_space", "")),
+                )
+            except KeyError as exc:
+                raise ActorLoadError(f"{path}: actor file lacks {exc}") from exc
+
+
+class NumpyActor:
+    """The plain numpy forward pass on preallocated float32 buffers."""
+
+    def __init__(self, weights: ActorWeights) -> None:
+        self.w = weights
+        no = weights.obs_dim
+        self._x = np.zeros(no + weights.goal_dim, dtype=np.float32)
+        self._xo, self._xg = self._x[:no], self._x[no:]
+        # Observation and goal are normalised in one pass over the concatenated input.
+        self._mean = np.concatenate((weights.obs_mean, weights.goal_mean))
+        self._inv_std = (1.0 / np.concatenate((weights.obs_std, weights.goal_std))).astype(
+            np.float32
+        )
+        self._hidden = [np.zeros(w.shape[1], dtype=np.float32) for w in weights.weights]
+        self._layers = list(zip(weights.weights[:-1], weights.biases[:-1], self._hidden[:-1]))
+        self._last = (weights.weights[-1], weights.biases[-1], self._hidden[-1])
+        self._relu = weights.hidden_activation == "relu"
+        self._c, self._n = np.float32(weights.clip_obs), np.float32(weights.norm_clip)
+        self._max_action = float(weights.max_action)
+
+    def __call__(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
+        c, n, x = self._c, self._n, self._x
+        self._xo[:] = observation  # cast to float32 on assignment
+        self._xg[:] = desired_goal
+        np.clip(x, -c, c, out=x)
+        np.subtract(x, self._mean, out=x)
+        np.multiply(x, self._inv_std, out=x)
+        np.clip(x, -n, n, out=x)
+        relu = self._relu
+        for wi, bi, hi in self._layers:
+            np.matmul(x, wi, out=hi)
+            np.add(hi, bi, out=hi)
+            if relu:
+                np.maximum(hi, 0.0, out=hi)
+            else:
+                np.tanh(hi, out=hi)
+            x = hi
+        wl, bl, hl = self._last
+        np.matmul(x, wl, out=hl)
+        np.add(hl, bl, out=hl)
+        out = np.tanh(hl).astype(np.float64)
+        if self._max_action != 1.0:
+            out *= self._max_action
+        return out
+
+
+class TorchActor:
+    """The same network as an eager torch module (normaliser included), under inference_mode."""
+
+    def __init__(self, weights: ActorWeights) -> None:
+        import torch
+
+        self._torch = torch
+        self.w = weights
+        layers: list[Any] = []
+        for i, (wi, bi) in enumerate(zip(weights.weights, weights.biases)):
+            lin = torch.nn.Linear(wi.shape[0], wi.shape[1])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(wi.T.copy()))
+                lin.bias.copy_(torch.from_numpy(bi))
+            layers.append(lin)
+            if i < len(weights.weights) - 1:
+                layers.append(
+                    torch.nn.ReLU() if weights.hidden_activation == "relu" else torch.nn.Tanh()
+                )
+        layers.append(torch.nn.Tanh())
+        self.net = torch.nn.Sequential(*layers).eval()
+        self._om = torch.from_numpy(weights.obs_mean)
+        self._os = torch.from_numpy(weights.obs_std)
+        self._gm = torch.from_numpy(weights.goal_mean)
+        self._gs = torch.from_numpy(weights.goal_std)
+
+    def __call__(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
+        torch, w = self._torch, self.w
+        with torch.inference_mode():
+            o = torch.as_tensor(np.asarray(observation, dtype=np.float32))
+            g = torch.as_tensor(np.asarray(desired_goal, dtype=np.float32))
+            o = ((o.clamp(-w.clip_obs, w.clip_obs) - self._om) / self._os).clamp(
+                -w.norm_clip, w.norm_clip
+            )
+            g = ((g.clamp(-w.clip_obs, w.clip_obs) - self._gm) / self._gs).clamp(
+                -w.norm_clip, w.norm_clip
+            )
+            a = self.net(torch.cat((o, g)))
+            if w.max_action != 1.0:
+                a = a * w.max_action
+            return a.numpy().astype(np.float64)
+
+
+def _percentiles_us(samples_ns: list[int]) -> tuple[float, float]:
+    arr = np.asarray(samples_ns, dtype=np.float64) * 1e-3
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+class RuntimeActor:
+    """Maps (observation, desired goal) to an action with the artefact's normaliser.
+
+    ``backend="auto"`` times the numpy and torch forward passes here and keeps the
+    faster; both are checked to agree to :data:`PARITY_ATOL` first. The chosen one is
+    in :attr:`backend`, the timings in :attr:`timings_us` (p50, p99 per backend).
+    """
+
+    def __init__(
+        self, weights: ActorWeights, *, backend: Backend = "auto", timing_calls: int = 300
+    ) -> None:
+        if backend not in ("auto", "numpy", "torch"):
+            raise ConfigError(
+                f"runtime actor: backend must be auto, numpy or torch, got {backend!r}"
+            )
+        self.weights = weights
+        self.numpy_actor = NumpyActor(weights)
+        self._torch_actor: TorchActor | None = None
+        self.timings_us: dict[str, tuple[float, float]] = {}
+        self.parity_error: float | None = None
+        if backend == "auto":
+            self.parity_error = self.check_parity()
+            self.timings_us = {
+                "numpy": self.time_backend("numpy", timing_calls),
+                "torch": self.time_backend("torch", timing_calls),
+            }
+            backend = min(("numpy", "torch"), key=lambda b: self.timings_us[b][0])
+        self.backend: Literal["numpy", "torch"] = "numpy" if backend == "numpy" else "torch"
+        self._act = self.numpy_actor if self.backend == "numpy" else self.torch_actor
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, expect_goal_space: str | None = None, backend: Backend = "auto"
+    ) -> RuntimeActor:
+        """Load actor weights (``.npz``, :meth:`ActorWeights.save`) and check the goal space."""
+        weights = ActorWeights.load(path)
+        if (
+            expect_goal_space is not None
+            and weights.goal_space
+            and weights.goal_space != expect_goal_space
+        ):
+            raise ActorLoadError(
+                f"{path}: actor was trained for goal space {weights.goal_space!r}, "
+                f"this task uses {expect_goal_space!r}"
+            )
+        return cls(weights, backend=backend)
+
+    @property
+    def torch_actor(self) -> TorchActor:
+        """The torch twin (built on first use)."""
+        if self._torch_actor is None:
+            self._torch_actor = TorchActor(self.weights)
+        return self._torch_actor
+
+    @property
+    def obs_dim(self) -> int:
+        return self.weights.obs_dim
+
+    @property
+    def goal_dim(self) -> int:
+        return self.weights.goal_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.weights.action_dim
+
+    def __call__(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
+        """The action (action_dim,) float64 in [-max_action, max_action]; NaN in -> NaN out."""
+        return self._act(observation, desired_goal)
+
+    act = __call__
+
+    def _random_inputs(self, n: int, seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        rng = np.random.default_rng(seed)
+        w = self.weights
+        obs = w.obs_mean + w.obs_std * rng.normal(0, 2.0, (n, w.obs_dim))
+        goal = w.goal_mean + w.goal_std * rng.normal(0, 2.0, (n, w.goal_dim))
+        return obs.astype(np.float64), goal.astype(np.float64)
+
+    def check_parity(self, n: int = 256, seed: int = 0) -> float:
+        """Largest |numpy - torch| action difference over ``n`` random inputs; raises above 1e-5."""
+        obs, goal = self._random_inputs(n, seed)
+        worst = 0.0
+        for o, g in zip(obs, goal):
+            worst = max(
+                worst, float(np.max(np.abs(self.numpy_actor(o, g) - self.torch_actor(o, g))))
+            )
+        if not worst <= PARITY_ATOL:
+            raise ActorLoadError(
+                f"numpy and torch actors disagree by {worst:.3g} (> {PARITY_ATOL}); the weights "
+                "format and the forward pass have drifted apart"
+            )
+        return worst
+
+    def time_backend(
+        self, backend: Literal["numpy", "torch"], calls: int = 1000
+    ) -> tuple[float, float]:
+        """(p50, p99) latency in us of one forward pass of ``backend`` on this machine."""
+        fn = self.numpy_actor if backend == "numpy" else self.torch_actor
+        obs, goal = self._random_inputs(64, seed=1)
+        for i in range(min(50, calls)):  # warm-up
+            fn(obs[i % 64], goal[i % 64])
+        samples = []
+        clock = time.perf_counter_ns
+        for i in range(calls):
+            o, g = obs[i % 64], goal[i % 64]
+            t0 = clock()
+            fn(o, g)
+            samples.append(clock() - t0)
+        return _percentiles_us(samples)
