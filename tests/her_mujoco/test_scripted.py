@@ -1,6 +1,6 @@
 """Scripted controllers solve the tasks on held-out goals: the tasks are solvable as built.
 
-Measured on this model (100 held-out goals each): reach 1.00, push 0.93,
+Measured on this model (100 held-out goals each): reach 1.00, push 0.99,
 pick-and-place 0.99. The thresholds below leave margin for other machines.
 """
 
@@ -10,7 +10,7 @@ import pytest
 from her_mujoco import make_task, scripted_controller
 
 EPISODES = 20
-MIN_SUCCESS = {"reach": 0.95, "push": 0.8, "pick_and_place": 0.8}
+MIN_SUCCESS = {"reach": 0.95, "push": 0.85, "pick_and_place": 0.85}
 
 
 @pytest.mark.parametrize("task", list(MIN_SUCCESS))

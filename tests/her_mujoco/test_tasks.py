@@ -173,3 +173,21 @@ def test_registration_survives_a_second_import() -> None:
     assert gym.spec("HerReach-v0").max_episode_steps == 50
     assert gym.spec("HerPush-v0").max_episode_steps == 50
     assert gym.spec("HerPickAndPlace-v0").max_episode_steps == 50
+
+
+def test_driving_into_the_workspace_corners_never_wedges_the_arm() -> None:
+    env = make_task("reach")
+    base = env.unwrapped
+    obs, _ = env.reset(seed=0)
+    home_tcp = obs["achieved_goal"].copy()
+    for corner in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3):
+        for _ in range(15):
+            obs, *_ = env.step(np.append(corner, 0.0))
+        tcp = obs["achieved_goal"]
+        # The tool stays in the workspace box and keeps pointing down...
+        assert np.all(tcp > [0.24, -0.31, 0.0]) and np.all(tcp < [0.71, 0.31, 0.41])
+        assert base.kinematics.pose(base.sim.arm_qpos)[1][2, 2] < -0.99
+        # ...and comes back home when asked.
+        for _ in range(25):
+            obs, *_ = env.step(np.append(np.clip((home_tcp - obs["achieved_goal"]) / 0.05, -1, 1), 0.0))
+        assert np.linalg.norm(obs["achieved_goal"] - home_tcp) < 0.005

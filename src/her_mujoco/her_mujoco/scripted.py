@@ -49,12 +49,17 @@ class ReachController:
 class PushController:
     """Go behind the block on the goal-block line, lower the closed gripper, push."""
 
-    push_height_m = 0.02
-    """tcp height while pushing: fingertips 1.5 cm above the table, pads on the block."""
+    push_height_m = 0.015
+    """tcp height while pushing: fingertips 1 cm above the table, pads low on the block."""
     standoff_m = BLOCK_HALF_SIZE_M + 0.035
     """tcp distance behind the block centre before pushing (block half + fingers + margin)."""
-    contact_m = BLOCK_HALF_SIZE_M + 0.02
-    """tcp distance behind the block centre while in contact."""
+    contact_m = BLOCK_HALF_SIZE_M + 0.015
+    """Commanded tcp distance behind the block centre while pushing (the closed fingers
+    reach 1.1-1.8 cm from the tcp, depending on the push direction)."""
+    done_m = 0.02
+    """Block-goal distance at which pushing stops (half the 5 cm success tolerance)."""
+    push_step_m = 0.025
+    """Advance per step while pushing: slow enough that the block does not slide past."""
 
     def __init__(self, layout: ObservationLayout) -> None:
         self._tcp = layout.slice("tcp_pos")
@@ -65,18 +70,21 @@ class PushController:
         tcp, block, goal = vec[self._tcp], vec[self._obj], obs["desired_goal"]
         to_goal = goal[:2] - block[:2]
         dist = float(np.linalg.norm(to_goal))
-        if dist < 0.01:
-            # Done: back off upward so the block is left where it is.
-            return _action(np.array([0.0, 0.0, SAFE_HEIGHT_M - tcp[2]]), GRIPPER_SHUT)
+        if dist < self.done_m:
+            # Done: hold still. Going around the block for a last centimetre risks
+            # knocking it away, and rising while the pads touch it can tip it.
+            return _action(np.zeros(3), GRIPPER_SHUT)
         u = to_goal / dist
         rel = tcp[:2] - block[:2]
         along = float(rel @ u)
         lateral = float(np.linalg.norm(rel - along * u))
         low = tcp[2] < self.push_height_m + 0.02
-        if along < -(self.contact_m - 0.01) and lateral < 0.02 and low:
+        if along < -BLOCK_HALF_SIZE_M and lateral < 0.02 and low:
             # Behind the block and down: push, steering back onto the line through the
-            # block centre, at most 3 cm per step so the block stays in contact.
-            target = block[:2] - u * self.contact_m + u * min(dist, 0.03)
+            # block centre.
+            # Slow down near the goal: the block slides on after the fingers stop.
+            advance = min(self.push_step_m, 0.4 * dist)
+            target = block[:2] - u * self.contact_m + u * advance
             return _action(np.append(target - tcp[:2], self.push_height_m - tcp[2]), GRIPPER_SHUT)
         pre = block[:2] - u * self.standoff_m
         if np.linalg.norm(tcp[:2] - pre) < 0.015:

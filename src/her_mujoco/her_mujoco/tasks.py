@@ -48,10 +48,12 @@ MAX_STEP_M = 0.05
 """Tool displacement commanded by a unit action component (Fetch: 5 cm)."""
 BLOCK_HALF_SIZE_M = 0.025
 TABLE_Z_M = 0.0
-# Where the tool may be sent (m, base_link): over the table, clear of the base, and
-# with the tcp at least 1 cm up, so the fingertips (5 mm below it) stay off the table.
-WORKSPACE_LOW = np.array([0.25, -0.35, 0.01])
-WORKSPACE_HIGH = np.array([0.80, 0.35, 0.50])
+# Where the tool may be sent (m, base_link): over the table, clear of the base, with
+# the tcp at least 1 cm up so the fingertips (5 mm below it) stay off the table, and
+# within the arm's reach with the gripper pointing down (the far top corners are at
+# its edge: the IK gets within 1 cm of them).
+WORKSPACE_LOW = np.array([0.25, -0.30, 0.01])
+WORKSPACE_HIGH = np.array([0.70, 0.30, 0.40])
 # Block start region: 30 cm square centred under the tool's home position (Fetch: +-15 cm).
 OBJECT_START_LOW = np.array([0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 OBJECT_START_HIGH = np.array([0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
