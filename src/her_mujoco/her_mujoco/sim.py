@@ -183,6 +183,9 @@ class ArmSim:
         """Show the desired goal (m, base_link) with the goal-marker mocap body."""
         if self._mocap is not None:
             self.data.mocap_pos[self._mocap] = np.asarray(position, dtype=np.float64)[:3]
+            # Mocap poses reach the marker's site only through kinematics; without this a
+            # render right after reset would show last episode's goal.
+            mujoco.mj_kinematics(self.model, self.data)
 
     # -- measurements -------------------------------------------------------
     @property
