@@ -771,11 +771,18 @@ def build_pipeline(
     ``jacobian`` (and optionally ``pose_and_jacobian``), like
     ``her_mujoco.kinematics.Kinematics`` or :class:`her_policy.safety_testing.ToyArm`.
     """
-    limits = ActionLimits(config.limits, len(kinematics.joint_names))
+    vel_step = (
+        np.asarray(kinematics.velocity_limits, dtype=np.float64)
+        * config.safety.velocity_limit_scale
+        * config.loop.period_s
+    )
+    limits = ActionLimits(
+        config.limits, len(kinematics.joint_names), velocity_step_cap_rad=vel_step
+    )
     monitor = SafetyMonitor.from_kinematics(
         config.safety,
         kinematics,
-        max_joint_step_rad=limits.joint_step_cap_rad,
+        max_joint_step_rad=config.limits.joint_step_caps_rad(len(kinematics.joint_names)),
         control_period_s=config.loop.period_s,
         goal_region=goal_region,
     )

@@ -113,14 +113,19 @@ class LimitedAction(NamedTuple):
     """``SafetyFlag`` bits raised here (CLIPPED, STEP_LIMITED, NON_FINITE)."""
 
 
+SCALE_TOLERANCE = 1e-9
+"""Relative excess over a cap that counts as "at the cap" (float rounding of an upstream
+scaling to exactly the cap, e.g. the IK's own speed scaling), not as a limit hit."""
+
+
 def direction_preserving_scale(delta: NDArray[np.float64], inv_cap: NDArray[np.float64]) -> float:
     """Largest ``s`` in (0, 1] with ``|s * delta| <= cap`` for every component.
 
     ``inv_cap`` is ``1 / cap``; scaling the whole vector by ``s`` keeps its direction
-    (MoveIt Servo's "smallest per-joint ratio").
+    (MoveIt Servo's "smallest per-joint ratio"). Returns 1.0 within SCALE_TOLERANCE.
     """
     worst = float(np.max(np.abs(delta) * inv_cap))
-    return 1.0 if worst <= 1.0 else 1.0 / worst
+    return 1.0 if worst <= 1.0 + SCALE_TOLERANCE else 1.0 / worst
 
 
 def all_finite(x: NDArray[np.float64]) -> bool:
@@ -135,7 +140,16 @@ def all_finite(x: NDArray[np.float64]) -> bool:
 class ActionLimits:
     """Applies :class:`ActionLimitsConfig` to one tick's action and joint step."""
 
-    def __init__(self, config: ActionLimitsConfig, n_joints: int) -> None:
+    def __init__(
+        self,
+        config: ActionLimitsConfig,
+        n_joints: int,
+        *,
+        velocity_step_cap_rad: ArrayLike | None = None,
+    ) -> None:
+        """``velocity_step_cap_rad``: joint speed limits times the control period; when
+        given, the joint step cap is the smaller of it and ``max_joint_step_rad``, and a
+        step cut by it is flagged VELOCITY_LIMIT rather than STEP_LIMITED."""
         self.config = config
         self.n_joints = int(n_joints)
         self._low = np.asarray(config.action_low, dtype=np.float64)
@@ -146,8 +160,20 @@ class ActionLimits:
         self._gi = config.gripper_index
         g_lo, g_hi = config.gripper_range_m
         self._g_mid, self._g_half = 0.5 * (g_lo + g_hi), 0.5 * (g_hi - g_lo)
-        self.joint_step_cap_rad = config.joint_step_caps_rad(self.n_joints)
-        self._inv_joint_cap = 1.0 / self.joint_step_cap_rad
+        step_cap = config.joint_step_caps_rad(self.n_joints)
+        self._inv_step_cap = 1.0 / step_cap
+        self._inv_vel_cap: NDArray[np.float64] | None = None
+        if velocity_step_cap_rad is not None:
+            vel_cap = np.broadcast_to(
+                np.asarray(velocity_step_cap_rad, dtype=np.float64), step_cap.shape
+            )
+            if not (np.isfinite(vel_cap).all() and (vel_cap > 0).all()):
+                raise ConfigError(f"limits: velocity step caps must be positive, got {vel_cap}")
+            self._inv_vel_cap = 1.0 / vel_cap
+            step_cap = np.minimum(step_cap, vel_cap)
+        self.joint_step_cap_rad = step_cap
+        """Binding cap on each joint's step per tick (rad)."""
+        self._inv_joint_cap = 1.0 / step_cap
 
     def limit_action(self, action: ArrayLike) -> LimitedAction:
         """Clip ``action``, map it to metres and cap the tool step (see module docstring)."""
@@ -177,6 +203,14 @@ class ActionLimits:
         """Scale ``q_target - q_measured`` so no joint moves more than its cap; returns (q, flags)."""
         delta = q_target - q_measured
         s = direction_preserving_scale(delta, self._inv_joint_cap)
-        if s < 1.0:
-            return q_measured + s * delta, SafetyFlag.STEP_LIMITED
-        return q_target, 0
+        if s == 1.0:
+            return q_target, 0
+        flags = 0
+        if direction_preserving_scale(delta, self._inv_step_cap) < 1.0:
+            flags |= SafetyFlag.STEP_LIMITED
+        if (
+            self._inv_vel_cap is not None
+            and direction_preserving_scale(delta, self._inv_vel_cap) < 1.0
+        ):
+            flags |= SafetyFlag.VELOCITY_LIMIT
+        return q_measured + s * delta, flags

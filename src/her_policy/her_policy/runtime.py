@@ -308,7 +308,13 @@ class RuntimeActor:
     """
 
     def __init__(
-        self, weights: ActorWeights, *, backend: Backend = "auto", timing_calls: int = 300
+        self,
+        weights: ActorWeights,
+        *,
+        backend: Backend = "auto",
+        timing_calls: int = 300,
+        action_low: Sequence[float] | None = None,
+        action_high: Sequence[float] | None = None,
     ) -> None:
         if backend not in ("auto", "numpy", "torch"):
             raise ConfigError(
@@ -319,6 +325,26 @@ class RuntimeActor:
         self._torch_actor: TorchActor | None = None
         self.timings_us: dict[str, tuple[float, float]] = {}
         self.parity_error: float | None = None
+        self.artefact_hash: str = ""
+        """sha256 of the artefact this actor came from ('' for bare weights), for provenance."""
+        self.goal_space: Any = None
+        """The artefact's GoalSpace (None for bare weights)."""
+        # Network output u in [-1, 1] -> env action low + (u + 1) / 2 * (high - low).
+        self._affine: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        if action_low is not None or action_high is not None:
+            low = np.asarray(action_low, dtype=np.float64)
+            high = np.asarray(action_high, dtype=np.float64)
+            if (
+                low.shape != (weights.action_dim,)
+                or high.shape != low.shape
+                or not (high > low).all()
+            ):
+                raise ActorLoadError(
+                    f"action bounds {low} .. {high} do not fit a {weights.action_dim}-D actor"
+                )
+            if not ((low == -1.0).all() and (high == 1.0).all()):
+                half = 0.5 * (high - low)
+                self._affine = (low + half, half)
         if backend == "auto":
             self.parity_error = self.check_parity()
             self.timings_us = {
@@ -331,20 +357,54 @@ class RuntimeActor:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, expect_goal_space: str | None = None, backend: Backend = "auto"
+        cls, path: str | Path, *, expect_goal_space: Any = None, backend: Backend = "auto"
     ) -> RuntimeActor:
-        """Load actor weights (``.npz``, :meth:`ActorWeights.save`) and check the goal space."""
+        """Load a policy artefact directory (``her train --out DIR``) or a bare ``.npz`` of weights.
+
+        ``expect_goal_space`` (a GoalSpace or its name) is checked against the artefact's;
+        a mismatch raises ``GoalSpaceMismatchError`` (for bare weights ``ActorLoadError``).
+        """
+        path = Path(path)
+        if path.is_dir() or path.name == "policy.json":
+            return cls.from_artefact(path, expect_goal_space=expect_goal_space, backend=backend)
         weights = ActorWeights.load(path)
-        if (
-            expect_goal_space is not None
-            and weights.goal_space
-            and weights.goal_space != expect_goal_space
-        ):
+        expected = getattr(expect_goal_space, "name", expect_goal_space)
+        if expected is not None and weights.goal_space and weights.goal_space != expected:
             raise ActorLoadError(
                 f"{path}: actor was trained for goal space {weights.goal_space!r}, "
-                f"this task uses {expect_goal_space!r}"
+                f"this task uses {expected!r}"
             )
         return cls(weights, backend=backend)
+
+    @classmethod
+    def from_artefact(
+        cls, path: str | Path, *, expect_goal_space: Any = None, backend: Backend = "auto"
+    ) -> RuntimeActor:
+        """The runtime actor of a verified policy artefact (hash and goal space checked on load)."""
+        from her_policy.artefact import load_artefact
+
+        art = load_artefact(path, expect_goal_space=expect_goal_space)
+        snap = art.snapshot.deterministic()
+        weights = ActorWeights(
+            weights=snap.weights,
+            biases=snap.biases,
+            obs_mean=snap.obs_mean,
+            obs_std=snap.obs_std,
+            goal_mean=snap.goal_mean,
+            goal_std=snap.goal_std,
+            clip_obs=snap.clip_obs,
+            norm_clip=snap.norm_clip,
+            goal_space=art.goal_space.name,
+        )
+        actor = cls(
+            weights,
+            backend=backend,
+            action_low=art.layout.action_low,
+            action_high=art.layout.action_high,
+        )
+        actor.artefact_hash = art.artefact_hash
+        actor.goal_space = art.goal_space
+        return actor
 
     @property
     def torch_actor(self) -> TorchActor:
@@ -366,8 +426,12 @@ class RuntimeActor:
         return self.weights.action_dim
 
     def __call__(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
-        """The action (action_dim,) float64 in [-max_action, max_action]; NaN in -> NaN out."""
-        return self._act(observation, desired_goal)
+        """The action (action_dim,) float64 in the env's action range; NaN in -> NaN out."""
+        out = self._act(observation, desired_goal)
+        if self._affine is not None:
+            offset, half = self._affine
+            out = offset + half * out
+        return out
 
     act = __call__
 

@@ -61,7 +61,7 @@ from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
 from her_goals.sampling import GoalRegion
-from her_policy.limits import all_finite
+from her_policy.limits import SCALE_TOLERANCE, all_finite
 from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
 
 __all__ = [
@@ -171,7 +171,7 @@ class SafetyConfig:
                 f"safety: empty workspace box {self.workspace_low_m} .. {self.workspace_high_m} "
                 f"with floor z = {floor} m"
             )
-        valid = {f.name for f in ALL_FLAGS}
+        valid = {f.name for f in ALL_FLAGS if f.name is not None}
         for key, weight in self.cost_weights.items():
             if key not in valid:
                 raise ConfigError(
@@ -563,11 +563,11 @@ class SafetyMonitor:
         abs_delta = np.abs(delta)
         worst = (abs_delta * self._inv_cap).max()
         scale = 1.0
-        if worst > 1.0:
+        if worst > _AT_CAP:  # within rounding of the cap: the final clip takes care of it
             scale = 1.0 / float(worst)
-            if (abs_delta * self._inv_step).max() > 1.0:
+            if (abs_delta * self._inv_step).max() > _AT_CAP:
                 flags |= _STEP_LIMITED
-            if (abs_delta * self._inv_vel_step).max() > 1.0:
+            if (abs_delta * self._inv_vel_step).max() > _AT_CAP:
                 flags |= _VELOCITY_LIMIT
                 details.append(f"commanded joint speed scaled to {scale:.3g} of the request")
             severity = max(severity, 1)
@@ -661,7 +661,9 @@ class SafetyMonitor:
         if jac.ndim != 2:
             return math.nan
         rows = jac[self._rows]
-        eig = _eigvalsh(rows @ rows.T)  # ascending
+        # The smaller Gram matrix carries the singular values squared (J J^T for 6x7).
+        gram = rows @ rows.T if rows.shape[0] <= rows.shape[1] else rows.T @ rows
+        eig = _eigvalsh(gram)  # ascending
         smallest = float(eig[0])
         if not smallest > 0.0:
             return math.nan if math.isnan(smallest) else math.inf
@@ -749,6 +751,7 @@ _STALE_STATE = int(SafetyFlag.STALE_STATE)
 _ESTOP = int(SafetyFlag.ESTOP)
 _SINGULARITY = int(SafetyFlag.SINGULARITY)
 _WORKSPACE = int(SafetyFlag.WORKSPACE)
+_AT_CAP = 1.0 + SCALE_TOLERANCE
 _WARN_UPSTREAM = int(SafetyFlag.STEP_LIMITED | SafetyFlag.WORKSPACE)
 
 _STATUS_BY_SEVERITY = {
