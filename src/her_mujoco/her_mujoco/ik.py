@@ -94,16 +94,16 @@ def cartesian_step(
     # Clamping: a joint whose step would cross its bound is fixed at the bound and the
     # task is re-solved with the others, instead of clipping afterwards, which would
     # silently give up part of the task (and can trap the arm at its limits).
+    dq = _dls(jac, err, pull, settings.damping)
     free = np.ones(len(q), dtype=bool)
-    dq = np.zeros(len(q))
-    for _ in range(len(q)):
-        jac_free = jac * free
-        dq[free] = _dls(jac_free, err - jac[:, ~free] @ dq[~free], pull * free, settings.damping)[free]
+    for _ in range(len(q)):  # usually zero passes: nothing crosses
         crossing = free & ((q + dq < lo) | (q + dq > hi))
         if not crossing.any():
             break
         dq[crossing] = np.minimum(np.maximum(q + dq, lo), hi)[crossing] - q[crossing]
         free &= ~crossing
+        rest = err - jac[:, ~free] @ dq[~free]
+        dq[free] = _dls(jac * free, rest, pull * free, settings.damping)[free]
     # Scale the whole step (not joint by joint) so the tool keeps its direction; the
     # scaled step stays inside the bounds because q and q + dq both are.
     ratio = float(np.max(np.abs(dq) / kin.velocity_limits)) / dt_s
