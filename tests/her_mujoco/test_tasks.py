@@ -167,9 +167,13 @@ def test_exploding_physics_ends_the_episode_with_a_flag() -> None:
 
 def test_registration_survives_a_second_import() -> None:
     import importlib
+    import warnings
 
-    importlib.reload(her_mujoco)
-    her_mujoco.register_tasks()
+    with warnings.catch_warnings():
+        # Registering an id twice makes gymnasium warn "Overriding environment".
+        warnings.simplefilter("error")
+        importlib.reload(her_mujoco)
+        her_mujoco.register_tasks()
     assert gym.spec("HerReach-v0").max_episode_steps == 50
     assert gym.spec("HerPush-v0").max_episode_steps == 50
     assert gym.spec("HerPickAndPlace-v0").max_episode_steps == 50
