@@ -201,6 +201,9 @@ class HerReplayBuffer:
         self._n_episodes = 0
         self._episodes_added = 0
         self._hash = hashlib.sha256()
+        self._hash_base: str | None = None
+        """data_hash of a loaded buffer; episodes added later chain onto it."""
+        self._added_since_load = 0
 
     # -- bookkeeping -----------------------------------------------------------
     @property
@@ -221,7 +224,11 @@ class HerReplayBuffer:
     @property
     def data_hash(self) -> str:
         """sha256 over every episode ever added, in order: names the data a policy saw."""
-        return self._hash.hexdigest()
+        if self._hash_base is None:
+            return self._hash.hexdigest()
+        if self._added_since_load == 0:
+            return self._hash_base
+        return hashlib.sha256((self._hash_base + self._hash.hexdigest()).encode()).hexdigest()
 
     def __len__(self) -> int:
         return self._n_transitions
@@ -324,6 +331,7 @@ class HerReplayBuffer:
         self._n_transitions += n_steps
         self._n_episodes += 1
         self._episodes_added += 1
+        self._added_since_load += 1
         for arr in (obs, act, ag, dg, term, trunc):
             self._hash.update(np.ascontiguousarray(arr).tobytes())
         return n_steps
@@ -488,4 +496,6 @@ class HerReplayBuffer:
             self._pos, self._high, self._n_transitions, self._n_episodes, self._episodes_added = (
                 int(v) for v in data["meta"]
             )
-            self._hash = hashlib.sha256(str(data["data_hash"]).encode())
+            self._hash = hashlib.sha256()
+            self._hash_base = str(data["data_hash"])
+            self._added_since_load = 0

@@ -107,6 +107,16 @@ class Learner:
     ) -> dict[str, float]:
         raise NotImplementedError
 
+    def _next_value(self, x2: Tensor) -> Tensor:
+        """Bootstrap value of the next input under the target networks, (B,)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def target_values(self, batch: HerBatch) -> np.ndarray:
+        """The TD targets ``update`` would regress on for ``batch`` (no update made)."""
+        _, _, r, x2, term = self.tensors(batch)
+        return td_target(r, term, self._next_value(x2), self.gamma, self.config.clip_target).numpy()
+
     # -- acting and export ----------------------------------------------------
     @torch.no_grad()
     def act(self, observation: Any, desired_goal: Any) -> np.ndarray:
@@ -182,14 +192,16 @@ class DDPG(Learner):
             "critic_opt": self.critic_opt,
         }
 
+    def _next_value(self, x2: Tensor) -> Tensor:
+        a2 = torch.tanh(self.actor_target(x2))
+        return self.critic_target(torch.cat([x2, a2], 1)).squeeze(1)
+
     def _update(
         self, x: Tensor, a: Tensor, r: Tensor, x2: Tensor, term: Tensor, *, with_metrics: bool
     ) -> dict[str, float]:
         cfg = self.config
         with torch.no_grad():
-            a2 = torch.tanh(self.actor_target(x2))
-            q2 = self.critic_target(torch.cat([x2, a2], 1)).squeeze(1)
-            y = td_target(r, term, q2, self.gamma, cfg.clip_target)
+            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
         q = self.critic(torch.cat([x, a], 1)).squeeze(1)
         critic_loss = F.mse_loss(q, y)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -249,6 +261,12 @@ class TD3(Learner):
         self.critic_opt = _adam(self.critic.parameters(), config.critic_lr)
         self._last_actor_loss = float("nan")
 
+    def _next_value(self, x2: Tensor) -> Tensor:
+        cfg = self.config
+        a2 = torch.tanh(self.actor_target(x2))
+        noise = (torch.randn_like(a2) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+        return self.critic_target(x2, (a2 + noise).clamp(-1.0, 1.0)).min(0).values
+
     def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         return {
             "actor": self.actor,
@@ -264,10 +282,7 @@ class TD3(Learner):
     ) -> dict[str, float]:
         cfg = self.config
         with torch.no_grad():
-            noise = (torch.randn_like(a) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            a2 = (torch.tanh(self.actor_target(x2)) + noise).clamp(-1.0, 1.0)
-            q2 = self.critic_target(x2, a2).min(0).values
-            y = td_target(r, term, q2, self.gamma, cfg.clip_target)
+            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
         q = self.critic(x, a)
         critic_loss = (q - y).square().mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -336,6 +351,10 @@ class SAC(Learner):
             "alpha_opt": self.alpha_opt,
         }
 
+    def _next_value(self, x2: Tensor) -> Tensor:
+        a2, logp2 = squashed_gaussian(self.actor(x2), self.layout.action_dim)
+        return self.critic_target(x2, a2).min(0).values - self.log_alpha.detach().exp() * logp2
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["log_alpha"] = self.log_alpha.detach().clone()
@@ -353,9 +372,7 @@ class SAC(Learner):
         n_a = self.layout.action_dim
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
-            a2, logp2 = squashed_gaussian(self.actor(x2), n_a)
-            v2 = self.critic_target(x2, a2).min(0).values - alpha * logp2
-            y = td_target(r, term, v2, self.gamma, cfg.clip_target)
+            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
         q = self.critic(x, a)
         critic_loss = (q - y).square().mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)

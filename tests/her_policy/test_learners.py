@@ -1,0 +1,178 @@
+"""Learners: TD targets (truncation bootstraps, termination does not), building blocks, export."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from her_goals.spaces import GoalSpace
+from her_policy.actor import BatchActor
+from her_policy.buffer import BatchStats, HerBatch, HerReplayBuffer
+from her_policy.config import TrainConfig
+from her_policy.layout import PolicyLayout
+from her_policy.learners import LEARNERS, make_learner, td_target
+from her_policy.nets import EnsembleLinear, mlp, polyak_update
+from her_policy.normaliser import RunningNormaliser
+
+torch.set_num_threads(1)  # two threads on a shared 2-core machine are many times slower
+
+SPACE = GoalSpace(name="unit", dim=3, units="m", frame="world", tolerance=0.05)
+LAYOUT = PolicyLayout(5, 3, 2, (-1.0, -2.0), (1.0, 2.0))
+GAMMA = 0.9
+
+
+def config(algo: str, **kw: object) -> TrainConfig:
+    return TrainConfig(algo=algo, hidden=(32, 32), batch_size=64, **kw)  # type: ignore[arg-type]
+
+
+def batch(
+    n: int = 64, *, terminated: bool = False, truncated: bool = False, seed: int = 0
+) -> HerBatch:
+    rng = np.random.default_rng(seed)
+    return HerBatch(
+        observation=rng.normal(size=(n, 5)).astype(np.float32),
+        action=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        next_observation=rng.normal(size=(n, 5)).astype(np.float32),
+        desired_goal=rng.normal(size=(n, 3)),
+        next_achieved_goal=rng.normal(size=(n, 3)),
+        reward=-np.ones(n, np.float32),
+        terminated=np.full(n, terminated),
+        truncated=np.full(n, truncated),
+        relabelled=np.zeros(n, bool),
+        stats=BatchStats(0.0, 0.0, float("nan")),
+    )
+
+
+def test_td_target_rule() -> None:
+    r = torch.tensor([-1.0, -1.0, 0.0])
+    v = torch.tensor([-5.0, -5.0, 3.0])
+    term = torch.tensor([1.0, 0.0, 0.0])
+    y = td_target(r, term, v, GAMMA, clip=False)
+    torch.testing.assert_close(y, torch.tensor([-1.0, -1.0 - 4.5, 2.7]))
+    y = td_target(r, term, v, GAMMA, clip=True)
+    torch.testing.assert_close(y, torch.tensor([-1.0, -5.5, 0.0]))  # clip [-1/(1-g), 0] = [-10, 0]
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNERS))
+def test_termination_stops_the_bootstrap_but_truncation_does_not(algo: str) -> None:
+    learner = make_learner(LAYOUT, config(algo, clip_target=False), gamma=GAMMA, seed=0)
+    torch.manual_seed(1)
+    terminal = learner.target_values(batch(terminated=True))
+    np.testing.assert_array_equal(terminal, -np.ones(64, np.float32))
+    torch.manual_seed(1)
+    truncated = learner.target_values(batch(truncated=True))
+    torch.manual_seed(1)
+    running = learner.target_values(batch())
+    np.testing.assert_allclose(truncated, running)  # a time limit is not a terminal state
+    assert np.abs(truncated - (-1.0)).min() > 1e-6, "the truncated target includes gamma * V(s')"
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNERS))
+def test_updates_fit_a_fixed_batch_and_report_finite_metrics(algo: str) -> None:
+    learner = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=0)
+    b = batch()
+    first = learner.update(b, with_metrics=True)
+    for _ in range(60):
+        last = learner.update(b, with_metrics=True)
+    assert all(np.isfinite(v) for v in last.values())
+    assert last["critic_loss"] < first["critic_loss"]
+    assert learner.n_updates == 61
+    assert learner.update(b) == {}, "metrics only when asked (no per-update sync)"
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNERS))
+def test_numpy_snapshot_acts_like_the_torch_actor(algo: str) -> None:
+    learner = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=0)
+    rng = np.random.default_rng(0)
+    learner.normaliser.update(rng.normal(3, 2, (100, 5)), rng.normal(-1, 0.5, (100, 3)))
+    for _ in range(5):
+        learner.update(batch())
+    obs, goal = rng.normal(3, 2, (16, 5)), rng.normal(-1, 0.5, (16, 3))
+    torch_actions = learner.act(obs, goal)
+    numpy_actions = LAYOUT.to_env_action(BatchActor(learner.snapshot())(obs, goal))
+    np.testing.assert_allclose(numpy_actions, torch_actions, atol=1e-5)
+    assert (np.abs(torch_actions) <= np.array([1.0, 2.0])).all(), "actions scaled to the env range"
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNERS))
+def test_checkpoint_round_trip(algo: str) -> None:
+    a = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=0)
+    for _ in range(3):
+        a.update(batch())
+    b = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=5)
+    b.load_state_dict(a.state_dict())
+    torch.manual_seed(0)
+    ya = a.target_values(batch(seed=2))
+    torch.manual_seed(0)
+    yb = b.target_values(batch(seed=2))
+    np.testing.assert_array_equal(ya, yb)
+    with pytest.raises(ValueError, match="checkpoint is for"):
+        make_learner(
+            LAYOUT, config("ddpg" if algo != "ddpg" else "td3"), gamma=GAMMA
+        ).load_state_dict(a.state_dict())
+
+
+def test_learner_trains_from_a_filled_buffer_without_an_env() -> None:
+    from her_policy.train import train_from_buffer
+
+    buf = HerReplayBuffer(SPACE, 5, 2, capacity=1000, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        buf.add_episode(
+            rng.normal(size=(11, 5)),
+            rng.uniform(-1, 1, (10, 2)),
+            rng.normal(size=(11, 3)) * 0.05,
+            rng.normal(size=3) * 0.05,
+            truncated=True,
+        )
+    learner = make_learner(LAYOUT, config("sac"), gamma=GAMMA)
+    stats = train_from_buffer(learner, buf, 20, batch_size=32)
+    assert stats.n_updates == 20 and learner.n_updates == 20
+    assert stats.hindsight_ratio == pytest.approx(0.8, abs=0.1)
+    assert set(stats.metrics) >= {"critic_loss", "actor_loss", "alpha"}
+
+
+def test_polyak_update() -> None:
+    target = [torch.zeros(3), torch.ones(2)]
+    source = [torch.ones(3), torch.zeros(2)]
+    polyak_update(target, source, 0.25)
+    torch.testing.assert_close(target[0], torch.full((3,), 0.25))
+    torch.testing.assert_close(target[1], torch.full((2,), 0.75))
+    with pytest.raises(ValueError):
+        polyak_update(target, source[:1], 0.5)
+
+
+def test_ensemble_layer_is_independent_linear_layers() -> None:
+    layer = EnsembleLinear(2, 4, 3)
+    x = torch.randn(2, 5, 4)
+    y = layer(x)
+    for i in range(2):
+        torch.testing.assert_close(y[i], x[i] @ layer.weight[i] + layer.bias[i])
+    net = mlp(4, 1, (8, 8), ensemble=2)
+    assert net(x).shape == (2, 5, 1)
+
+
+def test_normaliser_matches_numpy_statistics() -> None:
+    rng = np.random.default_rng(0)
+    data = rng.normal(2.0, 3.0, (1000, 4))
+    data[:, 3] = 7.0  # constant column: std floored at eps
+    norm = RunningNormaliser(4, eps=0.01, clip=5.0)
+    norm.update(data[:500])
+    norm.update(data[500:])
+    np.testing.assert_allclose(norm.mean, data.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(norm.std[:3], data.std(0)[:3], rtol=1e-4)
+    assert norm.std[3] == pytest.approx(0.01)
+    out = norm(np.array([[2.0, 2.0, 2.0, 100.0]]))
+    assert out[0, 3] == 5.0, "normalised values are clipped"
+
+
+def test_config_rejects_nonsense() -> None:
+    from her_goals.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tau"):
+        dataclasses.replace(config("ddpg"), tau=0.0)
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(task="reach", env="FetchReach-v4")

@@ -1,0 +1,160 @@
+"""Trainer, CLI and a short learning run on Reach that must beat a random policy by far."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from her_policy_toys import HORIZON, ToyFactory
+
+from her_goals.errors import ConfigError
+from her_policy.artefact import load_artefact
+from her_policy.cli import build_parser, main
+from her_policy.config import PRESETS, TrainConfig, build_train_config, field_docs
+from her_policy.evaluate import evaluate
+from her_policy.learners import make_learner
+from her_policy.train import train
+
+torch.set_num_threads(1)
+
+
+def toy_config(tmp_path: Path | None = None, **kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "env": "HerPolicyToyPoint-v0",
+        "algo": "ddpg",
+        "env_steps": 40 * HORIZON,
+        "n_envs": 2,
+        "hidden": (32, 32),
+        "batch_size": 64,
+        "updates_per_step": 0.5,
+        "eval_every": 20 * HORIZON,
+        "eval_episodes": 10,
+        "final_eval_episodes": 20,
+        "parallel": "off",
+        "progress": False,
+        "out": tmp_path,
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_online_training_writes_a_traceable_artefact(tmp_path: Path) -> None:
+    result = train(toy_config(tmp_path / "run"), env_factory=ToyFactory("sampler"))
+    assert result.env_steps == 40 * HORIZON and result.updates == 20 * HORIZON
+    assert result.stopped_because == "env_steps"
+    assert [r.env_steps for r in result.evals] == [20 * HORIZON, 40 * HORIZON]
+    row = result.evals[-1]
+    assert row.hindsight_ratio == pytest.approx(0.8, abs=0.05)
+    assert 0.0 <= row.hindsight_positive_fraction <= 1.0
+    assert result.final is not None and result.final.n_episodes == 20
+    art = load_artefact(result.artefact or "")
+    assert art.provenance["data_hashes"]["replay_episodes_sha256"] == result.data_hash
+    assert art.provenance["config"]["env"] == "HerPolicyToyPoint-v0"
+    assert art.provenance["seeds"]["training_env_resets"] == [0, 1]
+    again = evaluate(art, ToyFactory("sampler"), 20)
+    assert again.requested_success == result.final.requested_success, "final eval = her eval of the artefact"
+    lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "requested_success" in json.loads(lines[0])
+
+
+def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp_path: Path) -> None:
+    cfg = toy_config(None, env_steps=6 * HORIZON, eval_every=0, final_eval_episodes=0, parallel="on")
+    a = train(cfg, env_factory=ToyFactory("fetchlike"))
+    b = train(cfg, env_factory=ToyFactory("fetchlike"))
+    assert a.data_hash == b.data_hash
+    wa, wb = a.learner.snapshot().weights, b.learner.snapshot().weights
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_wall_clock_and_target_stops(tmp_path: Path) -> None:
+    result = train(toy_config(None, env_steps=10**6, max_wall_s=0.5, eval_every=0, final_eval_episodes=0), env_factory=ToyFactory())
+    assert result.stopped_because == "max_wall_s" and result.env_steps < 10**6
+    result = train(
+        toy_config(None, env_steps=10**6, target_success=0.0, eval_every=2 * HORIZON, final_eval_episodes=0),
+        env_factory=ToyFactory(),
+    )
+    assert result.stopped_because == "target_success" and result.env_steps == 2 * HORIZON
+
+
+def test_short_reach_run_beats_a_random_policy_by_far(tmp_path: Path) -> None:
+    """Our Reach task: ~1k env steps of DDPG+HER, requested-goal success well above random."""
+    pytest.importorskip("her_mujoco")
+    cfg = build_train_config(
+        {"task": "reach", "env_steps": 1500, "eval_every": 500, "eval_episodes": 20, "target_success": 0.9,
+         "final_eval_episodes": 30, "parallel": "off", "progress": False, "out": str(tmp_path / "reach")}
+    )
+    result = train(cfg)
+    from her_policy.actor import DeterministicPolicy
+    from her_policy.envs import EnvSource
+
+    untrained = make_learner(result.layout, cfg, gamma=0.98, seed=123)
+    random_policy = DeterministicPolicy(untrained.snapshot(), result.layout, result.goal_space)
+    baseline = evaluate(random_policy, EnvSource(task="reach"), 30)
+    assert result.final is not None
+    assert result.final.requested_success >= 0.6
+    assert result.final.requested_success >= baseline.requested_success + 0.4
+    assert result.final.goal_space == "ee_position"
+
+
+# -- configuration and CLI -------------------------------------------------------
+def test_every_config_field_has_a_docstring_that_becomes_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    docs = field_docs(TrainConfig)
+    assert set(docs) == {f.name for f in dataclasses.fields(TrainConfig)}
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--updates-per-step" in out and docs["updates_per_step"].split()[0] in out
+    assert "--relabel-strategy {future,final,episode}" in out
+
+
+def test_settings_are_layered_and_typos_rejected(tmp_path: Path) -> None:
+    cfg = build_train_config({"env": "FetchPush-v4"})
+    assert cfg.algo == PRESETS["fetch_push"]["algo"] and cfg.batch_size == PRESETS["fetch_push"]["batch_size"]
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("env: FetchPush-v4\nbatch_size: 128\nalgo: td3\n")
+    cfg = build_train_config({"algo": "ddpg"}, yaml_path=yaml_file)
+    assert (cfg.batch_size, cfg.algo) == (128, "ddpg")
+    assert build_train_config({"env": "FetchPush-v4", "preset": "none"}).batch_size == TrainConfig().batch_size
+    yaml_file.write_text("env: FetchPush-v4\nbatch_sise: 128\n")
+    with pytest.raises(ConfigError, match="Did you mean 'batch_size'"):
+        build_train_config({}, yaml_path=yaml_file)
+    with pytest.raises(ConfigError, match="--task .* or --env"):
+        build_train_config({})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        build_train_config({"env": "FetchPush-v4", "preset": "fetch_pusj"})
+
+
+def test_cli_parses_types_and_prints_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--env", "FetchReach-v4", "--hidden", "64", "64", "--gamma", "0.95",
+                 "--no-progress", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden:\n- 64\n- 64\n" in out and "gamma: 0.95" in out and "progress: false" in out
+    assert main(["train", "--print-config"]) == 2
+    assert "--task" in capsys.readouterr().err
+
+
+def test_her_eval_on_an_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = train(toy_config(tmp_path / "run", env_steps=4 * HORIZON, eval_every=0, final_eval_episodes=0),
+                   env_factory=ToyFactory())
+    assert main(["eval", str(result.artefact), "--episodes", "5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_episodes"] == 5 and report["kind"] == "requested"
+    assert report["env"] == "HerPolicyToyPoint-v0" and len(report["artefact_hash"]) == 64
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "not a policy artefact" in capsys.readouterr().err
+
+
+def test_cli_subcommands_are_registered() -> None:
+    parser = build_parser()
+    names = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"train", "eval"} <= set(names)
