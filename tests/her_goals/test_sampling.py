@@ -58,3 +58,14 @@ def test_bad_regions_and_dimension_mismatch_are_named() -> None:
         GoalRegion(low=(1.0,), high=(0.0,))
     with pytest.raises(GoalShapeError, match="goal region has 2 dimensions"):
         GoalSampler(get_goal_space("ee_position"), GoalRegion(low=(0, 0), high=(1, 1)))
+
+
+def test_reseeding_training_keeps_the_heldout_list() -> None:
+    sampler = make(5)
+    before = sampler.heldout(30)
+    first = sampler.sample(5)
+    sampler.reset(99)
+    np.testing.assert_array_equal(sampler.heldout(30), before)
+    assert not np.allclose(sampler.sample(5), first)
+    sampler.reset(5)
+    np.testing.assert_array_equal(sampler.sample(5), first)

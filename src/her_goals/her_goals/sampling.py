@@ -111,9 +111,12 @@ class GoalSampler:
         self.reset(self.seed)
 
     def reset(self, seed: int) -> None:
-        """Restart the training stream from ``seed``."""
-        self.seed = int(seed)
-        train_seq, _ = np.random.SeedSequence(self.seed).spawn(2)
+        """Restart the training stream from ``seed``.
+
+        The held-out list keeps following the construction ``seed``, so reseeding
+        training episodes never changes which goals evaluation uses.
+        """
+        train_seq, _ = np.random.SeedSequence(int(seed)).spawn(2)
         self._rng = np.random.default_rng(train_seq)
 
     def _draw(self, rng: np.random.Generator, n: int, split: Split) -> NDArray[np.float64]:

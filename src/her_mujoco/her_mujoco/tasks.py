@@ -16,7 +16,6 @@ reach ``goal_space``, ``goal_sampler`` and ``observation_layout`` through
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,9 +125,6 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance_m)
         self.goal_sampler = GoalSampler(self.goal_space, self.goal_region, seed=goal_seed)
         """Public sampler: ``goal_sampler.heldout(n)`` gives the evaluation goals."""
-        # Training goals come from a copy that reset(seed=...) reseeds, so the held-out
-        # list of the public sampler never depends on how the env was reset.
-        self._train_goals = dataclasses.replace(self.goal_sampler)
         self.achieved_goal_extractor: AchievedGoalExtractor = (
             ObjectPositionExtractor(self.goal_space)
             if self.goal_space_name == "object_position"
@@ -183,7 +179,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         """
         super().reset(seed=seed)
         if seed is not None:
-            self._train_goals = dataclasses.replace(self.goal_sampler, seed=seed)
+            # Reseeds the training stream only; the held-out list stays fixed.
+            self.goal_sampler.reset(seed)
         options = dict(options or {})
         for key in options:
             if key not in _RESET_OPTIONS:
@@ -204,7 +201,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         elif split == "heldout":
             goal = self.goal_sampler.heldout(1, seed=int(self.np_random.integers(2**62)))[0]
         elif split == "train":
-            goal = self._train_goals.sample()
+            goal = self.goal_sampler.sample()
         else:
             raise ConfigError(f"reset option split={split!r}: use 'train' or 'heldout'")
         self._goal = goal
