@@ -12,6 +12,7 @@ import pytest
 
 from her_goals import GoalRegion, RobotState, get_goal_space
 from her_policy.control_loop import (
+    CachedKinematics,
     ControlLoop,
     ControlLoopConfig,
     ListSink,
@@ -313,7 +314,7 @@ def bad_policies() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
 def arm() -> dict[str, Any]:
     mj = pytest.importorskip("her_mujoco")
     sim = mj.ArmSim()
-    kin = mj.Kinematics(sim.config, model=sim.model)
+    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model))
     return {"mj": mj, "sim": sim, "kin": kin}
 
 
@@ -430,3 +431,29 @@ def test_closed_loop_steps_land_in_a_bag_with_their_safety_cost(
         <= np.abs(np.clip(episode.action_raw[:, :3], -1, 1)) + 1e-9
     ).all()
     assert math.isfinite(float(episode.reward.sum()))
+
+
+def test_safety_box_is_the_tasks_workspace():
+    """config/safety.yaml repeats her_mujoco's task workspace; this catches the two drifting apart."""
+    tasks = pytest.importorskip("her_mujoco.tasks")
+    cfg = load_safety_config().safety
+    np.testing.assert_allclose(cfg.workspace_high_m, tasks.WORKSPACE_HIGH)
+    np.testing.assert_allclose(cfg.workspace_low_m[:2], tasks.WORKSPACE_LOW[:2])
+    assert cfg.floor_z_m == pytest.approx(float(tasks.WORKSPACE_LOW[2]))
+
+
+def test_cached_kinematics_shares_one_pass_per_joint_vector(arm: dict[str, Any]):
+    raw = arm["kin"].kinematics
+    kin = CachedKinematics(raw)
+    q = raw.home_qpos + 0.05
+    p = kin.fk(q)
+    np.testing.assert_allclose(p, raw.fk(q))
+    _, _, jac = kin.pose_and_jacobian(q)  # the IK's call at the same joints: a hit
+    np.testing.assert_allclose(jac, raw.jacobian(q))
+    assert (kin.misses, kin.hits) == (1, 1)
+    np.testing.assert_allclose(kin.fk(q + 0.01), raw.fk(q + 0.01))
+    assert kin.misses == 2
+    with pytest.raises(ValueError):
+        p[0] = 1.0  # shared arrays are read-only
+    np.testing.assert_array_equal(kin.joint_limits[0], raw.joint_limits[0])
+    np.testing.assert_array_equal(kin.home_qpos, raw.home_qpos)

@@ -754,6 +754,77 @@ def _vec_or_nan(x: Vector | None, n: int) -> Vector:
     return x if x is not None else np.full(n, np.nan)
 
 
+class CachedKinematics:
+    """Shares one kinematics pass per joint vector between observation, IK and safety monitor.
+
+    Wraps a ``her_mujoco.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
+    is memoised for the last ``q``, and ``fk(q)`` computes the full pose and Jacobian
+    on a miss: in a tick the observation's FK of the measured joints is followed by the
+    IK's Jacobian at the same joints, so that pass is done once. Limits and the home
+    posture are read once (the wrapped properties copy on every access). Returned
+    arrays are read-only: they are shared between callers.
+    """
+
+    def __init__(self, kinematics: Any) -> None:
+        self.kinematics = kinematics
+        self.joint_names: tuple[str, ...] = tuple(kinematics.joint_names)
+        low, high = kinematics.joint_limits
+        self._limits = (_frozen(low), _frozen(high))
+        self._vmax = _frozen(kinematics.velocity_limits)
+        home = getattr(kinematics, "home_qpos", None)
+        self._home = None if home is None else _frozen(home)
+        self._key = b""
+        self._pose: tuple[Vector, Vector, Vector] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def joint_limits(self) -> tuple[Vector, Vector]:
+        return self._limits
+
+    @property
+    def velocity_limits(self) -> Vector:
+        return self._vmax
+
+    @property
+    def home_qpos(self) -> Vector:
+        if self._home is None:
+            raise AttributeError("the wrapped kinematics has no home_qpos")
+        return self._home
+
+    def pose_and_jacobian(self, q: ArrayLike) -> tuple[Vector, Vector, Vector]:
+        qa = np.asarray(q, dtype=np.float64)
+        key = qa.tobytes()
+        if key == self._key and self._pose is not None:
+            self.hits += 1
+            return self._pose
+        self.misses += 1
+        p, rot, jac = self.kinematics.pose_and_jacobian(qa)
+        self._pose = (_frozen(p), _frozen(rot), _frozen(jac))
+        self._key = key
+        return self._pose
+
+    def fk(self, q: ArrayLike) -> Vector:
+        return self.pose_and_jacobian(q)[0]
+
+    def pose(self, q: ArrayLike) -> tuple[Vector, Vector]:
+        p, rot, _ = self.pose_and_jacobian(q)
+        return p, rot
+
+    def jacobian(self, q: ArrayLike) -> Vector:
+        return self.pose_and_jacobian(q)[2]
+
+
+def _frozen(x: ArrayLike) -> Vector:
+    arr = np.array(x, dtype=np.float64)  # a private copy
+    arr.flags.writeable = False
+    return arr
+
+
 def build_pipeline(
     config: SafetyStackConfig,
     *,

@@ -124,7 +124,10 @@ def direction_preserving_scale(delta: NDArray[np.float64], inv_cap: NDArray[np.f
     ``inv_cap`` is ``1 / cap``; scaling the whole vector by ``s`` keeps its direction
     (MoveIt Servo's "smallest per-joint ratio"). Returns 1.0 within SCALE_TOLERANCE.
     """
-    worst = float(np.max(np.abs(delta) * inv_cap))
+    ratios = (np.abs(delta) * inv_cap).tolist()
+    worst = max(ratios)
+    if not all(map(math.isfinite, ratios)):
+        return math.nan  # NaN/inf step: the caller's command is non-finite; the monitor holds
     return 1.0 if worst <= 1.0 + SCALE_TOLERANCE else 1.0 / worst
 
 
@@ -182,7 +185,7 @@ class ActionLimits:
             return LimitedAction(_NAN3, None, a, SafetyFlag.NON_FINITE)
         flags = 0
         clipped = np.minimum(np.maximum(a, self._low), self._high)
-        if not np.array_equal(clipped, a):
+        if clipped.tobytes() != a.tobytes():
             flags |= SafetyFlag.CLIPPED
         step = clipped[:3] * self._scale
         norm = math.sqrt(float(step @ step))

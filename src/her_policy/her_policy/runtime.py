@@ -206,21 +206,31 @@ class ActorWeights:
 
 
 class NumpyActor:
-    """The plain numpy forward pass on preallocated float32 buffers."""
+    """The plain numpy forward pass on preallocated float32 buffers.
+
+    Each layer's bias is folded into its matrix as an extra row, against an input
+    buffer whose last entry is a constant 1, so a layer is one ``matmul`` and one
+    activation, both written in place: no allocation until the output.
+    """
 
     def __init__(self, weights: ActorWeights) -> None:
         self.w = weights
-        no = weights.obs_dim
-        self._x = np.zeros(no + weights.goal_dim, dtype=np.float32)
-        self._xo, self._xg = self._x[:no], self._x[no:]
-        # Observation and goal are normalised in one pass over the concatenated input.
-        self._mean = np.concatenate((weights.obs_mean, weights.goal_mean))
+        no, width = weights.obs_dim, weights.obs_dim + weights.goal_dim
+        # Input buffer [obs, goal, 1]; the normaliser works on the first `width` entries.
+        self._buf = np.ones(width + 1, dtype=np.float32)
+        self._x = self._buf[:width]
+        self._xo, self._xg = self._buf[:no], self._buf[no:width]
+        self._mean = np.concatenate((weights.obs_mean, weights.goal_mean)).astype(np.float32)
         self._inv_std = (1.0 / np.concatenate((weights.obs_std, weights.goal_std))).astype(
             np.float32
         )
-        self._hidden = [np.zeros(w.shape[1], dtype=np.float32) for w in weights.weights]
-        self._layers = list(zip(weights.weights[:-1], weights.biases[:-1], self._hidden[:-1]))
-        self._last = (weights.weights[-1], weights.biases[-1], self._hidden[-1])
+        self._layers: list[tuple[F32, F32, F32]] = []
+        source = self._buf
+        for w, b in zip(weights.weights, weights.biases):
+            w_aug = np.ascontiguousarray(np.vstack((w, b[None, :])), dtype=np.float32)
+            out = np.ones(w.shape[1] + 1, dtype=np.float32)  # [activations, 1]
+            self._layers.append((source, w_aug, out[:-1]))
+            source = out
         self._relu = weights.hidden_activation == "relu"
         self._c, self._n = np.float32(weights.clip_obs), np.float32(weights.norm_clip)
         self._max_action = float(weights.max_action)
@@ -229,23 +239,23 @@ class NumpyActor:
         c, n, x = self._c, self._n, self._x
         self._xo[:] = observation  # cast to float32 on assignment
         self._xg[:] = desired_goal
-        np.clip(x, -c, c, out=x)
+        np.minimum(x, c, out=x)
+        np.maximum(x, -c, out=x)
         np.subtract(x, self._mean, out=x)
         np.multiply(x, self._inv_std, out=x)
-        np.clip(x, -n, n, out=x)
+        np.minimum(x, n, out=x)
+        np.maximum(x, -n, out=x)
+        layers = self._layers
+        last = len(layers) - 1
         relu = self._relu
-        for wi, bi, hi in self._layers:
-            np.matmul(x, wi, out=hi)
-            np.add(hi, bi, out=hi)
-            if relu:
-                np.maximum(hi, 0.0, out=hi)
-            else:
-                np.tanh(hi, out=hi)
-            x = hi
-        wl, bl, hl = self._last
-        np.matmul(x, wl, out=hl)
-        np.add(hl, bl, out=hl)
-        out = np.tanh(hl).astype(np.float64)
+        for i, (src, w_aug, dst) in enumerate(layers):
+            np.matmul(src, w_aug, out=dst)
+            if i < last:
+                if relu:
+                    np.maximum(dst, 0.0, out=dst)
+                else:
+                    np.tanh(dst, out=dst)
+        out = np.tanh(layers[-1][2]).astype(np.float64)
         if self._max_action != 1.0:
             out *= self._max_action
         return out
