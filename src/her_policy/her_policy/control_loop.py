@@ -613,8 +613,7 @@ class ControlLoop:
         clock = time.perf_counter_ns
         deadline = clock()
         ticks = 0
-        state: RobotState | None = None
-        for i in range(n_ticks):
+        for _ in range(n_ticks):
             start = clock()
             state = self.read_state()
             estop = bool(self.read_estop()) if self.read_estop is not None else False
@@ -650,8 +649,6 @@ class ControlLoop:
             self.meter.add(start, work, result.stage_ns, io_ns, sleep_ns)
             if d.flags & _ESTOP and self.config.abort_on_estop:
                 aborted, reason = True, "estop"
-                break
-            if i == n_ticks - 1:
                 break
 
         # The last step's next observation: one more state read (the arm has moved).
