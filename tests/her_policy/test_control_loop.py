@@ -457,3 +457,33 @@ def test_cached_kinematics_shares_one_pass_per_joint_vector(arm: dict[str, Any])
         p[0] = 1.0  # shared arrays are read-only
     np.testing.assert_array_equal(kin.joint_limits[0], raw.joint_limits[0])
     np.testing.assert_array_equal(kin.home_qpos, raw.home_qpos)
+
+
+def test_a_failing_state_reader_turns_into_a_stale_hold():
+    pipe, cfg = toy_pipeline(lambda o, g: np.array([0.3, 0.0, 0.0, 0.0]))
+    plant = ToyPlant()
+    decisions: list[SafetyDecision] = []
+
+    def read() -> RobotState:
+        if len(decisions) >= 2:
+            raise ConnectionError("driver gone")
+        return plant.state()
+
+    def send(d: SafetyDecision) -> None:
+        decisions.append(d)
+        plant.send(d)
+
+    loop = ControlLoop(
+        pipe,
+        cfg.loop,
+        read_state=read,
+        send_command=send,
+        now_ns=lambda: plant.t_ns,
+        realtime=False,
+    )
+    r = loop.run_episode([0.5, 0.0, 0.2], max_ticks=6)
+    assert r.ticks == 6 and loop.read_errors == 5  # 4 ticks + the final observation
+    # The last state (stamped at tick 1) is 40 and 80 ms old at ticks 2 and 3: still fresh;
+    # from tick 4 on it is older than the 0.1 s timeout and every tick holds.
+    assert not decisions[2].hold and not decisions[3].hold
+    assert all(d.hold and d.flags & SafetyFlag.STALE_STATE for d in decisions[4:])

@@ -575,6 +575,8 @@ class ControlLoop:
         self.sleep = sleep
         self.meter = CadenceMeter(config.rate_hz)
         self._goal_dim = 0
+        self.read_errors = 0
+        """Ticks on which read_state() raised and the previous state was used instead."""
 
     def cadence(self) -> CadenceReport:
         """Cadence over every tick this loop has run."""
@@ -615,7 +617,15 @@ class ControlLoop:
         ticks = 0
         for _ in range(n_ticks):
             start = clock()
-            state = self.read_state()
+            try:
+                state = self.read_state()
+            except Exception:
+                if previous is None:
+                    raise
+                # No new measurement: act on the last one, as a ROS subscription would;
+                # it turns stale after the timeout and the monitor holds.
+                self.read_errors += 1
+                state = previous
             estop = bool(self.read_estop()) if self.read_estop is not None else False
             stamp = self.now_ns()
             result = self.pipeline.tick(state, stamp, goal, previous=previous, estop=estop)
@@ -654,7 +664,12 @@ class ControlLoop:
         # The last step's next observation: one more state read (the arm has moved).
         success: bool | None = None
         if pending is not None:
-            final_state = self.read_state()
+            try:
+                final_state = self.read_state()
+            except Exception:
+                self.read_errors += 1
+                assert previous is not None  # set on every tick
+                final_state = previous
             final = self.pipeline.observe_only(final_state, previous)
             if sink is not None:
                 sink.record_step(self._record(pending, pending_stamp, final, truncated=not aborted))
