@@ -9,17 +9,36 @@ message and exits non-zero on a bad bag, never a traceback:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from her_goals.errors import HerError
+from her_recorder.errors import BagFormatError
 from her_recorder.reader import bag_summary, find_bags, read_episodes
 from her_recorder.recover import recover
 
 
+def _os_errors_are_bag_errors(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """An unreadable file (permissions, I/O) is a clear BagFormatError, not a traceback,
+    whichever CLI (``her`` or ``python -m her_recorder``) dispatches the command."""
+
+    @functools.wraps(command)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except OSError as exc:
+            raise BagFormatError(str(exc)) from exc
+
+    return wrapper
+
+
+@_os_errors_are_bag_errors
 def _cmd_info(args: argparse.Namespace) -> int:
     status = 0
     for bag in find_bags(args.path):
@@ -61,6 +80,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return status
 
 
+@_os_errors_are_bag_errors
 def _cmd_check(args: argparse.Namespace) -> int:
     result = read_episodes(
         args.paths,
@@ -73,6 +93,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok and not report.left_out.get("invalid") else 1
 
 
+@_os_errors_are_bag_errors
 def _cmd_recover(args: argparse.Namespace) -> int:
     for rep in recover(args.path, dry_run=args.dry_run):
         print(rep.format())
@@ -115,9 +136,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except HerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
