@@ -29,11 +29,16 @@ Invariant (proved by the property tests in tests/her_policy/test_safety_properti
       ``r`` is already inside the margin band's complement, between ``r`` and the band
       (holding it or moving it back, never further out).
 
-    So when the measured position is inside the margin band, the command is inside
-    the band and within one step of the measured position, as Servo's margins promise.
+    (each to float rounding, 1e-12 rad). So when the measured position is inside the
+    margin band, the command is inside the band and within one step of the measured
+    position, as Servo's margins promise. For the tool: FK of a command that is not a
+    hold is inside the workspace box (above the table floor), or, when the measured tool
+    is already outside, no further out than it (tests/her_policy/test_control_loop.py
+    checks this in closed loop on the MuJoCo arm).
 
 Order of the checks per tick
-    e-stop latch -> usable, finite measured state -> stale stamp -> finite command ->
+    e-stop latch -> usable, finite measured state (positions and, when present,
+    velocities; a measured speed above its limit is only flagged) -> stale stamp -> finite command ->
     joint step and velocity cap (whole delta scaled, direction kept) -> singularity
     (condition number of the Jacobian at the predicted position) -> joint-limit margin
     clamp (per joint) -> workspace box and table floor on the predicted tool position.
