@@ -487,3 +487,25 @@ def test_a_failing_state_reader_turns_into_a_stale_hold():
     # from tick 4 on it is older than the 0.1 s timeout and every tick holds.
     assert not decisions[2].hold and not decisions[3].hold
     assert all(d.hold and d.flags & SafetyFlag.STALE_STATE for d in decisions[4:])
+
+
+@pytest.mark.slow
+def test_adversarial_soak_has_no_out_of_limit_command():
+    """A shorter run of bench/bench_safety.py's soak (the bench runs 10^6 ticks)."""
+    pytest.importorskip("her_mujoco")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_safety.py"
+    spec = importlib.util.spec_from_file_location("bench_safety", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from her_policy.runtime import ActorWeights, RuntimeActor
+
+    actor = RuntimeActor(ActorWeights.random(23, 3, 4, seed=0), backend="numpy")
+    arm = bench.make_arm(actor.numpy_actor)
+    states = bench.realistic_states(arm, 300, seed=0)
+    result = bench.soak(arm, states, 50_000, seed=1)
+    assert result["out_of_limit_commands"] == 0, result["out_of_limit_by_kind"]
+    assert result["stale_ticks_not_held"] == 0
+    assert result["estop_ticks_not_held"] == 0
