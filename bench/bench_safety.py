@@ -40,6 +40,7 @@ from her_policy.control_loop import (
     SafetyStackConfig,
     TickPipeline,
     build_pipeline,
+    set_realtime_priority,
 )
 from her_policy.runtime import ActorWeights, RuntimeActor
 from her_policy.safety import SafetyDecision, SafetyMonitor
@@ -331,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--states", type=int, default=2000, help="recorded arm states to cycle through")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--fifo-priority",
+        type=int,
+        default=0,
+        help="time the ticks under SCHED_FIFO at this priority (MoveIt Servo: 40; needs root)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -366,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results["tick"] = {}
+    if args.fifo_priority:
+        ok = set_realtime_priority(args.fifo_priority)
+        results["tick"]["sched_fifo_priority"] = args.fifo_priority if ok else 0
+        print(f"   SCHED_FIFO priority {args.fifo_priority}: {'on' if ok else 'NOT permitted'}")
     for b, fn in (("numpy", actor.numpy_actor), ("torch", actor.torch_actor)):
         r = bench_ticks(arm["pipe"], states, fn, args.ticks)
         results["tick"][b] = r
@@ -375,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             f"   (with observation: p50 {w['p50_us']:6.1f}, p99 {w['p99_us']:6.1f})  stages {r['stage_mean_us']}"
         )
     results["load_average_after_latency"] = load_average()
+    if args.fifo_priority:  # back to the normal scheduler for the (long) soak
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
     if args.soak_ticks:
         print(f"3. adversarial soak, {args.soak_ticks} ticks ...", flush=True)
