@@ -396,8 +396,10 @@ class HerReplayBuffer:
         have = 0
         while have < batch_size:
             need = batch_size - have
-            cand = rng.integers(0, self._high, size=need + need // 8 + 8)
-            cand = cand[self._is_transition[cand]][:need]
+            # floor(U * high) is uniform over [0, high); rows that hold no transition
+            # (final observations, evicted leftovers) are few and rejected.
+            cand = (rng.random(need + need // 8 + 8) * self._high).astype(np.int64)
+            cand = cand[self._is_transition.take(cand)][:need]
             out[have : have + cand.size] = cand
             have += cand.size
         return out
@@ -407,20 +409,21 @@ class HerReplayBuffer:
         rng = self.rng if rng is None else rng
         rows = self.sample_rows(batch_size, rng)
         relabel = rng.random(batch_size) < self.relabel_prob
-        goal = self._desired[rows]
+        goal = self._desired.take(rows, axis=0)
         idx = np.flatnonzero(relabel)
         if idx.size:
-            r = rows[idx]
-            end = self._ep_end[r]
-            if self.strategy is RelabelStrategy.FUTURE:
-                source = rng.integers(r + 1, end + 1)
-            elif self.strategy is RelabelStrategy.FINAL:
+            r = rows.take(idx)
+            end = self._ep_end.take(r)
+            if self.strategy is RelabelStrategy.FINAL:
                 source = end
             else:
-                source = rng.integers(self._ep_start[r] + 1, end + 1)
-            goal[idx] = self._achieved[source]
+                first = r + 1 if self.strategy is RelabelStrategy.FUTURE else self._ep_start.take(r) + 1
+                # Uniform over rows first..end inclusive (np.minimum guards float rounding).
+                source = first + (rng.random(idx.size) * (end - first + 1)).astype(np.int64)
+                np.minimum(source, end, out=source)
+            goal[idx] = self._achieved.take(source, axis=0)
         next_rows = rows + 1
-        next_ag = self._achieved[next_rows]
+        next_ag = self._achieved.take(next_rows, axis=0)
         reward = self.goal_space.compute_reward(next_ag, goal)
         positive = reward == 0.0
         n_rel = idx.size
@@ -435,14 +438,14 @@ class HerReplayBuffer:
             ),
         )
         return HerBatch(
-            observation=self._obs[rows],
-            action=self._action[rows],
-            next_observation=self._obs[next_rows],
+            observation=self._obs.take(rows, axis=0),
+            action=self._action.take(rows, axis=0),
+            next_observation=self._obs.take(next_rows, axis=0),
             desired_goal=goal,
             next_achieved_goal=next_ag,
             reward=reward,
-            terminated=self._terminated[rows],
-            truncated=self._truncated[rows],
+            terminated=self._terminated.take(rows),
+            truncated=self._truncated.take(rows),
             relabelled=relabel,
             stats=stats,
         )

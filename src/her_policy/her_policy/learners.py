@@ -50,7 +50,19 @@ def td_target(
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    try:  # fused CPU kernels: ~3x cheaper steps than the per-tensor loop
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def _step_on(loss: Tensor, params: list[nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    """Gradient step of ``params`` only: the critic's weight gradients are not computed
+    for an actor loss that passes through the critic (a third of its backward pass)."""
+    grads = torch.autograd.grad(loss, params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
 
 
 class Learner:
@@ -179,7 +191,8 @@ class DDPG(Learner):
         self.critic = mlp(d + n_a, 1, h)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = _adam(self.actor.parameters(), config.actor_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = _adam(self._actor_params, config.actor_lr)
         self.critic_opt = _adam(self.critic.parameters(), config.critic_lr)
 
     def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
@@ -211,9 +224,7 @@ class DDPG(Learner):
         pi = torch.tanh(self.actor(x))
         q_pi = self.critic(torch.cat([x, pi], 1))
         actor_loss = -q_pi.mean() + cfg.action_l2 * pi.square().mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        _step_on(actor_loss, self._actor_params, self.actor_opt)
 
         if (self.n_updates + 1) % cfg.target_update_every == 0:
             polyak_update(self.actor_target.parameters(), self.actor.parameters(), cfg.tau)
@@ -257,7 +268,8 @@ class TD3(Learner):
         self.critic = TwinCritic(d, n_a, h)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = _adam(self.actor.parameters(), config.actor_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = _adam(self._actor_params, config.actor_lr)
         self.critic_opt = _adam(self.critic.parameters(), config.critic_lr)
         self._last_actor_loss = float("nan")
 
@@ -292,9 +304,7 @@ class TD3(Learner):
         if (self.n_updates + 1) % cfg.policy_delay == 0:
             pi = torch.tanh(self.actor(x))
             actor_loss = -self.critic(x, pi)[0].mean() + cfg.action_l2 * pi.square().mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
+            _step_on(actor_loss, self._actor_params, self.actor_opt)
             polyak_update(self.actor_target.parameters(), self.actor.parameters(), cfg.tau)
             polyak_update(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
             if with_metrics:
@@ -337,7 +347,8 @@ class SAC(Learner):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), requires_grad=True)
         self.target_entropy = -float(n_a)
-        self.actor_opt = _adam(self.actor.parameters(), config.actor_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = _adam(self._actor_params, config.actor_lr)
         self.critic_opt = _adam(self.critic.parameters(), config.critic_lr)
         self.alpha_opt = _adam([self.log_alpha], config.actor_lr)
 
@@ -382,9 +393,7 @@ class SAC(Learner):
         pi, logp = squashed_gaussian(self.actor(x), n_a)
         q_pi = self.critic(x, pi).min(0).values
         actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        _step_on(actor_loss, self._actor_params, self.actor_opt)
 
         if cfg.learn_alpha:
             alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
