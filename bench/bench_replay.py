@@ -120,6 +120,11 @@ def sb3_buffer(data: dict[str, np.ndarray], via_add: bool = False):  # type: ign
     return buf
 
 
+def sb3_sampling_rate(data: dict[str, np.ndarray], batch: int, seconds: float) -> float:
+    buf = sb3_buffer(data)
+    return rate(lambda: buf.sample(batch), batch, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
@@ -146,11 +151,10 @@ def main() -> None:
     for size in args.sizes:
         data = episodes(size)
         ours_rate, ours_t = ours(data, args.batch, args.seconds)
-        sb3 = sb3_buffer(data)
-        sb3_rate = rate(lambda: sb3.sample(args.batch), args.batch, args.seconds)  # noqa: B023
+        sb3_rate = sb3_sampling_rate(data, args.batch, args.seconds)
         print(f"{size:>10} | {ours_rate:>12,.0f} | {ours_t:>12,.0f} | {sb3_rate:>12,.0f} | {ours_t / sb3_rate:>7.1f}x",
               flush=True)
-        del sb3, data
+        del data
 
 
 if __name__ == "__main__":
