@@ -28,7 +28,11 @@ from her_policy.errors import EnvContractError, GoalSpaceMismatchError, PolicyEr
 
 @runtime_checkable
 class BatchPolicy(Protocol):
-    """Anything that maps (N, obs) observations and (N, goal) goals to (N, action) env actions."""
+    """Anything that maps (N, obs) observations and (N, goal) goals to (N, action) env actions.
+
+    A policy that also reads the achieved goal (as SB3's ``MultiInputPolicy`` does) sets
+    ``needs_achieved_goal = True`` and takes it as a third argument.
+    """
 
     def act_batch(
         self, observation: NDArray[Any], desired_goal: NDArray[Any]
@@ -167,7 +171,11 @@ def _run_chunk(
     while active:
         o_batch = np.stack([obs[i]["observation"] for i in active])
         g_batch = np.stack([obs[i]["desired_goal"] for i in active])
-        actions = actor.act_batch(o_batch, g_batch)
+        if getattr(actor, "needs_achieved_goal", False):  # e.g. SB3 MultiInputPolicy adapters
+            a_batch = np.stack([obs[i]["achieved_goal"] for i in active])
+            actions = actor.act_batch(o_batch, g_batch, a_batch)  # type: ignore[call-arg]
+        else:
+            actions = actor.act_batch(o_batch, g_batch)
         still = []
         for row, i in enumerate(active):
             o, _, terminated, truncated, _ = envs[i].step(actions[row])

@@ -132,7 +132,8 @@ class TrainResult:
     env_steps: int
     updates: int
     train_wall_s: float
-    """Wall-clock of training, evaluation and checkpointing excluded."""
+    """Wall-clock of training from the call (env creation included), evaluation and
+    checkpointing excluded."""
     eval_wall_s: float
     stopped_because: str
     evals: list[EvalRow]
@@ -202,6 +203,7 @@ def train(
 ) -> TrainResult:
     """Train a policy online in the env of ``config`` (or ``env_factory``); see the module doc."""
     cfg = config
+    clock = _Clock()  # from the start: env creation and the collector's start-up count
     if cfg.torch_threads > 0:
         import torch
 
@@ -243,7 +245,6 @@ def train(
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.env_steps, unit="step", disable=not cfg.progress, dynamic_ncols=True)
-    clock = _Clock()
     steps = updates = 0
     updates_due = 0.0
     next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf

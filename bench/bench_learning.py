@@ -1,0 +1,257 @@
+"""Learning benchmark: our HER learner vs Stable-Baselines3 + HerReplayBuffer, side by side.
+
+For each task, both learners run one after the other on this machine, each under
+the same wall-clock budget (evaluation time excluded; env creation included),
+stopping early once a periodic evaluation reaches the target. Both are evaluated
+the same way: the deterministic policy on the task's held-out requested goals
+(``her_policy.evaluate``, set 1 periodically, set 0 at the end), with the task's
+own tolerance. SB3 uses the rl-baselines3-zoo settings (SAC for Reach, TQC for
+Push); ours uses the preset ``her train`` picks for the env.
+
+Prints, per task, requested-goal success vs env steps and vs wall-clock for both,
+time and env steps to the target, the SB3/ours ratios, and final success with a
+Wilson 95% interval.
+
+Usage:
+  .venv/bin/python bench/bench_learning.py                       # FetchReach-v4 and FetchPush-v4
+  .venv/bin/python bench/bench_learning.py --tasks reach push    # our her_mujoco tasks
+  .venv/bin/python bench/bench_learning.py --tasks fetch_reach --budget-s 120 --skip-sb3
+  .venv/bin/python bench/bench_learning.py --tasks fetch_push --ours batch_size=1024 algo=td3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from her_policy.config import build_train_config
+from her_policy.envs import EnvSource
+from her_policy.evaluate import EvalResult, evaluate
+from her_policy.train import FINAL_EVAL_SET, PERIODIC_EVAL_SET, train
+
+
+@dataclass(frozen=True)
+class Task:
+    source: EnvSource
+    target: float
+    budget_s: float
+    max_env_steps: int
+    eval_every: int
+    sb3_algo: str
+    sb3_kwargs: dict[str, Any]
+
+
+ZOO_SAC_REACH = {
+    "batch_size": 256, "gamma": 0.95, "learning_rate": 1e-3, "learning_starts": 1000,
+    "buffer_size": 1_000_000, "ent_coef": "auto", "policy_kwargs": {"net_arch": [64, 64]},
+    "normalize": True,
+}
+ZOO_TQC_PUSH = {
+    "batch_size": 2048, "gamma": 0.95, "learning_rate": 1e-3, "tau": 0.05, "buffer_size": 1_000_000,
+    "policy_kwargs": {"net_arch": [512, 512, 512], "n_critics": 2}, "normalize": False,
+}
+
+TASKS: dict[str, Task] = {
+    "fetch_reach": Task(EnvSource(env_id="FetchReach-v4"), 0.95, 300.0, 20_000, 500, "sac", ZOO_SAC_REACH),
+    "fetch_push": Task(EnvSource(env_id="FetchPush-v4"), 0.9, 900.0, 300_000, 10_000, "tqc", ZOO_TQC_PUSH),
+    "reach": Task(EnvSource(task="reach"), 0.95, 300.0, 20_000, 500, "sac", ZOO_SAC_REACH),
+    "push": Task(EnvSource(task="push"), 0.9, 900.0, 300_000, 10_000, "tqc", ZOO_TQC_PUSH),
+}
+
+
+@dataclass
+class Curve:
+    name: str
+    points: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    """(env_steps, train_wall_s, success, ci_low, ci_high) of each periodic evaluation."""
+    final: EvalResult | None = None
+    env_steps: int = 0
+    train_wall_s: float = 0.0
+    note: str = ""
+    note_setup: str = ""
+
+    def first_reaching(self, target: float) -> tuple[int, float] | None:
+        for steps, wall, success, _, _ in self.points:
+            if success >= target:
+                return steps, wall
+        return None
+
+
+def run_ours(task: Task, budget_s: float, eval_episodes: int, final_episodes: int, overrides: dict[str, Any]) -> Curve:
+    flags: dict[str, Any] = {
+        "env": task.source.env_id, "task": task.source.task, "max_wall_s": budget_s,
+        "env_steps": task.max_env_steps, "target_success": task.target, "eval_every": task.eval_every,
+        "eval_episodes": eval_episodes, "final_eval_episodes": final_episodes, "progress": False,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    cfg = build_train_config({**flags, **overrides})
+    result = train(cfg, env_factory=task.source)
+    curve = Curve(
+        name=f"ours {cfg.algo} {list(cfg.hidden)} b{cfg.batch_size} utd{cfg.updates_per_step:g} x{cfg.n_envs}",
+        final=result.final, env_steps=result.env_steps, train_wall_s=result.train_wall_s,
+        note=f"stopped: {result.stopped_because}",
+    )
+    curve.points = [(r.env_steps, r.train_wall_s, r.requested_success, r.ci_low, r.ci_high) for r in result.evals]
+    return curve
+
+
+class SB3Policy:
+    """SB3 model (+ VecNormalize statistics) as a batch policy for ``her_policy.evaluate``."""
+
+    needs_achieved_goal = True
+
+    def __init__(self, model: Any, vecnorm: Any = None) -> None:
+        self.model, self.vecnorm = model, vecnorm
+
+    def act_batch(self, observation: np.ndarray, desired_goal: np.ndarray, achieved_goal: np.ndarray) -> np.ndarray:
+        obs = {"observation": observation, "achieved_goal": achieved_goal, "desired_goal": desired_goal}
+        if self.vecnorm is not None:
+            obs = self.vecnorm.normalize_obs(obs)
+        actions, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(actions, np.float64)
+
+
+def run_sb3(task: Task, budget_s: float, eval_episodes: int, final_episodes: int, threads: int, seed: int = 0) -> Curve:
+    import torch
+    from stable_baselines3 import SAC, HerReplayBuffer
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    kwargs = dict(task.sb3_kwargs)
+    normalize = kwargs.pop("normalize")
+    start = time.perf_counter()
+    excluded = 0.0
+    env: Any = DummyVecEnv([task.source])
+    if normalize:
+        env = VecNormalize(env, gamma=kwargs["gamma"])
+    if task.sb3_algo == "tqc":
+        from sb3_contrib import TQC as Algo
+    else:
+        Algo = SAC
+    model = Algo(
+        "MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs={"goal_selection_strategy": "future", "n_sampled_goal": 4},
+        seed=seed, verbose=0, device="cpu", **kwargs,
+    )
+    curve = Curve(name=f"SB3 {task.sb3_algo.upper()}+HER zoo {kwargs['policy_kwargs']['net_arch']} b{kwargs['batch_size']}")
+    eval_env = task.source()
+
+    def policy() -> SB3Policy:
+        return SB3Policy(model, env if normalize else None)
+
+    class Checkpoints(BaseCallback):
+        def _on_training_start(self) -> None:
+            curve.note_setup = f"setup {time.perf_counter() - start:.1f} s incl. buffer allocation"
+
+        def _on_step(self) -> bool:
+            nonlocal excluded
+            steps = self.num_timesteps
+            wall = time.perf_counter() - start - excluded
+            due = steps % task.eval_every == 0
+            over = wall >= budget_s or steps >= task.max_env_steps
+            if due or over:
+                t0 = time.perf_counter()
+                r = evaluate(policy(), task.source, eval_episodes, envs=[eval_env], heldout_seed=PERIODIC_EVAL_SET)
+                curve.points.append((steps, wall, r.requested_success, r.ci_low, r.ci_high))
+                excluded += time.perf_counter() - t0
+                if r.requested_success >= task.target:
+                    curve.note = "stopped: target_success"
+                    return False
+            if over:
+                curve.note = "stopped: " + ("max_wall_s" if wall >= budget_s else "env_steps")
+                return False
+            return True
+
+    model.learn(total_timesteps=task.max_env_steps, callback=Checkpoints())
+    curve.env_steps = int(model.num_timesteps)
+    curve.train_wall_s = time.perf_counter() - start - excluded
+    curve.final = evaluate(policy(), task.source, final_episodes, envs=[eval_env], heldout_seed=FINAL_EVAL_SET)
+    eval_env.close()
+    return curve
+
+
+def fmt_reach(curve: Curve, target: float) -> str:
+    hit = curve.first_reaching(target)
+    return "not reached" if hit is None else f"{hit[1]:.1f} s, {hit[0]} steps"
+
+
+def report(name: str, task: Task, budget_s: float, curves: list[Curve]) -> str:
+    lines = [f"\n== {task.source.name}: target {task.target} requested-goal success, budget {budget_s:.0f} s "
+             f"wall and {task.max_env_steps} env steps =="]
+    for c in curves:
+        setup = f"; {c.note_setup}" if c.note_setup else ""
+        lines.append(f"-- {c.name} ({c.note}; {c.env_steps} env steps, {c.train_wall_s:.1f} s{setup})")
+        lines.append(f"   {'env steps':>10} {'wall s':>8} {'success':>8}  95% CI")
+        for steps, wall, s, lo, hi in c.points:
+            lines.append(f"   {steps:>10} {wall:>8.1f} {s:>8.2f}  [{lo:.2f}, {hi:.2f}]")
+        if c.final is not None:
+            f = c.final
+            lines.append(f"   final (held-out set 0, n={f.n_episodes}): {f.requested_success:.3f} "
+                         f"[{f.ci_low:.3f}, {f.ci_high:.3f}]")
+    lines.append("   time to target: " + "; ".join(f"{c.name.split()[0]} {fmt_reach(c, task.target)}" for c in curves))
+    if len(curves) == 2:
+        ours, sb3 = (c.first_reaching(task.target) for c in curves)
+        if ours is not None and sb3 is not None:
+            lines.append(f"   ratio SB3/ours: wall {sb3[1] / ours[1]:.1f}x, env steps {sb3[0] / max(1, ours[0]):.1f}x")
+        elif ours is not None:
+            lines.append(f"   ratio SB3/ours: wall > {curves[1].train_wall_s / ours[1]:.1f}x (SB3 did not reach the target)")
+        f0, f1 = curves[0].final, curves[1].final
+        if f0 is not None and f1 is not None:
+            lines.append(f"   final success ours/SB3: {f0.requested_success:.3f} / {f1.requested_success:.3f}")
+    return "\n".join(lines)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["fetch_reach", "fetch_push"], choices=list(TASKS))
+    parser.add_argument("--budget-s", type=float, default=None, help="wall-clock budget per learner (default: per task)")
+    parser.add_argument("--eval-episodes", type=int, default=30, help="held-out goals per periodic evaluation")
+    parser.add_argument("--final-episodes", type=int, default=100, help="held-out goals for the final evaluation")
+    parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument("--skip-ours", action="store_true")
+    parser.add_argument("--sb3-threads", type=int, default=1, help="torch threads for SB3 (0: torch default)")
+    parser.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides for ours")
+    parser.add_argument("--out", type=Path, default=None, help="write all curves as JSON here")
+    args = parser.parse_args()
+
+    overrides = parse_overrides(args.ours)
+    results: dict[str, Any] = {}
+    for name in args.tasks:
+        task = TASKS[name]
+        budget = args.budget_s if args.budget_s is not None else task.budget_s
+        curves = []
+        if not args.skip_ours:
+            curves.append(run_ours(task, budget, args.eval_episodes, args.final_episodes, overrides))
+            c = curves[-1]
+            print(f"[{name}] {c.name}: {c.note}, {c.env_steps} steps, {c.train_wall_s:.1f} s", flush=True)
+        if not args.skip_sb3:
+            curves.append(run_sb3(task, budget, args.eval_episodes, args.final_episodes, args.sb3_threads))
+        print(report(name, task, budget, curves), flush=True)
+        results[name] = [
+            {"name": c.name, "points": c.points, "env_steps": c.env_steps, "train_wall_s": c.train_wall_s,
+             "note": c.note, "final": c.final.as_dict() if c.final else None}
+            for c in curves
+        ]
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
