@@ -188,6 +188,23 @@ def test_eviction_keeps_counts_and_never_mixes_episodes() -> None:
     assert counted == buf.n_transitions
 
 
+def test_moving_share_oversamples_episodes_whose_goal_moved() -> None:
+    def still_episode(ep: int) -> dict[str, np.ndarray]:
+        e = labelled_episode(ep, 10)
+        e["achieved_goal"][:] = e["achieved_goal"][0]  # the block was never touched
+        return e
+
+    for share in (0.0, 0.5, 1.0):
+        expected = share + (1 - share) * 0.1  # the rest is uniform over all 10 episodes
+        buf = make_buffer(relabel_prob=0.8, moving_share=share)
+        for ep in range(10):
+            buf.add_episode(**(labelled_episode(ep, 10) if ep == 0 else still_episode(ep)))
+        batch = buf.sample(4000)
+        from_moving = (batch.observation[:, 0] == 0).mean()
+        assert abs(from_moving - expected) < 0.03, (share, from_moving)
+        np.testing.assert_array_equal(batch.reward, TOY_SPACE.compute_reward(batch.next_achieved_goal, batch.desired_goal))
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     buf = filled("future")
     path = tmp_path / "replay.npz"

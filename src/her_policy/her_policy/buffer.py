@@ -54,6 +54,7 @@ _SAVED_ARRAYS = (
     "ep_start",
     "ep_end",
     "is_transition",
+    "moving",
 )
 
 
@@ -154,11 +155,18 @@ class HerReplayBuffer:
         strategy: RelabelStrategy | str = RelabelStrategy.FUTURE,
         k: float = 4.0,
         relabel_prob: float | None = None,
+        moving_share: float = 0.0,
         seed: int | None = 0,
     ) -> None:
         """``capacity`` counts stored rows: ``T + 1`` per episode of ``T`` transitions.
 
         ``relabel_prob`` overrides the share derived from ``k`` (k/(k+1)).
+        ``moving_share`` is the share of each batch drawn from *moving* episodes,
+        those whose achieved goal got at least one tolerance away from where it
+        started (a pushed block; every reaching arm); the rest of the batch is
+        uniform over all transitions. With 0 (default) sampling is uniform. In
+        push-like tasks most episodes never touch the object, and their
+        relabelled goals teach nothing but "the block stays put".
         """
         if observation_dim < 1 or action_dim < 1:
             raise PolicyError(
@@ -177,6 +185,9 @@ class HerReplayBuffer:
         if not 0.0 <= p <= 1.0:
             raise PolicyError(f"relabel_prob must be in [0, 1], got {relabel_prob}")
         self.relabel_prob = p
+        if not 0.0 <= moving_share <= 1.0:
+            raise PolicyError(f"moving_share must be in [0, 1], got {moving_share}")
+        self.moving_share = float(moving_share)
         self.goal_space = goal_space
         self.observation_dim = int(observation_dim)
         self.action_dim = int(action_dim)
@@ -195,6 +206,9 @@ class HerReplayBuffer:
         self._ep_end = np.full(n, -1, np.int64)
         """Row of the episode's final observation; -1 for rows holding no episode."""
         self._is_transition = np.zeros(n, bool)
+        self._moving = np.zeros(n, bool)
+        """Transition rows of moving episodes (see ``moving_share``)."""
+        self._n_moving = 0
         self._pos = 0
         self._high = 0
         self._n_transitions = 0
@@ -326,6 +340,11 @@ class HerReplayBuffer:
         self._ep_end[lo:hi] = hi - 1
         self._is_transition[lo : hi - 1] = True
         self._is_transition[hi - 1] = False
+        start = np.broadcast_to(ag[0], ag.shape)
+        moved = bool(self.goal_space.distance(ag, start).max() >= self.goal_space.tolerance)
+        self._moving[lo : hi - 1] = moved
+        self._moving[hi - 1] = False
+        self._n_moving += n_steps if moved else 0
         self._pos = hi
         self._high = max(self._high, hi)
         self._n_transitions += n_steps
@@ -373,6 +392,8 @@ class HerReplayBuffer:
         last = int(ends[used].max())
         region = slice(first, last + 1)
         self._n_transitions -= int(np.count_nonzero(self._is_transition[region]))
+        self._n_moving -= int(np.count_nonzero(self._moving[region]))
+        self._moving[region] = False
         starts = self._ep_start[region]
         self._n_episodes -= int(np.count_nonzero(starts == np.arange(first, last + 1)))
         self._is_transition[region] = False
@@ -393,16 +414,37 @@ class HerReplayBuffer:
             raise PolicyError(f"batch_size must be >= 1, got {batch_size}")
         rng = self.rng if rng is None else rng
         out = np.empty(batch_size, np.int64)
+        n_moving = round(self.moving_share * batch_size) if self._n_moving else 0
+        have = self._draw(self._moving, self._n_moving, out[:n_moving], rng, max_rounds=64)
+        self._draw(self._is_transition, self._n_transitions, out[have:], rng)
+        return out
+
+    def _draw(
+        self,
+        mask: NDArray[np.bool_],
+        count: int,
+        out: NDArray[np.int64],
+        rng: np.random.Generator,
+        max_rounds: int | None = None,
+    ) -> int:
+        """Fill ``out`` with rows drawn uniformly among those where ``mask`` is set.
+
+        floor(U * high) is uniform over the used rows [0, high); rows outside the
+        mask are rejected. The number of candidates drawn depends on the batch size
+        and the mask's share of rows, never on how many rows are stored. With
+        ``max_rounds`` it may give up early; returns how many rows it filled.
+        """
+        share = max(count / max(self._high, 1), 1e-3)
         have = 0
-        while have < batch_size:
-            need = batch_size - have
-            # floor(U * high) is uniform over [0, high); rows that hold no transition
-            # (final observations, evicted leftovers) are few and rejected.
-            cand = (rng.random(need + need // 8 + 8) * self._high).astype(np.int64)
-            cand = cand[self._is_transition.take(cand)][:need]
+        rounds = 0
+        while have < out.size and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
+            need = out.size - have
+            cand = (rng.random(int(need / share * 1.2) + 8) * self._high).astype(np.int64)
+            cand = cand[mask.take(cand)][:need]
             out[have : have + cand.size] = cand
             have += cand.size
-        return out
+        return have
 
     def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> HerBatch:
         """A batch of transitions, relabelled by the buffer's strategy and probability."""
@@ -465,6 +507,7 @@ class HerReplayBuffer:
             ep_start=self._ep_start[used],
             ep_end=self._ep_end[used],
             is_transition=self._is_transition[used],
+            moving=self._moving[used],
             meta=np.array(
                 [self._pos, self._high, self._n_transitions, self._n_episodes, self._episodes_added]
             ),
@@ -494,11 +537,13 @@ class HerReplayBuffer:
             self._ep_start[:] = -1
             self._ep_end[:] = -1
             self._is_transition[:] = False
+            self._moving[:] = False
             for name in _SAVED_ARRAYS:
                 getattr(self, f"_{name}")[:high] = data[name]
             self._pos, self._high, self._n_transitions, self._n_episodes, self._episodes_added = (
                 int(v) for v in data["meta"]
             )
+            self._n_moving = int(np.count_nonzero(self._moving))
             self._hash = hashlib.sha256()
             self._hash_base = str(data["data_hash"])
             self._added_since_load = 0

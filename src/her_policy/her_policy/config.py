@@ -103,6 +103,8 @@ class TrainConfig:
     """Relabelled goals per real one; relabel probability k/(k+1)."""
     relabel_prob: float | None = None
     """Share of relabelled samples, overriding replay_k."""
+    moving_share: float = 0.0
+    """Share of each batch drawn from episodes whose achieved goal moved (0: uniform)."""
     buffer_capacity: int = 1_000_000
     """Replay rows (transitions plus one final observation per episode)."""
     clip_obs: float = 200.0

@@ -225,6 +225,7 @@ def train(
         strategy=cfg.relabel_strategy,
         k=cfg.replay_k,
         relabel_prob=cfg.relabel_prob,
+        moving_share=cfg.moving_share,
         seed=cfg.seed,
     )
     learner = make_learner(layout, cfg, gamma=gamma)
