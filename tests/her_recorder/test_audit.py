@@ -385,6 +385,21 @@ def test_bags_without_a_split_say_what_the_writer_must_record(tmp_path: Path) ->
     assert report.relabel["source"] == "not recorded"
 
 
+def test_tolerance_override_changes_success_not_the_reward_recompute(
+    sessions: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, train, _ = sessions
+    report = run_audit([train], out_dir=tmp_path / "o", tolerance=0.07, plots=False)
+    # episode 4 ends 6.5 cm short: a success at 7 cm, its tampered reward still a mismatch
+    assert (report.requested_success["train"].successes, report.requested_success["train"].n) == (
+        3,
+        5,
+    )
+    assert report.tolerance == 0.07 and report.goal_space["tolerance"] == TOL
+    assert report.reward_recompute["reward_mismatches"] == 1
+    assert any("tolerance 0.07" in note for note in report.notes)
+
+
 def test_an_edited_artefact_or_a_bad_log_is_a_clear_error(
     sessions: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

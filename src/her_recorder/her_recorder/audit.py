@@ -1516,7 +1516,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         f"safety cost {_fmt(report.safety['total_cost'])}"
     )
     print(report.reward_recompute["status_line"])
-    print("failures: " + ", ".join(f"{k} {v}" for k, v in report.failures.items() if v) or "none")
+    labelled = ", ".join(f"{k} {v}" for k, v in report.failures.items() if v)
+    print(f"failures: {labelled or 'none'}")
     print(f"report: {report.files['report.md']}")
     return 0 if report.reward_recompute["status"] == "PASS" else 1
 

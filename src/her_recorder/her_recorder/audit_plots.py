@@ -70,7 +70,7 @@ def _success_vs_episodes(report: AuditReport, out: Path) -> str:
 
     audits = [a for a in report.episodes if a.status == "complete"]
     log = report.training_log
-    with_log = log is not None and any(math.isfinite(v) for v in log.requested_success)
+    with_log = log is not None
     fig = Figure(figsize=(10, 7.5 if with_log else 4.8), layout="constrained")
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # type: ignore[call-arg, union-attr]
     axes = fig.subplots(2 if with_log else 1, 1, squeeze=False)[:, 0]
