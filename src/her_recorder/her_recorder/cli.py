@@ -141,9 +141,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m her_recorder bag {info,check,recover} ...``"""
+    """``python -m her_recorder {bag {info,check,recover},audit} ...``"""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m her_recorder")
     sub = parser.add_subparsers(dest="command", required=True)
     add_bag_commands(sub)
+    from her_recorder.audit import add_audit_command  # matplotlib only when needed
+
+    add_audit_command(sub)
     return run(parser.parse_args(argv))
