@@ -100,6 +100,25 @@ def test_rewards_are_recomputed_with_the_goal_space(strategy: str) -> None:
         assert (batch.reward[batch.relabelled] == 0).any()
 
 
+def test_n_step_targets_sum_relabelled_rewards_up_to_the_episode_end() -> None:
+    buf = make_buffer("final", relabel_prob=1.0)
+    buf.add_episode(**labelled_episode(0, 5), terminated=True)
+    gamma = 0.9
+    batch = buf.sample(2_000, n_step=3, gamma=gamma)
+    ahead = batch.n_step
+    assert ahead is not None
+    t = batch.observation[:, 1].astype(int)
+    # goal = ag[5]; reward 0 only for the step that reaches index 5.
+    m = np.minimum(5 - t, 3)
+    expected = np.array([sum(-(gamma**j) * (tt + 1 + j != 5) for j in range(mm)) for tt, mm in zip(t, m)])
+    np.testing.assert_allclose(ahead.returns, expected, rtol=1e-6)
+    np.testing.assert_allclose(ahead.discount, gamma**m, rtol=1e-6)
+    np.testing.assert_array_equal(ahead.observation[:, 1], t + m)
+    np.testing.assert_array_equal(ahead.terminated, t + m == 5)
+    np.testing.assert_array_equal(batch.reward, TOY_SPACE.compute_reward(batch.next_achieved_goal, batch.desired_goal))
+    assert buf.sample(8).n_step is None
+
+
 def test_unrelabelled_samples_keep_the_requested_goal() -> None:
     buf = filled("future", relabel_prob=0.0)
     batch = buf.sample(1_000)

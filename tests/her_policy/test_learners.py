@@ -70,6 +70,19 @@ def test_termination_stops_the_bootstrap_but_truncation_does_not(algo: str) -> N
     assert np.abs(truncated - (-1.0)).min() > 1e-6, "the truncated target includes gamma * V(s')"
 
 
+def test_n_step_batches_bootstrap_with_their_own_discount() -> None:
+    from her_policy.buffer import NStepTarget
+
+    learner = make_learner(LAYOUT, config("ddpg", clip_target=False), gamma=GAMMA, seed=0)
+    one = batch()
+    b = one._replace(n_step=NStepTarget(
+        returns=np.full(64, -1.9, np.float32), observation=one.next_observation,
+        discount=np.full(64, GAMMA**2, np.float32), terminated=np.zeros(64, bool),
+    ))
+    v = (learner.target_values(one) + 1.0) / GAMMA  # one-step: -1 + gamma * V(s')
+    np.testing.assert_allclose(learner.target_values(b), -1.9 + GAMMA**2 * v, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("algo", sorted(LEARNERS))
 def test_updates_fit_a_fixed_batch_and_report_finite_metrics(algo: str) -> None:
     learner = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=0)

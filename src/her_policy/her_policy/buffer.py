@@ -84,6 +84,21 @@ class BatchStats(NamedTuple):
     """Fraction with reward 0 among relabelled samples (NaN if none)."""
 
 
+class NStepTarget(NamedTuple):
+    """What an n-step TD target needs, with rewards scored against the batch's goals.
+
+    For a transition at step t of an episode of T steps, m = min(n, T - t) steps are
+    used: ``returns = sum_{j<m} gamma^j * compute_reward(ag[t+1+j], desired_goal)``,
+    bootstrapping from ``observation`` = obs[t+m] with factor ``discount`` = gamma^m
+    unless ``terminated`` (the episode terminated at step t+m-1).
+    """
+
+    returns: NDArray[np.float32]
+    observation: NDArray[np.float32]
+    discount: NDArray[np.float32]
+    terminated: NDArray[np.bool_]
+
+
 class HerBatch(NamedTuple):
     """A sampled batch of transitions with (possibly relabelled) desired goals."""
 
@@ -106,6 +121,8 @@ class HerBatch(NamedTuple):
     relabelled: NDArray[np.bool_]
     """(B,) True where ``desired_goal`` is a hindsight goal, not the requested one."""
     stats: BatchStats
+    n_step: NStepTarget | None = None
+    """Multi-step target data when sampled with ``n_step > 1``; None for one-step TD."""
 
 
 def _flags(value: ArrayLike | bool, n: int, what: str) -> NDArray[np.bool_]:
@@ -446,8 +463,20 @@ class HerReplayBuffer:
             have += cand.size
         return have
 
-    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> HerBatch:
-        """A batch of transitions, relabelled by the buffer's strategy and probability."""
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator | None = None,
+        *,
+        n_step: int = 1,
+        gamma: float = 0.98,
+    ) -> HerBatch:
+        """A batch of transitions, relabelled by the buffer's strategy and probability.
+
+        With ``n_step > 1`` the batch also carries an :class:`NStepTarget` (``gamma``
+        discounts its rewards); all rewards still come from one vectorised
+        ``compute_reward`` call.
+        """
         rng = self.rng if rng is None else rng
         rows = self.sample_rows(batch_size, rng)
         relabel = rng.random(batch_size) < self.relabel_prob
@@ -466,7 +495,11 @@ class HerReplayBuffer:
             goal[idx] = self._achieved.take(source, axis=0)
         next_rows = rows + 1
         next_ag = self._achieved.take(next_rows, axis=0)
-        reward = self.goal_space.compute_reward(next_ag, goal)
+        n_step_target = None
+        if n_step > 1:
+            reward, n_step_target = self._n_step(rows, goal, n_step, gamma)
+        else:
+            reward = self.goal_space.compute_reward(next_ag, goal)
         positive = reward == 0.0
         n_rel = idx.size
         n_orig = batch_size - n_rel
@@ -490,7 +523,29 @@ class HerReplayBuffer:
             truncated=self._truncated.take(rows),
             relabelled=relabel,
             stats=stats,
+            n_step=n_step_target,
         )
+
+    def _n_step(
+        self, rows: NDArray[np.int64], goal: NDArray[np.float64], n: int, gamma: float
+    ) -> tuple[NDArray[np.float32], NStepTarget]:
+        """One-step rewards and the n-step target of ``rows`` against ``goal``."""
+        end = self._ep_end.take(rows)
+        steps = np.minimum(end - rows, n)  # m: steps available before the episode ends
+        offsets = np.arange(1, n + 1)
+        ahead = np.minimum(rows[:, None] + offsets, end[:, None])  # (B, n) rows of ag[t+1..t+n]
+        achieved = self._achieved.take(ahead, axis=0)
+        rewards = self.goal_space.compute_reward(achieved, np.broadcast_to(goal[:, None], achieved.shape))
+        used = offsets[None, :] <= steps[:, None]
+        returns = (rewards * used * gamma ** (offsets - 1)).sum(axis=1).astype(np.float32)
+        last = rows + steps
+        target = NStepTarget(
+            returns=returns,
+            observation=self._obs.take(last, axis=0),
+            discount=(gamma**steps).astype(np.float32),
+            terminated=self._terminated.take(last - 1),
+        )
+        return rewards[:, 0], target
 
     # -- persistence -----------------------------------------------------------
     def save(self, path: str) -> None:

@@ -84,6 +84,8 @@ class TrainConfig:
     """Gradient updates between target-network updates (baselines HER: 40, tau 0.05)."""
     action_l2: float = 1.0
     """Weight of the squared-action penalty in the actor loss (ddpg, td3)."""
+    n_step: int = 1
+    """Rewards summed before bootstrapping (1: one-step TD); scored against the relabelled goal."""
     clip_target: bool = True
     """Clip TD targets to [-1/(1-gamma), 0], the range of sparse-reward returns."""
     policy_noise: float = 0.2
@@ -140,6 +142,7 @@ class TrainConfig:
             "batch_size": self.batch_size,
             "target_update_every": self.target_update_every,
             "policy_delay": self.policy_delay,
+            "n_step": self.n_step,
             "buffer_capacity": self.buffer_capacity,
         }
         for name, value in positive.items():

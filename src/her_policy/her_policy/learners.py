@@ -41,9 +41,15 @@ def td_target(
     next_value: Tensor,
     gamma: float,
     clip: bool,
+    discount: Tensor | None = None,
 ) -> Tensor:
-    """One-step TD target; ``terminated`` (float 0/1) stops the bootstrap, truncation does not."""
-    target = reward + gamma * (1.0 - terminated) * next_value
+    """TD target; ``terminated`` (float 0/1) stops the bootstrap, truncation does not.
+
+    ``discount`` (per sample, gamma^m for m-step returns) replaces ``gamma`` as the
+    bootstrap factor when given; the clip range stays [-1/(1-gamma), 0].
+    """
+    factor = gamma if discount is None else discount
+    target = reward + factor * (1.0 - terminated) * next_value
     if clip:
         target = target.clamp(-1.0 / (1.0 - gamma), 0.0)
     return target
@@ -92,21 +98,38 @@ class Learner:
         self._action_centre = (high + low) / 2
         self._action_half = (high - low) / 2
         self.actor: nn.Sequential
+        self._discount: Tensor | None = None
 
     # -- data -----------------------------------------------------------------
     def tensors(self, batch: HerBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """(input, unit action, reward, next input, terminated) as float32 tensors."""
+        """(input, unit action, reward, next input, terminated) as float32 tensors.
+
+        For an n-step batch: (input, action, n-step return, input after m steps,
+        terminated within them); the per-sample bootstrap factor goes to
+        ``self._discount`` for the next TD target.
+        """
         norm = self.normaliser
         x = norm(batch.observation, batch.desired_goal)
-        x2 = norm(batch.next_observation, batch.desired_goal)
         a = (batch.action - self._action_centre) / self._action_half
+        ahead = batch.n_step
+        if ahead is None:
+            self._discount = None
+            reward, after, terminated = batch.reward, batch.next_observation, batch.terminated
+        else:
+            self._discount = torch.from_numpy(ahead.discount)
+            reward, after, terminated = ahead.returns, ahead.observation, ahead.terminated
+        x2 = norm(after, batch.desired_goal)
         return (
             torch.from_numpy(x),
             torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(batch.reward, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(reward, dtype=np.float32)),
             torch.from_numpy(x2),
-            torch.from_numpy(batch.terminated.astype(np.float32)),
+            torch.from_numpy(terminated.astype(np.float32)),
         )
+
+    def td_target(self, r: Tensor, term: Tensor, next_value: Tensor) -> Tensor:
+        """The TD target of the batch last converted by :meth:`tensors`."""
+        return td_target(r, term, next_value, self.gamma, self.config.clip_target, self._discount)
 
     def update(self, batch: HerBatch, *, with_metrics: bool = False) -> dict[str, float]:
         """One gradient step of critic (and, when due, actor) on ``batch``."""
@@ -127,7 +150,7 @@ class Learner:
     def target_values(self, batch: HerBatch) -> np.ndarray:
         """The TD targets ``update`` would regress on for ``batch`` (no update made)."""
         _, _, r, x2, term = self.tensors(batch)
-        return td_target(r, term, self._next_value(x2), self.gamma, self.config.clip_target).numpy()
+        return self.td_target(r, term, self._next_value(x2)).numpy()
 
     # -- acting and export ----------------------------------------------------
     @torch.no_grad()
@@ -214,7 +237,7 @@ class DDPG(Learner):
     ) -> dict[str, float]:
         cfg = self.config
         with torch.no_grad():
-            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
+            y = self.td_target(r, term, self._next_value(x2))
         q = self.critic(torch.cat([x, a], 1)).squeeze(1)
         critic_loss = F.mse_loss(q, y)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -294,7 +317,7 @@ class TD3(Learner):
     ) -> dict[str, float]:
         cfg = self.config
         with torch.no_grad():
-            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
+            y = self.td_target(r, term, self._next_value(x2))
         q = self.critic(x, a)
         critic_loss = (q - y).square().mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -383,7 +406,7 @@ class SAC(Learner):
         n_a = self.layout.action_dim
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
-            y = td_target(r, term, self._next_value(x2), self.gamma, cfg.clip_target)
+            y = self.td_target(r, term, self._next_value(x2))
         q = self.critic(x, a)
         critic_loss = (q - y).square().mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)

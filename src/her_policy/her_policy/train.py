@@ -74,6 +74,7 @@ def train_from_buffer(
     n_updates: int,
     *,
     batch_size: int,
+    n_step: int = 1,
     rng: np.random.Generator | None = None,
 ) -> UpdateStats:
     """``n_updates`` gradient updates of ``learner`` on relabelled batches from ``buffer``."""
@@ -82,7 +83,7 @@ def train_from_buffer(
     n_o = n_r = 0
     metrics: dict[str, float] = {}
     for i in range(n_updates):
-        batch = buffer.sample(batch_size, rng)
+        batch = buffer.sample(batch_size, rng, n_step=n_step, gamma=learner.gamma)
         metrics = learner.update(batch, with_metrics=i == n_updates - 1)
         s = batch.stats
         ratio += s.hindsight_ratio
@@ -287,7 +288,9 @@ def train(
                 n = int(updates_due)
                 updates_due -= n
                 if n:
-                    stats = train_from_buffer(learner, buffer, n, batch_size=cfg.batch_size)
+                    stats = train_from_buffer(
+                        learner, buffer, n, batch_size=cfg.batch_size, n_step=cfg.n_step
+                    )
                     updates += n
                     window = [*window[-9:], stats]
             bar.update(new_steps)
