@@ -74,7 +74,7 @@ def make_arm(actor: Callable[..., Any]) -> dict[str, Any]:
     cfg = SafetyStackConfig()
     sim = mj.ArmSim()
     # One kinematics pass per joint vector, shared by observation, IK and monitor.
-    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model))
+    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model), copy=False)
     dt = cfg.loop.period_s
     ob = mj.ObservationBuilder(kin, sim.config.gripper_joints, dt, with_object=True)
     pipe = build_pipeline(

@@ -314,7 +314,7 @@ def bad_policies() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
 def arm() -> dict[str, Any]:
     mj = pytest.importorskip("her_mujoco")
     sim = mj.ArmSim()
-    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model))
+    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model), copy=False)
     return {"mj": mj, "sim": sim, "kin": kin}
 
 

@@ -332,7 +332,7 @@ class TickPipeline:
 
     def _applied(self, limited_action: Vector, decision: SafetyDecision, fraction: float) -> Vector:
         """The action in policy units that the arm was actually asked to do."""
-        if decision.hold or not np.isfinite(limited_action).all():
+        if decision.hold or not all_finite(limited_action):
             applied = np.zeros_like(self._nan_action)
             if self._gi >= 0:
                 applied[self._gi] = self._last_gripper_action
@@ -802,10 +802,14 @@ class CachedKinematics:
     IK's Jacobian at the same joints, so that pass is done once. Limits and the home
     posture are read once (the wrapped properties copy on every access). Returned
     arrays are read-only: they are shared between callers.
+
+    ``copy=False`` trusts the wrapped ``pose_and_jacobian`` to return fresh arrays on
+    every call (``Kinematics`` and ``ToyArm`` do) and only marks them read-only.
     """
 
-    def __init__(self, kinematics: Any) -> None:
+    def __init__(self, kinematics: Any, *, copy: bool = True) -> None:
         self.kinematics = kinematics
+        self._copy = copy
         self.joint_names: tuple[str, ...] = tuple(kinematics.joint_names)
         low, high = kinematics.joint_limits
         self._limits = (_frozen(low), _frozen(high))
@@ -843,7 +847,12 @@ class CachedKinematics:
             return self._pose
         self.misses += 1
         p, rot, jac = self.kinematics.pose_and_jacobian(qa)
-        self._pose = (_frozen(p), _frozen(rot), _frozen(jac))
+        if self._copy:
+            self._pose = (_frozen(p), _frozen(rot), _frozen(jac))
+        else:
+            for arr in (p, rot, jac):
+                arr.flags.writeable = False
+            self._pose = (p, rot, jac)
         self._key = key
         return self._pose
 

@@ -345,6 +345,7 @@ class SafetyMonitor:
         self.workspace_high_m = np.asarray(config.workspace_high_m, dtype=np.float64)
         self._kin = _Kin(fk, jacobian, fk_and_jacobian)
         self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
+        self._all_rows = config.singularity_jacobian_rows == "full"
         self._c_lo = config.singularity_slowdown_condition
         self._c_hi = config.singularity_halt_condition
         self._c_hi_leave = (
@@ -362,7 +363,7 @@ class SafetyMonitor:
         ]
         self._names = [flag_names(m) for m in range(n_masks)]
         self._index_names: tuple[str, ...] | None = None
-        self._index: NDArray[np.intp] | None = None
+        self._index: NDArray[np.intp] | slice = slice(None)
         self._last_finite: Vector | None = None
         self._estop_latched = False
 
@@ -444,20 +445,19 @@ class SafetyMonitor:
     def measured_position(self, state: RobotState) -> Vector | None:
         """Arm joint positions from ``state`` in arm order (may be NaN), or None if joints are missing."""
         names = state.joint_names
-        if names is not self._index_names:
+        if names is not self._index_names and names != self._index_names:
             self._index_names = names
-            if names == self.joint_names:
-                self._index = None
+            where = {n: i for i, n in enumerate(names)}
+            if any(n not in where for n in self.joint_names):
+                self._index_names = None
+                return None
+            idx = [where[n] for n in self.joint_names]
+            first = idx[0]
+            if idx == list(range(first, first + len(idx))):
+                self._index = slice(first, first + len(idx))  # a view: no gather per tick
             else:
-                where = {n: i for i, n in enumerate(names)}
-                if any(n not in where for n in self.joint_names):
-                    self._index_names = None
-                    return None
-                self._index = np.array([where[n] for n in self.joint_names], dtype=np.intp)
-        pos = state.position
-        if self._index is not None:
-            return pos[self._index]
-        return pos
+                self._index = np.array(idx, dtype=np.intp)
+        return state.position[self._index]
 
     def hold(
         self, state: RobotState, now_ns: int, *, flags: int = 0, detail: str = ""
@@ -523,7 +523,7 @@ class SafetyMonitor:
         # Measured speed above its limit: flagged; nothing to command differently.
         vel = state.velocity
         if vel.size and vel.size == state.position.size:
-            v = vel[self._index] if self._index is not None else vel
+            v = vel[self._index]
             ratios = (np.abs(v) * self._inv_vmax_measured).tolist()
             if not all(map(math.isfinite, ratios)):
                 flags |= _NON_FINITE
@@ -674,14 +674,14 @@ class SafetyMonitor:
         """sigma_max / sigma_min of the Jacobian rows, from the eigenvalues of J J^T."""
         if jac.ndim != 2:
             return math.nan
-        rows = jac[self._rows]
+        rows = jac if self._all_rows else jac[self._rows]
         # The smaller Gram matrix carries the singular values squared (J J^T for 6x7).
         gram = rows @ rows.T if rows.shape[0] <= rows.shape[1] else rows.T @ rows
-        eig = _eigvalsh(gram)  # ascending
-        smallest = float(eig[0])
+        eig = _eigvalsh(gram).tolist()  # ascending
+        smallest = eig[0]
         if not smallest > 0.0:
             return math.nan if math.isnan(smallest) else math.inf
-        return math.sqrt(float(eig[-1]) / smallest)
+        return math.sqrt(eig[-1] / smallest)
 
     def _singularity_scale(self, ref: Vector, cond_next: float) -> float:
         """Servo's singularity scaling, with the direction measured along the actual step.
