@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-slow lint bench install clean
+.PHONY: demo test test-slow lint bench bench-full install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src/her_goals/her_goals src/her_mujoco/her_mujoco src/her_recorder/her_recorder src/her_policy/her_policy
 
+# Benchmarks print figures side by side with the peers (Gymnasium-Robotics, SB3);
+# `bench` takes minutes, `bench-full` runs every target at full size (an hour or more).
 bench: $(STAMP)
 	$(PY) bench/bench_envs.py
+	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_safety.py --ticks 20000 --soak-ticks 100000
+	$(PY) bench/bench_bags.py --seconds 10
+	$(PY) bench/bench_learning.py --tasks fetch_reach reach
+
+bench-full: $(STAMP)
+	$(PY) bench/bench_envs.py
+	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_safety.py
+	$(PY) bench/bench_bags.py --seconds 60
+	$(PY) bench/bench_learning.py --tasks fetch_reach reach fetch_push push
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
