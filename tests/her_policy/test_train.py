@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from her_policy_toys import HORIZON, ToyFactory
+from her_policy_toys import HORIZON, TOY_SPACE, ToyFactory
 
 from her_goals.errors import ConfigError
 from her_policy.artefact import load_artefact
@@ -72,6 +72,29 @@ def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp
     wa, wb = a.learner.snapshot().weights, b.learner.snapshot().weights
     for x, y in zip(wa, wb):
         np.testing.assert_array_equal(x, y)
+
+
+def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> None:
+    """What `her train --bags` will do: fill a buffer from recorded episodes, then train."""
+    from her_policy.buffer import HerReplayBuffer
+    from her_policy.collect import Collector, Exploration
+    from her_policy.envs import layout_of
+    from her_policy.train import train_offline
+
+    layout = layout_of(ToyFactory()())
+    buf = HerReplayBuffer(TOY_SPACE, 3, 3, capacity=10_000)
+    collector = Collector(ToyFactory(), 4, seed=7, layout=layout)
+    for _ in range(10):
+        for ep in collector.collect(None, Exploration(uniform=True)):
+            buf.add_episode(ep.observation, ep.action, ep.achieved_goal, ep.desired_goal, truncated=True)
+    cfg = toy_config(tmp_path / "offline", env=None, final_eval_episodes=10)
+    result = train_offline(cfg, buf, layout, 50, episode_length=HORIZON, data_hashes={"bags": "x" * 8},
+                           env_factory=ToyFactory())
+    assert result.updates == 50 and result.final is not None
+    assert result.learner.normaliser.observation.count == buf.n_transitions
+    art = load_artefact(result.artefact or "")
+    assert art.provenance["offline"] is True and art.provenance["data_hashes"]["bags"] == "x" * 8
+    assert art.provenance["data_hashes"]["replay_episodes_sha256"] == buf.data_hash
 
 
 def test_wall_clock_and_target_stops(tmp_path: Path) -> None:

@@ -417,6 +417,16 @@ class HerReplayBuffer:
         self._ep_start[region] = -1
         self._ep_end[region] = -1
 
+    def stored(self) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
+        """Copies of the stored observations, desired goals and next achieved goals of every
+        live transition (e.g. to fit a normaliser before training offline)."""
+        rows = np.flatnonzero(self._is_transition[: self._high])
+        return (
+            self._obs.take(rows, axis=0),
+            self._desired.take(rows, axis=0),
+            self._achieved.take(rows + 1, axis=0),
+        )
+
     # -- sampling --------------------------------------------------------------
     def sample_rows(
         self, batch_size: int, rng: np.random.Generator | None = None

@@ -397,6 +397,75 @@ def train(
     )
 
 
+def train_offline(
+    config: TrainConfig,
+    buffer: HerReplayBuffer,
+    layout: PolicyLayout,
+    n_updates: int,
+    *,
+    episode_length: int,
+    data_hashes: dict[str, str] | None = None,
+    env_factory: EnvFactory | None = None,
+) -> TrainResult:
+    """Train a fresh learner on an already filled buffer (e.g. episodes read from bags).
+
+    The normaliser is fitted to the stored data first. With ``env_factory`` the
+    policy is evaluated on held-out requested goals at the end; with
+    ``config.out`` an artefact is written whose data hashes name the buffer's
+    episodes (plus ``data_hashes``, e.g. the bag files read).
+    """
+    clock = _Clock()
+    if config.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    gamma = config.resolved_gamma(episode_length)
+    learner = make_learner(layout, config, gamma=gamma)
+    obs, desired, achieved = buffer.stored()
+    learner.normaliser.update(obs, np.concatenate([desired, achieved]))
+    stats = train_from_buffer(learner, buffer, n_updates, batch_size=config.batch_size, n_step=config.n_step)
+    train_wall = clock.elapsed()
+    final = None
+    if env_factory is not None and config.final_eval_episodes > 0:
+        policy = DeterministicPolicy(learner.snapshot(), layout, buffer.goal_space)
+        final = evaluate(policy, env_factory, config.final_eval_episodes, heldout_seed=FINAL_EVAL_SET)
+    artefact = None
+    if config.out is not None:
+        artefact = save_artefact(
+            Path(config.out) / "policy",
+            snapshot=learner.snapshot(),
+            layout=layout,
+            goal_space=buffer.goal_space,
+            algorithm=learner.algorithm,
+            config=config,
+            seeds={"run": config.seed},
+            data_hashes={"replay_episodes_sha256": buffer.data_hash, **(data_hashes or {})},
+            provenance={
+                "offline": True,
+                "updates": n_updates,
+                "gamma": gamma,
+                "train_wall_s": round(train_wall, 3),
+                "hindsight_ratio": stats.hindsight_ratio,
+                "final_eval": final.as_dict() if final is not None else None,
+            },
+        )
+    return TrainResult(
+        config=config,
+        goal_space=buffer.goal_space,
+        layout=layout,
+        env_steps=0,
+        updates=n_updates,
+        train_wall_s=train_wall,
+        eval_wall_s=final.seconds if final is not None else 0.0,
+        stopped_because="n_updates",
+        evals=[],
+        final=final,
+        artefact=artefact,
+        data_hash=buffer.data_hash,
+        learner=learner,
+    )
+
+
 def _mean(window: list[UpdateStats], name: str) -> float:
     values = [getattr(s, name) for s in window if not math.isnan(getattr(s, name))]
     return float(np.mean(values)) if values else math.nan
