@@ -57,7 +57,7 @@ def test_substeps_are_derived_from_rate_and_timestep() -> None:
 
 def test_packaged_model_is_shipped_inside_the_package() -> None:
     path = packaged_model_path()
-    assert path.is_file() and path.parent.name == "models" and path.parent.parent.name == "her_mujoco"
+    assert path.is_file() and path.parent.name == "models" and path.parent.parent.name == "her_goals"
 
 
 def test_a_model_without_the_configured_joints_names_them_and_lists_what_it_has(tmp_path: Path) -> None:

@@ -796,7 +796,7 @@ def _vec_or_nan(x: Vector | None, n: int) -> Vector:
 class CachedKinematics:
     """Shares one kinematics pass per joint vector between observation, IK and safety monitor.
 
-    Wraps a ``her_mujoco.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
+    Wraps a ``her_goals.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
     is memoised for the last ``q``, and ``fk(q)`` computes the full pose and Jacobian
     on a miss: in a tick the observation's FK of the measured joints is followed by the
     IK's Jacobian at the same joints, so that pass is done once. Limits and the home
@@ -888,7 +888,7 @@ def build_pipeline(
 
     ``kinematics`` has ``joint_names``, ``joint_limits``, ``velocity_limits``, ``fk``,
     ``jacobian`` (and optionally ``pose_and_jacobian``), like
-    ``her_mujoco.kinematics.Kinematics`` or :class:`her_policy.safety_testing.ToyArm`.
+    ``her_goals.kinematics.Kinematics`` or :class:`her_policy.safety_testing.ToyArm`.
     """
     vel_step = (
         np.asarray(kinematics.velocity_limits, dtype=np.float64)
