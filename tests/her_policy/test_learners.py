@@ -158,6 +158,25 @@ def test_polyak_update() -> None:
         polyak_update(target, source[:1], 0.5)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_our_adam_matches_torch_optim_adam(fused: bool) -> None:
+    from her_policy.nets import Adam
+
+    torch.manual_seed(0)
+    a, b = mlp(5, 2, (16, 16)), mlp(5, 2, (16, 16))
+    b.load_state_dict(a.state_dict())
+    reference, ours = torch.optim.Adam(a.parameters(), lr=1e-2), Adam(b.parameters(), lr=1e-2)
+    ours._fused = fused and ours._fused
+    for _ in range(30):
+        x = torch.randn(32, 5)
+        for net, opt in ((a, reference), (b, ours)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+
+
 def test_ensemble_layer_is_independent_linear_layers() -> None:
     layer = EnsembleLinear(2, 4, 3)
     x = torch.randn(2, 5, 4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,69 @@ def polyak_update(target: Iterable[Tensor], source: Iterable[Tensor], tau: float
     if len(targets) != len(sources):
         raise ValueError(f"polyak_update: {len(targets)} target and {len(sources)} source tensors")
     torch._foreach_lerp_(targets, sources, tau)
+
+
+class Adam:
+    """Adam (PyTorch's update rule, no weight decay) on the fused CPU kernel.
+
+    Not ``torch.optim.Adam``: constructing a ``torch.optim`` optimizer imports
+    ``torch._dynamo`` (2-7 s on this machine), which alone is a fifth of a Reach
+    training budget; and its ``step`` adds Python overhead per call. Falls back to
+    ``torch._foreach_*`` ops where the fused kernel is missing.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params: list[Tensor] = list(params)
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+        self._fused = hasattr(torch, "_fused_adam_")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads: list[Tensor] = []
+        for p in self.params:
+            if p.grad is None:
+                raise RuntimeError("Adam.step: a parameter has no gradient; call backward first")
+            grads.append(p.grad)
+        beta1, beta2 = self.betas
+        torch._foreach_add_(self.steps, 1)
+        if self._fused:
+            torch._fused_adam_(
+                self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps,
+                lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
+                amsgrad=False, maximize=False,
+            )
+            return
+        step = float(self.steps[0])
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
+        bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, math.sqrt(bias2))
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, -self.lr / bias1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "exp_avg": [t.clone() for t in self.exp_avg],
+            "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+            "steps": [t.clone() for t in self.steps],
+            "lr": self.lr,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for dst, src in zip(self.exp_avg + self.exp_avg_sq + self.steps,
+                                state["exp_avg"] + state["exp_avg_sq"] + state["steps"]):
+                dst.copy_(src)
+        self.lr = float(state["lr"])
 
 
 def linear_layers(net: nn.Sequential) -> list[nn.Linear]:
