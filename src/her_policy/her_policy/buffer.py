@@ -248,6 +248,11 @@ class HerReplayBuffer:
         return self._n_episodes
 
     @property
+    def moving_fraction(self) -> float:
+        """Share of stored transitions whose episode moved its achieved goal (see moving_share)."""
+        return self._n_moving / self._n_transitions if self._n_transitions else 0.0
+
+    @property
     def episodes_added(self) -> int:
         """Episodes ever added, evicted ones included."""
         return self._episodes_added

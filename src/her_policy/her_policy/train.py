@@ -121,6 +121,8 @@ class EvalRow:
     original_positive_fraction: float
     train_episode_success: float
     """Success of the exploring policy on its training goals over the last cycles."""
+    moving_fraction: float = 0.0
+    """Share of stored transitions from episodes that moved the achieved goal (a touched block)."""
 
 
 @dataclass
