@@ -54,7 +54,11 @@ class Subcommand:
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
-PLUGINS: dict[str, str] = {"bag": "her_recorder.cli:add_bag_commands"}
+PLUGINS: dict[str, str] = {
+    "bag": "her_recorder.cli:add_bag_commands",
+    "audit": "her_recorder.audit:add_audit_command",
+    "demo": "her_policy.demo:add_demo_command",
+}
 """Command trees added by other packages: name -> "module:function(subparsers)"."""
 
 

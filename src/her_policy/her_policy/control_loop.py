@@ -420,11 +420,13 @@ class RecorderSink:
     computes them with the goal space's own function (DESIGN.md rule 2).
     """
 
-    def __init__(self, recorder: Any) -> None:
+    def __init__(self, recorder: Any, *, split: str = "") -> None:
         self.recorder = recorder
+        self.split = split
+        """Recorded as the START reason ("eval" or "train") so the audit can tell them apart."""
 
     def start_episode(self, desired_goal: Vector, *, stamp_ns: int) -> Any:
-        return self.recorder.start_episode(desired_goal, stamp_ns=stamp_ns)
+        return self.recorder.start_episode(desired_goal, stamp_ns=stamp_ns, reason=self.split)
 
     def record_step(self, record: StepRecord) -> Any:
         return self.recorder.record_step(

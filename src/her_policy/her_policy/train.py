@@ -203,6 +203,7 @@ def train(
     *,
     env_factory: EnvFactory | None = None,
     on_eval: Callable[[EvalRow, Learner], None] | None = None,
+    episode_transport: Callable[[list[Episode]], list[Episode]] | None = None,
 ) -> TrainResult:
     """Train a policy online in the env of ``config`` (or ``env_factory``); see the module doc."""
     cfg = config
@@ -275,6 +276,9 @@ def train(
                 episodes = collector.result()
             else:
                 episodes = collector.collect(*policy_args())
+            if episode_transport is not None:
+                # e.g. a BagRoundTrip: the learner only sees what survived the bag.
+                episodes = episode_transport(episodes)
             new_steps = 0
             for ep in episodes:
                 store_episode(buffer, learner, ep)

@@ -546,6 +546,24 @@ class EpisodeRecorder:
         episode = self._require_episode("discard_episode")
         return self._finish(ifc.EventKind.DISCARD, episode, False, reason, stamp_ns, wait)
 
+    def split_bag(self) -> Path | None:
+        """Close the current bag now (it becomes a finished, readable bag); returns its path.
+
+        The next message opens a new bag. Only between episodes.
+        """
+        self._check_open()
+        if self._episode is not None:
+            raise RecorderError(
+                f"episode {self._episode.episode_id} is open; bags split only between episodes"
+            )
+        done = threading.Event() if self._queue is not None else None
+        box: list[Path] = []
+        self._control(("split", done, box))
+        if done is not None:
+            done.wait()
+        self._raise_if_failed()
+        return box[0] if box else None
+
     def record_raw(self, topic: str, msg: Any, stamp_ns: int) -> None:
         """Record a raw state message (a rosbags message object), e.g. ``/joint_states``."""
         self._check_open()
@@ -640,16 +658,16 @@ class EpisodeRecorder:
             if item is _STOP:
                 return
             if self._error is not None:
-                if item[0] == "boundary" and item[3] is not None:
-                    item[3].set()
+                if item[0] in ("boundary", "split") and item[-2] is not None:
+                    item[-2].set()
                 continue
             try:
                 self._process(item)
             except BaseException as exc:
                 self._error = exc
                 log.error("recorder %s stopped writing: %s", self.path, exc)
-                if item[0] == "boundary" and item[3] is not None:
-                    item[3].set()
+                if item[0] in ("boundary", "split") and item[-2] is not None:
+                    item[-2].set()
 
     def _process(self, item: tuple[Any, ...]) -> None:
         if item[0] == "msg":
@@ -659,6 +677,14 @@ class EpisodeRecorder:
         if item[0] == "started":
             if self._bag is not None:
                 self._bag.sync(durable=False)
+            return
+        if item[0] == "split":
+            _, done, box = item
+            if self._bag is not None:
+                box.append(self._bag.path)
+                self._close_bag()
+            if done is not None:
+                done.set()
             return
         _, kind, episode_id, done, bag_box = item
         bag = self._bag
