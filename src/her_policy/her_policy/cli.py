@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for sub in SUBCOMMANDS.values():
-        sp = subparsers.add_parser(sub.name, help=sub.help, description=sub.help)
+        # argparse %-formats help strings; a literal "95%" must not break `her --help`.
+        text = sub.help.replace("%", "%%")
+        sp = subparsers.add_parser(sub.name, help=text, description=text)
         for a in sub.args:
             if isinstance(a, Arg):
                 sp.add_argument(*a.flags, **a.kwargs)
