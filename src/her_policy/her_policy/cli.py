@@ -133,6 +133,20 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the merged settings as YAML and exit without training",
     )
+    parser.add_argument(
+        "--bags",
+        nargs="+",
+        metavar="PATH",
+        default=None,
+        help="train offline from these episode bags (or session directories) only; "
+        "the task and goal space come from the bags",
+    )
+    parser.add_argument(
+        "--updates",
+        type=int,
+        default=None,
+        help="with --bags: gradient updates (default max(2000, 2 x updates-per-step x steps))",
+    )
     add_dataclass_arguments(parser, TrainConfig)
 
 
@@ -143,18 +157,35 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     _train_arguments,
 )
 def train_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import yaml
 
     from her_goals.config import to_plain
     from her_policy.config import TrainConfig, build_train_config, overrides
+    from her_policy.errors import PolicyError
 
-    config = build_train_config(overrides(args, TrainConfig), yaml_path=args.config)
+    flags = overrides(args, TrainConfig)
+    if args.bags and flags.get("task") is None and flags.get("env") is None:
+        from her_recorder.reader import bag_summary, find_bags
+
+        found = find_bags([Path(p) for p in args.bags])
+        meta = bag_summary(found[0]).meta if found else None
+        if meta is None:
+            raise PolicyError(f"{args.bags[0]} holds no HER-ROS episode bag; see `her bag info`")
+        flags["task"] = meta.task
+    config = build_train_config(flags, yaml_path=args.config)
     if args.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0
-    from her_policy.train import train
+    if args.bags:
+        from her_policy.offline import train_from_bags
 
-    result = train(config)
+        result = train_from_bags(args.bags, config, n_updates=args.updates)
+    else:
+        from her_policy.train import train
+
+        result = train(config)
     print(result.summary())
     return 0
 
