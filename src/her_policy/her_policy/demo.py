@@ -110,8 +110,9 @@ def run_demo(
     }
     cfg = build_train_config(flags)
     env = her_mujoco.make_task(task)
-    space = env.unwrapped.goal_space
-    period_ns = round(env.unwrapped.control_period_s * 1e9)
+    arm_task: Any = env.unwrapped  # the her_mujoco task behind Gymnasium's wrappers
+    space = arm_task.goal_space
+    period_ns = round(arm_task.control_period_s * 1e9)
 
     # 1. Train: every episode passes through a bag before the learner sees it.
     _say(progress, f"[1/3] training {cfg.algo} on {task}; episodes go through {out / 'bags/train'}")
@@ -130,7 +131,7 @@ def run_demo(
         f"[2/3] deploying {artefact} through the safety monitor on {eval_goals} held-out goals",
     )
     actor = RuntimeActor.load(artefact, expect_goal_space=space)
-    goals = env.unwrapped.goal_sampler.heldout(eval_goals)
+    goals = arm_task.goal_sampler.heldout(eval_goals)
     eval_config = {
         "split": "eval",
         "train_config_hash": _config_hash(cfg),
@@ -155,7 +156,7 @@ def run_demo(
         out_dir=out / "audit",
         training_log=out / "train" / "train_log.jsonl",
         artefact=artefact,
-        goal_region=env.unwrapped.goal_region,
+        goal_region=arm_task.goal_region,
     )
     hindsight = _hindsight_ratio(report)
     result = DemoResult(

@@ -52,9 +52,11 @@ def sim_control_loop(
     if abs(cfg.loop.period_s - dt) > 1e-9:
         # The policy was trained at the task's rate; the loop must tick at it too.
         cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, rate_hz=1.0 / dt))
-    kin = CachedKinematics(task.kinematics, copy=False)
+    # Typed Any: CachedKinematics has Kinematics' interface (one kinematics pass per
+    # tick shared by observation, IK and monitor) without being its subclass.
+    kin: Any = CachedKinematics(task.kinematics, copy=False)
     observe = ObservationBuilder(
-        kin,  # same interface as Kinematics, one kinematics pass per tick
+        kin,
         sim.config.gripper_joints,
         dt,
         with_object=task.has_object,
