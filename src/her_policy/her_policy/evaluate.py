@@ -11,7 +11,6 @@ env's own goal space and tolerance.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals.spaces import GoalSpace
+from her_goals.stats import wilson_interval
 from her_policy.envs import EnvFactory, goal_space_of, requested_resets
 from her_policy.errors import EnvContractError, GoalSpaceMismatchError, PolicyError
 
@@ -37,17 +37,6 @@ class BatchPolicy(Protocol):
     def act_batch(
         self, observation: NDArray[Any], desired_goal: NDArray[Any]
     ) -> NDArray[np.float64]: ...
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% for the default z)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

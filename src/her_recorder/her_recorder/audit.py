@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from her_goals import GoalRegion, GoalSpace
 from her_goals.config import from_mapping, to_plain
 from her_goals.errors import ConfigError, HerError
+from her_goals.stats import wilson_interval
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import BagMeta
 from her_recorder.errors import BagError
@@ -148,17 +149,6 @@ class AuditError(BagError, ValueError):
 
 
 # -- report data --------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% for the default z)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
