@@ -17,7 +17,6 @@ it covers the weights through their file hash, so any edit is detected on load.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -31,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import config_hash, to_plain
 from her_goals.errors import HerError
+from her_goals.provenance import metadata_hash, sha256_file
 from her_goals.spaces import GoalSpace
 from her_policy.actor import DeterministicPolicy, PolicySnapshot
 from her_policy.errors import ArtefactError, GoalSpaceMismatchError
@@ -60,19 +60,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _canonical(metadata: Mapping[str, Any]) -> bytes:
-    body = {k: v for k, v in metadata.items() if k != "artefact_hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def save_artefact(
@@ -141,9 +128,9 @@ def save_artefact(
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **to_plain(dict(provenance or {})),
         },
-        "files": {ACTOR_FILE: _sha256_file(actor_path)},
+        "files": {ACTOR_FILE: sha256_file(actor_path)},
     }
-    metadata["artefact_hash"] = hashlib.sha256(_canonical(metadata)).hexdigest()
+    metadata["artefact_hash"] = metadata_hash(metadata)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
     return out
 
@@ -225,7 +212,7 @@ def load_artefact(
         raise ArtefactError(
             f"{meta_path}: unknown artefact format {got!r}; expected {ARTEFACT_FORMAT!r}"
         )
-    expected_hash = hashlib.sha256(_canonical(metadata)).hexdigest()
+    expected_hash = metadata_hash(metadata)
     if metadata.get("artefact_hash") != expected_hash:
         raise ArtefactError(
             f"{meta_path} was modified after it was written (artefact hash "
@@ -240,7 +227,7 @@ def load_artefact(
     actor_path = root / ACTOR_FILE
     if not actor_path.is_file():
         raise ArtefactError(f"artefact {root} lacks {ACTOR_FILE}")
-    if files.get(ACTOR_FILE) != _sha256_file(actor_path):
+    if files.get(ACTOR_FILE) != sha256_file(actor_path):
         raise ArtefactError(f"{actor_path} does not match the hash recorded in {METADATA_FILE}")
     layout = PolicyLayout.from_spec(metadata["observation_layout"])
     with np.load(actor_path, allow_pickle=False) as data:

@@ -10,13 +10,13 @@ held-out requested goals.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from her_goals.provenance import sha256_file
 from her_policy.buffer import HerReplayBuffer
 from her_policy.config import TrainConfig
 from her_policy.envs import EnvSource
@@ -32,11 +32,7 @@ def bag_file_hashes(bags: Sequence[Path]) -> dict[str, str]:
     out: dict[str, str] = {}
     for bag in bags:
         for path in sorted(Path(bag).glob("*.mcap")):
-            digest = hashlib.sha256()
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            out[f"bag:{path}"] = digest.hexdigest()
+            out[f"bag:{path}"] = sha256_file(path)
     return out
 
 

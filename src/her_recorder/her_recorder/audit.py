@@ -30,7 +30,6 @@ Every figure names the bags, the config hash and the artefact hash it came from
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -46,6 +45,7 @@ from numpy.typing import NDArray
 from her_goals import GoalRegion, GoalSpace
 from her_goals.config import from_mapping, to_plain
 from her_goals.errors import ConfigError, HerError
+from her_goals.provenance import metadata_hash
 from her_goals.stats import wilson_interval
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import BagMeta
@@ -430,8 +430,7 @@ def _find_key(data: Any, key: str, depth: int = 3) -> Any:
 def load_artefact_metadata(path: Path) -> dict[str, Any]:
     """``policy.json`` of a policy artefact (a directory or the file), its hash verified.
 
-    Read directly (no her_policy import): the artefact hash is the sha256 of the
-    canonical JSON of the metadata without ``artefact_hash``.
+    Read directly (no her_policy import), hashed by the function that wrote it.
     """
     meta_path = path / "policy.json" if path.is_dir() else path
     if not meta_path.is_file():
@@ -442,10 +441,7 @@ def load_artefact_metadata(path: Path) -> dict[str, Any]:
         raise AuditError(f"{meta_path} cannot be read as JSON: {exc}") from None
     if not isinstance(metadata, dict) or "artefact_hash" not in metadata:
         raise AuditError(f"{meta_path} has no artefact_hash: not a her_policy artefact")
-    body = {k: v for k, v in metadata.items() if k != "artefact_hash"}
-    digest = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    digest = metadata_hash(metadata)
     if digest != metadata["artefact_hash"]:
         raise AuditError(
             f"{meta_path} was modified after it was written (artefact hash "
