@@ -322,6 +322,7 @@ def train(
                     train_episode_success=float(np.nanmean(recent_success))
                     if recent_success
                     else math.nan,
+                    moving_fraction=buffer.moving_fraction,
                 )
                 evals.append(row)
                 if log_path is not None:
