@@ -19,5 +19,5 @@ setup(
     maintainer_email="maintainers@her-ros.dev",
     description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["bridge_node = her_mujoco.bridge_node:main"]},
 )

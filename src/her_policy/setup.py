@@ -1,8 +1,14 @@
 """ament_python build of her_policy (ROS 2); without ROS the root pyproject.toml installs it."""
 
+import os
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = "her_policy"
+# The stack's launch files and node/safety configs live at the repository root
+# (launch/, config/); her_policy installs them (realpath: ros2_ws/src is a symlink).
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 setup(
     name=PACKAGE,
@@ -12,6 +18,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(REPO, "launch", "*.launch.py")))),
+        (f"share/{PACKAGE}/config", sorted(glob(os.path.join(REPO, "config", "*.yaml")))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -19,5 +27,5 @@ setup(
     maintainer_email="maintainers@her-ros.dev",
     description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["policy_node = her_policy.policy_node:main"]},
 )

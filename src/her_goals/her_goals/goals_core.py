@@ -1,0 +1,294 @@
+"""What the goals node does, without ROS: desired goals, achieved goals, episode events.
+
+:class:`GoalsCore` takes the node's messages (``/joint_states``, ``/object_pose``,
+``/her/step``) and the time, and says what to publish:
+
+* the desired goal of each episode, sampled from the task's goal region (training
+  or held-out split) or requested through the node's start service;
+* the achieved goal measured from the latest state (forward kinematics of the
+  arm joints for ``ee_position``, the object pose for ``object_position``), with
+  the measurement's stamp and the goal frame, while the state is fresh;
+* episode events from :class:`her_goals.episode.EpisodeBook`, auto-starting the
+  next episode ``start_delay_s`` after the last one ended.
+
+Bad input is reported to :attr:`GoalsCore.health` (logged once, published on
+``/diagnostics``) and never raised: a message without the arm's joints, an
+object pose in another frame, a stamp older than the last one (dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from her_goals.arm_config import ArmConfig, load_arm_config
+from her_goals.episode import EpisodeBook, Event, EventKind
+from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.extractors import (
+    AchievedGoalExtractor,
+    EndEffectorPositionExtractor,
+    ObjectPositionExtractor,
+    RobotState,
+)
+from her_goals.health import ERROR, STALE, WARN, Health
+from her_goals.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.params import doc
+from her_goals.sampling import GoalRegion, GoalSampler
+from her_goals.spaces import GoalSpace, get_goal_space
+
+Vector = NDArray[np.float64]
+
+# The tasks' goal spaces and regions (m, base_link). her_mujoco.tasks defines the same
+# on its env classes; her_goals cannot import her_mujoco, so a test keeps the two equal.
+TASK_GOALS: dict[str, tuple[str, GoalRegion]] = {
+    "reach": ("ee_position", GoalRegion(low=(0.35, -0.15, 0.05), high=(0.65, 0.15, 0.35))),
+    "push": ("object_position", GoalRegion(low=(0.35, -0.15, 0.025), high=(0.65, 0.15, 0.025))),
+    "pick_and_place": (
+        "object_position",
+        GoalRegion(low=(0.35, -0.15, 0.025), high=(0.65, 0.15, 0.325), floor_fraction=0.5),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GoalsConfig:
+    """Parameters of goals_node (units in the names)."""
+
+    task: str = doc("reach", "task whose goal space and goal region are used: reach, push, pick_and_place")
+    tolerance_m: float = doc(0.05, "success threshold on the goal distance (m)")
+    goal_region_low_m: tuple[float, ...] = doc((), "lower corner of the goal region (m); empty = the task's")
+    goal_region_high_m: tuple[float, ...] = doc((), "upper corner of the goal region (m); empty = the task's")
+    split: Literal["train", "heldout"] = doc("train", "goal stream of auto-started episodes")
+    seed: int = doc(0, "seed of the goal sampler")
+    max_steps: int = doc(50, "policy steps per episode before END time_limit")
+    episode_timeout_s: float = doc(30.0, "ABORT an episode that has not ended after this long (s)")
+    end_on_success: bool = doc(False, "END at the first successful step instead of the time limit")
+    auto_start: bool = doc(True, "start the next episode by itself after start_delay_s")
+    num_episodes: int = doc(0, "episodes to auto-start; 0 = no limit")
+    start_delay_s: float = doc(1.0, "pause between an episode's end and the next auto start (s)")
+    achieved_rate_hz: float = doc(25.0, "rate of /her/achieved_goal (Hz)")
+    state_timeout_s: float = doc(0.5, "state older than this is stale: no achieved goal, no auto start (s)")
+    arm_config: str = doc("", "arm config YAML (her_goals ArmConfig); empty = the packaged arm")
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_GOALS:
+            raise ConfigError(f"goals_node: unknown task {self.task!r}; use one of {list(TASK_GOALS)}")
+        for name in ("tolerance_m", "episode_timeout_s", "achieved_rate_hz", "state_timeout_s"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ConfigError(f"goals_node: {name} must be a positive number, got {value}")
+        if not 0 < self.achieved_rate_hz <= 1000:
+            raise ConfigError(f"goals_node: achieved_rate_hz {self.achieved_rate_hz} is not in (0, 1000] Hz")
+        if self.start_delay_s < 0 or self.num_episodes < 0 or self.max_steps < 1:
+            raise ConfigError("goals_node: start_delay_s and num_episodes must be >= 0, max_steps >= 1")
+
+    def goal_space(self) -> GoalSpace:
+        return get_goal_space(TASK_GOALS[self.task][0], tolerance=self.tolerance_m)
+
+    def goal_region(self) -> GoalRegion:
+        region = TASK_GOALS[self.task][1]
+        if self.goal_region_low_m or self.goal_region_high_m:
+            return GoalRegion(self.goal_region_low_m, self.goal_region_high_m, region.floor_fraction)
+        return region
+
+
+class GoalsCore:
+    """Desired and achieved goals and episode events of one task; see the module docstring."""
+
+    def __init__(self, config: GoalsConfig, *, kinematics: Any = None) -> None:
+        self.config = config
+        self.space = config.goal_space()
+        self.region = config.goal_region()
+        self.sampler = GoalSampler(self.space, self.region, seed=config.seed)
+        self.book = EpisodeBook(
+            self.space, config.max_steps, config.episode_timeout_s, config.end_on_success
+        )
+        self.health = Health("her_goals: goals_node", config.task)
+        self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
+        self.extractor: AchievedGoalExtractor
+        if self.space.name == "ee_position":
+            if kinematics is None:
+                from her_goals.kinematics import Kinematics
+
+                kinematics = Kinematics(self.arm)
+            self.extractor = EndEffectorPositionExtractor(self.space, self.arm.arm_joints, kinematics.fk)
+        else:
+            self.extractor = ObjectPositionExtractor(self.space)
+        self._joints: tuple[tuple[str, ...], Vector, int] | None = None
+        self._pose: tuple[Vector, int] | None = None
+        self._ended_ns: int | None = None
+        self._starting = False
+        self.auto_paused = False
+        """Set after an e-stop abort: no auto start until the start service is called."""
+        self.started = 0
+
+    # -- inputs ------------------------------------------------------------------------
+    def on_joint_state(self, msg: Any) -> None:
+        try:
+            names, position, _, _, stamp = joint_state_fields(msg)
+        except StateError as exc:
+            self.health.report("joint_states", ERROR, f"bad /joint_states: {exc}")
+            return
+        if self._joints is not None and stamp < self._joints[2]:
+            self.health.count("out_of_order_joint_states")
+            self.health.report("joint_order", WARN, "/joint_states stamps went backwards; dropped")
+            return
+        if self.space.name == "ee_position":
+            missing = [n for n in self.arm.arm_joints if n not in names]
+            if missing:
+                self.health.report(
+                    "joint_states", ERROR,
+                    f"/joint_states lacks arm joint(s) {missing} (it has {list(names)}); "
+                    "fix arm_joints in the arm config or remap the driver",
+                )
+                return
+        self.health.clear("joint_states")
+        self._joints = (names, position, stamp)
+
+    def on_object_pose(self, msg: Any) -> None:
+        pose, stamp, frame = pose_fields(msg)
+        if frame != self.space.frame:
+            self.health.report(
+                "object_pose", ERROR,
+                f"/object_pose is in frame {frame!r}, goals are in {self.space.frame!r}; dropped",
+            )
+            return
+        if self._pose is not None and stamp < self._pose[1]:
+            self.health.count("out_of_order_object_poses")
+            self.health.report("pose_order", WARN, "/object_pose stamps went backwards; dropped")
+            return
+        self.health.clear("object_pose")
+        self._pose = (pose, stamp)
+
+    def on_step(self, step: StepData, now_ns: int) -> Event | None:
+        """A ``/her/step`` of the policy: count it; the END/ABORT it causes, if any."""
+        event = self.book.on_step(
+            step.episode_id, step.next_achieved_goal, now_ns=now_ns, terminated=step.terminated,
+            truncated=step.truncated, safety_flags=step.safety_flags,
+        )
+        return self._ended(event)
+
+    # -- episodes -----------------------------------------------------------------------
+    def choose_goal(self, requested: Sequence[float] = (), split: str = "") -> Vector:
+        """The next desired goal: ``requested`` (checked) or one drawn from ``split``."""
+        if self.book.running or self._starting:
+            raise HerError(f"episode {self.book.episode_id} is still running; abort it first")
+        if len(requested):
+            goal = self.space.check(np.asarray(requested, dtype=np.float64), "requested goal")
+            if goal.shape != (self.space.dim,):
+                raise HerError(f"requested goal needs {self.space.dim} values, got {goal.size}")
+            if not bool(self.region.contains(goal)):
+                raise HerError(f"requested goal {goal.tolist()} is outside the task region "
+                               f"{list(self.region.low)} .. {list(self.region.high)}")
+            return goal
+        split = split or self.config.split
+        if split == "heldout":
+            return self.sampler.heldout(1, seed=self.config.seed + 1000 + self.started)[0]
+        if split != "train":
+            raise HerError(f"split must be 'train' or 'heldout', got {split!r}")
+        return self.sampler.sample()
+
+    def starting(self) -> None:
+        """A start is under way (the node waits for the simulator reset)."""
+        self._starting = True
+
+    def start(self, goal: Vector, now_ns: int, reason: str = "") -> Event:
+        self._starting = False
+        self.auto_paused = False
+        self.started += 1
+        return self.book.start(goal, now_ns, reason)
+
+    def start_failed(self, why: str, now_ns: int) -> None:
+        self._starting = False
+        self._ended_ns = now_ns
+        self.health.report("start", ERROR, f"could not start an episode: {why}")
+
+    def abort(self, reason: str, now_ns: int) -> Event | None:
+        return self._ended(self.book.abort(reason, now_ns))
+
+    def _ended(self, event: Event | None) -> Event | None:
+        if event is not None and event.kind != EventKind.START:
+            self._ended_ns = event.stamp_ns
+            if event.reason == "estop":
+                self.auto_paused = True
+        return event
+
+    # -- per timer tick --------------------------------------------------------------------
+    def tick(self, now_ns: int) -> tuple[Event | None, Vector | None]:
+        """(timeout event or None, goal to auto-start now or None)."""
+        event = self._ended(self.book.on_time(now_ns))
+        cfg = self.config
+        due = (
+            cfg.auto_start
+            and not self.auto_paused
+            and not self.book.running
+            and not self._starting
+            and (cfg.num_episodes == 0 or self.started < cfg.num_episodes)
+            and self.fresh(now_ns)
+            and (self._ended_ns is None or (now_ns - self._ended_ns) * 1e-9 >= cfg.start_delay_s)
+        )
+        if not due:
+            return event, None
+        self.health.clear("start")
+        return event, self.choose_goal()
+
+    def fresh(self, now_ns: int) -> bool:
+        """True when the state the achieved goal needs is younger than ``state_timeout_s``."""
+        stamp = self._pose[1] if self.space.name == "object_position" and self._pose else None
+        if self.space.name == "ee_position" and self._joints is not None:
+            stamp = self._joints[2]
+        return stamp is not None and abs(now_ns - stamp) * 1e-9 <= self.config.state_timeout_s
+
+    def achieved(self, now_ns: int) -> tuple[Vector, int] | None:
+        """(achieved goal, measurement stamp) from the latest state, or None (stale or unusable)."""
+        if not self.fresh(now_ns):
+            what = "/object_pose" if self.space.name == "object_position" else "/joint_states"
+            self.health.report("stale", STALE, f"no fresh {what} (timeout {self.config.state_timeout_s:g} s)")
+            return None
+        self.health.clear("stale")
+        names, position, stamp = self._joints if self._joints is not None else ((), np.zeros(0), 0)
+        pose, pose_stamp = self._pose if self._pose is not None else (None, 0)
+        try:
+            state = RobotState(names, position, stamp_ns=stamp, object_pose=pose, object_stamp_ns=pose_stamp)
+            value = self.extractor(state)
+        except HerError as exc:
+            self.health.report("achieved", ERROR, f"achieved goal unavailable: {exc}")
+            return None
+        self.health.clear("achieved")
+        return value, pose_stamp if self.space.name == "object_position" else stamp
+
+    def event_data(self, event: Event) -> EventData:
+        """The EpisodeEvent message fields of ``event``."""
+        return EventData(
+            int(event.kind), event.episode_id, self.config.task, self.space.name,
+            event.desired_goal, event.num_steps, event.success, event.reason, event.stamp_ns,
+            self.space.frame,
+        )
+
+    @staticmethod
+    def describe(data: EventData) -> str:
+        """One log line for an episode event."""
+        kind = ("START", "END", "ABORT", "DISCARD")[data.event]
+        goal = [round(float(v), 3) for v in data.desired_goal]
+        return (f"episode {data.episode_id} {kind} {data.reason} steps={data.num_steps} "
+                f"success={data.success} goal={goal}")
+
+    @property
+    def next_episode_id(self) -> int:
+        """Id the next started episode will get."""
+        return self.book.next_episode_id
+
+    def status_values(self) -> dict[str, Any]:
+        return {
+            "task": self.config.task,
+            "goal_space": self.space.name,
+            "episode_id": self.book.episode_id if self.book.running else "none",
+            "steps": self.book.num_steps,
+            "episodes_started": self.started,
+            "ignored_steps": self.book.ignored_steps,
+            "auto_paused": self.auto_paused,
+        }

@@ -1,0 +1,211 @@
+"""What the MuJoCo bridge node does, without ROS: the simulated arm behind a driver's interface.
+
+:class:`BridgeCore` owns an :class:`her_mujoco.sim.ArmSim` and behaves like an arm
+driver with ros2_control controllers:
+
+* commands arrive as a ``forward_command_controller`` array (one position per arm
+  joint, rad) or a ``JointTrajectory`` (its last point, by joint name), and the
+  gripper opening (m) as a one-element array; like ros2_control, a command is
+  held until the next one (no timeout), and a malformed one is rejected and
+  reported, never half-applied;
+* every :meth:`BridgeCore.step` advances ``1 / rate_hz`` of simulated time and
+  yields the joint state and object pose to publish;
+* :meth:`BridgeCore.reset` puts the arm home and places the object the way the
+  task does (parked out of reach for reach, at least 10 cm from the goal for
+  the object tasks), and shows the goal with the marker.
+
+Sim-to-real knobs: ``command_latency_s`` delays commands, ``state_latency_s``
+delays measurements, ``joint_noise_std_rad``/``object_noise_std_m`` add Gaussian
+noise to what is published (the simulation itself stays noise-free). Time is the
+bridge's own integer-nanosecond clock (it never goes back on reset), published as
+``/clock`` when asked.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.arm_config import ArmConfig, load_arm_config
+from her_goals.errors import ConfigError, StateError
+from her_goals.health import ERROR, WARN, Health
+from her_goals.params import doc
+from her_mujoco.sim import ArmSim
+from her_mujoco.tasks import (
+    MIN_START_GOAL_DISTANCE_M,
+    OBJECT_START_HIGH,
+    OBJECT_START_LOW,
+    PARKED_OBJECT_M,
+)
+
+Vector = NDArray[np.float64]
+OBJECT_TASKS = ("push", "pick_and_place")
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Parameters of bridge_node (units in the names)."""
+
+    task: str = doc("reach", "task whose object placement reset uses: reach, push, pick_and_place")
+    arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
+    rate_hz: float = doc(100.0, "simulation step and /joint_states rate (Hz)")
+    real_time_factor: float = doc(1.0, "simulated seconds per wall-clock second")
+    command_latency_s: float = doc(0.0, "delay before a received command reaches the simulated arm (s)")
+    state_latency_s: float = doc(0.0, "delay before a measured state is published (s)")
+    joint_noise_std_rad: float = doc(0.0, "Gaussian noise on published joint positions (rad, m for fingers)")
+    object_noise_std_m: float = doc(0.0, "Gaussian noise on the published object position (m)")
+    seed: int = doc(0, "seed of object placement and noise")
+    publish_clock: bool = doc(False, "publish /clock from the simulation (other nodes: use_sim_time)")
+
+    def __post_init__(self) -> None:
+        if self.task not in ("reach", *OBJECT_TASKS):
+            raise ConfigError(f"bridge_node: unknown task {self.task!r}; use reach, push or pick_and_place")
+        if not 1.0 <= self.rate_hz <= 1000.0:
+            raise ConfigError(f"bridge_node: rate_hz {self.rate_hz} is not in [1, 1000] Hz")
+        if not 0.01 <= self.real_time_factor <= 100.0:
+            raise ConfigError(f"bridge_node: real_time_factor {self.real_time_factor} is not in [0.01, 100]")
+        for name in ("command_latency_s", "state_latency_s", "joint_noise_std_rad", "object_noise_std_m"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 <= value <= 10.0):
+                raise ConfigError(f"bridge_node: {name} must be in [0, 10], got {value}")
+
+    @property
+    def wall_period_s(self) -> float:
+        return 1.0 / (self.rate_hz * self.real_time_factor)
+
+
+class Measurement(NamedTuple):
+    """What to publish: joint state and (optionally) the object pose, stamped with sim time."""
+
+    stamp_ns: int
+    names: tuple[str, ...]
+    position: Vector
+    velocity: Vector
+    effort: Vector
+    object_pose: Vector | None
+
+
+class BridgeCore:
+    """The simulated arm behind ros2_control-like topics; see the module docstring."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        arm = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
+        # One sim step per bridge tick: the arm config's control rate becomes the bridge rate.
+        self.arm = dataclasses.replace(arm, control_rate_hz=config.rate_hz)
+        self.sim = ArmSim(self.arm)
+        self.health = Health("her_mujoco: bridge_node", config.task)
+        self.rng = np.random.default_rng(config.seed)
+        self.step_ns = round(self.sim.control_period_s * 1e9)
+        self.clock_ns = 0
+        self._commands: collections.deque[tuple[int, Vector | None, float | None]] = collections.deque()
+        self._states: collections.deque[Measurement] = collections.deque()
+        self.joint_names = tuple(self.arm.arm_joints)
+        self._target: Vector = np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
+        self._opening: float = float(self.arm.home_gripper_opening_m)
+        self.reset()
+
+    # -- commands ----------------------------------------------------------------------------
+    def command(self, positions: ArrayLike) -> bool:
+        """A forward_command_controller command: one position (rad) per arm joint, in order."""
+        q = np.asarray(positions, dtype=np.float64).reshape(-1)
+        if q.shape != (len(self.joint_names),) or not np.isfinite(q).all():
+            self.health.count("rejected_commands")
+            self.health.report("command", ERROR, f"command rejected: need {len(self.joint_names)} finite "
+                               f"positions for {list(self.joint_names)}, got {q.tolist()}")
+            return False
+        self.health.clear("command")
+        self._commands.append((self.clock_ns + round(self.config.command_latency_s * 1e9), q, None))
+        return True
+
+    def trajectory(self, joint_names: Sequence[str], positions: ArrayLike) -> bool:
+        """A JointTrajectory's target: positions by joint name (any order, extra joints ignored)."""
+        where = {n: i for i, n in enumerate(joint_names)}
+        pos = np.asarray(positions, dtype=np.float64).reshape(-1)
+        missing = [n for n in self.joint_names if n not in where]
+        if missing or pos.size != len(where):
+            self.health.count("rejected_commands")
+            self.health.report("command", ERROR, f"trajectory rejected: joints {list(joint_names)} with "
+                               f"{pos.size} positions; the arm needs {list(self.joint_names)}")
+            return False
+        return self.command(pos[[where[n] for n in self.joint_names]])
+
+    def gripper(self, values: ArrayLike) -> bool:
+        """Gripper opening command: one value (m), 0 closed .. gripper_max_opening_m open."""
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if v.shape != (1,) or not np.isfinite(v).all():
+            self.health.report("gripper", ERROR, f"gripper command rejected: need one finite opening (m), got {v.tolist()}")
+            return False
+        self.health.clear("gripper")
+        self._commands.append((self.clock_ns + round(self.config.command_latency_s * 1e9), None, float(v[0])))
+        return True
+
+    # -- simulation --------------------------------------------------------------------------
+    def step(self) -> list[Measurement]:
+        """Apply due commands, advance one period, return the measurements due for publishing."""
+        while self._commands and self._commands[0][0] <= self.clock_ns:
+            _, q, opening = self._commands.popleft()
+            self._target = q if q is not None else self._target
+            self._opening = opening if opening is not None else self._opening
+            self.sim.set_joint_targets(self._target, self._opening)
+        self.sim.step()
+        self.clock_ns += self.step_ns
+        if self.sim.diverged:
+            self.health.report("physics", WARN, "the simulation diverged and was reset")
+            self.reset()
+        self._states.append(self._measure())
+        due = self.clock_ns - round(self.config.state_latency_s * 1e9)
+        out = []
+        while self._states and self._states[0].stamp_ns <= due:
+            out.append(self._states.popleft())
+        return out
+
+    def _measure(self) -> Measurement:
+        s = self.sim.state()
+        position = s.position.copy()
+        if self.config.joint_noise_std_rad:
+            position += self.rng.normal(0.0, self.config.joint_noise_std_rad, position.shape)
+        pose = s.object_pose
+        if pose is not None and self.config.object_noise_std_m:
+            pose = pose.copy()
+            pose[:3] += self.rng.normal(0.0, self.config.object_noise_std_m, 3)
+        return Measurement(self.clock_ns, s.joint_names, position, s.velocity.copy(), s.effort.copy(), pose)
+
+    def reset(self, object_position: ArrayLike = (), desired_goal: ArrayLike = (), seed: int = -1) -> Vector | None:
+        """Arm home, object placed (given, or by the task's rule), goal marker at ``desired_goal``."""
+        if seed >= 0:
+            self.rng = np.random.default_rng(seed)
+        goal = np.asarray(desired_goal, dtype=np.float64).reshape(-1)
+        obj = np.asarray(object_position, dtype=np.float64).reshape(-1)
+        if goal.size not in (0, 3) or obj.size not in (0, 3):
+            raise StateError(f"reset: object_position and desired_goal need 3 values (m) or none, "
+                             f"got {obj.size} and {goal.size}")
+        if obj.size == 0:
+            obj = self._placement(goal if goal.size else None)
+        self.sim.reset(object_position=obj if self.arm.object_body is not None else None)
+        self._target = np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
+        self._opening = float(self.arm.home_gripper_opening_m)
+        if goal.size:
+            self.sim.set_goal_marker(goal)
+        self._commands.clear()
+        self._states.clear()
+        return self.sim.object_pose()
+
+    def _placement(self, goal: Vector | None) -> Vector:
+        if self.config.task not in OBJECT_TASKS:
+            return PARKED_OBJECT_M.copy()
+        for _ in range(1000):
+            start = self.rng.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
+            if goal is None or np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
+                return start
+        raise StateError(f"reset: no object start at least {MIN_START_GOAL_DISTANCE_M} m from {goal}")
+
+    def status_values(self) -> dict[str, Any]:
+        return {"sim_time_s": self.clock_ns * 1e-9, "task": self.config.task,
+                "pending_commands": len(self._commands)}

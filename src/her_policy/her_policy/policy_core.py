@@ -1,0 +1,386 @@
+"""What the policy node does each tick, without ROS: latest messages in, command and Steps out.
+
+:class:`PolicyCore` wires the Safety issue's runtime exactly as ``her demo`` does
+(:func:`her_policy.control_loop.build_pipeline`: actor -> action limits -> IK ->
+joint step -> safety monitor) to the node's inputs:
+
+* ``/joint_states`` and ``/object_pose`` (latest message of each; a message that
+  lacks the arm's joint names, an object pose in another frame or a stamp older
+  than the last one is dropped and reported; the state then turns stale and the
+  monitor holds);
+* ``/her/episode`` (START: gate the goal, reset the pipeline; END/ABORT: stop);
+* ``/her/estop`` (latched by the monitor until :meth:`PolicyCore.reset_estop`).
+
+Per tick it returns the joint targets to send (None: send nothing), the gripper
+opening, the ``/her/step`` records that became complete (a step is published one
+tick later, when its next observation exists, as :class:`ControlLoop` records it),
+and feeds ``/diagnostics``. Episodes last ``loop.max_ticks_per_episode`` ticks; the
+last step is marked truncated (a time limit), an e-stop ends the episode with the
+ESTOP-flagged step, which the goals node turns into ABORT ``estop``.
+
+A policy artefact that does not fit (another goal space, another observation
+layout - another arm or task - or another action size) is not loaded: the node
+reports why and holds the arm.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from her_goals.arm_config import ArmConfig, load_arm_config
+from her_goals.config import load_dataclass
+from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.extractors import ObjectPositionExtractor, RobotState
+from her_goals.health import ERROR, OK, STALE, WARN, Health, worst
+from her_goals.kinematics import Kinematics
+from her_goals.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.params import doc
+from her_goals.spaces import get_goal_space
+from her_mujoco.ik import cartesian_step
+from her_mujoco.observation import ObservationBuilder
+from her_mujoco.tasks import HerArmEnv, PickAndPlaceEnv, PushEnv, ReachEnv
+from her_policy.control_loop import (
+    CachedKinematics,
+    Observed,
+    SafetyStackConfig,
+    TickPipeline,
+    TickResult,
+    build_pipeline,
+)
+from her_policy.safety import SafetyDecision
+
+Vector = NDArray[np.float64]
+TASKS: dict[str, type[HerArmEnv]] = {"reach": ReachEnv, "push": PushEnv, "pick_and_place": PickAndPlaceEnv}
+_ESTOP = 128
+_START, _END = 0, 1
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Parameters of policy_node (units in the names)."""
+
+    task: str = doc("reach", "task: observation layout, goal space and goal region (reach, push, pick_and_place)")
+    artefact: str = doc("", "policy artefact directory (her train --out DIR)/policy; empty = fallback")
+    fallback: Literal["hold", "scripted", "random"] = doc(
+        "hold", "without an artefact: hold the arm, the task's scripted controller, or random actions")
+    random_eps: float = doc(0.0, "exploration: chance per tick of a uniform random action")
+    noise_std: float = doc(0.0, "exploration: std of Gaussian noise on the action (action units)")
+    seed: int = doc(0, "seed of the exploration noise")
+    tolerance_m: float = doc(0.05, "success threshold of the goal space (m)")
+    safety_config: str = doc("", "safety stack YAML (loop, limits, safety); empty = built-in defaults")
+    arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
+    actor_backend: Literal["auto", "numpy", "torch"] = doc("numpy", "runtime actor implementation")
+    command_interface: Literal["forward", "trajectory"] = doc(
+        "forward", "forward_command_controller (Float64MultiArray) or joint_trajectory_controller")
+    command_topic: str = doc("", "command topic; empty = the controller's default for the interface")
+    gripper_topic: str = doc("/gripper_controller/commands", "gripper opening (m) as Float64MultiArray; empty = none")
+    object_timeout_s: float = doc(0.5, "an object pose older than this is treated as missing (s)")
+    diagnostics_rate_hz: float = doc(2.0, "rate of /diagnostics (Hz)")
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"policy_node: unknown task {self.task!r}; use one of {list(TASKS)}")
+        if not 0.0 <= self.random_eps <= 1.0 or not self.noise_std >= 0.0:
+            raise ConfigError("policy_node: random_eps must be in [0, 1] and noise_std >= 0")
+        for name in ("tolerance_m", "object_timeout_s", "diagnostics_rate_hz"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ConfigError(f"policy_node: {name} must be a positive number, got {getattr(self, name)}")
+
+    @property
+    def topic(self) -> str:
+        if self.command_topic:
+            return self.command_topic
+        if self.command_interface == "forward":
+            return "/forward_position_controller/commands"
+        return "/joint_trajectory_controller/joint_trajectory"
+
+
+class TickOut(NamedTuple):
+    """What one tick asks the node to publish."""
+
+    command: Vector | None
+    gripper_m: float | None
+    steps: list[StepData]
+
+
+@dataclass
+class _Episode:
+    episode_id: int
+    goal: Vector
+    refused: str = ""
+    ticks: int = 0
+    finishing: bool = False
+    aborted: bool = False
+    done: bool = False
+    pending: TickResult | None = None
+    pending_ns: int = 0
+    previous: RobotState | None = None
+    published: int = 0
+
+
+def check_artefact(metadata: dict[str, Any], layout_spec: dict[str, Any], obs_fields: list[tuple[str, int, int]],
+                   goal_dim: int, action_dim: int, task: str) -> None:
+    """Raise :class:`ConfigError` when an artefact was trained for another arm, task or action size."""
+    source = str(metadata.get("provenance", {}).get("env", ""))
+    if source and not source.startswith("task:"):
+        raise ConfigError(f"artefact was trained on {source!r} (another arm); this node drives task {task!r}")
+    if source.startswith("task:") and source != f"task:{task}":
+        raise ConfigError(f"artefact was trained on {source!r}; this node drives task {task!r}")
+    have = (int(layout_spec["observation_dim"]), int(layout_spec["goal_dim"]), int(layout_spec["action_dim"]))
+    want = (obs_fields[-1][2], goal_dim, action_dim)
+    fields = [tuple(f) for f in layout_spec.get("observation_fields", [])]
+    if have != want or (fields and fields != [tuple(f) for f in obs_fields]):
+        raise ConfigError(
+            f"artefact expects observation/goal/action sizes {have} with fields {fields}; this arm and "
+            f"task give {want} with {obs_fields}")
+
+
+class PolicyCore:
+    """Per-tick behaviour of policy_node; see the module docstring."""
+
+    def __init__(self, config: PolicyConfig, *, actor: Any = None) -> None:
+        self.config = config
+        self.health = Health("her_policy: policy_node", config.task)
+        self.stack = (load_dataclass(SafetyStackConfig, config.safety_config)
+                      if config.safety_config else SafetyStackConfig())
+        self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
+        task = TASKS[config.task]
+        self.space = get_goal_space(task.goal_space_name, tolerance=config.tolerance_m)
+        # One kinematics pass per joint vector, shared by observation, IK and monitor (duck-typed).
+        kin: Any = CachedKinematics(Kinematics(self.arm), copy=False)
+        self.kin = kin
+        self.joint_names = tuple(self.arm.arm_joints)
+        self.required = self.joint_names + tuple(self.arm.gripper_joints)
+        self.period_s = self.stack.loop.period_s
+        self.observe = ObservationBuilder(self.kin, self.arm.gripper_joints, self.period_s, with_object=task.has_object)
+        self.needs_object = task.has_object
+        achieved: Callable[[RobotState], Vector] = ObjectPositionExtractor(self.space).__call__
+        if self.space.name == "ee_position":
+            def achieved(s: RobotState) -> Vector:
+                return np.asarray(self.kin.fk(s.joints(self.joint_names)), dtype=np.float64)
+        self.rng = np.random.default_rng(config.seed)
+        self.actor_kind, self.artefact_hash = "hold", ""
+        self._actor = actor if actor is not None else self._load_actor(task)
+        if actor is not None:
+            self.actor_kind = "injected"
+        self.pipeline: TickPipeline = build_pipeline(
+            self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
+            ik=lambda q, step: cartesian_step(self.kin, q, step, self.period_s), achieved_goal=achieved,
+            goal_region=task.goal_region, tcp_slice=self.observe.layout.slice("tcp_pos"))
+        self.monitor = self.pipeline.monitor
+        self._joints: tuple[tuple[str, ...], Vector, Vector, Vector, int] | None = None
+        self._pose: tuple[Vector, int] | None = None
+        self.estop_signal = False
+        self.episode: _Episode | None = None
+        self.last: SafetyDecision | None = None
+        self._ticks = 0
+        self._tick_ns: collections.deque[int] = collections.deque(maxlen=256)
+
+    # -- the actor ---------------------------------------------------------------------------
+    def _load_actor(self, task: type[HerArmEnv]) -> Any:
+        cfg = self.config
+        if cfg.artefact:
+            try:
+                from her_policy.artefact import load_artefact
+                from her_policy.runtime import RuntimeActor
+
+                art = load_artefact(cfg.artefact, expect_goal_space=self.space)
+                fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]
+                check_artefact(art.metadata, art.layout.spec(), fields, self.space.dim,
+                               self.stack.limits.action_dim, cfg.task)
+                actor = RuntimeActor.from_artefact(cfg.artefact, expect_goal_space=self.space,
+                                                   backend=cfg.actor_backend)
+            except (HerError, OSError, KeyError, ValueError) as exc:
+                self.health.report("artefact", ERROR, f"artefact {cfg.artefact} not used, holding: {exc}")
+                return None
+            self.actor_kind, self.artefact_hash = f"artefact ({actor.backend})", actor.artefact_hash
+            return actor
+        if cfg.fallback == "scripted":
+            from her_mujoco.scripted import scripted_controller
+
+            ctrl = scripted_controller(cfg.task, self.observe.layout)
+            self.actor_kind = "scripted"
+            return lambda o, g: ctrl({"observation": o, "desired_goal": g, "achieved_goal": g})
+        if cfg.fallback == "random":
+            self.actor_kind = "random"
+            return lambda o, g: self.rng.uniform(-1.0, 1.0, self.stack.limits.action_dim)
+        self.health.report("artefact", WARN, "no artefact and fallback 'hold': the arm is held")
+        return None
+
+    def _act(self, observation: Vector, goal: Vector) -> Vector:
+        if self._actor is None:
+            raise HerError("no usable policy")
+        dim = self.stack.limits.action_dim
+        if self.config.random_eps and self.rng.random() < self.config.random_eps:
+            return self.rng.uniform(-1.0, 1.0, dim)
+        action = np.asarray(self._actor(observation, goal), dtype=np.float64)
+        if self.config.noise_std:
+            action = np.clip(action + self.rng.normal(0.0, self.config.noise_std, action.shape), -1.0, 1.0)
+        return action
+
+    # -- inputs ------------------------------------------------------------------------------
+    def on_joint_state(self, msg: Any) -> None:
+        try:
+            names, pos, vel, eff, stamp = joint_state_fields(msg)
+        except StateError as exc:
+            self.health.report("joint_states", ERROR, f"bad /joint_states, dropped: {exc}")
+            return
+        missing = [n for n in self.required if n not in names]
+        if missing:
+            self.health.count("wrong_joint_names")
+            self.health.report("joint_states", ERROR, f"/joint_states lacks joint(s) {missing} (has {list(names)}); "
+                               "dropped - fix the arm config's joint names or remap the driver")
+            return
+        if self._joints is not None and stamp < self._joints[4]:
+            self.health.count("out_of_order_joint_states")
+            self.health.report("joint_order", WARN, "/joint_states stamp went backwards; dropped")
+            return
+        self.health.clear("joint_states")
+        self._joints = (names, pos, vel, eff, stamp)
+
+    def on_object_pose(self, msg: Any) -> None:
+        pose, stamp, frame = pose_fields(msg)
+        if frame != self.space.frame:
+            self.health.report("object_pose", ERROR, f"/object_pose in frame {frame!r}, need {self.space.frame!r}; dropped")
+            return
+        if self._pose is not None and stamp < self._pose[1]:
+            self.health.count("out_of_order_object_poses")
+            self.health.report("pose_order", WARN, "/object_pose stamp went backwards; dropped")
+            return
+        self.health.clear("object_pose")
+        self._pose = (pose, stamp)
+
+    def on_estop(self, active: bool) -> None:
+        self.estop_signal = bool(active)
+        if active:
+            self.monitor.trigger_estop()
+
+    def reset_estop(self) -> tuple[bool, str]:
+        if not self.monitor.reset_estop(signal_active=self.estop_signal):
+            return False, "the e-stop signal on /her/estop is still true; release it first"
+        return True, "e-stop released"
+
+    def on_event(self, event: EventData) -> None:
+        ep = self.episode
+        if event.event == _START:
+            if event.goal_space != self.space.name:
+                self.health.report("episode", ERROR, f"episode {event.episode_id} is in goal space "
+                                   f"{event.goal_space!r}, this policy acts in {self.space.name!r}; holding")
+                self.episode = None
+                return
+            self.health.clear("episode")
+            gate = self.monitor.check_episode(event.desired_goal)
+            self.episode = _Episode(event.episode_id, np.asarray(event.desired_goal, dtype=np.float64),
+                                    refused="" if gate.accepted else gate.detail)
+            self.pipeline.reset()
+        elif ep is not None and event.episode_id == ep.episode_id:
+            self.episode = None
+
+    # -- the tick ----------------------------------------------------------------------------
+    def state(self, now_ns: int) -> RobotState | None:
+        if self._joints is None:
+            self.health.report("stale", STALE, "waiting for /joint_states")
+            return None
+        pose, pose_stamp = self._pose if self._pose is not None else (None, 0)
+        if pose is not None and abs(now_ns - pose_stamp) * 1e-9 > self.config.object_timeout_s:
+            pose, pose_stamp = None, 0
+        if pose is None and self.needs_object:
+            self.health.report("object_missing", ERROR, "no fresh /object_pose: the observation needs it; holding")
+        elif pose is not None:
+            self.health.clear("object_missing")
+        names, pos, vel, eff, stamp = self._joints
+        return RobotState(names, pos, vel, eff, stamp, pose, pose_stamp)
+
+    def tick(self, now_ns: int) -> TickOut:
+        t0 = time.perf_counter_ns()
+        state = self.state(now_ns)
+        if state is None:
+            return TickOut(None, None, [])
+        self.health.clear("stale")
+        out = self._tick(state, now_ns)
+        self._ticks += 1
+        self._tick_ns.append(time.perf_counter_ns() - t0)
+        return out
+
+    def _tick(self, state: RobotState, now: int) -> TickOut:
+        ep = self.episode
+        estop = self.estop_signal
+        if ep is None or ep.done:
+            if self.monitor.estop_latched or estop:  # hold at the measured position
+                self.last = self.monitor.hold(state, now, flags=_ESTOP if estop else 0)
+                return TickOut(self.last.command, None, [])
+            return TickOut(None, None, [])
+        if ep.refused:
+            d = self.monitor.hold(state, now, flags=512, detail=ep.refused)
+            self.health.report("refused", ERROR, f"episode {ep.episode_id} refused: {ep.refused}")
+            observed = self.pipeline.observe_only(state, None)
+            dim = self.stack.limits.action_dim
+            result = TickResult(d, observed.observation, observed.achieved_goal, np.full(dim, np.nan),
+                                np.zeros(dim), (0, 0, 0, 0))
+            ep.done, self.last = True, d
+            return TickOut(d.command, None, [self._step(ep, result, now, observed, truncated=True)])
+        self.health.clear("refused")
+        if ep.finishing:  # the last step's next observation is this state
+            ep.done = True
+            after = self.pipeline.observe_only(state, ep.previous)
+            steps = [self._step(ep, ep.pending, ep.pending_ns, after, truncated=not ep.aborted)] if ep.pending else []
+            command = self.monitor.hold(state, now).command if self.monitor.estop_latched else None
+            return TickOut(command, None, steps)
+        result = self.pipeline.tick(state, now, ep.goal, previous=ep.previous, estop=estop)
+        steps = [self._step(ep, ep.pending, ep.pending_ns, result)] if ep.pending is not None else []
+        ep.pending, ep.pending_ns, ep.previous = result, now, state
+        ep.ticks += 1
+        self.last = d = result.decision
+        if d.flags & _ESTOP and self.stack.loop.abort_on_estop:
+            ep.finishing, ep.aborted = True, True
+        elif ep.ticks >= self.stack.loop.max_ticks_per_episode:
+            ep.finishing = True
+        return TickOut(d.command, d.gripper_m, steps)
+
+    def _step(self, ep: _Episode, step: TickResult, stamp_ns: int, after: Observed | TickResult,
+              *, truncated: bool = False) -> StepData:
+        d = step.decision
+        n_obs, n_goal = self.observe.layout.size, self.space.dim
+
+        def vec(x: Vector | None, n: int) -> Vector:
+            return x if x is not None else np.full(n, np.nan)
+
+        next_ag = vec(after.achieved_goal, n_goal)
+        try:
+            success = bool(self.space.is_success(next_ag, ep.goal))
+        except HerError:
+            success = False
+        index, ep.published = ep.published, ep.published + 1
+        return StepData(
+            episode_id=ep.episode_id, step=index, observation=vec(step.observation, n_obs),
+            next_observation=vec(after.observation, n_obs), action_raw=step.raw_action,
+            action_applied=step.applied_action, achieved_goal=vec(step.achieved_goal, n_goal),
+            next_achieved_goal=next_ag, desired_goal=ep.goal, reward=float(success) - 1.0,
+            terminated=False, truncated=truncated, is_success=success, safety_flags=d.flags,
+            safety_cost=d.safety_cost, safety_reasons=d.reasons, stamp_ns=max(0, stamp_ns),
+            frame_id=self.space.frame)
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def diagnostic_level(self) -> int:
+        return worst([self.health.level, int(self.last.status) if self.last is not None else OK])
+
+    def status_values(self) -> dict[str, Any]:
+        d, ep = self.last, self.episode
+        ticks = np.array(self._tick_ns or [0], dtype=np.float64) * 1e-3
+        return {
+            "actor": self.actor_kind, "artefact_hash": self.artefact_hash or "none",
+            "episode_id": ep.episode_id if ep is not None else "none",
+            "estop_latched": self.monitor.estop_latched, "estop_signal": self.estop_signal,
+            "last_flags": ",".join(d.reasons) if d is not None else "", "last_cost": d.safety_cost if d else 0.0,
+            "last_status": d.status.name if d is not None else "none",
+            "last_detail": "; ".join(d.details) if d is not None else "",
+            "tick_p50_us": float(np.percentile(ticks, 50)), "tick_max_us": float(ticks.max()),
+            "rate_hz": self.stack.loop.rate_hz, "ticks": self._ticks,
+        }

@@ -1,0 +1,226 @@
+"""What the recorder node does, without ROS: episode events and steps into episode bags.
+
+:class:`RecorderCore` drives one :class:`her_recorder.writer.EpisodeRecorder`
+from the ``/her/episode`` and ``/her/step`` topics and records the raw state
+topics (``/joint_states``, ``/object_pose``, as the CDR bytes the subscription
+received) inside episodes.
+
+Topics carry no ordering guarantee between each other, so:
+
+* an END/ABORT whose ``num_steps`` is larger than the steps recorded so far waits
+  up to ``end_grace_s`` for the missing ones (then ends anyway and reports it);
+* steps that arrive before their episode's START are held (up to 1000) and
+  recorded once it arrives; steps of an episode that is not recorded are counted
+  and dropped.
+
+The bag's episode ids are the recorder's own (unique within the session, also
+across restarts with ``resume``); the START event's ``reason`` names the goals
+node's episode id, so both can be traced.
+
+``pause`` aborts the episode being recorded (``recorder_paused``) and ignores new
+ones until ``resume``; ``discard`` throws the open episode away (DISCARD).
+:meth:`RecorderCore.close` aborts an open episode and closes the bag cleanly: the
+node calls it on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from her_goals.errors import ConfigError, HerError
+from her_goals.goals_core import TASK_GOALS
+from her_goals.health import ERROR, WARN, Health
+from her_goals.msgconv import EventData, StepData
+from her_goals.params import doc
+from her_goals.spaces import get_goal_space
+from her_recorder.writer import EpisodeRecorder
+
+_START, _END, _ABORT, _DISCARD = 0, 1, 2, 3
+_MAX_EARLY_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Parameters of recorder_node (units in the names)."""
+
+    bag_dir: str = doc("her_bags", "session directory of the episode bags (bag_0000, bag_0001, ...)")
+    task: str = doc("reach", "task name stored in the bags")
+    goal_space: str = doc("", "goal space of the episodes (her_goals registry name); empty = the task's")
+    tolerance_m: float = doc(0.05, "success threshold of the goal space (m)")
+    raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes")
+    end_grace_s: float = doc(2.0, "how long an END waits for steps still in flight (s)")
+    max_episodes_per_bag: int = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
+    compression: Literal["none", "zstd"] = doc("none", "MCAP chunk compression")
+    queue_size: int = doc(10000, "write queue (messages); 0 writes in the callback")
+    fsync: bool = doc(True, "fsync at every episode boundary")
+    resume: bool = doc(True, "continue an existing session directory in a new bag")
+
+    def __post_init__(self) -> None:
+        if not (self.tolerance_m > 0 and self.end_grace_s >= 0):
+            raise ConfigError("recorder_node: tolerance_m must be > 0 and end_grace_s >= 0")
+        if self.max_episodes_per_bag < 0 or self.queue_size < 0:
+            raise ConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
+        if not self.bag_dir:
+            raise ConfigError("recorder_node: bag_dir is empty")
+
+
+class RecorderCore:
+    """Episode events and steps into bags through EpisodeRecorder; see the module docstring."""
+
+    def __init__(self, config: RecorderConfig, *, config_record: Any = None) -> None:
+        self.config = config
+        name = config.goal_space or TASK_GOALS.get(config.task, ("",))[0]
+        if not name:
+            raise ConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
+        self.space = get_goal_space(name, tolerance=config.tolerance_m)
+        self.health = Health("her_recorder: recorder_node", str(Path(config.bag_dir).resolve()))
+        self.recorder = EpisodeRecorder(
+            Path(config.bag_dir).expanduser(), goal_space=self.space, task=config.task,
+            config=config_record, max_episodes_per_bag=config.max_episodes_per_bag or None,
+            compression=config.compression, fsync=config.fsync, queue_size=config.queue_size,
+            resume=config.resume,
+        )
+        self.ros_episode: int | None = None
+        """The goals node's id of the episode being recorded."""
+        self.paused = False
+        self.recorded = 0
+        self._steps = 0
+        self._ending: tuple[EventData, int] | None = None
+        self._early: collections.deque[StepData] = collections.deque(maxlen=_MAX_EARLY_STEPS)
+        self._done_ids: collections.deque[int] = collections.deque(maxlen=64)
+        self.last_bag: Path | None = None
+
+    def open(self) -> None:
+        self.recorder.open()
+
+    def close(self) -> None:
+        """Abort an open episode (``recorder_closed``) and close the bag; safe to call twice."""
+        if self._ending is not None:
+            self._finish(self._ending[0])
+        self.recorder.close()
+        self.ros_episode = None
+
+    # -- inputs ------------------------------------------------------------------------
+    def on_event(self, event: EventData, now_ns: int) -> None:
+        if event.event == _START:
+            if self.ros_episode is not None:
+                self._abort("superseded by a new START")
+            if self.paused:
+                self.health.count("episodes_not_recorded")
+                return
+            if event.goal_space != self.space.name:
+                self.health.report("goal_space", ERROR, f"episode {event.episode_id} is in goal space "
+                                   f"{event.goal_space!r}, the recorder in {self.space.name!r}; not recorded")
+                return
+            try:
+                self.recorder.start_episode(event.desired_goal, stamp_ns=event.stamp_ns,
+                                            reason=f"goals_node episode {event.episode_id}")
+            except HerError as exc:
+                self.health.report("record", ERROR, f"episode {event.episode_id} not recorded: {exc}")
+                return
+            self.health.clear("goal_space")
+            self.ros_episode, self._steps = event.episode_id, 0
+            early, self._early = list(self._early), collections.deque(maxlen=_MAX_EARLY_STEPS)
+            for step in early:
+                if step.episode_id == event.episode_id:
+                    self.on_step(step, now_ns)
+                else:
+                    self.health.count("dropped_steps")
+        elif event.episode_id == self.ros_episode and self._ending is None:
+            self._ending = (event, now_ns)
+            self.tick(now_ns)
+
+    def on_step(self, step: StepData, now_ns: int) -> None:
+        if step.episode_id != self.ros_episode:
+            if step.episode_id not in self._done_ids and not self.paused:
+                self._early.append(step)
+            else:
+                self.health.count("dropped_steps")
+            return
+        try:
+            self.recorder.record_step(**step.recorder_kwargs())
+            self._steps += 1
+        except HerError as exc:
+            self.health.count("dropped_steps")
+            self.health.report("record", ERROR, f"step {step.step} of episode {step.episode_id} not recorded: {exc}")
+            return
+        if self._ending is not None:
+            self.tick(now_ns)
+
+    def on_raw(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """A raw state message (CDR bytes), recorded while an episode is being recorded."""
+        if self.ros_episode is not None and stamp_ns >= 0:
+            self.recorder.record_serialized(topic, msgtype, data, stamp_ns)
+
+    def tick(self, now_ns: int) -> None:
+        """End a pending END/ABORT once its steps are in, or after ``end_grace_s``."""
+        if self._ending is None:
+            return
+        event, since = self._ending
+        missing = event.num_steps - self._steps
+        if missing > 0 and (now_ns - since) * 1e-9 < self.config.end_grace_s:
+            return
+        if missing > 0:
+            self.health.report("missing", WARN, f"episode {event.episode_id} ended with {missing} step(s) "
+                               f"missing after {self.config.end_grace_s:g} s")
+        self._finish(event)
+
+    # -- operator ------------------------------------------------------------------------
+    def pause(self) -> tuple[bool, str]:
+        if self.paused:
+            return False, "already paused"
+        self.paused = True
+        self._abort("recorder_paused")
+        return True, "paused: new episodes are not recorded until resume"
+
+    def resume(self) -> tuple[bool, str]:
+        if not self.paused:
+            return False, "not paused"
+        self.paused = False
+        return True, "recording from the next episode START"
+
+    def discard(self) -> tuple[bool, str]:
+        if self.ros_episode is None:
+            return False, "no episode is being recorded (finished episodes are on disk; delete the bag)"
+        ros_id, done = self.ros_episode, self.recorder.discard_episode("operator")
+        self._forget(ros_id)
+        return True, f"discarded episode {done.episode_id} ({done.num_steps} steps)"
+
+    # -- internals -----------------------------------------------------------------------
+    def _finish(self, event: EventData) -> None:
+        ros_id = self.ros_episode
+        try:
+            if event.event == _END:
+                done = self.recorder.end_episode(success=event.success, reason=event.reason,
+                                                 stamp_ns=event.stamp_ns)
+                self.recorded += 1
+            elif event.event == _DISCARD:
+                done = self.recorder.discard_episode(event.reason, stamp_ns=event.stamp_ns)
+            else:
+                done = self.recorder.abort_episode(event.reason, stamp_ns=event.stamp_ns)
+            self.last_bag = done.bag
+        except HerError as exc:
+            self.health.report("record", ERROR, f"episode {event.episode_id} end not recorded: {exc}")
+        if ros_id is not None:
+            self._forget(ros_id)
+
+    def _abort(self, reason: str) -> None:
+        if self.ros_episode is not None:
+            ros_id = self.ros_episode
+            self.recorder.abort_episode(reason)
+            self._forget(ros_id)
+
+    def _forget(self, ros_id: int) -> None:
+        self._done_ids.append(ros_id)
+        self.ros_episode, self._ending, self._steps = None, None, 0
+
+    def status_values(self) -> dict[str, Any]:
+        return {
+            "bag_dir": str(self.recorder.path), "episodes_recorded": self.recorded,
+            "recording_episode": self.ros_episode if self.ros_episode is not None else "none",
+            "paused": self.paused, "dropped_messages": self.recorder.dropped_messages,
+            "bags": len(self.recorder.bag_paths),
+        }

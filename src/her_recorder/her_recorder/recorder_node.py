@@ -1,0 +1,119 @@
+"""recorder_node: HER topics and raw state into episode bags; the work is in her_recorder.recorder_core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from her_interfaces.msg import EpisodeEvent, Step
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+
+from her_goals import msgconv as mc
+from her_goals.errors import HerError
+from her_goals.health import ERROR, Health, log_to
+from her_goals.params import config_from_parameters, declare_config
+from her_recorder.interfaces import TOPIC_TYPES
+from her_recorder.recorder_core import RecorderConfig, RecorderCore
+
+RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+RAW_CLASSES = {"sensor_msgs/msg/JointState": JointState, "geometry_msgs/msg/PoseStamped": PoseStamped}
+
+
+class RecorderNode(Node):
+    def __init__(self) -> None:
+        super().__init__("recorder_node")
+        self.types = mc.MessageTypes.from_ros()
+        values = declare_config(self, RecorderConfig, self.types)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.health = Health("her_recorder: recorder_node", on_change=log_to(self.get_logger()))
+        self.core: RecorderCore | None = None
+        try:
+            config = config_from_parameters(RecorderConfig, values, where="recorder_node")
+            unknown = [t for t in config.raw_topics if TOPIC_TYPES.get(t) not in RAW_CLASSES]
+            if unknown:
+                raise HerError(f"raw_topics {unknown} unknown; recordable: {sorted(RAW_CLASSES)} topics")
+            self.core = RecorderCore(config, config_record=config)
+            self.core.open()
+        except (HerError, OSError) as exc:
+            self.health.report("config", ERROR, f"not recording: {exc}")
+            self.core = None
+            self.create_timer(1.0, self.publish_diagnostics)
+            return
+        self.health = self.core.health
+        self.health.on_change = log_to(self.get_logger())
+        self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)
+        self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
+        for topic in config.raw_topics:
+            msgtype = TOPIC_TYPES[topic]
+            self.create_subscription(
+                RAW_CLASSES[msgtype], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
+                qos_profile_sensor_data, raw=True,
+            )
+        for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):
+            self.create_service(Trigger, f"~/{name}", lambda req, res, h=handler: self.on_service(h, res))
+        self.create_timer(0.1, self.tick)
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.get_logger().info(f"recording {config.task} episodes into {self.core.recorder.path}")
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def on_event(self, msg: EpisodeEvent) -> None:
+        assert self.core is not None
+        self.core.on_event(mc.episode_event_data(msg), self.now_ns())
+        if msg.event != EpisodeEvent.START and self.core.ros_episode is None:
+            self.get_logger().info(f"episode {msg.episode_id} written to {self.core.last_bag}")
+
+    def on_step(self, msg: Step) -> None:
+        assert self.core is not None
+        self.core.on_step(mc.step_data(msg), self.now_ns())
+
+    def on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
+        assert self.core is not None
+        self.core.on_raw(topic, msgtype, data, self.now_ns())
+
+    def on_service(self, handler: Any, response: Any) -> Any:
+        response.success, response.message = handler()
+        self.get_logger().info(response.message)
+        return response
+
+    def tick(self) -> None:
+        assert self.core is not None
+        self.core.tick(self.now_ns())
+
+    def publish_diagnostics(self) -> None:
+        values = self.core.status_values() if self.core is not None else {}
+        status = self.health.diagnostic(values)
+        self.diag_pub.publish(mc.diagnostic_array_msg(self.types, self.now_ns(), [status]))
+
+    def close(self) -> None:
+        """Abort an open episode and close the bag (metadata.yaml written)."""
+        if self.core is not None:
+            self.core.close()
+            self.get_logger().info(f"bags closed in {self.core.recorder.path}")
+            self.core = None
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()  # SIGINT/SIGTERM end here: the bag is closed cleanly
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""goals_node's core: desired goals, achieved goals from messages, episode events, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from ros_testlib import cdr_roundtrip
+
+from her_goals import msgconv as mc
+from her_goals.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
+from her_goals.episode import EventKind
+from her_goals.errors import HerError
+from her_goals.goals_core import TASK_GOALS, GoalsConfig, GoalsCore
+from her_goals.health import ERROR, STALE, WARN
+
+S = 1_000_000_000
+NAMES = ARM_JOINTS + GRIPPER_JOINTS
+
+
+def joint_state(types: mc.MessageTypes, stamp: int, names: tuple[str, ...] = NAMES) -> Any:
+    q = np.array([*HOME_QPOS_RAD, 0.04, 0.04])[: len(names)]
+    return cdr_roundtrip(mc.joint_state_msg(types, names, q, np.zeros(len(names)), [], stamp))
+
+
+def pose(types: mc.MessageTypes, stamp: int, frame: str = "base_link", xyz=(0.5, 0.1, 0.025)) -> Any:
+    return cdr_roundtrip(mc.pose_stamped_msg(types, [*xyz, 1, 0, 0, 0], stamp, frame))
+
+
+def step(episode_id: int, achieved: Any, flags: int = 0, truncated: bool = False) -> mc.StepData:
+    z = np.zeros(3)
+    return mc.StepData(episode_id, 0, z, z, np.zeros(4), np.zeros(4), z, np.asarray(achieved, float), z,
+                       -1.0, False, truncated, False, flags, 0.0, (), 0)
+
+
+def test_task_goal_regions_equal_the_simulated_tasks():
+    tasks = pytest.importorskip("her_mujoco.tasks")
+    for name, cls in (("reach", tasks.ReachEnv), ("push", tasks.PushEnv), ("pick_and_place", tasks.PickAndPlaceEnv)):
+        space, region = TASK_GOALS[name]
+        assert space == cls.goal_space_name
+        np.testing.assert_allclose(region.low, cls.goal_region.low)
+        np.testing.assert_allclose(region.high, cls.goal_region.high)
+        assert region.floor_fraction == cls.goal_region.floor_fraction
+
+
+def test_achieved_goal_is_the_tool_position_of_the_measured_joints(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach"))
+    assert core.achieved(0) is None and core.health.problems["stale"][0] == STALE
+    core.on_joint_state(joint_state(types, 5 * S))
+    value, stamp = core.achieved(5 * S + 1000)
+    np.testing.assert_allclose(value, [0.5, 0.0, 0.2], atol=2e-3)  # the home posture's tcp
+    assert stamp == 5 * S and "stale" not in core.health.problems
+    assert core.achieved(7 * S) is None  # 2 s later without a new message: stale
+
+
+def test_object_goal_uses_the_pose_in_the_goal_frame_only(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="push"))
+    core.on_object_pose(pose(types, S, frame="camera_link"))
+    assert core.health.problems["object_pose"][0] == ERROR
+    assert "camera_link" in core.health.problems["object_pose"][1]
+    assert core.achieved(S) is None
+    core.on_object_pose(pose(types, S))
+    value, stamp = core.achieved(S)
+    np.testing.assert_array_equal(value, [0.5, 0.1, 0.025])
+    assert stamp == S
+    assert "object_pose" not in core.health.problems
+
+
+def test_wrong_joint_names_are_reported_not_raised(types: mc.MessageTypes):
+    logged: list[tuple[int, str]] = []
+    core = GoalsCore(GoalsConfig(task="reach"))
+    core.health.on_change = lambda level, msg: logged.append((level, msg))
+    wrong = tuple(n.replace("joint", "panda_joint") for n in NAMES)
+    for _ in range(3):
+        core.on_joint_state(joint_state(types, S, wrong))
+    assert len(logged) == 1 and logged[0][0] == ERROR  # logged once, not per message
+    assert "lacks arm joint(s)" in logged[0][1] and "Did you mean" not in logged[0][1]
+    assert core.achieved(S) is None
+    core.on_joint_state(joint_state(types, S))
+    assert core.achieved(S) is not None and logged[-1][1].startswith("resolved")
+
+
+def test_out_of_order_stamps_are_dropped(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="push"))
+    core.on_object_pose(pose(types, 2 * S, xyz=(0.5, 0.0, 0.025)))
+    core.on_object_pose(pose(types, 1 * S, xyz=(0.6, 0.0, 0.025)))
+    assert core.health.counters["out_of_order_object_poses"] == 1
+    assert core.health.problems["pose_order"][0] == WARN
+    np.testing.assert_array_equal(core.achieved(2 * S)[0], [0.5, 0.0, 0.025])
+
+
+def test_auto_start_waits_for_state_and_the_delay_then_runs_episodes(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach", max_steps=2, start_delay_s=1.0, num_episodes=2))
+    assert core.tick(0) == (None, None)  # no state yet: the robot is not publishing
+    core.on_joint_state(joint_state(types, 0))
+    event, goal = core.tick(0)
+    assert event is None and goal is not None and core.region.contains(goal)
+    start = core.start(goal, 0, "auto")
+    data = core.event_data(start)
+    assert (data.event, data.task, data.goal_space, data.frame_id) == (0, "reach", "ee_position", "base_link")
+    assert core.tick(S // 2)[1] is None  # running
+    core.on_step(step(0, goal), S)
+    end = core.on_step(step(0, goal), S)
+    assert end is not None and end.kind == EventKind.END and end.success
+    core.on_joint_state(joint_state(types, int(1.5 * S)))
+    assert core.tick(int(1.5 * S))[1] is None  # within start_delay_s of the end
+    core.on_joint_state(joint_state(types, 2 * S))
+    _, goal = core.tick(2 * S)
+    core.start(goal, 2 * S)
+    core.abort("operator", 2 * S)
+    core.on_joint_state(joint_state(types, 4 * S))
+    assert core.tick(4 * S)[1] is None  # num_episodes reached
+
+
+def test_estop_abort_pauses_auto_start_until_the_start_service(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach", start_delay_s=0.0))
+    core.on_joint_state(joint_state(types, 0))
+    _, goal = core.tick(0)
+    core.start(goal, 0)
+    end = core.on_step(step(0, goal, flags=128), 1)
+    assert end is not None and end.reason == "estop" and core.auto_paused
+    assert core.tick(10)[1] is None
+    goal = core.choose_goal([], "heldout")
+    assert bool(core.sampler.is_heldout(goal))
+    core.start(goal, 20, "operator")
+    assert not core.auto_paused and core.book.running
+
+
+def test_requested_goals_are_checked():
+    core = GoalsCore(GoalsConfig(task="reach"))
+    np.testing.assert_array_equal(core.choose_goal([0.5, 0.0, 0.2]), [0.5, 0.0, 0.2])
+    with pytest.raises(HerError, match="outside the task region"):
+        core.choose_goal([1.5, 0.0, 0.2])
+    with pytest.raises(HerError):
+        core.choose_goal([0.5, 0.0])
+    with pytest.raises(HerError, match="split"):
+        core.choose_goal([], "validation")
+    core.start(core.choose_goal(), 0)
+    with pytest.raises(HerError, match="still running"):
+        core.choose_goal()
+
+
+def test_timeout_and_failed_start_are_reported(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach", episode_timeout_s=1.0, start_delay_s=0.0))
+    core.on_joint_state(joint_state(types, 0))
+    _, goal = core.tick(0)
+    core.starting()
+    assert core.tick(0)[1] is None  # a start is under way (simulator reset)
+    core.start_failed("simulator reset failed: no response", 0)
+    assert core.health.problems["start"][0] == ERROR
+    core.on_joint_state(joint_state(types, S))
+    _, goal = core.tick(S)
+    core.start(goal, S)
+    event, _ = core.tick(int(2.5 * S))
+    assert event is not None and event.kind == EventKind.ABORT and event.reason.startswith("timeout")
