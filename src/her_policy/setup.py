@@ -1,14 +1,12 @@
 """ament_python build of her_policy (ROS 2); without ROS the root pyproject.toml installs it."""
 
-import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "her_policy"
-# The stack's launch files and node/safety configs live at the repository root
-# (launch/, config/); her_policy installs them (realpath: ros2_ws/src is a symlink).
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+# The stack's launch files and node/safety configs live at the repository root (launch/,
+# config/); launch and config here are symlinks to them, and her_policy installs them.
 
 setup(
     name=PACKAGE,
@@ -18,8 +16,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(REPO, "launch", "*.launch.py")))),
-        (f"share/{PACKAGE}/config", sorted(glob(os.path.join(REPO, "config", "*.yaml")))),
+        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
+        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

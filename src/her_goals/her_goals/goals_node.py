@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import rclpy
@@ -21,9 +22,8 @@ from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.health import ERROR, Health, log_to
 from her_goals.params import config_from_parameters, declare_config
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+# Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -56,8 +56,7 @@ class GoalsNode(Node):
         self.reset_client = self.create_client(ResetSim, self.reset_service) if self.reset_service else None
         self.create_timer(1.0 / self.core.config.achieved_rate_hz, self.tick)
         self.create_timer(1.0, self.publish_diagnostics)
-        space = self.core.space
-        self.get_logger().info(f"task {self.core.config.task}: goal space {space.name} in {space.frame}")
+        self.get_logger().info(f"task {self.core.config.task}: goal space {self.core.space.spec()}")
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -90,7 +89,7 @@ class GoalsNode(Node):
             future.add_done_callback(lambda f: self.after_reset(f.result(), goal, reason))
 
     def after_reset(self, result: Any, goal: Any, reason: str) -> None:
-        assert self.core is not None
+        assert self.core is not None  # (set: begin() ran)
         if result is None or not result.success:
             why = "no response" if result is None else result.message
             self.core.start_failed(f"simulator reset failed: {why}", self.now_ns())
@@ -141,6 +140,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

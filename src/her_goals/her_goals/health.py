@@ -75,7 +75,13 @@ class Health:
 def log_to(logger: Any) -> Callable[[int, str], None]:
     """A :attr:`Health.on_change` that writes to an rclpy (or ``logging``) logger."""
 
+    # One call site per severity: rclpy's logger refuses a severity change at a call site.
     def log(level: int, message: str) -> None:
-        (logger.info if level == OK else logger.warning if level == WARN else logger.error)(message)
+        if level == OK:
+            logger.info(message)
+        elif level == WARN:
+            logger.warning(message)
+        else:
+            logger.error(message)
 
     return log

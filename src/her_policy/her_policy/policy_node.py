@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import rclpy
@@ -22,9 +23,8 @@ from her_goals.health import ERROR, Health, log_to
 from her_goals.params import config_from_parameters, declare_config
 from her_policy.policy_core import PolicyConfig, PolicyCore
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
+# Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -119,6 +119,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
