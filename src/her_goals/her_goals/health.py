@@ -79,9 +79,9 @@ def log_to(logger: Any) -> Callable[[int, str], None]:
     def log(level: int, message: str) -> None:
         if level == OK:
             logger.info(message)
-        elif level == WARN:
-            logger.warning(message)
-        else:
+        elif level == ERROR:
             logger.error(message)
+        else:  # WARN, STALE (waiting for data)
+            logger.warning(message)
 
     return log

@@ -1,0 +1,118 @@
+"""The sim stack for real: sim.launch.py comes up, goals flow, episodes land in a bag, e-stop halts.
+
+Skipped without rclpy/launch_pytest or without the built her_policy package on the ament index.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+launch_pytest = pytest.importorskip("launch_pytest")
+ament = pytest.importorskip("ament_index_python.packages")
+try:
+    SHARE = Path(ament.get_package_share_directory("her_policy"))
+except ament.PackageNotFoundError:
+    pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
+
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from ros_probe_node import start_probe  # noqa: E402
+
+import launch  # noqa: E402
+from her_goals.goals_core import TASK_GOALS  # noqa: E402
+
+ESTOP, START, END, ABORT = 128, 0, 1, 2
+
+
+@pytest.fixture(scope="module")
+def bag_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sim") / "bags"
+
+
+@launch_pytest.fixture(scope="module")
+def sim_stack(bag_dir: Path) -> Any:
+    source = PythonLaunchDescriptionSource(str(SHARE / "launch" / "sim.launch.py"))
+    args = {"task": "reach", "bag_dir": str(bag_dir), "fallback": "scripted"}
+    return launch.LaunchDescription(
+        [IncludeLaunchDescription(source, launch_arguments=args.items()), launch_pytest.actions.ReadyToTest()]
+    )
+
+
+@pytest.fixture(scope="module")
+def probe() -> Any:
+    node = start_probe()
+    yield node
+    node.close()
+    rclpy.try_shutdown()
+
+
+@pytest.mark.launch(fixture=sim_stack)
+def test_goals_flow(probe: Any):
+    start = probe.wait_for("/her/episode", lambda m: m.event == START, timeout=60)
+    desired = probe.wait_for("/her/desired_goal", lambda m: m.episode_id == start.episode_id)
+    assert desired.goal_space == "ee_position" and desired.header.frame_id == "base_link"
+    assert list(desired.value) == list(start.desired_goal)
+    assert bool(TASK_GOALS["reach"][1].contains(np.array(desired.value)))
+    achieved = probe.wait_for("/her/achieved_goal", lambda m: m.episode_id == start.episode_id)
+    assert len(achieved.value) == 3 and achieved.header.frame_id == "base_link"
+    step = probe.wait_for("/her/step", lambda m: m.episode_id == start.episode_id)
+    assert len(step.observation) == 8 and len(step.action_raw) == 4
+    for node in ("her_goals", "her_policy", "her_recorder", "her_mujoco"):
+        diag = probe.wait_for("/diagnostics", lambda m, n=node: m.status[0].name.startswith(n), timeout=10)
+        assert diag.status[0].level in (b"\x00", b"\x01"), (node, diag.status[0].message)
+
+
+@pytest.mark.launch(fixture=sim_stack)
+def test_an_episode_ends_and_is_recorded(probe: Any, bag_dir: Path):
+    end = probe.wait_for("/her/episode", lambda m: m.event == END, timeout=60)
+    assert end.num_steps == 50 and end.reason in ("success", "time_limit")
+    steps = [s for s in probe.messages("/her/step") if s.episode_id == end.episode_id]
+    assert [s.step for s in steps] == list(range(50)) and steps[-1].truncated
+    yield  # after the launch shut down: the recorder closed its bag on SIGINT
+    from her_recorder import read_episodes
+
+    assert (bag_dir / "bag_0000" / "metadata.yaml").is_file()
+    result = read_episodes(bag_dir, log_summary=False)
+    assert len(result.episodes) >= 1 and not result.report.errors()
+    first = result.episodes[0]
+    assert len(first) == 50 and first.truncated[-1] and first.end_reason in ("success", "time_limit")
+    recorded_goals = [tuple(e.desired_goal[0]) for e in result.episodes]
+    assert tuple(end.desired_goal) in recorded_goals  # the episode we watched is in the bag
+
+
+@pytest.mark.launch(fixture=sim_stack)
+def test_estop_halts_the_policy(probe: Any):
+    from her_interfaces.srv import StartEpisode
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    probe.wait_for("/her/step", timeout=60)
+    t0 = time.monotonic()
+    probe.estop_pub.publish(Bool(data=True))
+    stop_step = probe.wait_for("/her/step", lambda m: m.safety_flags & ESTOP, since=t0, timeout=10)
+    abort = probe.wait_for("/her/episode", lambda m: m.event == ABORT and m.reason == "estop", since=t0)
+    assert abort.episode_id == stop_step.episode_id
+    time.sleep(1.0)  # the arm is held: joint positions stop changing
+    t1 = time.monotonic()
+    time.sleep(1.0)
+    states = [np.array(m.position[:7]) for m in probe.messages("/joint_states", since=t1)]
+    assert len(states) > 20 and np.ptp(np.stack(states), axis=0).max() < 2e-3
+    commands = [np.array(m.data) for m in probe.messages("/forward_position_controller/commands", since=t1)]
+    assert commands and all(np.allclose(c, states[-1], atol=5e-3) for c in commands)  # holds = measured
+    assert not [s for s in probe.messages("/her/step", since=t1)]  # no episode runs under e-stop
+    refused = probe.call(Trigger, "/policy_node/reset_estop", Trigger.Request())
+    assert not refused.success and "still true" in refused.message
+    probe.estop_pub.publish(Bool(data=False))
+    time.sleep(0.5)
+    assert probe.call(Trigger, "/policy_node/reset_estop", Trigger.Request()).success
+    t2 = time.monotonic()
+    started = probe.call(StartEpisode, "/goals_node/start_episode", StartEpisode.Request(split="heldout"))
+    assert started.success, started.message
+    step = probe.wait_for("/her/step", lambda m: m.episode_id == started.episode_id, since=t2, timeout=15)
+    assert not step.safety_flags & ESTOP
