@@ -58,6 +58,7 @@ PLUGINS: dict[str, str] = {
     "bag": "her_recorder.cli:add_bag_commands",
     "audit": "her_recorder.audit:add_audit_command",
     "demo": "her_policy.demo:add_demo_command",
+    "sim": "her_policy.simloop:add_sim_command",
 }
 """Command trees added by other packages: name -> "module:function(subparsers)"."""
 
