@@ -40,6 +40,15 @@ def test_sim_records_episodes_and_a_second_run_resumes_the_session(tmp_path: Pat
     read = read_episodes(out, goal_space=get_goal_space("ee_position"), log_summary=False)
     assert len(read.episodes) == 5
     assert sorted(e.episode_id for e in read.episodes) == [0, 1, 2, 3, 4]
+    # The bags carry the driver's raw topics too, one message per control tick.
+    info = her("bag", "info", str(out / "bag_0000"))
+    counts = {
+        line.split()[0]: int(line.split()[-1])
+        for line in info.stdout.splitlines()
+        if line.strip().startswith("/")
+    }
+    # 3 episodes x (50 ticks + the final state read)
+    assert counts["/joint_states"] == counts["/object_pose"] == 3 * 51
     random_eps = [e for e in read.episodes if e.episode_id >= 3]
     # Random actions are limited and flagged: applied actions never exceed raw ones.
     for e in random_eps:

@@ -140,7 +140,9 @@ def run_demo(
     with EpisodeRecorder(
         out / "bags" / "eval", goal_space=space, task=task, config=eval_config, seeds={"run": seed}
     ) as recorder:
-        loop = sim_control_loop(env, actor, sink=RecorderSink(recorder, split="eval"))
+        loop = sim_control_loop(
+            env, actor, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
+        )
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=10_000 + seed, on_episode=lambda _r: bar.update(1)

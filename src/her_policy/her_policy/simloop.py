@@ -37,12 +37,15 @@ def sim_control_loop(
     *,
     config: SafetyStackConfig | None = None,
     sink: StepSink | None = None,
+    raw_recorder: Any = None,
 ) -> ControlLoop:
     """A :class:`ControlLoop` over the simulator of a her_mujoco task env.
 
     The loop runs at the task's control rate in simulated time (no sleeping);
     ``env.reset(options={"desired_goal": g})`` places the block and the goal
-    marker before each :meth:`ControlLoop.run_episode`.
+    marker before each :meth:`ControlLoop.run_episode`. With ``raw_recorder`` (an
+    open ``EpisodeRecorder``) every state read is also recorded as
+    ``/joint_states`` and ``/object_pose``, as a robot's bag has them.
     """
     from her_mujoco.ik import cartesian_step
     from her_mujoco.observation import ObservationBuilder
@@ -80,16 +83,50 @@ def sim_control_loop(
             sim.set_joint_targets(decision.command, decision.gripper_m)
         sim.step()
 
+    read_state = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
     return ControlLoop(
         pipeline,
         cfg.loop,
-        read_state=sim.state,
+        read_state=read_state,
         send_command=send,
         now_ns=lambda: int(sim.time_ns),
         sink=sink,
         goal_space=task.goal_space,
         realtime=False,
     )
+
+
+def _recording_reader(sim: Any, recorder: Any) -> Callable[[], Any]:
+    """``sim.state`` that also records each state as the driver's raw topics."""
+    from her_goals import msgconv
+    from her_recorder import interfaces
+
+    types = msgconv.MessageTypes.from_rosbags(interfaces.typestore())
+    frame = sim.config.base_frame
+
+    def read() -> Any:
+        state = sim.state()
+        recorder.record_raw(
+            interfaces.TOPIC_JOINT_STATES,
+            msgconv.joint_state_msg(
+                types,
+                state.joint_names,
+                state.position,
+                state.velocity,
+                state.effort,
+                state.stamp_ns,
+            ),
+            state.stamp_ns,
+        )
+        if state.object_pose is not None:
+            recorder.record_raw(
+                interfaces.TOPIC_OBJECT_POSE,
+                msgconv.pose_stamped_msg(types, state.object_pose, state.object_stamp_ns, frame),
+                state.object_stamp_ns,
+            )
+        return state
+
+    return read
 
 
 def run_requested_goals(
@@ -200,7 +237,9 @@ def _sim_main(args: argparse.Namespace) -> int:
         seeds={"run": args.seed},
         resume=True,
     ) as recorder:
-        loop = sim_control_loop(env, actor, sink=RecorderSink(recorder, split=args.split))
+        loop = sim_control_loop(
+            env, actor, sink=RecorderSink(recorder, split=args.split), raw_recorder=recorder
+        )
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=args.seed, on_episode=lambda _r: bar.update(1)
