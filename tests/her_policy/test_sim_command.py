@@ -45,7 +45,7 @@ def test_sim_records_episodes_and_a_second_run_resumes_the_session(tmp_path: Pat
     counts = {
         line.split()[0]: int(line.split()[-1])
         for line in info.stdout.splitlines()
-        if line.strip().startswith("/")
+        if line.startswith("  /")
     }
     # 3 episodes x (50 ticks + the final state read)
     assert counts["/joint_states"] == counts["/object_pose"] == 3 * 51
