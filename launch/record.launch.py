@@ -8,12 +8,13 @@ bridge, sim:=false from the physical arm (driver and controller running).
     ros2 launch her_policy record.launch.py sim:=true task:=push num_episodes:=100 bag_dir:=bags/push
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 ARGS = (
     ("sim", "true", "true: MuJoCo bridge; false: the physical arm"),
@@ -24,6 +25,7 @@ ARGS = (
     ("random_eps", "0.3", "chance of a random action per tick (HER paper: 0.3)"),
     ("noise_std", "0.2", "Gaussian action noise, action units (HER paper: 0.2)"),
     ("split", "train", "goal stream: train | heldout"),
+    ("config", "her_ros.yaml", "node parameter YAML (default: her_policy's config/her_ros.yaml)"),
 )
 
 
@@ -37,7 +39,11 @@ def generate_launch_description() -> LaunchDescription:
         return IncludeLaunchDescription(source, launch_arguments=passed.items(), condition=condition)
 
     sim = LaunchConfiguration("sim")
-    declared = [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGS]
+    config_default = PathJoinSubstitution([share, "config", "her_ros.yaml"])
+    declared = [
+        DeclareLaunchArgument(n, default_value=config_default if n == "config" else d, description=h)
+        for n, d, h in ARGS
+    ]
     return LaunchDescription(
         [*declared, include("sim.launch.py", IfCondition(sim)), include("arm.launch.py", UnlessCondition(sim))]
     )

@@ -8,7 +8,6 @@ to the task's scripted controller, so the stack moves out of the box.
     ros2 launch her_policy sim.launch.py task:=reach artefact:=runs/reach/policy bag_dir:=bags/sim
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -16,8 +15,13 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
+
 SIM_ARGS = (
     ("task", "reach", "reach | push | pick_and_place"),
+    ("artefact", "", "policy artefact directory (her train --out DIR gives DIR/policy); empty = fallback"),
+    ("bag_dir", "her_bags", "session directory of the episode bags"),
+    ("config", "her_ros.yaml", "node parameter YAML (default: her_policy's config/her_ros.yaml)"),
     ("fallback", "scripted", "without an artefact: hold | scripted | random"),
     ("arm_config", "", "arm config YAML; empty = the packaged arm"),
     ("command_interface", "forward", "forward | trajectory (the bridge takes both)"),
@@ -27,9 +31,8 @@ SIM_ARGS = (
     ("object_noise_std_m", "0.0", "bridge: object position noise (m)"),
     ("publish_clock", "false", "bridge publishes /clock (then pass use_sim_time:=true)"),
 )
-# Passed through to arm.launch.py unchanged (declared there with their defaults).
-PASS_THROUGH = ("artefact", "bag_dir", "record", "config", "safety_config", "command_topic",
-                "random_eps", "noise_std", "split", "num_episodes", "use_sim_time")
+# arm.launch.py's other arguments (record, safety_config, command_topic, random_eps, noise_std,
+# split, num_episodes, use_sim_time) pass through: launch arguments are global.
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -38,14 +41,15 @@ def generate_launch_description() -> LaunchDescription:
     arm = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "arm.launch.py"])),
         launch_arguments={
-            **{name: arg[name] for name in ("task", "fallback", "arm_config", "command_interface")},
+            **{name: arg[name] for name in ("task", "artefact", "bag_dir", "config", "fallback",
+                                            "arm_config", "command_interface")},
             "reset_service": "/bridge_node/reset",
         }.items(),
     )
     bridge = Node(
         package="her_mujoco", executable="bridge_node", name="bridge_node", output="screen",
         parameters=[
-            PathJoinSubstitution([share, "config", "her_ros.yaml"]),
+            arg["config"],
             {
                 "task": arg["task"], "arm_config": ParameterValue(arg["arm_config"], value_type=str),
                 **{k: arg[k] for k in ("command_latency_s", "state_latency_s", "joint_noise_std_rad",
@@ -53,5 +57,9 @@ def generate_launch_description() -> LaunchDescription:
             },
         ],
     )
-    declared = [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in SIM_ARGS]
+    config_default = PathJoinSubstitution([share, "config", "her_ros.yaml"])
+    declared = [
+        DeclareLaunchArgument(n, default_value=config_default if n == "config" else d, description=h)
+        for n, d, h in SIM_ARGS
+    ]
     return LaunchDescription([*declared, bridge, arm])

@@ -14,6 +14,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="HER-ROS maintainers",
     maintainer_email="maintainers@her-ros.dev",

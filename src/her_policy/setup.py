@@ -20,6 +20,7 @@ setup(
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="HER-ROS maintainers",
     maintainer_email="maintainers@her-ros.dev",

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from her_goals.config import to_plain
 from her_goals.errors import ConfigError, HerError
 from her_goals.goals_core import TASK_GOALS
 from her_goals.health import ERROR, WARN, Health
@@ -71,12 +72,18 @@ class RecorderCore:
     """Episode events and steps into bags through EpisodeRecorder; see the module docstring."""
 
     def __init__(self, config: RecorderConfig, *, config_record: Any = None) -> None:
+        """``config_record`` is stored in every bag (default: this config and the task's goal
+        region, which ``her audit`` reads as the region requested goals come from)."""
         self.config = config
         name = config.goal_space or TASK_GOALS.get(config.task, ("",))[0]
         if not name:
             raise ConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
         self.space = get_goal_space(name, tolerance=config.tolerance_m)
         self.health = Health("her_recorder: recorder_node", str(Path(config.bag_dir).resolve()))
+        if config_record is None:
+            config_record = {"recorder_node": to_plain(config)}
+            if config.task in TASK_GOALS and TASK_GOALS[config.task][0] == self.space.name:
+                config_record["goal_region"] = to_plain(TASK_GOALS[config.task][1])
         self.recorder = EpisodeRecorder(
             Path(config.bag_dir).expanduser(), goal_space=self.space, task=config.task,
             config=config_record, max_episodes_per_bag=config.max_episodes_per_bag or None,

@@ -8,7 +8,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from her_interfaces.msg import EpisodeEvent, Step
+from her_interfaces.msg import EpisodeEvent, Goal, Step
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -23,7 +23,9 @@ from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-RAW_CLASSES = {"sensor_msgs/msg/JointState": JointState, "geometry_msgs/msg/PoseStamped": PoseStamped}
+# Raw topics the recorder may take (the HER topics /her/step, /her/episode, /her/desired_goal
+# are written by EpisodeRecorder itself, from the events and steps).
+RAW_CLASSES = {"/joint_states": JointState, "/object_pose": PoseStamped, "/her/achieved_goal": Goal}
 
 
 class RecorderNode(Node):
@@ -36,10 +38,10 @@ class RecorderNode(Node):
         self.core: RecorderCore | None = None
         try:
             config = config_from_parameters(RecorderConfig, values, where="recorder_node")
-            unknown = [t for t in config.raw_topics if TOPIC_TYPES.get(t) not in RAW_CLASSES]
+            unknown = [t for t in config.raw_topics if t not in RAW_CLASSES]
             if unknown:
-                raise HerError(f"raw_topics {unknown} unknown; recordable: {sorted(RAW_CLASSES)} topics")
-            self.core = RecorderCore(config, config_record=config)
+                raise HerError(f"raw_topics {unknown} cannot be recorded raw; use some of {sorted(RAW_CLASSES)}")
+            self.core = RecorderCore(config)
             self.core.open()
         except (HerError, OSError) as exc:
             self.health.report("config", ERROR, f"not recording: {exc}")
@@ -53,7 +55,7 @@ class RecorderNode(Node):
         for topic in config.raw_topics:
             msgtype = TOPIC_TYPES[topic]
             self.create_subscription(
-                RAW_CLASSES[msgtype], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
+                RAW_CLASSES[topic], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
                 qos_profile_sensor_data, raw=True,
             )
         for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):

@@ -1,0 +1,148 @@
+"""The ROS packaging stays consistent: manifests, entry points, launch files, node size, deps."""
+
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON_PACKAGES = ("her_goals", "her_mujoco", "her_recorder", "her_policy")
+NODES = {"her_goals": "goals_node", "her_mujoco": "bridge_node", "her_recorder": "recorder_node",
+         "her_policy": "policy_node"}
+# rosdep keys rosdep knows without our docker/rosdep.yaml.
+STANDARD_KEYS = {"python3-numpy", "python3-yaml", "python3-matplotlib", "python3-tqdm", "python3-pytest",
+                 "python3-hypothesis"}
+
+
+def manifest(pkg: str) -> ET.Element:
+    return ET.parse(ROOT / "src" / pkg / "package.xml").getroot()
+
+
+def deps(pkg: str) -> set[str]:
+    root = manifest(pkg)
+    return {e.text or "" for tag in ("depend", "exec_depend", "build_depend") for e in root.iter(tag)}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+@pytest.mark.parametrize("pkg", [*PYTHON_PACKAGES, "her_interfaces"])
+def test_manifests_are_format_3_with_the_right_build_type(pkg: str):
+    root = manifest(pkg)
+    assert root.get("format") == "3" and root.findtext("name") == pkg
+    build_type = root.find("export/build_type")
+    assert build_type is not None
+    assert build_type.text == ("ament_cmake" if pkg == "her_interfaces" else "ament_python")
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_every_ros_import_of_a_node_is_a_declared_dependency(pkg: str):
+    node = ROOT / "src" / pkg / pkg / f"{NODES[pkg]}.py"
+    ros = {m for m in imports(node) if m.endswith(("_msgs", "_srvs", "_interfaces")) or m == "rclpy"}
+    declared = deps(pkg)
+    assert ros <= declared, f"{pkg}/package.xml lacks {sorted(ros - declared)}"
+    # msgconv builds Header/Time and ParameterDescriptor lazily in every node.
+    assert {"builtin_interfaces", "std_msgs", "rcl_interfaces", "diagnostic_msgs"} <= declared
+    own = {m for m in imports(node) if m.startswith("her_") and m not in (pkg, "her_interfaces")}
+    assert own <= declared
+
+
+def test_python_dependency_keys_resolve():
+    custom = set(yaml.safe_load((ROOT / "docker" / "rosdep.yaml").read_text()))
+    for pkg in PYTHON_PACKAGES:
+        keys = {d for d in deps(pkg) | {e.text or "" for e in manifest(pkg).iter("test_depend")}
+                if d.startswith("python3-")}
+        assert keys <= STANDARD_KEYS | custom, f"{pkg}: no rosdep key for {sorted(keys - STANDARD_KEYS - custom)}"
+
+
+def test_no_dependency_cycle_between_our_packages():
+    ours = {p: {d for d in deps(p) if d in PYTHON_PACKAGES} for p in PYTHON_PACKAGES}
+    assert ours["her_goals"] == set()
+    assert ours["her_mujoco"] <= {"her_goals"} and ours["her_recorder"] <= {"her_goals"}
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_setup_registers_the_node_and_installs_the_manifest(pkg: str):
+    text = (ROOT / "src" / pkg / "setup.py").read_text()
+    assert f'"{NODES[pkg]} = {pkg}.{NODES[pkg]}:main"' in text
+    assert (ROOT / "src" / pkg / "resource" / pkg).is_file()
+    assert f"script_dir=$base/lib/{pkg}" in (ROOT / "src" / pkg / "setup.cfg").read_text()
+
+
+def test_her_policy_installs_the_launch_files_and_configs():
+    pkg = ROOT / "src" / "her_policy"
+    assert (pkg / "launch").resolve() == ROOT / "launch" and (pkg / "config").resolve() == ROOT / "config"
+    names = {p.name for p in (ROOT / "launch").glob("*.launch.py")}
+    assert {"arm.launch.py", "sim.launch.py", "record.launch.py"} <= names
+    for name in ("her_ros.yaml", "safety.yaml", "arm.yaml"):
+        assert (ROOT / "config" / name).is_file()
+
+
+def test_launch_files_name_real_executables_and_declare_the_asked_arguments():
+    for path in (ROOT / "launch").glob("*.launch.py"):
+        text = path.read_text()
+        ast.parse(text)
+        for pkg, exe in re.findall(r'package="(\w+)", executable="(\w+)"', text):
+            assert NODES.get(pkg) == exe, (path.name, pkg, exe)
+        for arg in ("task", "artefact", "bag_dir"):
+            assert f'("{arg}"' in text or path.name == "sim.launch.py", (path.name, arg)
+    sim = (ROOT / "launch" / "sim.launch.py").read_text()
+    assert "arm.launch.py" in sim and "bridge_node" in sim
+
+
+def test_node_yaml_sections_match_the_node_configs():
+    from her_goals.goals_core import GoalsConfig
+    from her_goals.params import parameter_specs
+    from her_mujoco.bridge_core import BridgeConfig
+    from her_policy.policy_core import PolicyConfig
+    from her_recorder.recorder_core import RecorderConfig
+
+    data = yaml.safe_load((ROOT / "config" / "her_ros.yaml").read_text())
+    for node, cls in (("goals_node", GoalsConfig), ("policy_node", PolicyConfig),
+                      ("recorder_node", RecorderConfig), ("bridge_node", BridgeConfig)):
+        params = data[node]["ros__parameters"]
+        assert set(params) <= set(parameter_specs(cls)), (node, set(params) - set(parameter_specs(cls)))
+    assert data["goals_node"]["ros__parameters"]["max_steps"] == 50  # = safety.yaml's episode length
+
+
+def test_nodes_are_thin_and_rclpy_stays_in_node_files():
+    for path in (ROOT / "src").rglob("*.py"):
+        text = path.read_text()
+        if path.name.endswith("_node.py"):
+            assert len(text.splitlines()) <= 150, f"{path} has {len(text.splitlines())} lines"
+        elif "node" not in path.name:
+            assert "rclpy" not in imports(path), f"{path} imports rclpy"
+    for path in (ROOT / "tests").rglob("*.py"):
+        if "node" not in path.name:
+            assert "rclpy" not in imports(path), f"{path} imports rclpy"
+
+
+def test_interfaces_are_all_generated():
+    cmake = (ROOT / "src" / "her_interfaces" / "CMakeLists.txt").read_text()
+    for path in (ROOT / "src" / "her_interfaces").glob("*/*.*"):
+        if path.suffix in (".msg", ".srv"):
+            assert f'"{path.parent.name}/{path.name}"' in cmake
+
+
+def test_docker_requirements_cover_the_project_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {re.split(r"[<>=!~ ]", d)[0].lower() for d in project["dependencies"]}
+    pinned = {re.split(r"[<>=!~ ]", line)[0].lower()
+              for line in (ROOT / "docker" / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert wanted - {"torch"} <= pinned, sorted(wanted - pinned)
+    assert "torch==2.13.0" in (ROOT / "docker" / "Dockerfile").read_text()
