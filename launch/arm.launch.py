@@ -10,13 +10,14 @@ command_interface:=trajectory), plus /object_pose from perception for object tas
 
 from typing import Any
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 ARGS = (
     ("task", "reach", "reach | push | pick_and_place"),
@@ -52,10 +53,15 @@ def generate_launch_description() -> LaunchDescription:
 
     config, safety = arg["config"], arg["safety_config"]
     common = {"task": arg["task"], "use_sim_time": arg["use_sim_time"]}
+    # goals_node starts episodes once the policy (and the recorder) listen to /her/episode.
+    listeners = PythonExpression(
+        ["['policy_node', 'recorder_node'] if '", arg["record"], "'.lower() == 'true' else ['policy_node']"]
+    )
     goals = Node(
         package="her_goals", executable="goals_node", name="goals_node", output="screen",
         parameters=[config, {**common, "arm_config": text("arm_config"), "split": arg["split"],
-                             "num_episodes": arg["num_episodes"], "reset_service": text("reset_service")}],
+                             "num_episodes": arg["num_episodes"], "reset_service": text("reset_service"),
+                             "wait_for_nodes": ParameterValue(listeners, value_type=list[str])}],
     )
     policy = Node(
         package="her_policy", executable="policy_node", name="policy_node", output="screen",

@@ -154,3 +154,12 @@ def test_timeout_and_failed_start_are_reported(types: mc.MessageTypes):
     core.start(goal, S)
     event, _ = core.tick(int(2.5 * S))
     assert event is not None and event.kind == EventKind.ABORT and event.reason.startswith("timeout")
+
+
+def test_auto_start_waits_for_the_listeners_of_episode_events(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach", start_delay_s=0.0, wait_for_nodes=("policy_node", "recorder_node")))
+    core.on_joint_state(joint_state(types, 0))
+    assert core.tick(0, lambda: {"recorder_node", "her_test_probe"})[1] is None  # the policy is not up yet
+    assert "policy_node" in core.health.problems["waiting"][1]
+    assert core.tick(0, lambda: {"recorder_node", "policy_node"})[1] is not None
+    assert "waiting" not in core.health.problems

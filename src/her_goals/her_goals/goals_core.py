@@ -18,7 +18,7 @@ object pose in another frame, a stamp older than the last one (dropped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +72,8 @@ class GoalsConfig:
     start_delay_s: float = doc(1.0, "pause between an episode's end and the next auto start (s)")
     achieved_rate_hz: float = doc(25.0, "rate of /her/achieved_goal (Hz)")
     state_timeout_s: float = doc(0.5, "state older than this is stale: no achieved goal, no auto start (s)")
+    wait_for_nodes: tuple[str, ...] = doc(
+        ("policy_node",), "auto start only once these nodes subscribe to /her/episode (policy, recorder)")
     arm_config: str = doc("", "arm config YAML (her_goals ArmConfig); empty = the packaged arm")
 
     def __post_init__(self) -> None:
@@ -218,8 +220,12 @@ class GoalsCore:
         return event
 
     # -- per timer tick --------------------------------------------------------------------
-    def tick(self, now_ns: int) -> tuple[Event | None, Vector | None]:
-        """(timeout event or None, goal to auto-start now or None)."""
+    def tick(self, now_ns: int, listeners: Callable[[], set[str]] | None = None) -> tuple[Event | None, Vector | None]:
+        """(timeout event or None, goal to auto-start now or None).
+
+        ``listeners()`` names the nodes subscribed to ``/her/episode``; an auto start waits
+        for ``wait_for_nodes`` among them, so a slow policy or recorder misses no START.
+        """
         event = self._ended(self.book.on_time(now_ns))
         cfg = self.config
         due = (
@@ -233,6 +239,11 @@ class GoalsCore:
         )
         if not due:
             return event, None
+        missing = set(cfg.wait_for_nodes) - (listeners() if listeners is not None else set(cfg.wait_for_nodes))
+        if missing:
+            self.health.report("waiting", WARN, f"waiting for {sorted(missing)} to subscribe to /her/episode")
+            return event, None
+        self.health.clear("waiting")
         self.health.clear("start")
         return event, self.choose_goal()
 

@@ -118,7 +118,7 @@ class GoalsNode(Node):
     def tick(self) -> None:
         assert self.core is not None
         now = self.now_ns()
-        event, goal = self.core.tick(now)
+        event, goal = self.core.tick(now, lambda: {i.node_name for i in self.get_subscriptions_info_by_topic("/her/episode")})
         self.publish_event(event)
         if goal is not None:
             self.begin(goal, "auto")

@@ -47,6 +47,7 @@ class PolicyNode(Node):
         self.health.on_change = log = log_to(self.get_logger())
         for level, message in list(self.health.problems.values()):
             log(level, message)  # reported while loading (e.g. an artefact that does not fit)
+        self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)  # first: goals_node waits for it
         self.trajectory = config.command_interface == "trajectory"
         msg_type = JointTrajectory if self.trajectory else Float64MultiArray
         self.command_pub = self.create_publisher(msg_type, config.topic, 10)
@@ -57,7 +58,6 @@ class PolicyNode(Node):
         sensor = qos_profile_sensor_data
         self.create_subscription(JointState, "/joint_states", self.core.on_joint_state, sensor)
         self.create_subscription(PoseStamped, "/object_pose", self.core.on_object_pose, sensor)
-        self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)
         self.create_subscription(Bool, "/her/estop", self.on_estop, LATCHED)
         self.create_service(Trigger, "~/reset_estop", self.on_reset_estop)
         self.create_timer(self.core.period_s, self.tick)
