@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from her_goals.arm_config import ArmConfig, load_arm_config
 from her_goals.config import load_dataclass
+from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.extractors import ObjectPositionExtractor, RobotState
 from her_goals.health import ERROR, OK, STALE, WARN, Health, worst
@@ -55,11 +56,12 @@ from her_policy.control_loop import (
     build_pipeline,
 )
 from her_policy.safety import SafetyDecision
+from her_policy.safety_flags import SafetyFlag
 
 Vector = NDArray[np.float64]
 TASKS: dict[str, type[HerArmEnv]] = {"reach": ReachEnv, "push": PushEnv, "pick_and_place": PickAndPlaceEnv}
-_ESTOP = 128
-_START, _END = 0, 1
+_ESTOP = int(SafetyFlag.ESTOP)
+_GOAL_OUT_OF_REGION = int(SafetyFlag.GOAL_OUT_OF_REGION)
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,7 @@ class PolicyCore:
 
     def on_event(self, event: EventData) -> None:
         ep = self.episode
-        if event.event == _START:
+        if event.event == EventKind.START:
             if event.goal_space != self.space.name:
                 self.health.report("episode", ERROR, f"episode {event.episode_id} is in goal space "
                                    f"{event.goal_space!r}, this policy acts in {self.space.name!r}; holding")
@@ -318,7 +320,7 @@ class PolicyCore:
                 return TickOut(self.last.command, None, [])
             return TickOut(None, None, [])
         if ep.refused:
-            d = self.monitor.hold(state, now, flags=512, detail=ep.refused)
+            d = self.monitor.hold(state, now, flags=_GOAL_OUT_OF_REGION, detail=ep.refused)
             self.health.report("refused", ERROR, f"episode {ep.episode_id} refused: {ep.refused}")
             observed = self.pipeline.observe_only(state, None)
             dim = self.stack.limits.action_dim

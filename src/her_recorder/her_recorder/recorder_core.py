@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from her_goals.config import to_plain
+from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError
 from her_goals.goals_core import TASK_GOALS
 from her_goals.health import ERROR, WARN, Health
@@ -39,7 +40,6 @@ from her_goals.params import doc
 from her_goals.spaces import get_goal_space
 from her_recorder.writer import EpisodeRecorder
 
-_START, _END, _ABORT, _DISCARD = 0, 1, 2, 3
 _MAX_EARLY_STEPS = 1000
 
 
@@ -112,7 +112,7 @@ class RecorderCore:
 
     # -- inputs ------------------------------------------------------------------------
     def on_event(self, event: EventData, now_ns: int) -> None:
-        if event.event == _START:
+        if event.event == EventKind.START:
             if self.ros_episode is not None:
                 self._abort("superseded by a new START")
             if self.paused:
@@ -200,11 +200,11 @@ class RecorderCore:
     def _finish(self, event: EventData) -> None:
         ros_id = self.ros_episode
         try:
-            if event.event == _END:
+            if event.event == EventKind.END:
                 done = self.recorder.end_episode(success=event.success, reason=event.reason,
                                                  stamp_ns=event.stamp_ns)
                 self.recorded += 1
-            elif event.event == _DISCARD:
+            elif event.event == EventKind.DISCARD:
                 done = self.recorder.discard_episode(event.reason, stamp_ns=event.stamp_ns)
             else:
                 done = self.recorder.abort_episode(event.reason, stamp_ns=event.stamp_ns)
