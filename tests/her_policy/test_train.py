@@ -149,6 +149,8 @@ def test_settings_are_layered_and_typos_rejected(tmp_path: Path) -> None:
     cfg = build_train_config({"algo": "ddpg"}, yaml_path=yaml_file)
     assert (cfg.batch_size, cfg.algo) == (128, "ddpg")
     assert build_train_config({"env": "FetchPush-v4", "preset": "none"}).batch_size == TrainConfig().batch_size
+    yaml_file.write_text("env: FetchPush-v4\nparallel: on\n")
+    assert build_train_config({}, yaml_path=yaml_file).parallel == "on"
     yaml_file.write_text("env: FetchPush-v4\nbatch_sise: 128\n")
     with pytest.raises(ConfigError, match="Did you mean 'batch_size'"):
         build_train_config({}, yaml_path=yaml_file)

@@ -186,14 +186,16 @@ class TrainConfig:
 # -- presets -------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     "fetch_reach": {
+        # Reach is easy: small nets with one update per step beat 3x256 at 0.4 in
+        # wall-clock; 50 held-out goals per check keep an early stop honest.
         "algo": "ddpg",
         "env_steps": 10_000,
         "n_envs": 2,
-        "hidden": [256, 256, 256],
-        "updates_per_step": 0.4,
+        "hidden": [64, 64],
+        "updates_per_step": 1.0,
         "batch_size": 256,
         "eval_every": 500,
-        "eval_episodes": 20,
+        "eval_episodes": 50,
         "target_success": 0.95,
         "parallel": "off",
     },
@@ -328,6 +330,8 @@ def build_train_config(
                 f"Valid keys: {', '.join(sorted(names))}."
             )
     chosen = {**from_yaml, **flags}
+    if isinstance(chosen.get("parallel"), bool):  # YAML 1.1 reads on/off as true/false
+        chosen["parallel"] = "on" if chosen["parallel"] else "off"
     task, env = chosen.get("task"), chosen.get("env")
     if task is None and env is None:
         raise ConfigError("say what to train on: --task reach|push|pick_and_place or --env ENV_ID")
