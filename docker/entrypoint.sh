@@ -1,7 +1,7 @@
 #!/bin/bash
 # Environment of the HER-ROS image: ROS 2 Jazzy, the Python venv, the built workspace.
 set -e
-source /opt/ros/jazzy/setup.bash
-source /opt/her_venv/bin/activate
-source /ws/install/setup.bash
+source "${ROS_SETUP:-/opt/ros/jazzy/setup.bash}"
+source "${VENV:-/opt/her_venv}/bin/activate"
+source "${WS:-/ws}/install/setup.bash"
 exec "$@"

@@ -145,4 +145,12 @@ def test_docker_requirements_cover_the_project_dependencies():
               for line in (ROOT / "docker" / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")}
     assert wanted - {"torch"} <= pinned, sorted(wanted - pinned)
-    assert "torch==2.13.0" in (ROOT / "docker" / "Dockerfile").read_text()
+    assert "torch==2.13.0" in (ROOT / "docker" / "workspace.sh").read_text()
+
+
+def test_the_image_runs_the_same_build_and_test_script():
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.findall(r"^FROM .*$", dockerfile, re.M) == ["FROM ros:jazzy"]  # the official image
+    assert "workspace.sh deps" in dockerfile and "workspace.sh build test" in dockerfile
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    assert "sim.launch.py" in compose["services"]["sim"]["command"]
