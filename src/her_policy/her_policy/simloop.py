@@ -220,7 +220,7 @@ def _sim_main(args: argparse.Namespace) -> int:
     from her_recorder.writer import EpisodeRecorder
 
     env = her_mujoco.make_task(args.task)
-    task = env.unwrapped
+    task: Any = env.unwrapped
     sampler = task.goal_sampler
     if args.split == "eval":
         goals = sampler.heldout(args.episodes, seed=args.seed)
