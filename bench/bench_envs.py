@@ -79,7 +79,9 @@ def main() -> None:
     args = parser.parse_args()
     gym.register_envs(gymnasium_robotics)
 
-    print(f"scripted controller, success on {args.episodes} held-out goals (requested-goal success)")
+    print(
+        f"scripted controller, success on {args.episodes} held-out goals (requested-goal success)"
+    )
     for task in TASK_IDS:
         print(f"  {task:<16} {scripted_success(task, args.episodes):.2f}")
 
@@ -90,7 +92,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for env_id, env in envs.items():
             rates[env_id].append(env_steps_per_s(env, actions))
-    print(f"\nenv steps/s, random actions, {args.steps} steps x {args.rounds} rounds (median / best)")
+    print(
+        f"\nenv steps/s, random actions, {args.steps} steps x {args.rounds} rounds (median / best)"
+    )
     for env_id in ids:
         print(f"  {env_id:<20} {statistics.median(rates[env_id]):7.0f} / {max(rates[env_id]):7.0f}")
 
@@ -104,7 +108,9 @@ def main() -> None:
 
     q = ours.sim.arm_qpos.copy()
     delta = np.array([0.01, -0.01, 0.01])
-    ik_us = micros_per_call(lambda: cartesian_step(ours.kinematics, q, delta, ours.control_period_s))
+    ik_us = micros_per_call(
+        lambda: cartesian_step(ours.kinematics, q, delta, ours.control_period_s)
+    )
     state = ours.sim.state()
     obs_us = micros_per_call(lambda: ours.observation_builder(state, state))
     print(f"\nper step: IK {ik_us:.0f} us, observation build {obs_us:.0f} us")
