@@ -102,5 +102,5 @@ def test_demo_trains_through_bags_deploys_through_safety_and_audits(tmp_path: Pa
     assert report["requested_success"]["train"]["n"] == len(train.episodes)
     for png in ("coverage.png", "requested_vs_hindsight.png", "success_vs_episodes.png"):
         assert (tmp_path / "run" / "audit" / png).stat().st_size > 10_000
-    with pytest.raises(FileExistsError):
+    with pytest.raises(PolicyError, match="already holds a demo run"):
         run_demo("reach", out=tmp_path / "run", progress=False)

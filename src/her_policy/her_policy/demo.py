@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from her_policy.evaluate import wilson_interval
+from her_goals.stats import wilson_interval
+from her_policy.errors import PolicyError
 
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "reach": {"env_steps": 10_000, "target_success": 0.95, "eval_every": 500},
@@ -95,11 +96,11 @@ def run_demo(
     from her_recorder.writer import EpisodeRecorder
 
     if task not in DEMO_SETTINGS:
-        raise ValueError(f"her demo: unknown task {task!r}; choose from {', '.join(DEMO_SETTINGS)}")
+        raise PolicyError(f"her demo: unknown task {task!r}; choose from {', '.join(DEMO_SETTINGS)}")
     start = time.perf_counter()
     out = Path(out)
     if (out / "bags").exists():
-        raise FileExistsError(f"{out} already holds a demo run; choose another --out")
+        raise PolicyError(f"{out} already holds a demo run; choose another --out")
     flags = {
         "task": task,
         "seed": seed,
@@ -122,7 +123,7 @@ def run_demo(
         transport = BagRoundTrip(recorder, split="train", step_ns=period_ns)
         trained = train(cfg, episode_transport=transport)
     if trained.artefact is None:
-        raise RuntimeError("training wrote no artefact")
+        raise PolicyError("training wrote no artefact")
     artefact = Path(trained.artefact)
 
     # 2. Deploy the artefact through limits + safety on held-out requested goals.
