@@ -120,3 +120,11 @@ def labelled_episode(episode: int, n_steps: int, goal: float = 99.0) -> dict[str
         "achieved_goal": ag,
         "desired_goal": np.full(3, goal),
     }
+
+
+@dataclass(frozen=True)
+class BrokenFactory:
+    """An env factory that fails, as a misspelt env id would."""
+
+    def __call__(self) -> Any:
+        raise RuntimeError("no such env: HerPolicyToyPoint-v9")

@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from her_policy_toys import HORIZON, TOY_SPACE, ToyFactory
+from her_policy_toys import HORIZON, TOY_SPACE, BrokenFactory, ToyFactory
 
 from her_goals.errors import ConfigError
 from her_policy.artefact import load_artefact
@@ -96,6 +96,15 @@ def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> N
     art = load_artefact(result.artefact or "")
     assert art.provenance["offline"] is True and art.provenance["data_hashes"]["bags"] == "x" * 8
     assert art.provenance["data_hashes"]["replay_episodes_sha256"] == buf.data_hash
+
+
+def test_a_failing_collector_process_reports_why() -> None:
+    from her_policy.collect import ProcessCollector
+    from her_policy.envs import layout_of
+    from her_policy.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="collector process failed: RuntimeError: no such env"):
+        ProcessCollector(BrokenFactory(), 2, 0, layout_of(ToyFactory()()))
 
 
 def test_wall_clock_and_target_stops(tmp_path: Path) -> None:
