@@ -22,6 +22,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -227,6 +228,11 @@ def main() -> None:
     parser.add_argument("--skip-sb3", action="store_true")
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument("--sb3-threads", type=int, default=1, help="torch threads for SB3 (0: torch default)")
+    parser.add_argument(
+        "--sb3-settings", choices=["zoo", "zoo-reach-sac"], default="zoo",
+        help="zoo: the rl-baselines3-zoo settings of each env (TQC 3x512 b2048 for Push); "
+        "zoo-reach-sac: the zoo's FetchReach SAC settings everywhere (a cheaper SB3 on Push)",
+    )
     parser.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides for ours")
     parser.add_argument("--out", type=Path, default=None, help="write all curves as JSON here")
     args = parser.parse_args()
@@ -242,7 +248,10 @@ def main() -> None:
             c = curves[-1]
             print(f"[{name}] {c.name}: {c.note}, {c.env_steps} steps, {c.train_wall_s:.1f} s", flush=True)
         if not args.skip_sb3:
-            curves.append(run_sb3(task, budget, args.eval_episodes, args.final_episodes, args.sb3_threads))
+            sb3_task = task
+            if args.sb3_settings == "zoo-reach-sac":
+                sb3_task = dataclasses.replace(task, sb3_algo="sac", sb3_kwargs=ZOO_SAC_REACH)
+            curves.append(run_sb3(sb3_task, budget, args.eval_episodes, args.final_episodes, args.sb3_threads))
         print(report(name, task, budget, curves), flush=True)
         results[name] = [
             {"name": c.name, "points": c.points, "env_steps": c.env_steps, "train_wall_s": c.train_wall_s,
