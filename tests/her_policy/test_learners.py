@@ -201,6 +201,21 @@ def test_normaliser_matches_numpy_statistics() -> None:
     assert out[0, 3] == 5.0, "normalised values are clipped"
 
 
+def test_joined_normaliser_follows_its_statistics() -> None:
+    from her_policy.normaliser import GoalConditionedNormaliser
+
+    rng = np.random.default_rng(0)
+    norm = GoalConditionedNormaliser(4, 2)
+    o, g = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    for _ in range(3):
+        norm.update(rng.normal(1, 2, (50, 4)), rng.normal(-1, 3, (50, 2)))
+        np.testing.assert_allclose(norm(o, g), np.concatenate([norm.observation(o), norm.goal(g)], 1), rtol=1e-6)
+    other = GoalConditionedNormaliser(4, 2)
+    other(o, g)
+    other.load_state_dict(norm.state_dict())
+    np.testing.assert_allclose(other(o, g), norm(o, g), rtol=1e-6)
+
+
 def test_config_rejects_nonsense() -> None:
     from her_goals.errors import ConfigError
 

@@ -92,10 +92,27 @@ class GoalConditionedNormaliser:
     ) -> None:
         self.observation = RunningNormaliser(observation_dim, eps=eps, clip=clip, clip_obs=clip_obs)
         self.goal = RunningNormaliser(goal_dim, eps=eps, clip=clip, clip_obs=clip_obs)
+        self._key: tuple[int, ...] = ()
+        self._mean = np.zeros(observation_dim + goal_dim, np.float32)
+        self._inv_std = np.ones(observation_dim + goal_dim, np.float32)
 
     def __call__(self, observation: ArrayLike, goal: ArrayLike) -> NDArray[np.float32]:
         """(B, obs_dim + goal_dim) float32 network input."""
-        return np.concatenate([self.observation(observation), self.goal(goal)], axis=-1)
+        o, g = self.observation, self.goal
+        key = (o.count, g.count, id(o.mean), id(g.mean))
+        if key != self._key:  # statistics changed: rebuild the joined mean and 1/std
+            self._mean = np.concatenate([o.mean, g.mean])
+            self._inv_std = (1.0 / np.concatenate([o.std, g.std])).astype(np.float32)
+            self._key = key
+        x = np.concatenate(
+            [np.asarray(observation, np.float32), np.asarray(goal, np.float32)], axis=-1
+        )
+        # One pass per step over the joined input, in place (this runs for every batch).
+        np.clip(x, -o.clip_obs, o.clip_obs, out=x)
+        x -= self._mean
+        x *= self._inv_std
+        np.clip(x, -o.clip, o.clip, out=x)
+        return x
 
     def update(self, observation: ArrayLike, goal: ArrayLike) -> None:
         self.observation.update(observation)
