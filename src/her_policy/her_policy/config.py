@@ -200,17 +200,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "parallel": "off",
     },
     "fetch_push": {
-        "algo": "sac",
+        # The baselines HER recipe at the scale of 2 MPI workers (4 episodes, then 40
+        # updates of 512 and one target update per cycle), plus half of each batch
+        # from episodes that moved the block. Measured on 2 cores shared with another
+        # run: 0.9 requested-goal success at 180k steps (1117 s), 0.97 at 225k.
+        "algo": "ddpg",
         "env_steps": 300_000,
-        "n_envs": 2,
+        "n_envs": 4,
         "hidden": [256, 256, 256],
-        "updates_per_step": 0.5,
+        "updates_per_step": 0.2,
         "batch_size": 512,
-        "gamma": 0.95,
+        "gamma": 0.98,
         "tau": 0.05,
-        "eval_every": 20_000,
-        "eval_episodes": 50,
+        "target_update_every": 40,
+        "moving_share": 0.5,
+        "eval_every": 15_000,
+        "eval_episodes": 30,
         "max_wall_s": 900.0,
+        "parallel": "on",
     },
 }
 """Tuned settings by name; see :data:`PRESET_FOR` for which env/task uses which."""
