@@ -436,7 +436,8 @@ class HerReplayBuffer:
     def sample_rows(
         self, batch_size: int, rng: np.random.Generator | None = None
     ) -> NDArray[np.int64]:
-        """Rows of ``batch_size`` transitions drawn uniformly with replacement."""
+        """Rows of ``batch_size`` transitions drawn with replacement: ``moving_share`` of them
+        uniformly among transitions of moving episodes, the rest uniformly among all."""
         if self._n_transitions == 0:
             raise EmptyBufferError(
                 "cannot sample from an empty replay buffer: add episodes first "
