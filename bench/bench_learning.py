@@ -5,7 +5,7 @@ the same wall-clock budget (evaluation time excluded; env creation included),
 stopping early once a periodic evaluation reaches ``stop_at`` (0.95, above the
 target, so that the final number is not a lucky first crossing). Both are evaluated
 the same way: the deterministic policy on the task's held-out requested goals
-(``her_policy.evaluate``, set 1 periodically, set 0 at the end), with the task's
+(``her_policy.learn.evaluate``, set 1 periodically, set 0 at the end), with the task's
 own tolerance. SB3 uses the rl-baselines3-zoo settings (SAC for Reach, TQC for
 Push); ours uses the preset ``her train`` picks for the env.
 
@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from her_policy.config import build_train_config
-from her_policy.envs import EnvSource
-from her_policy.evaluate import EvalResult, evaluate
-from her_policy.train import FINAL_EVAL_SET, PERIODIC_EVAL_SET, train
+from her_policy.learn.config import build_train_config
+from her_policy.learn.envs import EnvSource
+from her_policy.learn.evaluate import EvalResult, evaluate
+from her_policy.learn.train import FINAL_EVAL_SET, PERIODIC_EVAL_SET, train
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def run_ours(task: Task, budget_s: float, eval_episodes: int, final_episodes: in
 
 
 class SB3Policy:
-    """SB3 model (+ VecNormalize statistics) as a batch policy for ``her_policy.evaluate``."""
+    """SB3 model (+ VecNormalize statistics) as a batch policy for ``her_policy.learn.evaluate``."""
 
     needs_achieved_goal = True
 

@@ -56,9 +56,9 @@ def ours(data: dict[str, np.ndarray], batch: int, seconds: float) -> tuple[float
     import gymnasium_robotics
     import torch
 
-    from her_policy.buffer import HerReplayBuffer
-    from her_policy.envs import goal_space_of
-    from her_policy.normaliser import GoalConditionedNormaliser
+    from her_policy.learn.buffer import HerReplayBuffer
+    from her_policy.learn.envs import goal_space_of
+    from her_policy.learn.normaliser import GoalConditionedNormaliser
 
     gym.register_envs(gymnasium_robotics)
     space = goal_space_of(gym.make("FetchPush-v4"), name="FetchPush-v4")

@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 
 from her_goals import RobotState
-from her_policy.control_loop import (
+from her_policy.deploy.loop import (
     CachedKinematics,
     SafetyStackConfig,
     TickPipeline,
     build_pipeline,
     set_realtime_priority,
 )
-from her_policy.runtime import ActorWeights, RuntimeActor
-from her_policy.safety import SafetyDecision, SafetyMonitor
+from her_policy.deploy.runtime import ActorWeights, RuntimeActor
+from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
 
 EPS = 1e-9
 

@@ -18,12 +18,12 @@ import itertools
 from her_policy_toys import TOY_SPACE, OraclePolicy, StillPolicy, ToyFactory
 
 from her_goals.spaces import GoalSpace, get_goal_space
-from her_policy.actor import PolicySnapshot
-from her_policy.artefact import load_artefact, save_artefact
-from her_policy.envs import HELDOUT_SEED_BASE, goal_space_of, requested_resets, training_seed
+from her_policy.artefact.actor import PolicySnapshot
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.store import load_artefact, save_artefact
 from her_policy.errors import ArtefactError, EnvContractError, GoalSpaceMismatchError
-from her_policy.evaluate import evaluate, wilson_interval
-from her_policy.layout import PolicyLayout
+from her_policy.learn.envs import HELDOUT_SEED_BASE, goal_space_of, requested_resets, training_seed
+from her_policy.learn.evaluate import evaluate, wilson_interval
 
 LAYOUT = PolicyLayout(3, 3, 3, (-1.0,) * 3, (1.0,) * 3, (("position", 0, 3),))
 
@@ -60,7 +60,7 @@ def test_round_trip_keeps_actions_and_provenance(tmp_path: Path) -> None:
     path = write(tmp_path / "policy", head="gaussian")
     art = load_artefact(path)
     obs, goal = np.random.default_rng(1).normal(size=(8, 3)), np.random.default_rng(2).normal(size=(8, 3))
-    from her_policy.actor import BatchActor
+    from her_policy.artefact.actor import BatchActor
 
     expected = BatchActor(snapshot(head="gaussian"))(obs, goal)  # deterministic: tanh(mean)
     np.testing.assert_allclose(art.act_batch(obs, goal), expected, atol=1e-6)
@@ -83,14 +83,14 @@ def test_loading_needs_no_torch(tmp_path: Path) -> None:
         "from her_policy import load_artefact\n"
         f"a = load_artefact({str(path)!r})\n"
         "a.act(np.zeros(3), np.zeros(3))\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'gymnasium', 'her_policy.learners', 'her_policy.train')]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'gymnasium', 'her_policy.learn.algorithms', 'her_policy.learn.train')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_runtime_actor_reads_the_artefact_weights(tmp_path: Path) -> None:
-    runtime = pytest.importorskip("her_policy.runtime")
+    runtime = pytest.importorskip("her_policy.deploy.runtime")
     path = write(tmp_path / "policy")
     actor = runtime.RuntimeActor.load(path / "actor.npz", expect_goal_space=TOY_SPACE.name, backend="numpy")
     art = load_artefact(path)

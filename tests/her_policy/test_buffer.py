@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from her_policy_toys import TOY_SPACE, labelled_episode
 
 from her_goals.errors import GoalShapeError, HerError, NonFiniteGoalError
-from her_policy.buffer import HerReplayBuffer, relabel_probability
 from her_policy.errors import EmptyBufferError, EpisodeError, PolicyError
+from her_policy.learn.buffer import HerReplayBuffer, relabel_probability
 
 
 def make_buffer(

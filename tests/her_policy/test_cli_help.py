@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from her_policy.cli import build_parser
+from her_policy.app.cli import build_parser
 
 
 def subcommands() -> list[str]:
@@ -25,7 +25,7 @@ def test_the_main_commands_are_there() -> None:
 @pytest.mark.parametrize("command", [[], *([c] for c in subcommands())])
 def test_help_prints(command: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "her_policy.cli", *command, "--help"],
+        [sys.executable, "-m", "her_policy.app.cli", *command, "--help"],
         capture_output=True,
         text=True,
         timeout=120,

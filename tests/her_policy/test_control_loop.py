@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from her_goals import GoalRegion, RobotState, get_goal_space
-from her_policy.control_loop import (
+from her_goals.safety_flags import SafetyFlag, SafetyStatus
+from her_policy.deploy.loop import (
     CachedKinematics,
     ControlLoop,
     ControlLoopConfig,
@@ -23,9 +24,8 @@ from her_policy.control_loop import (
     build_pipeline,
     load_safety_config,
 )
-from her_policy.safety import SafetyConfig, SafetyDecision
-from her_policy.safety_flags import SafetyFlag, SafetyStatus
-from her_policy.safety_testing import ToyArm
+from her_policy.deploy.safety import SafetyConfig, SafetyDecision
+from her_policy.deploy.toy_arm import ToyArm
 
 EPS = 1e-9
 
@@ -500,7 +500,7 @@ def test_adversarial_soak_has_no_out_of_limit_command():
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    from her_policy.runtime import ActorWeights, RuntimeActor
+    from her_policy.deploy.runtime import ActorWeights, RuntimeActor
 
     actor = RuntimeActor(ActorWeights.random(23, 3, 4, seed=0), backend="numpy")
     arm = bench.make_arm(actor.numpy_actor)

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from her_goals import GoalRegion, RobotState
-from her_policy.control_loop import ControlLoopConfig, SafetyStackConfig, build_pipeline
-from her_policy.safety import SafetyConfig
-from her_policy.safety_flags import SafetyFlag
-from her_policy.safety_testing import ToyArm
+from her_goals.safety_flags import SafetyFlag
+from her_policy.deploy.loop import ControlLoopConfig, SafetyStackConfig, build_pipeline
+from her_policy.deploy.safety import SafetyConfig
+from her_policy.deploy.toy_arm import ToyArm
 
 ARM = ToyArm()
 EPS = 1e-12

@@ -8,12 +8,12 @@ import pytest
 
 import her_mujoco
 from her_goals import get_goal_space
-from her_policy.bag_transport import BagRoundTrip
-from her_policy.collect import Episode
-from her_policy.control_loop import ListSink
-from her_policy.demo import run_demo
+from her_policy.app.bag_transport import BagRoundTrip
+from her_policy.app.demo import run_demo
+from her_policy.app.sim import run_requested_goals, sim_control_loop
+from her_policy.deploy.loop import ListSink
 from her_policy.errors import PolicyError
-from her_policy.simloop import run_requested_goals, sim_control_loop
+from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
 from her_recorder.reader import read_episodes
 

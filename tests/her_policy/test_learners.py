@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from her_goals.spaces import GoalSpace
-from her_policy.actor import BatchActor
-from her_policy.buffer import BatchStats, HerBatch, HerReplayBuffer
-from her_policy.config import TrainConfig
-from her_policy.layout import PolicyLayout
-from her_policy.learners import LEARNERS, make_learner, td_target
-from her_policy.nets import EnsembleLinear, mlp, polyak_update
-from her_policy.normaliser import RunningNormaliser
+from her_policy.artefact.actor import BatchActor
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.learn.algorithms import LEARNERS, make_learner, td_target
+from her_policy.learn.buffer import BatchStats, HerBatch, HerReplayBuffer
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.nets import EnsembleLinear, mlp, polyak_update
+from her_policy.learn.normaliser import RunningNormaliser
 
 torch.set_num_threads(1)  # two threads on a shared 2-core machine are many times slower
 
@@ -71,7 +71,7 @@ def test_termination_stops_the_bootstrap_but_truncation_does_not(algo: str) -> N
 
 
 def test_n_step_batches_bootstrap_with_their_own_discount() -> None:
-    from her_policy.buffer import NStepTarget
+    from her_policy.learn.buffer import NStepTarget
 
     learner = make_learner(LAYOUT, config("ddpg", clip_target=False), gamma=GAMMA, seed=0)
     one = batch()
@@ -129,7 +129,7 @@ def test_checkpoint_round_trip(algo: str) -> None:
 
 
 def test_learner_trains_from_a_filled_buffer_without_an_env() -> None:
-    from her_policy.train import train_from_buffer
+    from her_policy.learn.train import train_from_buffer
 
     buf = HerReplayBuffer(SPACE, 5, 2, capacity=1000, seed=0)
     rng = np.random.default_rng(0)
@@ -160,7 +160,7 @@ def test_polyak_update() -> None:
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_our_adam_matches_torch_optim_adam(fused: bool) -> None:
-    from her_policy.nets import Adam
+    from her_policy.learn.nets import Adam
 
     torch.manual_seed(0)
     a, b = mlp(5, 2, (16, 16)), mlp(5, 2, (16, 16))
@@ -202,7 +202,7 @@ def test_normaliser_matches_numpy_statistics() -> None:
 
 
 def test_joined_normaliser_follows_its_statistics() -> None:
-    from her_policy.normaliser import GoalConditionedNormaliser
+    from her_policy.learn.normaliser import GoalConditionedNormaliser
 
     rng = np.random.default_rng(0)
     norm = GoalConditionedNormaliser(4, 2)

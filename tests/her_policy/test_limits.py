@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from her_goals.errors import ConfigError
-from her_policy.limits import ActionLimits, ActionLimitsConfig, direction_preserving_scale
-from her_policy.safety_flags import SafetyFlag
+from her_goals.safety_flags import SafetyFlag
+from her_policy.deploy.limits import ActionLimits, ActionLimitsConfig, direction_preserving_scale
 
 
 def limits(**kw: object) -> ActionLimits:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 import her_mujoco
-from her_policy.bag_transport import BagRoundTrip
-from her_policy.collect import Episode
+from her_policy.app.bag_transport import BagRoundTrip
+from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
 
 
@@ -50,7 +50,7 @@ def scripted_reach_bags(path: Path, n_episodes: int = 6) -> None:
 
 def run_her(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "her_policy.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
     )
 
 

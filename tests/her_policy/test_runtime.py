@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from her_goals import get_goal_space
-from her_policy.runtime import PARITY_ATOL, ActorLoadError, ActorWeights, RuntimeActor
+from her_policy.deploy.runtime import PARITY_ATOL, ActorLoadError, ActorWeights, RuntimeActor
 
 OBS, GOAL, ACT = 23, 3, 4
 
@@ -142,9 +142,9 @@ def test_tanh_hidden_layers_and_max_action():
 def _save_artefact(
     path: Path, weights: ActorWeights, low: tuple[float, ...], high: tuple[float, ...]
 ) -> Path:
-    artefact = pytest.importorskip("her_policy.artefact")
-    from her_policy.actor import PolicySnapshot
-    from her_policy.layout import PolicyLayout
+    artefact = pytest.importorskip("her_policy.artefact.store")
+    from her_policy.artefact.actor import PolicySnapshot
+    from her_policy.artefact.layout import PolicyLayout
 
     snapshot = PolicySnapshot(
         weights=weights.weights,
@@ -170,7 +170,7 @@ def _save_artefact(
 
 def test_loads_a_learner_artefact_and_matches_its_own_policy(tmp_path: Path, weights: ActorWeights):
     path = _save_artefact(tmp_path / "art", weights, (-1.0,) * ACT, (1.0,) * ACT)
-    from her_policy.artefact import load_artefact
+    from her_policy.artefact.store import load_artefact
 
     art = load_artefact(path)
     a = RuntimeActor.load(path, expect_goal_space=get_goal_space("ee_position"), backend="auto")
@@ -193,7 +193,7 @@ def test_artefact_goal_space_mismatch_is_refused(tmp_path: Path, weights: ActorW
 def test_asymmetric_action_range_is_mapped_like_the_learner(tmp_path: Path, weights: ActorWeights):
     low, high = (-1.0, -1.0, -1.0, 0.0), (1.0, 1.0, 1.0, 0.5)
     path = _save_artefact(tmp_path / "art", weights, low, high)
-    from her_policy.artefact import load_artefact
+    from her_policy.artefact.store import load_artefact
 
     art = load_artefact(path)
     a = RuntimeActor.load(path, backend="numpy")

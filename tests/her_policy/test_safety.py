@@ -11,9 +11,9 @@ import pytest
 
 from her_goals import GoalRegion, RobotState
 from her_goals.errors import ConfigError
-from her_policy.safety import DEFAULT_COST_WEIGHTS, SafetyConfig, SafetyMonitor
-from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, worse
-from her_policy.safety_testing import ToyArm
+from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, worse
+from her_policy.deploy.safety import DEFAULT_COST_WEIGHTS, SafetyConfig, SafetyMonitor
+from her_policy.deploy.toy_arm import ToyArm
 
 ARM = ToyArm()
 NAMES = ARM.joint_names

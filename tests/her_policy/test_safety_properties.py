@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from her_goals import RobotState
-from her_policy.safety import SafetyConfig, SafetyDecision, SafetyMonitor
-from her_policy.safety_flags import SafetyFlag
-from her_policy.safety_testing import ToyArm
+from her_goals.safety_flags import SafetyFlag
+from her_policy.deploy.safety import SafetyConfig, SafetyDecision, SafetyMonitor
+from her_policy.deploy.toy_arm import ToyArm
 
 ARM = ToyArm()
 DT = 0.04

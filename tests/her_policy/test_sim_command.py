@@ -12,7 +12,7 @@ from her_recorder.reader import read_episodes
 
 def her(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "her_policy.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
     )
 
 

@@ -15,12 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from her_policy_toys import HORIZON, TOY_SPACE, BrokenFactory, ToyFactory
 
 from her_goals.errors import ConfigError
-from her_policy.artefact import load_artefact
-from her_policy.cli import build_parser, main
-from her_policy.config import PRESETS, TrainConfig, build_train_config, field_docs
-from her_policy.evaluate import evaluate
-from her_policy.learners import make_learner
-from her_policy.train import train
+from her_policy.app.cli import build_parser, main
+from her_policy.artefact.store import load_artefact
+from her_policy.learn.algorithms import make_learner
+from her_policy.learn.config import PRESETS, TrainConfig, build_train_config, field_docs
+from her_policy.learn.evaluate import evaluate
+from her_policy.learn.train import train
 
 torch.set_num_threads(1)
 
@@ -77,10 +77,10 @@ def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp
 
 def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> None:
     """What `her train --bags` will do: fill a buffer from recorded episodes, then train."""
-    from her_policy.buffer import HerReplayBuffer
-    from her_policy.collect import Collector, Exploration
-    from her_policy.envs import layout_of
-    from her_policy.train import train_offline
+    from her_policy.learn.buffer import HerReplayBuffer
+    from her_policy.learn.collect import Collector, Exploration
+    from her_policy.learn.envs import layout_of
+    from her_policy.learn.train import train_offline
 
     layout = layout_of(ToyFactory()())
     buf = HerReplayBuffer(TOY_SPACE, 3, 3, capacity=10_000)
@@ -99,9 +99,9 @@ def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> N
 
 
 def test_a_failing_collector_process_reports_why() -> None:
-    from her_policy.collect import ProcessCollector
-    from her_policy.envs import layout_of
     from her_policy.errors import PolicyError
+    from her_policy.learn.collect import ProcessCollector
+    from her_policy.learn.envs import layout_of
 
     with pytest.raises(PolicyError, match="collector process failed: RuntimeError: no such env"):
         ProcessCollector(BrokenFactory(), 2, 0, layout_of(ToyFactory()()))
@@ -125,8 +125,8 @@ def test_short_reach_run_beats_a_random_policy_by_far(tmp_path: Path) -> None:
          "final_eval_episodes": 30, "parallel": "off", "progress": False, "out": str(tmp_path / "reach")}
     )
     result = train(cfg)
-    from her_policy.actor import DeterministicPolicy
-    from her_policy.envs import EnvSource
+    from her_policy.artefact.actor import DeterministicPolicy
+    from her_policy.learn.envs import EnvSource
 
     untrained = make_learner(result.layout, cfg, gamma=0.98, seed=123)
     random_policy = DeterministicPolicy(untrained.snapshot(), result.layout, result.goal_space)

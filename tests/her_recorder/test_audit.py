@@ -423,7 +423,7 @@ def test_her_cli_plugin_and_module_entry_point(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, train, evaluation = sessions
-    cli = pytest.importorskip("her_policy.cli")
+    cli = pytest.importorskip("her_policy.app.cli")
     monkeypatch.setitem(cli.PLUGINS, "audit", "her_recorder.audit:add_audit_command")
     status = cli.main(
         ["audit", str(train), str(evaluation), "--out", str(tmp_path / "r"),

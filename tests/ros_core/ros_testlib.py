@@ -22,9 +22,9 @@ def write_artefact(path: Any, *, task: str = "reach", env: str | None = None, go
 
     from her_goals import get_goal_space
     from her_mujoco.observation import ObservationLayout
-    from her_policy.actor import PolicySnapshot
-    from her_policy.artefact import save_artefact
-    from her_policy.layout import PolicyLayout
+    from her_policy.artefact.actor import PolicySnapshot
+    from her_policy.artefact.layout import PolicyLayout
+    from her_policy.artefact.store import save_artefact
 
     layout = ObservationLayout.build(with_object=task != "reach")
     fields = tuple((f.name, f.start, f.stop) for f in layout.fields)

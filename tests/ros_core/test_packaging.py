@@ -108,7 +108,7 @@ def test_node_yaml_sections_match_the_node_configs():
     from her_goals.goals_core import GoalsConfig
     from her_goals.params import parameter_specs
     from her_mujoco.bridge_core import BridgeConfig
-    from her_policy.policy_core import PolicyConfig
+    from her_policy.deploy.policy_core import PolicyConfig
     from her_recorder.recorder_core import RecorderConfig
 
     data = yaml.safe_load((ROOT / "config" / "her_ros.yaml").read_text())

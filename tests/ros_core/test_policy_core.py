@@ -12,8 +12,8 @@ from ros_testlib import cdr_roundtrip, write_artefact
 from her_goals import msgconv as mc
 from her_goals.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
 from her_goals.health import ERROR, OK, WARN
-from her_policy.policy_core import PolicyConfig, PolicyCore
-from her_policy.safety_flags import SafetyFlag, SafetyStatus
+from her_goals.safety_flags import SafetyFlag, SafetyStatus
+from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 
 MS = 1_000_000
 NAMES = ARM_JOINTS + GRIPPER_JOINTS

@@ -16,7 +16,7 @@ from ros_testlib import cdr_roundtrip
 from her_goals import msgconv as mc
 from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
-from her_policy.policy_core import PolicyConfig, PolicyCore
+from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 from her_recorder import read_episodes
 from her_recorder.interfaces import typestore
 from her_recorder.recorder_core import RecorderConfig, RecorderCore

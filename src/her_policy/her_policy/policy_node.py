@@ -1,4 +1,4 @@
-"""policy_node: the control loop at a fixed rate; the work is in her_policy.policy_core."""
+"""policy_node: the control loop at a fixed rate; the work is in her_policy.deploy.policy_core."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from her_goals import msgconv as mc
 from her_goals.errors import HerError
 from her_goals.health import ERROR, Health, log_to
 from her_goals.params import config_from_parameters, declare_config
-from her_policy.policy_core import PolicyConfig, PolicyCore
+from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import ConfigError
-from her_policy.safety_flags import SafetyFlag
+from her_goals.safety_flags import SafetyFlag
 
 _NAN3 = np.full(3, np.nan)
 _NAN3.flags.writeable = False

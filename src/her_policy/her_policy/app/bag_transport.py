@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from her_policy.collect import Episode
 from her_policy.errors import PolicyError
+from her_policy.learn.collect import Episode
 
 
 class BagRoundTrip:

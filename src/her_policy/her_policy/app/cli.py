@@ -57,8 +57,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {}
 PLUGINS: dict[str, str] = {
     "bag": "her_recorder.cli:add_bag_commands",
     "audit": "her_recorder.audit:add_audit_command",
-    "demo": "her_policy.demo:add_demo_command",
-    "sim": "her_policy.simloop:add_sim_command",
+    "demo": "her_policy.app.demo:add_demo_command",
+    "sim": "her_policy.app.sim:add_sim_command",
 }
 """Command trees added by other packages: name -> "module:function(subparsers)"."""
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- her train -----------------------------------------------------------------
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from her_policy.config import TrainConfig, add_dataclass_arguments
+    from her_policy.learn.config import TrainConfig, add_dataclass_arguments
 
     parser.add_argument(
         "--config",
@@ -163,8 +163,8 @@ def train_command(args: argparse.Namespace) -> int:
     import yaml
 
     from her_goals.config import to_plain
-    from her_policy.config import TrainConfig, build_train_config, overrides
     from her_policy.errors import PolicyError
+    from her_policy.learn.config import TrainConfig, build_train_config, overrides
 
     flags = overrides(args, TrainConfig)
     if args.bags and flags.get("task") is None and flags.get("env") is None:
@@ -180,11 +180,11 @@ def train_command(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0
     if args.bags:
-        from her_policy.offline import train_from_bags
+        from her_policy.learn.offline import train_from_bags
 
         result = train_from_bags(args.bags, config, n_updates=args.updates)
     else:
-        from her_policy.train import train
+        from her_policy.learn.train import train
 
         result = train(config)
     print(result.summary())
@@ -208,10 +208,10 @@ def train_command(args: argparse.Namespace) -> int:
     arg("--json", action="store_true", help="print the result as JSON"),
 )
 def eval_command(args: argparse.Namespace) -> int:
-    from her_policy.artefact import load_artefact
-    from her_policy.envs import EnvSource
+    from her_policy.artefact.store import load_artefact
     from her_policy.errors import PolicyError
-    from her_policy.evaluate import evaluate
+    from her_policy.learn.envs import EnvSource
+    from her_policy.learn.evaluate import evaluate
 
     artefact = load_artefact(args.artefact)
     env, task = args.env, args.task

@@ -3,7 +3,7 @@
 This is the only success rate HER-ROS reports as "success". It takes a policy
 (an artefact, a path to one, or any batch actor) and an env factory, never a
 replay buffer and never a list of goals: the goals are the task's own held-out
-requested goals (see :func:`her_policy.envs.requested_resets`), so a relabelled
+requested goals (see :func:`her_policy.learn.envs.requested_resets`), so a relabelled
 goal cannot be evaluated through this API. Success is the goal space's
 ``is_success`` of the final achieved goal against the requested goal, with the
 env's own goal space and tolerance.
@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 
 from her_goals.spaces import GoalSpace
 from her_goals.stats import wilson_interval
-from her_policy.envs import EnvFactory, goal_space_of, requested_resets
 from her_policy.errors import EnvContractError, GoalSpaceMismatchError, PolicyError
+from her_policy.learn.envs import EnvFactory, goal_space_of, requested_resets
 
 
 @runtime_checkable
@@ -71,7 +71,7 @@ class EvalResult:
 
 def _as_policy(policy: Any) -> BatchPolicy:
     if isinstance(policy, str | Path):
-        from her_policy.artefact import load_artefact
+        from her_policy.artefact.store import load_artefact
 
         return load_artefact(policy)
     if isinstance(policy, BatchPolicy):

@@ -1,7 +1,7 @@
 """What the policy node does each tick, without ROS: latest messages in, command and Steps out.
 
 :class:`PolicyCore` wires the Safety issue's runtime exactly as ``her demo`` does
-(:func:`her_policy.control_loop.build_pipeline`: actor -> action limits -> IK ->
+(:func:`her_policy.deploy.loop.build_pipeline`: actor -> action limits -> IK ->
 joint step -> safety monitor) to the node's inputs:
 
 * ``/joint_states`` and ``/object_pose`` (latest message of each; a message that
@@ -43,11 +43,12 @@ from her_goals.health import ERROR, OK, STALE, WARN, Health, worst
 from her_goals.kinematics import Kinematics
 from her_goals.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.params import doc
+from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
 from her_mujoco.ik import cartesian_step
 from her_mujoco.observation import ObservationBuilder
 from her_mujoco.tasks import HerArmEnv, PickAndPlaceEnv, PushEnv, ReachEnv
-from her_policy.control_loop import (
+from her_policy.deploy.loop import (
     CachedKinematics,
     Observed,
     SafetyStackConfig,
@@ -55,8 +56,7 @@ from her_policy.control_loop import (
     TickResult,
     build_pipeline,
 )
-from her_policy.safety import SafetyDecision
-from her_policy.safety_flags import SafetyFlag
+from her_policy.deploy.safety import SafetyDecision
 
 Vector = NDArray[np.float64]
 TASKS: dict[str, type[HerArmEnv]] = {"reach": ReachEnv, "push": PushEnv, "pick_and_place": PickAndPlaceEnv}
@@ -190,8 +190,8 @@ class PolicyCore:
         cfg = self.config
         if cfg.artefact:
             try:
-                from her_policy.artefact import load_artefact
-                from her_policy.runtime import RuntimeActor
+                from her_policy.artefact.store import load_artefact
+                from her_policy.deploy.runtime import RuntimeActor
 
                 art = load_artefact(cfg.artefact, expect_goal_space=self.space)
                 fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]

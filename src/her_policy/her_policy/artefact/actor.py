@@ -2,7 +2,7 @@
 
 Collectors (in a worker process), evaluation and ``her eval`` run the policy
 through this module, so none of them imports torch. The weights format is the
-runtime actor's (``her_policy.runtime.ActorWeights``): layer matrices (in, out)
+runtime actor's (``her_policy.deploy.runtime.ActorWeights``): layer matrices (in, out)
 float32, ReLU hidden layers, ``tanh`` output, inputs normalised as
 ``clip((clip(x, ±clip_obs) - mean) / std, ±norm_clip)`` separately for the
 observation and the desired goal.
@@ -21,8 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import PolicyError
-from her_policy.layout import PolicyLayout
 
 Head = Literal["deterministic", "gaussian"]
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -78,7 +78,7 @@ class PolicySnapshot:
         )
 
     def arrays(self) -> dict[str, Any]:
-        """The arrays and header in the runtime actor's ``.npz`` layout (``her_policy.actor/1``)."""
+        """The arrays and header in the runtime actor's ``.npz`` layout (``her_policy.artefact.actor/1``)."""
         det = self.deterministic()
         out: dict[str, Any] = {}
         for i, (w, b) in enumerate(zip(det.weights, det.biases)):

@@ -3,10 +3,10 @@
 1. **Train through bags.** Episodes collected with the current policy and
    exploration are written to rosbag2 with the crash-safe recorder, read back
    with the validating reader, and only then stored in the HER replay buffer
-   (:class:`~her_policy.bag_transport.BagRoundTrip`).
+   (:class:`~her_policy.app.bag_transport.BagRoundTrip`).
 2. **Deploy and evaluate.** The policy artefact is loaded by the runtime actor
    and drives the arm through action limits and the safety monitor
-   (:mod:`her_policy.simloop`) on held-out requested goals; those episodes are
+   (:mod:`her_policy.app.sim`) on held-out requested goals; those episodes are
    recorded to bags as well, with their safety flags.
 3. **Audit.** ``her audit`` reads every bag, the training log and the artefact,
    and writes report.md/report.json and plots.
@@ -86,12 +86,12 @@ def run_demo(
     from tqdm import tqdm
 
     import her_mujoco
-    from her_policy.bag_transport import BagRoundTrip
-    from her_policy.config import build_train_config
-    from her_policy.control_loop import RecorderSink
-    from her_policy.runtime import RuntimeActor
-    from her_policy.simloop import run_requested_goals, sim_control_loop
-    from her_policy.train import train
+    from her_policy.app.bag_transport import BagRoundTrip
+    from her_policy.app.sim import run_requested_goals, sim_control_loop
+    from her_policy.deploy.loop import RecorderSink
+    from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.learn.config import build_train_config
+    from her_policy.learn.train import train
     from her_recorder.audit import run_audit
     from her_recorder.writer import EpisodeRecorder
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from her_goals.spaces import GoalSpace
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import EnvContractError, PolicyError
-from her_policy.layout import PolicyLayout
 
 HELDOUT_SEED_BASE = 10**12
 """Evaluation resets use seeds from here up; training seeds are below (seed * 1000 + env index)."""

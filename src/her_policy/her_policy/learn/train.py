@@ -4,7 +4,7 @@ Online, each cycle collects one episode in each of ``n_envs`` envs with the
 exploring policy, stores them whole in the HER buffer, updates the normaliser,
 then runs ``updates_per_step * steps`` gradient updates on relabelled batches.
 With ``parallel`` on, collection of cycle ``c + 1`` runs in a worker process
-while the learner updates on cycle ``c`` (see :mod:`her_policy.collect`).
+while the learner updates on cycle ``c`` (see :mod:`her_policy.learn.collect`).
 
 Periodic evaluations measure requested-goal success on held-out goals (set 1);
 the final evaluation uses another held-out set (set 0), so stopping early at
@@ -30,12 +30,14 @@ import numpy as np
 
 from her_goals.config import to_plain
 from her_goals.spaces import GoalSpace
-from her_policy.actor import DeterministicPolicy
-from her_policy.artefact import save_artefact
-from her_policy.buffer import HerReplayBuffer
-from her_policy.collect import Collector, Episode, Exploration, ProcessCollector
-from her_policy.config import TrainConfig
-from her_policy.envs import (
+from her_policy.artefact.actor import DeterministicPolicy
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.store import save_artefact
+from her_policy.learn.algorithms import Learner, make_learner
+from her_policy.learn.buffer import HerReplayBuffer
+from her_policy.learn.collect import Collector, Episode, Exploration, ProcessCollector
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.envs import (
     HELDOUT_SEED_BASE,
     EnvFactory,
     EnvSource,
@@ -44,9 +46,7 @@ from her_policy.envs import (
     layout_of,
     training_seed,
 )
-from her_policy.evaluate import EvalResult, evaluate
-from her_policy.layout import PolicyLayout
-from her_policy.learners import Learner, make_learner
+from her_policy.learn.evaluate import EvalResult, evaluate
 
 PERIODIC_EVAL_SET = 1
 FINAL_EVAL_SET = 0

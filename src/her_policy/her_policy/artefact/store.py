@@ -7,7 +7,7 @@ Layout::
                     action scaling, normaliser statistics, provenance (config and its
                     hash, seeds, versions, data hashes), file hashes, artefact hash
       actor.npz     deterministic actor weights and normaliser arrays, in the runtime
-                    actor's format (``her_policy.runtime.ActorWeights.load`` reads it)
+                    actor's format (``her_policy.deploy.runtime.ActorWeights.load`` reads it)
 
 Loading needs numpy and her_goals only: no torch, no training code. The artefact
 hash is the sha256 of ``policy.json``'s canonical JSON without the hash itself;
@@ -32,12 +32,12 @@ from her_goals.config import config_hash, to_plain
 from her_goals.errors import HerError
 from her_goals.provenance import metadata_hash, sha256_file
 from her_goals.spaces import GoalSpace
-from her_policy.actor import DeterministicPolicy, PolicySnapshot
+from her_policy.artefact.actor import DeterministicPolicy, PolicySnapshot
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import ArtefactError, GoalSpaceMismatchError
-from her_policy.layout import PolicyLayout
 
 ARTEFACT_FORMAT = "her-ros-policy/1"
-ACTOR_FORMAT = "her_policy.actor/1"
+ACTOR_FORMAT = "her_policy.artefact.actor/1"
 METADATA_FILE = "policy.json"
 ACTOR_FILE = "actor.npz"
 _VERSIONED = (

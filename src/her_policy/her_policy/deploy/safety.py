@@ -65,9 +65,9 @@ from numpy.typing import ArrayLike, NDArray
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
+from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
 from her_goals.sampling import GoalRegion
-from her_policy.limits import SCALE_TOLERANCE, all_finite
-from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
+from her_policy.deploy.limits import SCALE_TOLERANCE, all_finite
 
 __all__ = [
     "DEFAULT_COST_WEIGHTS",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_policy.control_loop import (
+from her_policy.deploy.loop import (
     CachedKinematics,
     ControlLoop,
     EpisodeResult,
@@ -26,7 +26,7 @@ from her_policy.control_loop import (
     build_pipeline,
     load_safety_config,
 )
-from her_policy.safety import SafetyDecision
+from her_policy.deploy.safety import SafetyDecision
 
 Actor = Callable[[NDArray[np.float64], NDArray[np.float64]], ArrayLike]
 
@@ -176,7 +176,7 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
             return controller({"observation": o, "desired_goal": g, "achieved_goal": o[goal_slice]})
 
     else:
-        from her_policy.runtime import RuntimeActor
+        from her_policy.deploy.runtime import RuntimeActor
 
         base = RuntimeActor.load(policy, expect_goal_space=task.goal_space)
     if noise <= 0:
@@ -216,7 +216,7 @@ def _sim_main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import her_mujoco
-    from her_policy.control_loop import RecorderSink
+    from her_policy.deploy.loop import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
     env = her_mujoco.make_task(args.task)

@@ -22,7 +22,7 @@ Weights format (:class:`ActorWeights`, stored as ``.npz`` by :meth:`ActorWeights
 which is the OpenAI-baselines HER normaliser (clip_obs 200, norm_clip 5) and
 actor. ``obs_std``/``goal_std`` are the normaliser's standard deviations with its
 epsilon floor already applied. A policy artefact's ``actor.npz``
-(:mod:`her_policy.artefact`) is this format; :meth:`RuntimeActor.load` on an artefact
+(:mod:`her_policy.artefact.store`) is this format; :meth:`RuntimeActor.load` on an artefact
 directory verifies its hash and goal space first, maps the network output to the
 artefact's action range and keeps the artefact hash for provenance.
 
@@ -166,7 +166,7 @@ class ActorWeights:
         """Write the weights as ``.npz`` (arrays plus a JSON header)."""
         path = Path(path)
         meta = {
-            "format": "her_policy.actor/1",
+            "format": "her_policy.artefact.actor/1",
             "n_layers": len(self.weights),
             "clip_obs": self.clip_obs,
             "norm_clip": self.norm_clip,
@@ -192,7 +192,7 @@ class ActorWeights:
         with np.load(path, allow_pickle=False) as data:
             try:
                 meta = json.loads(str(data["meta"]))
-                if meta.get("format") != "her_policy.actor/1":
+                if meta.get("format") != "her_policy.artefact.actor/1":
                     raise ActorLoadError(f"{path}: unknown actor format {meta.get('format')!r}")
                 n = int(meta["n_layers"])
                 return cls(
@@ -398,7 +398,7 @@ class RuntimeActor:
         cls, path: str | Path, *, expect_goal_space: Any = None, backend: Backend = "auto"
     ) -> RuntimeActor:
         """The runtime actor of a verified policy artefact (hash and goal space checked on load)."""
-        from her_policy.artefact import load_artefact
+        from her_policy.artefact.store import load_artefact
 
         art = load_artefact(path, expect_goal_space=expect_goal_space)
         snap = art.snapshot.deterministic()

@@ -38,14 +38,14 @@ from numpy.typing import ArrayLike, NDArray
 from her_goals.config import load_dataclass
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
+from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, worse
 from her_goals.sampling import GoalRegion
 from her_goals.spaces import GoalSpace
-from her_policy.limits import ActionLimits, ActionLimitsConfig, all_finite
-from her_policy.safety import SafetyConfig, SafetyDecision, SafetyMonitor
-from her_policy.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, worse
+from her_policy.deploy.limits import ActionLimits, ActionLimitsConfig, all_finite
+from her_policy.deploy.safety import SafetyConfig, SafetyDecision, SafetyMonitor
 
 Vector = NDArray[np.float64]
-log = logging.getLogger("her_policy.control_loop")
+log = logging.getLogger("her_policy.deploy.loop")
 
 _NON_FINITE = int(SafetyFlag.NON_FINITE)
 _WORKSPACE = int(SafetyFlag.WORKSPACE)
@@ -117,7 +117,7 @@ def set_realtime_priority(priority: int) -> bool:
 
 def default_config_path() -> Path:
     """``config/safety.yaml`` of the repository (when run from a source checkout)."""
-    return Path(__file__).resolve().parents[3] / "config" / "safety.yaml"
+    return Path(__file__).resolve().parents[4] / "config" / "safety.yaml"
 
 
 def load_safety_config(path: str | Path | None = None) -> SafetyStackConfig:
@@ -154,7 +154,7 @@ class TickPipeline:
     """One tick: observation -> actor -> action limits -> IK -> joint step -> safety monitor.
 
     ``observe(state, previous)`` builds the policy observation, ``actor(obs, goal)`` is
-    a :class:`her_policy.runtime.RuntimeActor` (or any callable), ``ik(q, step_m)``
+    a :class:`her_policy.deploy.runtime.RuntimeActor` (or any callable), ``ik(q, step_m)``
     turns a tool step into joint targets, ``achieved_goal(state)`` extracts the goal
     (for the Step record). ``tool_position`` (default: the monitor's FK) gives the
     current tool position for the workspace pre-clip; ``tcp_slice`` takes it from the
@@ -890,7 +890,7 @@ def build_pipeline(
 
     ``kinematics`` has ``joint_names``, ``joint_limits``, ``velocity_limits``, ``fk``,
     ``jacobian`` (and optionally ``pose_and_jacobian``), like
-    ``her_goals.kinematics.Kinematics`` or :class:`her_policy.safety_testing.ToyArm`.
+    ``her_goals.kinematics.Kinematics`` or :class:`her_policy.deploy.toy_arm.ToyArm`.
     """
     vel_step = (
         np.asarray(kinematics.velocity_limits, dtype=np.float64)

@@ -1,6 +1,6 @@
 """A toy 3-joint arm with analytic kinematics, for testing the limits and the safety monitor.
 
-It has the interface :class:`her_policy.safety.SafetyMonitor.from_kinematics` expects
+It has the interface :class:`her_policy.deploy.safety.SafetyMonitor.from_kinematics` expects
 (the shape of ``her_goals.kinematics.Kinematics``) without MuJoCo: a base yaw joint
 and two pitch joints (shoulder, elbow) in a vertical plane. Its position Jacobian is
 singular with the elbow straight (``q[2] == 0``, inside the joint range on purpose)

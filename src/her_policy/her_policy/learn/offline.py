@@ -2,7 +2,7 @@
 
 The bags are read by the validating reader (bad episodes are left out with a
 visible summary line), every complete episode goes into a HER replay buffer,
-and a fresh learner is trained on it with :func:`~her_policy.train.train_offline`.
+and a fresh learner is trained on it with :func:`~her_policy.learn.train.train_offline`.
 The artefact's data hashes name the bag files it learned from. When the bags
 come from one of our MuJoCo tasks, the policy is also evaluated on that task's
 held-out requested goals.
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from her_goals.provenance import sha256_file
-from her_policy.buffer import HerReplayBuffer
-from her_policy.config import TrainConfig
-from her_policy.envs import EnvSource
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import PolicyError
-from her_policy.layout import PolicyLayout
-from her_policy.train import TrainResult, train_offline
+from her_policy.learn.buffer import HerReplayBuffer
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.envs import EnvSource
+from her_policy.learn.train import TrainResult, train_offline
 
 KNOWN_TASKS = ("reach", "push", "pick_and_place")
 
@@ -112,7 +112,7 @@ def train_from_bags(
 
 def _layout(task: str | None, obs_dim: int, goal_dim: int, act_dim: int) -> PolicyLayout:
     if task is not None:
-        from her_policy.envs import layout_of
+        from her_policy.learn.envs import layout_of
 
         env = EnvSource(task=task)()
         layout = layout_of(env)

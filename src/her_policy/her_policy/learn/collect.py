@@ -1,9 +1,9 @@
 """Experience collection: several envs stepped in lockstep, in-process or in a worker process.
 
 A collection cycle runs one episode in each of ``n_envs`` envs with the
-exploring policy of a :class:`~her_policy.actor.PolicySnapshot` (numpy forward
+exploring policy of a :class:`~her_policy.artefact.actor.PolicySnapshot` (numpy forward
 pass, no torch) and returns whole episodes, ready for
-:meth:`~her_policy.buffer.HerReplayBuffer.add_episode`.
+:meth:`~her_policy.learn.buffer.HerReplayBuffer.add_episode`.
 
 :class:`ProcessCollector` runs the same collector in a second process, so on a
 2-core machine the simulator steps while the learner does gradient updates. The
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from her_policy.actor import BatchActor, PolicySnapshot
-from her_policy.envs import EnvFactory, training_seed
+from her_policy.artefact.actor import BatchActor, PolicySnapshot
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import EnvContractError, PolicyError
-from her_policy.layout import PolicyLayout
+from her_policy.learn.envs import EnvFactory, training_seed
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Episode:
 
 @dataclass(frozen=True)
 class Exploration:
-    """How the collector perturbs the policy (see :class:`~her_policy.actor.BatchActor`)."""
+    """How the collector perturbs the policy (see :class:`~her_policy.artefact.actor.BatchActor`)."""
 
     noise: float = 0.0
     random_eps: float = 0.0

@@ -1,6 +1,6 @@
 """Off-policy learners for goal-conditioned control: DDPG (the HER recipe), TD3 and SAC.
 
-All three share the building blocks of :mod:`her_policy.nets` and one TD-target
+All three share the building blocks of :mod:`her_policy.learn.nets` and one TD-target
 rule (:func:`td_target`)::
 
     y = r + gamma * (1 - terminated) * next_value,  clipped to [-1/(1-gamma), 0]
@@ -11,7 +11,7 @@ The clip is the range of discounted sums of sparse rewards in [-1, 0] (the goal
 contract), as in OpenAI baselines' HER.
 
 A learner owns its networks, optimisers and the input normaliser;
-``update(batch)`` takes one :class:`~her_policy.buffer.HerBatch`, whatever filled
+``update(batch)`` takes one :class:`~her_policy.learn.buffer.HerBatch`, whatever filled
 the buffer (a simulator, or bags offline).
 """
 
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from her_policy.actor import LOG_STD_MAX, LOG_STD_MIN, Head, PolicySnapshot
-from her_policy.buffer import HerBatch
-from her_policy.config import TrainConfig
+from her_policy.artefact.actor import LOG_STD_MAX, LOG_STD_MIN, Head, PolicySnapshot
+from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import PolicyError
-from her_policy.layout import PolicyLayout
-from her_policy.nets import Adam, linear_layers, mlp, polyak_update
-from her_policy.normaliser import GoalConditionedNormaliser
+from her_policy.learn.buffer import HerBatch
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.nets import Adam, linear_layers, mlp, polyak_update
+from her_policy.learn.normaliser import GoalConditionedNormaliser
 
 
 def td_target(

@@ -1,0 +1,1 @@
+"""her_policy.app."""
