@@ -23,8 +23,8 @@ import gymnasium_robotics
 import mujoco
 import numpy as np
 
+from her_goals.robot.ik import cartesian_step
 from her_mujoco import TASK_IDS, make_task, scripted_controller
-from her_mujoco.ik import cartesian_step
 
 FETCH_IDS = ("FetchReach-v4", "FetchPush-v4")
 

@@ -7,7 +7,8 @@ import pytest
 
 from her_goals import ConfigError
 from her_goals.config import from_mapping
-from her_mujoco import ArmConfig, ArmSim, Kinematics, load_arm_config, packaged_model_path
+from her_goals.robot import ArmConfig, Kinematics, load_arm_config, packaged_model_path
+from her_mujoco import ArmSim
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_substeps_are_derived_from_rate_and_timestep() -> None:
 
 def test_packaged_model_is_shipped_inside_the_package() -> None:
     path = packaged_model_path()
-    assert path.is_file() and path.parent.name == "models" and path.parent.parent.name == "her_goals"
+    assert path.is_file() and path.parent.name == "models" and path.parents[2].name == "her_goals"
 
 
 def test_a_model_without_the_configured_joints_names_them_and_lists_what_it_has(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from her_goals import StateError
-from her_mujoco import POINTING_DOWN, ArmConfig, ArmSim, Kinematics, cartesian_step
+from her_goals.robot import POINTING_DOWN, ArmConfig, Kinematics, cartesian_step
+from her_mujoco import ArmSim
 
 PANDA_LOW = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]
 PANDA_HIGH = [2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]

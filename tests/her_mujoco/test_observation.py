@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from her_goals import RobotState, StateError
-from her_mujoco import Kinematics, ObservationBuilder, ObservationLayout
-from her_mujoco.observation import quat_to_rpy
+from her_goals.robot import Kinematics, ObservationBuilder, ObservationLayout
+from her_goals.robot.observation import quat_to_rpy
 
 JOINTS = (*(f"joint{i}" for i in range(1, 8)), "finger_joint1", "finger_joint2")
 DT = 0.04

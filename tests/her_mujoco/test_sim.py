@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from her_goals import StateError
-from her_mujoco import ArmSim, Kinematics, cartesian_step
+from her_goals.robot import Kinematics, cartesian_step
+from her_mujoco import ArmSim
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from her_goals import GoalRegion, RobotState, get_goal_space
+from her_goals import GoalRegion, RobotState, get_goal_space, robot
 from her_goals.safety_flags import SafetyFlag, SafetyStatus
 from her_policy.deploy.loop import (
     CachedKinematics,
@@ -314,7 +314,7 @@ def bad_policies() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
 def arm() -> dict[str, Any]:
     mj = pytest.importorskip("her_mujoco")
     sim = mj.ArmSim()
-    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model), copy=False)
+    kin = CachedKinematics(robot.Kinematics(sim.config, model=sim.model), copy=False)
     return {"mj": mj, "sim": sim, "kin": kin}
 
 
@@ -324,13 +324,13 @@ def arm_loop(
     mj, sim, kin = arm["mj"], arm["sim"], arm["kin"]
     cfg = SafetyStackConfig()
     dt = cfg.loop.period_s
-    ob = mj.ObservationBuilder(kin, sim.config.gripper_joints, dt, with_object=False)
+    ob = robot.ObservationBuilder(kin, sim.config.gripper_joints, dt, with_object=False)
     pipe = build_pipeline(
         cfg,
         actor=actor,
         observe=ob,
         kinematics=kin,
-        ik=lambda q, step: mj.cartesian_step(kin, q, step, dt),
+        ik=lambda q, step: robot.cartesian_step(kin, q, step, dt),
         achieved_goal=lambda s: kin.fk(s.joints(kin.joint_names)),
         goal_region=mj.ReachEnv.goal_region,
         tcp_slice=ob.layout.slice("tcp_pos"),

@@ -365,7 +365,7 @@ def test_stale_with_estop_reports_error():
 
 
 def test_on_the_mujoco_arm():
-    kin_mod = pytest.importorskip("her_goals.kinematics")
+    kin_mod = pytest.importorskip("her_goals.robot.kinematics")
     kin = kin_mod.Kinematics()
     m = SafetyMonitor.from_kinematics(
         SafetyConfig(), kin, max_joint_step_rad=0.1, control_period_s=DT

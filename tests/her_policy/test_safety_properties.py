@@ -213,7 +213,7 @@ def test_estop_holds_until_reset_even_when_the_signal_clears(
 
 def test_invariant_on_the_mujoco_arm() -> None:
     """The same invariant with the real 7-DoF kinematics (fewer examples: FK is costlier)."""
-    kin_mod = pytest.importorskip("her_goals.kinematics")
+    kin_mod = pytest.importorskip("her_goals.robot.kinematics")
     kin = kin_mod.Kinematics()
     m = SafetyMonitor.from_kinematics(
         SafetyConfig(), kin, max_joint_step_rad=0.1, control_period_s=DT

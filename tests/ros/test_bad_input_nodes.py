@@ -30,7 +30,7 @@ import launch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parents[1] / "ros_core"))
 from ros_testlib import write_artefact  # noqa: E402
 
-from her_goals.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD  # noqa: E402
+from her_goals.robot.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD  # noqa: E402
 
 ERROR = b"\x02"
 NAMES = list(ARM_JOINTS + GRIPPER_JOINTS)

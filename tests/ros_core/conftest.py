@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from her_goals.msgconv import MessageTypes
+from her_goals.rosglue.msgconv import MessageTypes
 from her_recorder.interfaces import typestore
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -21,7 +21,7 @@ def write_artefact(path: Any, *, task: str = "reach", env: str | None = None, go
     import numpy as np
 
     from her_goals import get_goal_space
-    from her_mujoco.observation import ObservationLayout
+    from her_goals.robot.observation import ObservationLayout
     from her_policy.artefact.actor import PolicySnapshot
     from her_policy.artefact.layout import PolicyLayout
     from her_policy.artefact.store import save_artefact

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from her_goals.errors import ConfigError, StateError
-from her_goals.health import ERROR
+from her_goals.rosglue.health import ERROR
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 from her_mujoco.tasks import MIN_START_GOAL_DISTANCE_M, PARKED_OBJECT_M
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from ros_testlib import cdr_roundtrip
 
-from her_goals import msgconv as mc
-from her_goals.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
 from her_goals.episode import EventKind
 from her_goals.errors import HerError
 from her_goals.goals_core import TASK_GOALS, GoalsConfig, GoalsCore
-from her_goals.health import ERROR, STALE, WARN
+from her_goals.robot.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, STALE, WARN
 
 S = 1_000_000_000
 NAMES = ARM_JOINTS + GRIPPER_JOINTS

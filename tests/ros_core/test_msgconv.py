@@ -12,8 +12,8 @@ import pytest
 from ros_testlib import cdr_roundtrip
 
 from her_goals import get_goal_space
-from her_goals import msgconv as mc
 from her_goals.errors import StateError
+from her_goals.rosglue import msgconv as mc
 
 SPACE = get_goal_space("ee_position")
 

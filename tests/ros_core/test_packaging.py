@@ -106,7 +106,7 @@ def test_launch_files_name_real_executables_and_declare_the_asked_arguments():
 
 def test_node_yaml_sections_match_the_node_configs():
     from her_goals.goals_core import GoalsConfig
-    from her_goals.params import parameter_specs
+    from her_goals.rosglue.params import parameter_specs
     from her_mujoco.bridge_core import BridgeConfig
     from her_policy.deploy.policy_core import PolicyConfig
     from her_recorder.recorder_core import RecorderConfig

@@ -9,7 +9,7 @@ import pytest
 
 from her_goals.errors import ConfigError
 from her_goals.goals_core import GoalsConfig
-from her_goals.params import config_from_parameters, declare_config, parameter_specs
+from her_goals.rosglue.params import config_from_parameters, declare_config, parameter_specs
 from her_mujoco.bridge_core import BridgeConfig
 from her_policy.deploy.policy_core import PolicyConfig
 from her_recorder.recorder_core import RecorderConfig

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from ros_testlib import cdr_roundtrip, write_artefact
 
-from her_goals import msgconv as mc
-from her_goals.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
-from her_goals.health import ERROR, OK, WARN
+from her_goals.robot.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, OK, WARN
 from her_goals.safety_flags import SafetyFlag, SafetyStatus
 from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 

@@ -10,8 +10,8 @@ import pytest
 from ros_testlib import cdr_roundtrip
 
 from her_goals import get_goal_space
-from her_goals import msgconv as mc
 from her_goals.errors import ConfigError
+from her_goals.rosglue import msgconv as mc
 from her_recorder import read_episodes
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from ros_testlib import cdr_roundtrip
 
-from her_goals import msgconv as mc
 from her_goals.goals_core import GoalsConfig, GoalsCore
+from her_goals.rosglue import msgconv as mc
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 from her_recorder import read_episodes

@@ -25,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from her_goals.arm_config import ArmConfig, load_arm_config
 from her_goals.episode import EpisodeBook, Event, EventKind
 from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.extractors import (
@@ -34,9 +33,10 @@ from her_goals.extractors import (
     ObjectPositionExtractor,
     RobotState,
 )
-from her_goals.health import ERROR, STALE, WARN, Health
-from her_goals.msgconv import EventData, StepData, joint_state_fields, pose_fields
-from her_goals.params import doc
+from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.rosglue.health import ERROR, STALE, WARN, Health
+from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace, get_goal_space
 
@@ -114,7 +114,7 @@ class GoalsCore:
         self.extractor: AchievedGoalExtractor
         if self.space.name == "ee_position":
             if kinematics is None:
-                from her_goals.kinematics import Kinematics
+                from her_goals.robot.kinematics import Kinematics
 
                 kinematics = Kinematics(self.arm)
             self.extractor = EndEffectorPositionExtractor(self.space, self.arm.arm_joints, kinematics.fk)

@@ -16,11 +16,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from her_goals import msgconv as mc
 from her_goals.errors import HerError
 from her_goals.goals_core import GoalsConfig, GoalsCore
-from her_goals.health import ERROR, Health, log_to
-from her_goals.params import config_from_parameters, declare_config
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, Health, log_to
+from her_goals.rosglue.params import config_from_parameters, declare_config
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -32,10 +32,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.arm_config import ArmConfig, load_arm_config
 from her_goals.errors import ConfigError, StateError
-from her_goals.health import ERROR, WARN, Health
-from her_goals.params import doc
+from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.rosglue.health import ERROR, WARN, Health
+from her_goals.rosglue.params import doc
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import (
     MIN_START_GOAL_DISTANCE_M,

@@ -17,10 +17,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from her_goals import msgconv as mc
 from her_goals.errors import HerError
-from her_goals.health import ERROR, Health, log_to
-from her_goals.params import config_from_parameters, declare_config
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, Health, log_to
+from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 
 

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
-from her_mujoco.observation import ObservationLayout
+from her_goals.robot.observation import ObservationLayout
 from her_mujoco.tasks import BLOCK_HALF_SIZE_M, MAX_STEP_M
 
 Observation = Mapping[str, NDArray[np.float64]]

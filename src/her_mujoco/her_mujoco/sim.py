@@ -15,16 +15,16 @@ import mujoco
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.arm_config import ArmConfig
-from her_goals.arm_model import (
+from her_goals.errors import ConfigError, StateError
+from her_goals.extractors import RobotState
+from her_goals.robot.arm_config import ArmConfig
+from her_goals.robot.arm_model import (
     actuator_for_joint,
     find_ee_frame,
     find_id,
     load_model,
     resolve_joints,
 )
-from her_goals.errors import ConfigError, StateError
-from her_goals.extractors import RobotState
 
 _IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
 _INSTABILITY_WARNINGS = np.array(

@@ -26,7 +26,6 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.arm_config import ArmConfig, load_arm_config
 from her_goals.config import from_mapping, suggest
 from her_goals.errors import ConfigError, GoalShapeError
 from her_goals.extractors import (
@@ -35,11 +34,12 @@ from her_goals.extractors import (
     ObjectPositionExtractor,
     RobotState,
 )
-from her_goals.kinematics import Kinematics
+from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_goals.robot.kinematics import Kinematics
+from her_goals.robot.observation import ObservationBuilder, ObservationLayout
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace, get_goal_space
-from her_mujoco.ik import DEFAULT_IK, IKSettings, cartesian_step
-from her_mujoco.observation import ObservationBuilder, ObservationLayout
 from her_mujoco.sim import ArmSim
 
 MAX_EPISODE_STEPS = 50

@@ -17,10 +17,10 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from her_goals import msgconv as mc
 from her_goals.errors import HerError
-from her_goals.health import ERROR, Health, log_to
-from her_goals.params import config_from_parameters, declare_config
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, Health, log_to
+from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.

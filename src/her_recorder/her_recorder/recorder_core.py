@@ -34,9 +34,9 @@ from her_goals.config import to_plain
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError
 from her_goals.goals_core import TASK_GOALS
-from her_goals.health import ERROR, WARN, Health
-from her_goals.msgconv import EventData, StepData
-from her_goals.params import doc
+from her_goals.rosglue.health import ERROR, WARN, Health
+from her_goals.rosglue.msgconv import EventData, StepData
+from her_goals.rosglue.params import doc
 from her_goals.spaces import get_goal_space
 from her_recorder.writer import EpisodeRecorder
 

@@ -15,10 +15,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from her_goals import msgconv as mc
 from her_goals.errors import HerError
-from her_goals.health import ERROR, Health, log_to
-from her_goals.params import config_from_parameters, declare_config
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.health import ERROR, Health, log_to
+from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 

@@ -47,8 +47,8 @@ def sim_control_loop(
     open ``EpisodeRecorder``) every state read is also recorded as
     ``/joint_states`` and ``/object_pose``, as a robot's bag has them.
     """
-    from her_mujoco.ik import cartesian_step
-    from her_mujoco.observation import ObservationBuilder
+    from her_goals.robot.ik import cartesian_step
+    from her_goals.robot.observation import ObservationBuilder
 
     task = env.unwrapped
     sim = task.sim
@@ -98,7 +98,7 @@ def sim_control_loop(
 
 def _recording_reader(sim: Any, recorder: Any) -> Callable[[], Any]:
     """``sim.state`` that also records each state as the driver's raw topics."""
-    from her_goals import msgconv
+    from her_goals.rosglue import msgconv
     from her_recorder import interfaces
 
     types = msgconv.MessageTypes.from_rosbags(interfaces.typestore())

@@ -16,7 +16,7 @@ Per tick (DESIGN.md rule 5: nothing reaches the arm any other way)::
     raw     = actor(obs, desired_goal)                 policy units, [-1, 1]
     limited = limits.limit_action(raw)                 clip, m per tick, gripper range
     step    = clip(tcp + step, workspace) - tcp        slide along the box (LeRobot-style bounds)
-    q_tgt   = ik(q_measured, step)                     injected (her_mujoco.ik.cartesian_step)
+    q_tgt   = ik(q_measured, step)                     injected (her_goals.robot.ik.cartesian_step)
     q_cmd   = limits.limit_joint_step(q_tgt, q_meas)   direction-preserving joint step cap
     decision = monitor.check(state, now, q_cmd, ...)   the last word; see safety.py
 """
@@ -798,7 +798,7 @@ def _vec_or_nan(x: Vector | None, n: int) -> Vector:
 class CachedKinematics:
     """Shares one kinematics pass per joint vector between observation, IK and safety monitor.
 
-    Wraps a ``her_goals.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
+    Wraps a ``her_goals.robot.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
     is memoised for the last ``q``, and ``fk(q)`` computes the full pose and Jacobian
     on a miss: in a tick the observation's FK of the measured joints is followed by the
     IK's Jacobian at the same joints, so that pass is done once. Limits and the home
@@ -890,7 +890,7 @@ def build_pipeline(
 
     ``kinematics`` has ``joint_names``, ``joint_limits``, ``velocity_limits``, ``fk``,
     ``jacobian`` (and optionally ``pose_and_jacobian``), like
-    ``her_goals.kinematics.Kinematics`` or :class:`her_policy.deploy.toy_arm.ToyArm`.
+    ``her_goals.robot.kinematics.Kinematics`` or :class:`her_policy.deploy.toy_arm.ToyArm`.
     """
     vel_step = (
         np.asarray(kinematics.velocity_limits, dtype=np.float64)

@@ -34,19 +34,19 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from her_goals.arm_config import ArmConfig, load_arm_config
 from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.extractors import ObjectPositionExtractor, RobotState
-from her_goals.health import ERROR, OK, STALE, WARN, Health, worst
-from her_goals.kinematics import Kinematics
-from her_goals.msgconv import EventData, StepData, joint_state_fields, pose_fields
-from her_goals.params import doc
+from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.ik import cartesian_step
+from her_goals.robot.kinematics import Kinematics
+from her_goals.robot.observation import ObservationBuilder
+from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health, worst
+from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
-from her_mujoco.ik import cartesian_step
-from her_mujoco.observation import ObservationBuilder
 from her_mujoco.tasks import HerArmEnv, PickAndPlaceEnv, PushEnv, ReachEnv
 from her_policy.deploy.loop import (
     CachedKinematics,

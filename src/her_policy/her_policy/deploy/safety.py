@@ -270,7 +270,7 @@ class SafetyMonitor:
     Kinematics is injected: ``fk(q) -> (3,)`` tool position in m and ``jacobian(q) ->
     (6, n)`` (linear rows first), both in the base frame, plus optionally
     ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass.
-    :meth:`from_kinematics` wires a ``her_goals.kinematics.Kinematics``-like object.
+    :meth:`from_kinematics` wires a ``her_goals.robot.kinematics.Kinematics``-like object.
     """
 
     def __init__(
@@ -379,7 +379,7 @@ class SafetyMonitor:
     ) -> SafetyMonitor:
         """Build a monitor from an object with ``joint_names``, ``joint_limits``,
         ``velocity_limits``, ``fk``, ``jacobian`` and optionally ``pose_and_jacobian``
-        (``her_goals.kinematics.Kinematics``)."""
+        (``her_goals.robot.kinematics.Kinematics``)."""
         low, high = kinematics.joint_limits
         both = None
         pose_and_jacobian = getattr(kinematics, "pose_and_jacobian", None)

@@ -1,7 +1,7 @@
 """A toy 3-joint arm with analytic kinematics, for testing the limits and the safety monitor.
 
 It has the interface :class:`her_policy.deploy.safety.SafetyMonitor.from_kinematics` expects
-(the shape of ``her_goals.kinematics.Kinematics``) without MuJoCo: a base yaw joint
+(the shape of ``her_goals.robot.kinematics.Kinematics``) without MuJoCo: a base yaw joint
 and two pitch joints (shoulder, elbow) in a vertical plane. Its position Jacobian is
 singular with the elbow straight (``q[2] == 0``, inside the joint range on purpose)
 and with the tool above the base axis, so singularity handling can be exercised.

@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from her_goals.config import suggest
 from her_goals.errors import StateError
 from her_goals.extractors import RobotState
-from her_goals.kinematics import Kinematics
+from her_goals.robot.kinematics import Kinematics
 
 ARM_FIELDS: tuple[tuple[str, int, str, str], ...] = (
     ("tcp_pos", 3, "m", "tool-centre-point position in base_link"),

@@ -14,9 +14,9 @@ import mujoco
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.arm_config import ArmConfig
-from her_goals.arm_model import find_ee_frame, find_id, load_model, resolve_joints
 from her_goals.errors import StateError
+from her_goals.robot.arm_config import ArmConfig
+from her_goals.robot.arm_model import find_ee_frame, find_id, load_model, resolve_joints
 
 
 def _as_index(adr: NDArray[np.int64]) -> slice | NDArray[np.int64]:

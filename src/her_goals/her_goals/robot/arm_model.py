@@ -1,6 +1,6 @@
 """Loading the arm model and turning configured names into MuJoCo ids, once.
 
-Every name in an :class:`~her_goals.arm_config.ArmConfig` is checked here at
+Every name in an :class:`~her_goals.robot.arm_config.ArmConfig` is checked here at
 start-up, so a model that does not match its config fails with one message that
 names the missing thing, the names the model does have, and the fix.
 """
@@ -13,9 +13,9 @@ import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
-from her_goals.arm_config import ArmConfig
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
+from her_goals.robot.arm_config import ArmConfig
 
 _KIND_NAMES = {
     mujoco.mjtObj.mjOBJ_JOINT: "joint",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from her_goals.msgconv import Diagnostic
+from her_goals.rosglue.msgconv import Diagnostic
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 # Severity for combining levels: ERROR > STALE > WARN > OK (diagnostic_msgs numbers STALE 3).

@@ -25,7 +25,7 @@ VELOCITY_LIMITS_RAD_S: tuple[float, ...] = (2.175, 2.175, 2.175, 2.175, 2.61, 2.
 
 
 def packaged_model_path() -> Path:
-    """Path of the MJCF model shipped with HER-ROS (her_goals/models/her_arm.xml)."""
+    """Path of the MJCF model shipped with HER-ROS (her_goals/robot/models/her_arm.xml)."""
     return Path(__file__).resolve().parent / "models" / "her_arm.xml"
 
 

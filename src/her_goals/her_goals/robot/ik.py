@@ -28,7 +28,7 @@ import mujoco
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.kinematics import Kinematics
+from her_goals.robot.kinematics import Kinematics
 
 # Tool pointing down (tool z = -base z) with the fingers opening along base y:
 # the orientation of the packaged arm's tcp at home.

@@ -84,7 +84,7 @@ def declare_config(node: Any, cls: type[Any], types: Any) -> dict[str, Any]:
     """Declare one parameter per field of ``cls`` on ``node``; returns ``{name: value}``.
 
     ``node`` is an ``rclpy.node.Node`` (duck-typed: only ``declare_parameter`` is
-    used), ``types`` a :class:`her_goals.msgconv.MessageTypes` for the descriptor.
+    used), ``types`` a :class:`her_goals.rosglue.msgconv.MessageTypes` for the descriptor.
     Every parameter is dynamically typed so that a wrong type reaches
     :func:`config_from_parameters` and is reported there, not raised by rclpy.
     """
