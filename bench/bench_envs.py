@@ -24,7 +24,9 @@ import mujoco
 import numpy as np
 
 from her_goals.robot.ik import cartesian_step
-from her_mujoco import TASK_IDS, make_task, scripted_controller
+from her_goals.tasks import TASKS
+from her_mujoco import ENV_CLASSES, make_task
+from her_policy.deploy.scripted import scripted_controller
 
 FETCH_IDS = ("FetchReach-v4", "FetchPush-v4")
 
@@ -82,10 +84,10 @@ def main() -> None:
     print(
         f"scripted controller, success on {args.episodes} held-out goals (requested-goal success)"
     )
-    for task in TASK_IDS:
+    for task in ENV_CLASSES:
         print(f"  {task:<16} {scripted_success(task, args.episodes):.2f}")
 
-    ids = [*TASK_IDS.values(), *FETCH_IDS]
+    ids = [*(TASKS[n].env_id for n in ENV_CLASSES), *FETCH_IDS]
     envs = {env_id: gym.make(env_id) for env_id in ids}
     actions = np.random.default_rng(0).uniform(-1, 1, (args.steps, 4)).astype(np.float32)
     rates: dict[str, list[float]] = {env_id: [] for env_id in ids}

@@ -7,7 +7,8 @@ pick-and-place 0.99. The thresholds below leave margin for other machines.
 import numpy as np
 import pytest
 
-from her_mujoco import make_task, scripted_controller
+from her_mujoco import make_task
+from her_policy.deploy.scripted import scripted_controller
 
 EPISODES = 20
 MIN_SUCCESS = {"reach": 0.95, "push": 0.85, "pick_and_place": 0.85}

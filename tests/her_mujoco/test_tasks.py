@@ -8,9 +8,10 @@ import pytest
 
 import her_mujoco
 from her_goals import ConfigError, GoalShapeError, NonFiniteGoalError
-from her_mujoco import TASK_IDS, make_task, scripted_controller
+from her_mujoco import ENV_CLASSES, make_task
+from her_policy.deploy.scripted import scripted_controller
 
-TASKS = list(TASK_IDS)
+TASKS = list(ENV_CLASSES)
 OBS_SIZE = {"reach": 8, "push": 23, "pick_and_place": 23}
 
 

@@ -12,6 +12,7 @@ from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.app.demo import run_demo
 from her_policy.app.sim import run_requested_goals, sim_control_loop
 from her_policy.deploy.loop import ListSink
+from her_policy.deploy.scripted import scripted_controller
 from her_policy.errors import PolicyError
 from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
@@ -63,7 +64,7 @@ def test_bag_round_trip_refuses_an_episode_the_bag_rejects(tmp_path: Path) -> No
 
 def test_scripted_reach_through_the_safety_loop_reaches_heldout_goals() -> None:
     env = her_mujoco.make_task("reach")
-    controller = her_mujoco.scripted_controller(env)
+    controller = scripted_controller(env)
     tcp = env.unwrapped.observation_layout.slice("tcp_pos")
 
     def actor(o: np.ndarray, g: np.ndarray) -> np.ndarray:

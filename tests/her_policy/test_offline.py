@@ -9,13 +9,14 @@ import numpy as np
 
 import her_mujoco
 from her_policy.app.bag_transport import BagRoundTrip
+from her_policy.deploy.scripted import scripted_controller
 from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
 
 
 def scripted_reach_bags(path: Path, n_episodes: int = 6) -> None:
     env = her_mujoco.make_task("reach")
-    controller = her_mujoco.scripted_controller(env)
+    controller = scripted_controller(env)
     space = env.unwrapped.goal_space
     episodes = []
     for i in range(n_episodes):

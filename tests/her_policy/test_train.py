@@ -18,8 +18,9 @@ from her_goals.errors import ConfigError
 from her_policy.app.cli import build_parser, main
 from her_policy.artefact.store import load_artefact
 from her_policy.learn.algorithms import make_learner
-from her_policy.learn.config import PRESETS, TrainConfig, build_train_config, field_docs
+from her_policy.learn.config import TrainConfig, build_train_config, field_docs
 from her_policy.learn.evaluate import evaluate
+from her_policy.learn.presets import PRESETS
 from her_policy.learn.train import train
 
 torch.set_num_threads(1)

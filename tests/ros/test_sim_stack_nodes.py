@@ -25,7 +25,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from ros_probe_node import start_probe  # noqa: E402
 
 import launch  # noqa: E402
-from her_goals.goals_core import TASK_GOALS  # noqa: E402
+from her_goals.tasks import TASKS  # noqa: E402
 
 ESTOP, START, END, ABORT = 128, 0, 1, 2
 
@@ -58,7 +58,7 @@ def test_goals_flow(probe: Any):
     desired = probe.wait_for("/her/desired_goal", lambda m: m.episode_id == start.episode_id)
     assert desired.goal_space == "ee_position" and desired.header.frame_id == "base_link"
     assert list(desired.value) == list(start.desired_goal)
-    assert bool(TASK_GOALS["reach"][1].contains(np.array(desired.value)))
+    assert bool(TASKS["reach"].goal_region.contains(np.array(desired.value)))
     achieved = probe.wait_for("/her/achieved_goal", lambda m: m.episode_id == start.episode_id)
     assert len(achieved.value) == 3 and achieved.header.frame_id == "base_link"
     step = probe.wait_for("/her/step", lambda m: m.episode_id == start.episode_id)

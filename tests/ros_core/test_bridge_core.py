@@ -7,8 +7,9 @@ import pytest
 
 from her_goals.errors import ConfigError, StateError
 from her_goals.rosglue.health import ERROR
+from her_goals.tasks import MIN_START_GOAL_DISTANCE_M
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
-from her_mujoco.tasks import MIN_START_GOAL_DISTANCE_M, PARKED_OBJECT_M
+from her_mujoco.tasks import PARKED_OBJECT_M
 
 
 @pytest.fixture(scope="module")

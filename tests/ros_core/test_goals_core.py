@@ -10,10 +10,11 @@ from ros_testlib import cdr_roundtrip
 
 from her_goals.episode import EventKind
 from her_goals.errors import HerError
-from her_goals.goals_core import TASK_GOALS, GoalsConfig, GoalsCore
+from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.robot.arm_config import ARM_JOINTS, GRIPPER_JOINTS, HOME_QPOS_RAD
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue.health import ERROR, STALE, WARN
+from her_goals.tasks import TASKS
 
 S = 1_000_000_000
 NAMES = ARM_JOINTS + GRIPPER_JOINTS
@@ -34,14 +35,17 @@ def step(episode_id: int, achieved: Any, flags: int = 0, truncated: bool = False
                        -1.0, False, truncated, False, flags, 0.0, (), 0)
 
 
-def test_task_goal_regions_equal_the_simulated_tasks():
+def test_goals_node_and_simulated_tasks_read_one_task_registry():
     tasks = pytest.importorskip("her_mujoco.tasks")
     for name, cls in (("reach", tasks.ReachEnv), ("push", tasks.PushEnv), ("pick_and_place", tasks.PickAndPlaceEnv)):
-        space, region = TASK_GOALS[name]
-        assert space == cls.goal_space_name
-        np.testing.assert_allclose(region.low, cls.goal_region.low)
-        np.testing.assert_allclose(region.high, cls.goal_region.high)
-        assert region.floor_fraction == cls.goal_region.floor_fraction
+        spec = TASKS[name]
+        core = GoalsCore(GoalsConfig(task=name))
+        assert core.space.name == spec.goal_space == cls.goal_space_name
+        assert core.region == spec.goal_region == cls.goal_region
+        assert core.book.max_steps == spec.episode_steps
+        np.testing.assert_allclose(core.region.low, cls.goal_region.low)
+        np.testing.assert_allclose(core.region.high, cls.goal_region.high)
+        assert core.region.floor_fraction == cls.goal_region.floor_fraction
 
 
 def test_achieved_goal_is_the_tool_position_of_the_measured_joints(types: mc.MessageTypes):

@@ -39,32 +39,21 @@ from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, p
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace, get_goal_space
+from her_goals.tasks import get_task
 
 Vector = NDArray[np.float64]
-
-# The tasks' goal spaces and regions (m, base_link). her_mujoco.tasks defines the same
-# on its env classes; her_goals cannot import her_mujoco, so a test keeps the two equal.
-TASK_GOALS: dict[str, tuple[str, GoalRegion]] = {
-    "reach": ("ee_position", GoalRegion(low=(0.35, -0.15, 0.05), high=(0.65, 0.15, 0.35))),
-    "push": ("object_position", GoalRegion(low=(0.35, -0.15, 0.025), high=(0.65, 0.15, 0.025))),
-    "pick_and_place": (
-        "object_position",
-        GoalRegion(low=(0.35, -0.15, 0.025), high=(0.65, 0.15, 0.325), floor_fraction=0.5),
-    ),
-}
-
 
 @dataclass(frozen=True)
 class GoalsConfig:
     """Parameters of goals_node (units in the names)."""
 
-    task: str = doc("reach", "task whose goal space and goal region are used: reach, push, pick_and_place")
-    tolerance_m: float = doc(0.05, "success threshold on the goal distance (m)")
+    task: str = doc("reach", "registered task (her_goals.tasks) whose goal space, goal region and episode length are used")
+    tolerance_m: float = doc(0.0, "success threshold on the goal distance (goal-space units); 0 = the task's")
     goal_region_low_m: tuple[float, ...] = doc((), "lower corner of the goal region (m); empty = the task's")
     goal_region_high_m: tuple[float, ...] = doc((), "upper corner of the goal region (m); empty = the task's")
     split: Literal["train", "heldout"] = doc("train", "goal stream of auto-started episodes")
     seed: int = doc(0, "seed of the goal sampler")
-    max_steps: int = doc(50, "policy steps per episode before END time_limit")
+    max_steps: int = doc(0, "policy steps per episode before END time_limit; 0 = the task's episode length")
     episode_timeout_s: float = doc(30.0, "ABORT an episode that has not ended after this long (s)")
     end_on_success: bool = doc(False, "END at the first successful step instead of the time limit")
     auto_start: bool = doc(True, "start the next episode by itself after start_delay_s")
@@ -77,22 +66,29 @@ class GoalsConfig:
     arm_config: str = doc("", "arm config YAML (her_goals ArmConfig); empty = the packaged arm")
 
     def __post_init__(self) -> None:
-        if self.task not in TASK_GOALS:
-            raise ConfigError(f"goals_node: unknown task {self.task!r}; use one of {list(TASK_GOALS)}")
-        for name in ("tolerance_m", "episode_timeout_s", "achieved_rate_hz", "state_timeout_s"):
+        get_task(self.task)  # an unknown task names the closest one
+        if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
+            raise ConfigError(f"goals_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
+        for name in ("episode_timeout_s", "achieved_rate_hz", "state_timeout_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ConfigError(f"goals_node: {name} must be a positive number, got {value}")
         if not 0 < self.achieved_rate_hz <= 1000:
             raise ConfigError(f"goals_node: achieved_rate_hz {self.achieved_rate_hz} is not in (0, 1000] Hz")
-        if self.start_delay_s < 0 or self.num_episodes < 0 or self.max_steps < 1:
-            raise ConfigError("goals_node: start_delay_s and num_episodes must be >= 0, max_steps >= 1")
+        if self.start_delay_s < 0 or self.num_episodes < 0 or self.max_steps < 0:
+            raise ConfigError("goals_node: start_delay_s, num_episodes and max_steps must be >= 0")
+
+    @property
+    def episode_steps(self) -> int:
+        """Steps per episode: ``max_steps``, or the task's when 0."""
+        return self.max_steps or get_task(self.task).episode_steps
 
     def goal_space(self) -> GoalSpace:
-        return get_goal_space(TASK_GOALS[self.task][0], tolerance=self.tolerance_m)
+        task = get_task(self.task)
+        return get_goal_space(task.goal_space, tolerance=self.tolerance_m or task.tolerance)
 
     def goal_region(self) -> GoalRegion:
-        region = TASK_GOALS[self.task][1]
+        region = get_task(self.task).goal_region
         if self.goal_region_low_m or self.goal_region_high_m:
             return GoalRegion(self.goal_region_low_m, self.goal_region_high_m, region.floor_fraction)
         return region
@@ -107,7 +103,7 @@ class GoalsCore:
         self.region = config.goal_region()
         self.sampler = GoalSampler(self.space, self.region, seed=config.seed)
         self.book = EpisodeBook(
-            self.space, config.max_steps, config.episode_timeout_s, config.end_on_success
+            self.space, config.episode_steps, config.episode_timeout_s, config.end_on_success
         )
         self.health = Health("her_goals: goals_node", config.task)
         self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()

@@ -7,10 +7,9 @@ Importing this package registers the Gymnasium tasks HerReach-v0, HerPush-v0 and
 HerPickAndPlace-v0 (50-step episodes).
 """
 
-from her_mujoco.scripted import scripted_controller
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import (
-    TASK_IDS,
+    ENV_CLASSES,
     HerArmEnv,
     PickAndPlaceEnv,
     PushEnv,
@@ -22,7 +21,7 @@ from her_mujoco.tasks import (
 register_tasks()
 
 __all__ = [
-    "TASK_IDS",
+    "ENV_CLASSES",
     "ArmSim",
     "HerArmEnv",
     "PickAndPlaceEnv",
@@ -30,5 +29,4 @@ __all__ = [
     "ReachEnv",
     "make_task",
     "register_tasks",
-    "scripted_controller",
 ]

@@ -36,23 +36,18 @@ from her_goals.errors import ConfigError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.params import doc
+from her_goals.tasks import get_task
 from her_mujoco.sim import ArmSim
-from her_mujoco.tasks import (
-    MIN_START_GOAL_DISTANCE_M,
-    OBJECT_START_HIGH,
-    OBJECT_START_LOW,
-    PARKED_OBJECT_M,
-)
+from her_mujoco.tasks import PARKED_OBJECT_M, sample_object_start
 
 Vector = NDArray[np.float64]
-OBJECT_TASKS = ("push", "pick_and_place")
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
     """Parameters of bridge_node (units in the names)."""
 
-    task: str = doc("reach", "task whose object placement reset uses: reach, push, pick_and_place")
+    task: str = doc("reach", "registered task (her_goals.tasks) whose object placement reset uses")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
     rate_hz: float = doc(100.0, "simulation step and /joint_states rate (Hz)")
     real_time_factor: float = doc(1.0, "simulated seconds per wall-clock second")
@@ -64,8 +59,7 @@ class BridgeConfig:
     publish_clock: bool = doc(False, "publish /clock from the simulation (other nodes: use_sim_time)")
 
     def __post_init__(self) -> None:
-        if self.task not in ("reach", *OBJECT_TASKS):
-            raise ConfigError(f"bridge_node: unknown task {self.task!r}; use reach, push or pick_and_place")
+        get_task(self.task)  # an unknown task names the closest one
         if not 1.0 <= self.rate_hz <= 1000.0:
             raise ConfigError(f"bridge_node: rate_hz {self.rate_hz} is not in [1, 1000] Hz")
         if not 0.01 <= self.real_time_factor <= 100.0:
@@ -198,13 +192,10 @@ class BridgeCore:
         return self.sim.object_pose()
 
     def _placement(self, goal: Vector | None) -> Vector:
-        if self.config.task not in OBJECT_TASKS:
+        task = get_task(self.config.task)
+        if not task.has_object:
             return PARKED_OBJECT_M.copy()
-        for _ in range(1000):
-            start = self.rng.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
-            if goal is None or np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
-                return start
-        raise StateError(f"reset: no object start at least {MIN_START_GOAL_DISTANCE_M} m from {goal}")
+        return sample_object_start(task, self.rng, goal)
 
     def status_values(self) -> dict[str, Any]:
         return {"sim_time_s": self.clock_ns * 1e-9, "task": self.config.task,

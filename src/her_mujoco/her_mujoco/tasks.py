@@ -40,26 +40,25 @@ from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace, get_goal_space
+from her_goals.tasks import (
+    BLOCK_HALF_SIZE_M,
+    MAX_STEP_M,
+    MIN_START_GOAL_DISTANCE_M,
+    TABLE_Z_M,
+    TASKS,
+    TaskSpec,
+    get_task,
+)
 from her_mujoco.sim import ArmSim
 
-MAX_EPISODE_STEPS = 50
-MAX_STEP_M = 0.05
-"""Tool displacement commanded by a unit action component (Fetch: 5 cm)."""
-BLOCK_HALF_SIZE_M = 0.025
-TABLE_Z_M = 0.0
 # Where the tool may be sent (m, base_link): over the table, clear of the base, with
 # the tcp at least 1 cm up so the fingertips (5 mm below it) stay off the table, and
 # within the arm's reach with the gripper pointing down (the far top corners are at
 # its edge: the IK gets within 1 cm of them).
 WORKSPACE_LOW = np.array([0.25, -0.30, 0.01])
 WORKSPACE_HIGH = np.array([0.70, 0.30, 0.40])
-# Block start region: 30 cm square centred under the tool's home position (Fetch: +-15 cm).
-OBJECT_START_LOW = np.array([0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
-OBJECT_START_HIGH = np.array([0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
-MIN_START_GOAL_DISTANCE_M = 0.1
-"""Block start and goal are at least this far apart (a task never starts solved)."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
-"""Reach has no object; the model's block waits here, out of the arm's reach."""
+"""A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
 
 
@@ -82,16 +81,28 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium declares it an instance attribute)
+    spec_name: ClassVar[str]
+    """The registered task (her_goals.tasks) this class simulates."""
+    task: ClassVar[TaskSpec]
     task_name: ClassVar[str]
     goal_space_name: ClassVar[str]
     has_object: ClassVar[bool]
     goal_region: ClassVar[GoalRegion]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Everything a task is comes from its one registry entry.
+        cls.task = get_task(cls.spec_name)
+        cls.task_name = cls.task.name
+        cls.goal_space_name = cls.task.goal_space
+        cls.has_object = cls.task.has_object
+        cls.goal_region = cls.task.goal_region
+
     def __init__(
         self,
         arm_config: ArmConfig | Mapping[str, Any] | str | Path | None = None,
         *,
-        tolerance_m: float = 0.05,
+        tolerance_m: float | None = None,
         goal_seed: int = 0,
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
@@ -122,7 +133,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         )
         self.observation_layout: ObservationLayout = self.observation_builder.layout
         self._tcp_slice = self.observation_layout.slice("tcp_pos")
-        self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance_m)
+        tolerance = self.task.tolerance if tolerance_m is None else tolerance_m
+        self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance)
         self.goal_sampler = GoalSampler(self.goal_space, self.goal_region, seed=goal_seed)
         """Public sampler: ``goal_sampler.heldout(n)`` gives the evaluation goals."""
         self.achieved_goal_extractor: AchievedGoalExtractor = (
@@ -278,14 +290,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         return float(self.goal_space.is_success(obs["achieved_goal"], obs["desired_goal"]))
 
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
-        for _ in range(1000):
-            start = self.np_random.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
-            if np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
-                return start
-        raise ConfigError(
-            f"could not place the block at least {MIN_START_GOAL_DISTANCE_M} m from goal "
-            f"{goal.tolist()} inside {OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
-        )
+        return sample_object_start(self.task, self.np_random, goal)
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.
@@ -312,66 +317,59 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
 class ReachEnv(HerArmEnv):
     """Move the tool centre point to a goal in a 30 cm box above the table."""
 
-    task_name = "reach"
-    goal_space_name = "ee_position"
-    has_object = False
-    # Centred on the tool's home position (0.5, 0, 0.2) m, Fetch's +-15 cm.
-    goal_region = GoalRegion(low=(0.35, -0.15, 0.05), high=(0.65, 0.15, 0.35))
+    spec_name = "reach"
 
 
 class PushEnv(HerArmEnv):
     """Push the block across the table to a goal on the table."""
 
-    task_name = "push"
-    goal_space_name = "object_position"
-    has_object = True
-    goal_region = GoalRegion(
-        low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
-        high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
-    )
+    spec_name = "push"
 
 
 class PickAndPlaceEnv(HerArmEnv):
     """Move the block to a goal on the table (half the goals) or up to 30 cm above it."""
 
-    task_name = "pick_and_place"
-    goal_space_name = "object_position"
-    has_object = True
-    goal_region = GoalRegion(
-        low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
-        high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.3),
-        floor_fraction=0.5,
+    spec_name = "pick_and_place"
+
+
+def sample_object_start(
+    task: TaskSpec, rng: np.random.Generator, goal: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """An object start in the task's start region at least MIN_START_GOAL_DISTANCE_M from ``goal``."""
+    if task.object_start is None:
+        raise ConfigError(f"task {task.name!r} has no object to place")
+    for _ in range(1000):
+        start = task.object_start.sample(rng, 1)[0]
+        if goal is None or np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
+            return start
+    raise ConfigError(
+        f"could not place the object at least {MIN_START_GOAL_DISTANCE_M} m from goal "
+        f"{np.asarray(goal).tolist()} inside {task.object_start.low}..{task.object_start.high}"
     )
 
 
-TASK_IDS: dict[str, str] = {
-    "reach": "HerReach-v0",
-    "push": "HerPush-v0",
-    "pick_and_place": "HerPickAndPlace-v0",
+ENV_CLASSES: dict[str, type[HerArmEnv]] = {
+    cls.spec_name: cls for cls in (ReachEnv, PushEnv, PickAndPlaceEnv)
 }
-_TASK_CLASSES: dict[str, type[HerArmEnv]] = {
-    "reach": ReachEnv,
-    "push": PushEnv,
-    "pick_and_place": PickAndPlaceEnv,
-}
+"""The simulated env class of each registered task."""
 
 
 def register_tasks() -> None:
-    """Register HerReach-v0, HerPush-v0 and HerPickAndPlace-v0 with Gymnasium (idempotent)."""
-    for name, env_id in TASK_IDS.items():
-        if env_id not in gym.registry:
+    """Register every task's Gymnasium id (TaskSpec.env_id) with Gymnasium (idempotent)."""
+    for name, cls in ENV_CLASSES.items():
+        spec = TASKS[name]
+        if spec.env_id and spec.env_id not in gym.registry:
             gym.register(
-                id=env_id,
-                entry_point=f"her_mujoco.tasks:{_TASK_CLASSES[name].__name__}",
-                max_episode_steps=MAX_EPISODE_STEPS,
+                id=spec.env_id,
+                entry_point=f"her_mujoco.tasks:{cls.__name__}",
+                max_episode_steps=spec.episode_steps,
             )
 
 
 def make_task(name: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` of a task by short name: "reach", "push" or "pick_and_place"."""
-    if name not in TASK_IDS:
-        raise ConfigError(
-            f"unknown task {name!r}.{suggest(name, TASK_IDS)} Tasks: {', '.join(TASK_IDS)}."
-        )
+    """``gym.make`` of a registered task by short name ("reach", "push", ...)."""
+    spec = get_task(name)
+    if name not in ENV_CLASSES:
+        raise ConfigError(f"task {name!r} has no simulated version in her_mujoco")
     register_tasks()
-    return gym.make(TASK_IDS[name], **kwargs)
+    return gym.make(spec.env_id, **kwargs)

@@ -33,11 +33,11 @@ from typing import Any, Literal
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError
-from her_goals.goals_core import TASK_GOALS
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
 from her_goals.rosglue.params import doc
 from her_goals.spaces import get_goal_space
+from her_goals.tasks import TASKS
 from her_recorder.writer import EpisodeRecorder
 
 _MAX_EARLY_STEPS = 1000
@@ -50,7 +50,7 @@ class RecorderConfig:
     bag_dir: str = doc("her_bags", "session directory of the episode bags (bag_0000, bag_0001, ...)")
     task: str = doc("reach", "task name stored in the bags")
     goal_space: str = doc("", "goal space of the episodes (her_goals registry name); empty = the task's")
-    tolerance_m: float = doc(0.05, "success threshold of the goal space (m)")
+    tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
     raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes")
     end_grace_s: float = doc(2.0, "how long an END waits for steps still in flight (s)")
     max_episodes_per_bag: int = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
@@ -60,8 +60,8 @@ class RecorderConfig:
     resume: bool = doc(True, "continue an existing session directory in a new bag")
 
     def __post_init__(self) -> None:
-        if not (self.tolerance_m > 0 and self.end_grace_s >= 0):
-            raise ConfigError("recorder_node: tolerance_m must be > 0 and end_grace_s >= 0")
+        if not (self.tolerance_m >= 0 and self.end_grace_s >= 0):
+            raise ConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
         if self.max_episodes_per_bag < 0 or self.queue_size < 0:
             raise ConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
         if not self.bag_dir:
@@ -75,15 +75,17 @@ class RecorderCore:
         """``config_record`` is stored in every bag (default: this config and the task's goal
         region, which ``her audit`` reads as the region requested goals come from)."""
         self.config = config
-        name = config.goal_space or TASK_GOALS.get(config.task, ("",))[0]
+        task = TASKS.get(config.task)
+        name = config.goal_space or (task.goal_space if task else "")
         if not name:
             raise ConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
-        self.space = get_goal_space(name, tolerance=config.tolerance_m)
+        tolerance = config.tolerance_m or (task.tolerance if task else 0.05)
+        self.space = get_goal_space(name, tolerance=tolerance)
         self.health = Health("her_recorder: recorder_node", str(Path(config.bag_dir).resolve()))
         if config_record is None:
             config_record = {"recorder_node": to_plain(config)}
-            if config.task in TASK_GOALS and TASK_GOALS[config.task][0] == self.space.name:
-                config_record["goal_region"] = to_plain(TASK_GOALS[config.task][1])
+            if task is not None and task.goal_space == self.space.name:
+                config_record["goal_region"] = to_plain(task.goal_region)
         self.recorder = EpisodeRecorder(
             Path(config.bag_dir).expanduser(), goal_space=self.space, task=config.task,
             config=config_record, max_episodes_per_bag=config.max_episodes_per_bag or None,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.tasks import task_names
 from her_policy.deploy.loop import (
     CachedKinematics,
     ControlLoop,
@@ -93,6 +94,7 @@ def sim_control_loop(
         sink=sink,
         goal_space=task.goal_space,
         realtime=False,
+        episode_ticks=task.task.episode_steps,
     )
 
 
@@ -165,7 +167,7 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
             return rng.uniform(-1.0, 1.0, size=env.action_space.shape)
 
     elif policy == "scripted":
-        from her_mujoco.scripted import scripted_controller
+        from her_policy.deploy.scripted import scripted_controller
 
         controller = scripted_controller(env)
         goal_slice = task.observation_layout.slice(
@@ -197,7 +199,7 @@ def add_sim_command(subparsers: Any) -> None:
         description="Record episodes of the MuJoCo arm to rosbag2, driven through action limits "
         "and the safety monitor, the way policy_node drives a robot.",
     )
-    parser.add_argument("--task", default="reach", choices=["reach", "push", "pick_and_place"])
+    parser.add_argument("--task", default="reach", choices=task_names())
     parser.add_argument("--policy", default="scripted", help="scripted | random | ARTEFACT path")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument(

@@ -65,8 +65,9 @@ class ControlLoopConfig:
 
     rate_hz: float = 25.0
     """Tick rate; one tick is one policy step (the task's control rate)."""
-    max_ticks_per_episode: int = 50
-    """Episode length in ticks (a time limit: the last step is truncated, not terminal)."""
+    max_ticks_per_episode: int = 0
+    """Episode length in ticks (a time limit: the last step is truncated, not terminal);
+    0 = the task's episode length (her_goals.tasks)."""
     clip_target_to_workspace: bool = True
     """Clip the tool target into the workspace box before IK, so the arm slides along it."""
     abort_on_estop: bool = True
@@ -80,9 +81,10 @@ class ControlLoopConfig:
             raise ConfigError(f"loop: rate_hz must be a positive number, got {self.rate_hz}")
         if not 0 <= self.thread_priority <= 99:
             raise ConfigError(f"loop: thread_priority must be in 0..99, got {self.thread_priority}")
-        if self.max_ticks_per_episode < 1:
+        if self.max_ticks_per_episode < 0:
             raise ConfigError(
-                f"loop: max_ticks_per_episode must be >= 1, got {self.max_ticks_per_episode}"
+                f"loop: max_ticks_per_episode must be >= 0 (0 = the task's episode length), "
+                f"got {self.max_ticks_per_episode}"
             )
 
     @property
@@ -584,8 +586,11 @@ class ControlLoop:
         goal_space: GoalSpace | None = None,
         realtime: bool = True,
         sleep: Callable[[float], Any] = time.sleep,
+        episode_ticks: int = 50,
     ) -> None:
         self.pipeline = pipeline
+        self.episode_ticks = config.max_ticks_per_episode or episode_ticks
+        """Ticks per episode: the config's, or the task's (``episode_ticks``) when it says 0."""
         self.config = config
         self.read_state = read_state
         self.send_command = send_command
@@ -615,7 +620,7 @@ class ControlLoop:
         """Run one episode towards ``desired_goal`` (refused when the monitor rejects the goal)."""
         goal = np.asarray(desired_goal, dtype=np.float64)
         self._goal_dim = goal.size
-        n_ticks = self.config.max_ticks_per_episode if max_ticks is None else int(max_ticks)
+        n_ticks = self.episode_ticks if max_ticks is None else int(max_ticks)
         monitor = self.pipeline.monitor
         meter = CadenceMeter(self.config.rate_hz)
         counts = dict.fromkeys((f.name or "" for f in ALL_FLAGS), 0)

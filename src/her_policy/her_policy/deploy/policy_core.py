@@ -47,7 +47,7 @@ from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, p
 from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
-from her_mujoco.tasks import HerArmEnv, PickAndPlaceEnv, PushEnv, ReachEnv
+from her_goals.tasks import TaskSpec, get_task
 from her_policy.deploy.loop import (
     CachedKinematics,
     Observed,
@@ -59,7 +59,6 @@ from her_policy.deploy.loop import (
 from her_policy.deploy.safety import SafetyDecision
 
 Vector = NDArray[np.float64]
-TASKS: dict[str, type[HerArmEnv]] = {"reach": ReachEnv, "push": PushEnv, "pick_and_place": PickAndPlaceEnv}
 _ESTOP = int(SafetyFlag.ESTOP)
 _GOAL_OUT_OF_REGION = int(SafetyFlag.GOAL_OUT_OF_REGION)
 
@@ -68,14 +67,14 @@ _GOAL_OUT_OF_REGION = int(SafetyFlag.GOAL_OUT_OF_REGION)
 class PolicyConfig:
     """Parameters of policy_node (units in the names)."""
 
-    task: str = doc("reach", "task: observation layout, goal space and goal region (reach, push, pick_and_place)")
+    task: str = doc("reach", "registered task (her_goals.tasks): observation layout, goal space, goal region")
     artefact: str = doc("", "policy artefact directory (her train --out DIR)/policy; empty = fallback")
     fallback: Literal["hold", "scripted", "random"] = doc(
         "hold", "without an artefact: hold the arm, the task's scripted controller, or random actions")
     random_eps: float = doc(0.0, "exploration: chance per tick of a uniform random action")
     noise_std: float = doc(0.0, "exploration: std of Gaussian noise on the action (action units)")
     seed: int = doc(0, "seed of the exploration noise")
-    tolerance_m: float = doc(0.05, "success threshold of the goal space (m)")
+    tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
     safety_config: str = doc("", "safety stack YAML (loop, limits, safety); empty = built-in defaults")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
     actor_backend: Literal["auto", "numpy", "torch"] = doc("numpy", "runtime actor implementation")
@@ -87,11 +86,12 @@ class PolicyConfig:
     diagnostics_rate_hz: float = doc(2.0, "rate of /diagnostics (Hz)")
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"policy_node: unknown task {self.task!r}; use one of {list(TASKS)}")
+        get_task(self.task)  # an unknown task names the closest one
         if not 0.0 <= self.random_eps <= 1.0 or not self.noise_std >= 0.0:
             raise ConfigError("policy_node: random_eps must be in [0, 1] and noise_std >= 0")
-        for name in ("tolerance_m", "object_timeout_s", "diagnostics_rate_hz"):
+        if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
+            raise ConfigError(f"policy_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
+        for name in ("object_timeout_s", "diagnostics_rate_hz"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"policy_node: {name} must be a positive number, got {getattr(self, name)}")
 
@@ -153,8 +153,9 @@ class PolicyCore:
         self.stack = (load_dataclass(SafetyStackConfig, config.safety_config)
                       if config.safety_config else SafetyStackConfig())
         self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
-        task = TASKS[config.task]
-        self.space = get_goal_space(task.goal_space_name, tolerance=config.tolerance_m)
+        task = get_task(config.task)
+        self.task = task
+        self.space = get_goal_space(task.goal_space, tolerance=config.tolerance_m or task.tolerance)
         # One kinematics pass per joint vector, shared by observation, IK and monitor (duck-typed).
         kin: Any = CachedKinematics(Kinematics(self.arm), copy=False)
         self.kin = kin
@@ -186,7 +187,7 @@ class PolicyCore:
         self._tick_ns: collections.deque[int] = collections.deque(maxlen=256)
 
     # -- the actor ---------------------------------------------------------------------------
-    def _load_actor(self, task: type[HerArmEnv]) -> Any:
+    def _load_actor(self, task: TaskSpec) -> Any:
         cfg = self.config
         if cfg.artefact:
             try:
@@ -205,7 +206,7 @@ class PolicyCore:
             self.actor_kind, self.artefact_hash = f"artefact ({actor.backend})", actor.artefact_hash
             return actor
         if cfg.fallback == "scripted":
-            from her_mujoco.scripted import scripted_controller
+            from her_policy.deploy.scripted import scripted_controller
 
             ctrl = scripted_controller(cfg.task, self.observe.layout)
             self.actor_kind = "scripted"
@@ -342,7 +343,7 @@ class PolicyCore:
         self.last = d = result.decision
         if d.flags & _ESTOP and self.stack.loop.abort_on_estop:
             ep.finishing, ep.aborted = True, True
-        elif ep.ticks >= self.stack.loop.max_ticks_per_episode:
+        elif ep.ticks >= (self.stack.loop.max_ticks_per_episode or self.task.episode_steps):
             ep.finishing = True
         return TickOut(d.command, d.gripper_m, steps)
 

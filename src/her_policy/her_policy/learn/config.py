@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from her_goals.config import from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
+from her_goals.tasks import get_task, task_names
+from her_policy.learn.presets import preset_values
 
 Algorithm = Literal["ddpg", "td3", "sac"]
 
@@ -38,7 +40,7 @@ class TrainConfig:
 
     # -- what to learn ---------------------------------------------------------
     task: str | None = None
-    """her_mujoco task to train on: reach, push or pick_and_place."""
+    """Registered task to train on in the MuJoCo arm (her_goals.tasks): reach, push, pick_and_place..."""
     env: str | None = None
     """Gymnasium goal-env id to train on instead of a task, e.g. FetchPush-v4."""
     preset: str = "auto"
@@ -183,73 +185,6 @@ class TrainConfig:
         return self.env if self.env is not None else f"task:{self.task}"
 
 
-# -- presets -------------------------------------------------------------------
-PRESETS: dict[str, dict[str, Any]] = {
-    "fetch_reach": {
-        # Reach is easy: small nets with one update per step beat 3x256 at 0.4 in
-        # wall-clock; 50 held-out goals per check keep an early stop honest.
-        "algo": "ddpg",
-        "env_steps": 10_000,
-        "n_envs": 2,
-        "hidden": [64, 64],
-        "updates_per_step": 1.0,
-        "batch_size": 256,
-        "eval_every": 500,
-        "eval_episodes": 50,
-        "target_success": 0.95,
-        "parallel": "off",
-    },
-    "fetch_push": {
-        # The baselines HER recipe at the scale of 2 MPI workers (4 episodes, then 40
-        # updates of 512 and one target update per cycle), plus half of each batch
-        # from episodes that moved the block. Measured on FetchPush-v4, 2 cores:
-        # 3x256 nets reach 0.97 by 180k steps but cost ~24 ms per update (184k steps
-        # in 15 min); 2x256 nets reached 0.90 at 140k steps in 460 s. Stops at 0.95
-        # on 50 held-out goals so that the final 100-goal evaluation clears 0.9.
-        "algo": "ddpg",
-        "env_steps": 300_000,
-        "n_envs": 4,
-        "hidden": [256, 256],
-        "updates_per_step": 0.2,
-        "batch_size": 512,
-        "gamma": 0.98,
-        "tau": 0.05,
-        "target_update_every": 40,
-        "moving_share": 0.5,
-        "eval_every": 10_000,
-        "eval_episodes": 50,
-        "target_success": 0.95,
-        "max_wall_s": 900.0,
-        "parallel": "on",
-    },
-}
-"""Tuned settings by name; see :data:`PRESET_FOR` for which env/task uses which."""
-
-PRESET_FOR: dict[str, str] = {
-    "FetchReach-v4": "fetch_reach",
-    "task:reach": "fetch_reach",
-    "FetchPush-v4": "fetch_push",
-    "task:push": "fetch_push",
-    "FetchPickAndPlace-v4": "fetch_push",
-    "task:pick_and_place": "fetch_push",
-}
-
-
-def preset_values(name: str, source: str) -> dict[str, Any]:
-    """The settings of preset ``name`` ("auto": the one for ``source``; "none": nothing)."""
-    if name == "none":
-        return {}
-    if name == "auto":
-        key = PRESET_FOR.get(source)
-        return dict(PRESETS[key]) if key else {}
-    if name not in PRESETS:
-        raise ConfigError(
-            f"unknown preset {name!r}.{suggest(name, PRESETS)} Presets: "
-            f"{', '.join(['auto', 'none', *PRESETS])}."
-        )
-    return dict(PRESETS[name])
-
-
 # -- field docs and the command line -------------------------------------------
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
@@ -344,9 +279,13 @@ def build_train_config(
         chosen["parallel"] = "on" if chosen["parallel"] else "off"
     task, env = chosen.get("task"), chosen.get("env")
     if task is None and env is None:
-        raise ConfigError("say what to train on: --task reach|push|pick_and_place or --env ENV_ID")
+        raise ConfigError(
+            f"say what to train on: --task {'|'.join(task_names())} or --env ENV_ID"
+        )
     if task is not None and env is not None:
         raise ConfigError(f"give --task or --env, not both (got task={task!r}, env={env!r})")
+    if task is not None:
+        get_task(str(task))  # a typo names the closest task before anything else
     source = env if env is not None else f"task:{task}"
     preset = preset_values(str(chosen.get("preset", "auto")), source)
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))

@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from her_goals.provenance import sha256_file
+from her_goals.tasks import TASKS
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import PolicyError
 from her_policy.learn.buffer import HerReplayBuffer
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import EnvSource
 from her_policy.learn.train import TrainResult, train_offline
-
-KNOWN_TASKS = ("reach", "push", "pick_and_place")
 
 
 def bag_file_hashes(bags: Sequence[Path]) -> dict[str, str]:
@@ -69,7 +68,7 @@ def train_from_bags(
                 f"size {e.observation.shape[1]} differ from the first bag's {space.name} / "
                 f"{obs_dim}; train on bags of one task at a time"
             )
-    task = tasks[0] if len(tasks) == 1 and tasks[0] in KNOWN_TASKS else None
+    task = tasks[0] if len(tasks) == 1 and tasks[0] in TASKS else None
     layout = _layout(task, obs_dim, space.dim, act_dim)
     total_steps = sum(len(e) for e in episodes)
     buffer = HerReplayBuffer(

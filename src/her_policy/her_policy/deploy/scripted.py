@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.robot.observation import ObservationLayout
-from her_mujoco.tasks import BLOCK_HALF_SIZE_M, MAX_STEP_M
+from her_goals.tasks import BLOCK_HALF_SIZE_M, MAX_STEP_M, get_task
 
 Observation = Mapping[str, NDArray[np.float64]]
 Controller = Callable[[Observation], NDArray[np.float32]]
@@ -131,12 +130,12 @@ _CONTROLLERS: dict[str, type[ReachController | PushController | PickAndPlaceCont
 }
 
 
-def scripted_controller(env_or_task: gym.Env[Any, Any] | str, layout: ObservationLayout | None = None) -> Controller:
-    """The scripted controller of a task env (wrapped or not) or of a task name + layout."""
+def scripted_controller(env_or_task: Any, layout: ObservationLayout | None = None) -> Controller:
+    """The scripted controller of a task env (a Gymnasium env, wrapped or not) or of a task name + layout."""
     if isinstance(env_or_task, str):
         task = env_or_task
         if layout is None:
-            layout = ObservationLayout.build(with_object=task != "reach")
+            layout = ObservationLayout.build(with_object=get_task(task).has_object)
     else:
         base = env_or_task.unwrapped
         task = getattr(base, "task_name", "")

@@ -1,0 +1,152 @@
+"""The task registry: one declaration per task, read by every part of HER-ROS.
+
+A task is what a user names on the command line (``her train --task push``) and in a
+node's ``task`` parameter. Its :class:`TaskSpec` says everything the rest of the
+stack needs to agree on: the goal space (and so the reward), where requested goals
+come from, where the object starts, how long an episode is, which observation
+fields the policy sees, the Gymnasium id of the simulated version and the training
+preset. The simulator's env classes (``her_mujoco.tasks``), the node cores, the
+trainer, the CLI, the audit and the YAML defaults all read this table; nothing else
+declares a task. ARCHITECTURE.md ("Add a task") says where the other pieces go.
+
+Units: metres in ``base_link`` for positions (the arm's base frame, z up, the table
+top at z = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from her_goals.config import suggest
+from her_goals.errors import ConfigError
+from her_goals.sampling import GoalRegion
+
+TABLE_Z_M = 0.0
+"""Height of the table top in base_link (m)."""
+BLOCK_HALF_SIZE_M = 0.025
+"""Half the edge of the manipulated block (m)."""
+MAX_STEP_M = 0.05
+"""Tool displacement commanded by a unit action component of the arm tasks (Fetch: 5 cm)."""
+MIN_START_GOAL_DISTANCE_M = 0.1
+"""A block starts at least this far from its goal: a task never starts solved."""
+
+OBSERVATION_GROUPS = ("arm", "object")
+"""Groups of observation fields (``her_goals.robot.observation`` lists each group's fields)."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one task is, in the units of its goal space."""
+
+    name: str
+    """Short name used on the command line and in node parameters."""
+    summary: str
+    """One line for ``--help`` and reports."""
+    goal_space: str
+    """Registered goal-space name (``her_goals.spaces``): owns reward and success."""
+    goal_region: GoalRegion
+    """Where requested goals (training and held-out) are drawn from."""
+    tolerance: float = 0.05
+    """Success threshold on the goal distance, in the goal space's units."""
+    object_start: GoalRegion | None = None
+    """Where the object's centre starts (m, base_link); None: the task has no object."""
+    episode_steps: int = 50
+    """Policy steps (control ticks) per episode before the time limit."""
+    observation: tuple[str, ...] = ("arm",)
+    """Observation field groups the policy sees, in order (see OBSERVATION_GROUPS)."""
+    env_id: str = ""
+    """Gymnasium id of the simulated task (``her_mujoco`` registers it)."""
+    preset: str = ""
+    """Training preset of ``her train --task NAME`` (``her_policy.learn.presets``)."""
+
+    def __post_init__(self) -> None:
+        unknown = [g for g in self.observation if g not in OBSERVATION_GROUPS]
+        if unknown or not self.observation:
+            raise ConfigError(
+                f"task {self.name!r}: observation groups {list(self.observation)} must be a "
+                f"non-empty list of {', '.join(OBSERVATION_GROUPS)}"
+            )
+        if self.episode_steps < 1:
+            raise ConfigError(f"task {self.name!r}: episode_steps must be >= 1, got {self.episode_steps}")
+        if not self.tolerance > 0:
+            raise ConfigError(f"task {self.name!r}: tolerance must be > 0, got {self.tolerance}")
+        if ("object" in self.observation) != (self.object_start is not None):
+            raise ConfigError(
+                f"task {self.name!r}: a task with an object needs both object_start and the "
+                "'object' observation group, a task without one neither"
+            )
+
+    @property
+    def has_object(self) -> bool:
+        """True when the task moves an object (its observation has the object fields)."""
+        return self.object_start is not None
+
+
+_ON_TABLE_Z_M = TABLE_Z_M + BLOCK_HALF_SIZE_M
+
+TASKS: dict[str, TaskSpec] = {}
+"""Every registered task by name; add one with :func:`register_task`."""
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` to :data:`TASKS` (a second task of the same name is an error)."""
+    if spec.name in TASKS and TASKS[spec.name] != spec:
+        raise ConfigError(f"a different task named {spec.name!r} is already registered")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """The registered task ``name``; a typo names the closest task and lists them all."""
+    try:
+        return TASKS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown task {name!r}.{suggest(str(name), TASKS)} Tasks: {', '.join(TASKS)}."
+        ) from None
+
+
+def task_names() -> tuple[str, ...]:
+    """Names of the registered tasks, in registration order (for CLI choices)."""
+    return tuple(TASKS)
+
+
+register_task(
+    TaskSpec(
+        name="reach",
+        summary="move the tool centre point to a goal in a 30 cm box above the table",
+        goal_space="ee_position",
+        # Centred on the tool's home position (0.5, 0, 0.2) m, Fetch's +-15 cm.
+        goal_region=GoalRegion(low=(0.35, -0.15, 0.05), high=(0.65, 0.15, 0.35)),
+        observation=("arm",),
+        env_id="HerReach-v0",
+        preset="reach",
+    )
+)
+register_task(
+    TaskSpec(
+        name="push",
+        summary="push the block across the table to a goal on the table",
+        goal_space="object_position",
+        goal_region=GoalRegion(low=(0.35, -0.15, _ON_TABLE_Z_M), high=(0.65, 0.15, _ON_TABLE_Z_M)),
+        # 30 cm square centred under the tool's home position (Fetch: +-15 cm).
+        object_start=GoalRegion(low=(0.35, -0.15, _ON_TABLE_Z_M), high=(0.65, 0.15, _ON_TABLE_Z_M)),
+        observation=("arm", "object"),
+        env_id="HerPush-v0",
+        preset="push",
+    )
+)
+register_task(
+    TaskSpec(
+        name="pick_and_place",
+        summary="move the block to a goal on the table (half the goals) or up to 30 cm above it",
+        goal_space="object_position",
+        goal_region=GoalRegion(
+            low=(0.35, -0.15, _ON_TABLE_Z_M), high=(0.65, 0.15, _ON_TABLE_Z_M + 0.3), floor_fraction=0.5
+        ),
+        object_start=GoalRegion(low=(0.35, -0.15, _ON_TABLE_Z_M), high=(0.65, 0.15, _ON_TABLE_Z_M)),
+        observation=("arm", "object"),
+        env_id="HerPickAndPlace-v0",
+        preset="pick_and_place",
+    )
+)
