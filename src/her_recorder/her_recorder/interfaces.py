@@ -10,7 +10,6 @@ carry the same text (plus the definitions it depends on, in the
 
 from __future__ import annotations
 
-import enum
 import functools
 from importlib import resources
 
@@ -24,6 +23,11 @@ from rosbags.interfaces import (
 )
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from her_goals.episode import EventKind
+from her_goals.safety_flags import SafetyFlag
+
+__all__ = ["EventKind", "SafetyFlag"]  # one definition each, in her_goals; re-exported for bag readers
 
 PACKAGE = "her_interfaces"
 MSG_NAMES = ("Goal", "Step", "EpisodeEvent")
@@ -52,30 +56,6 @@ TOPIC_TYPES: dict[str, str] = {
 """Default topic names and their message types (DESIGN.md, "Topics")."""
 
 _SEPARATOR = "=" * 80
-
-
-class SafetyFlag(enum.IntFlag):
-    """Bits of ``Step.safety_flags``; values equal the constants in ``Step.msg``."""
-
-    CLIPPED = 1
-    STEP_LIMITED = 2
-    JOINT_LIMIT = 4
-    VELOCITY_LIMIT = 8
-    WORKSPACE = 16
-    STALE_STATE = 32
-    NON_FINITE = 64
-    ESTOP = 128
-    SINGULARITY = 256
-    GOAL_OUT_OF_REGION = 512
-
-
-class EventKind(enum.IntEnum):
-    """``EpisodeEvent.event``; values equal the constants in ``EpisodeEvent.msg``."""
-
-    START = 0
-    END = 1
-    ABORT = 2
-    DISCARD = 3
 
 
 def msg_text(name: str) -> str:
