@@ -151,11 +151,12 @@ def test_learner_trains_from_a_filled_buffer_without_an_env() -> None:
 def test_polyak_update() -> None:
     target = [torch.zeros(3), torch.ones(2)]
     source = [torch.ones(3), torch.zeros(2)]
-    polyak_update(target, source, 0.25)
+    polyak_update(source, target, 0.25)  # SB3's order: online parameters, then targets
     torch.testing.assert_close(target[0], torch.full((3,), 0.25))
     torch.testing.assert_close(target[1], torch.full((2,), 0.75))
+    torch.testing.assert_close(source[0], torch.ones(3))  # the online side is untouched
     with pytest.raises(ValueError):
-        polyak_update(target, source[:1], 0.5)
+        polyak_update(source[:1], target, 0.5)
 
 
 @pytest.mark.parametrize("fused", [True, False])

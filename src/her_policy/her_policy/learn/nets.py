@@ -49,9 +49,12 @@ def mlp(in_dim: int, out_dim: int, hidden: Sequence[int], *, ensemble: int = 0) 
 
 
 @torch.no_grad()
-def polyak_update(target: Iterable[Tensor], source: Iterable[Tensor], tau: float) -> None:
-    """``target <- (1 - tau) * target + tau * source``, in place, for every pair of tensors."""
-    targets, sources = list(target), list(source)
+def polyak_update(params: Iterable[Tensor], target_params: Iterable[Tensor], tau: float) -> None:
+    """``target <- (1 - tau) * target + tau * source``, in place, for every pair of tensors.
+
+    Stable-Baselines3's argument order: the online parameters first, the targets second.
+    """
+    sources, targets = list(params), list(target_params)
     if len(targets) != len(sources):
         raise ValueError(f"polyak_update: {len(targets)} target and {len(sources)} source tensors")
     torch._foreach_lerp_(targets, sources, tau)

@@ -1,0 +1,194 @@
+"""What every learner shares: the TD target, the normaliser, batch conversion, export, checkpoints.
+
+The learners (:mod:`.td3` with DDPG as its special case, :mod:`.sac`) share the building blocks of :mod:`her_policy.learn.nets` and one TD-target
+rule (:func:`td_target`)::
+
+    y = r + gamma * (1 - terminated) * next_value,  clipped to [-1/(1-gamma), 0]
+
+A time-limit truncation is not a terminal state: the stored next observation is
+real, so the target bootstraps from it. Only ``terminated`` stops the bootstrap.
+The clip is the range of discounted sums of sparse rewards in [-1, 0] (the goal
+contract), as in OpenAI baselines' HER.
+
+A learner owns its networks, optimisers and the input normaliser;
+``update(batch)`` takes one :class:`~her_policy.learn.buffer.HerBatch`, whatever filled
+the buffer (a simulator, or bags offline).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from her_policy.artefact.actor import Head, PolicySnapshot
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.errors import PolicyError
+from her_policy.learn.buffer import HerBatch
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.nets import Adam, linear_layers
+from her_policy.learn.normaliser import GoalConditionedNormaliser
+
+
+def td_target(
+    reward: Tensor,
+    terminated: Tensor,
+    next_value: Tensor,
+    gamma: float,
+    clip: bool,
+    discount: Tensor | None = None,
+) -> Tensor:
+    """TD target; ``terminated`` (float 0/1) stops the bootstrap, truncation does not.
+
+    ``discount`` (per sample, gamma^m for m-step returns) replaces ``gamma`` as the
+    bootstrap factor when given; the clip range stays [-1/(1-gamma), 0].
+    """
+    factor = gamma if discount is None else discount
+    target = reward + factor * (1.0 - terminated) * next_value
+    if clip:
+        target = target.clamp(-1.0 / (1.0 - gamma), 0.0)
+    return target
+
+
+def adam(params: Any, lr: float) -> Adam:
+    return Adam(params, lr=lr)
+
+
+def step_on(loss: Tensor, params: list[nn.Parameter], opt: Adam) -> None:
+    """Gradient step of ``params`` only: the critic's weight gradients are not computed
+    for an actor loss that passes through the critic (a third of its backward pass)."""
+    grads = torch.autograd.grad(loss, params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+
+
+class Learner:
+    """Base of the learners: normaliser, batch conversion, export and checkpoints."""
+
+    algorithm: ClassVar[str]
+    head: ClassVar[Head] = "deterministic"
+
+    def __init__(
+        self, layout: PolicyLayout, config: TrainConfig, *, gamma: float, seed: int = 0
+    ) -> None:
+        self.layout = layout
+        self.config = config
+        self.gamma = float(gamma)
+        self.seed = int(seed)
+        self.n_updates = 0
+        torch.manual_seed(seed)
+        self.normaliser = GoalConditionedNormaliser(
+            layout.observation_dim,
+            layout.goal_dim,
+            eps=config.norm_eps,
+            clip=config.norm_clip,
+            clip_obs=config.clip_obs,
+        )
+        low = np.asarray(layout.action_low, np.float32)
+        high = np.asarray(layout.action_high, np.float32)
+        self._action_centre = (high + low) / 2
+        self._action_half = (high - low) / 2
+        self.actor: nn.Sequential
+        self._discount: Tensor | None = None
+
+    # -- data -----------------------------------------------------------------
+    def tensors(self, batch: HerBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(input, unit action, reward, next input, terminated) as float32 tensors.
+
+        For an n-step batch: (input, action, n-step return, input after m steps,
+        terminated within them); the per-sample bootstrap factor goes to
+        ``self._discount`` for the next TD target.
+        """
+        norm = self.normaliser
+        x = norm(batch.observation, batch.desired_goal)
+        a = (batch.action - self._action_centre) / self._action_half
+        ahead = batch.n_step
+        if ahead is None:
+            self._discount = None
+            reward, after, terminated = batch.reward, batch.next_observation, batch.terminated
+        else:
+            self._discount = torch.from_numpy(ahead.discount)
+            reward, after, terminated = ahead.returns, ahead.observation, ahead.terminated
+        x2 = norm(after, batch.desired_goal)
+        return (
+            torch.from_numpy(x),
+            torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(reward, dtype=np.float32)),
+            torch.from_numpy(x2),
+            torch.from_numpy(terminated.astype(np.float32)),
+        )
+
+    def td_target(self, r: Tensor, term: Tensor, next_value: Tensor) -> Tensor:
+        """The TD target of the batch last converted by :meth:`tensors`."""
+        return td_target(r, term, next_value, self.gamma, self.config.clip_target, self._discount)
+
+    def update(self, batch: HerBatch, *, with_metrics: bool = False) -> dict[str, float]:
+        """One gradient step of critic (and, when due, actor) on ``batch``."""
+        metrics = self._update(*self.tensors(batch), with_metrics=with_metrics)
+        self.n_updates += 1
+        return metrics
+
+    def _update(
+        self, x: Tensor, a: Tensor, r: Tensor, x2: Tensor, term: Tensor, *, with_metrics: bool
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _next_value(self, x2: Tensor) -> Tensor:
+        """Bootstrap value of the next input under the target networks, (B,)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def target_values(self, batch: HerBatch) -> np.ndarray:
+        """The TD targets ``update`` would regress on for ``batch`` (no update made)."""
+        _, _, r, x2, term = self.tensors(batch)
+        return self.td_target(r, term, self._next_value(x2)).numpy()
+
+    # -- acting and export ----------------------------------------------------
+    @torch.no_grad()
+    def act(self, observation: Any, desired_goal: Any) -> np.ndarray:
+        """Deterministic env actions for (N, obs) / (N, goal) inputs (torch path, for checks)."""
+        x = torch.from_numpy(
+            self.normaliser(np.atleast_2d(observation), np.atleast_2d(desired_goal))
+        )
+        out = self.actor(x)[:, : self.layout.action_dim]
+        return self.layout.to_env_action(torch.tanh(out).numpy())
+
+    def snapshot(self) -> PolicySnapshot:
+        """Actor weights and normaliser statistics as numpy, for collectors and artefacts."""
+        layers = linear_layers(self.actor)
+        stats = self.normaliser.stats()
+        return PolicySnapshot(
+            weights=tuple(layer.weight.detach().numpy().T.copy() for layer in layers),
+            biases=tuple(layer.bias.detach().numpy().copy() for layer in layers),
+            head=self.head,
+            obs_mean=stats["obs_mean"],
+            obs_std=stats["obs_std"],
+            goal_mean=stats["goal_mean"],
+            goal_std=stats["goal_std"],
+            clip_obs=stats["clip_obs"],
+            norm_clip=stats["norm_clip"],
+        )
+
+    def modules(self) -> dict[str, nn.Module | Adam]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: networks, optimisers, normaliser, counters."""
+        state: dict[str, Any] = {k: m.state_dict() for k, m in self.modules().items()}
+        state["normaliser"] = self.normaliser.state_dict()
+        state["n_updates"] = self.n_updates
+        state["algorithm"] = self.algorithm
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("algorithm") != self.algorithm:
+            raise PolicyError(
+                f"checkpoint is for {state.get('algorithm')!r}, this learner is {self.algorithm!r}"
+            )
+        for key, module in self.modules().items():
+            module.load_state_dict(state[key])
+        self.normaliser.load_state_dict(state["normaliser"])
+        self.n_updates = int(state["n_updates"])

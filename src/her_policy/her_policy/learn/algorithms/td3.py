@@ -1,0 +1,141 @@
+"""TD3, and DDPG as its special case (one critic, no target smoothing, no actor delay).
+
+As in Stable-Baselines3, ``class DDPG(TD3)`` changes three settings, not the algorithm::
+
+    TD3:  n_critics 2, target policy noise config.policy_noise, actor every config.policy_delay
+    DDPG: n_critics 1, no target noise,                         actor every update
+
+Both add the HER recipe's action L2 penalty to the actor loss and clip TD targets to
+``[-1/(1-gamma), 0]`` (:func:`~her_policy.learn.algorithms.base.td_target`). Targets move
+by ``polyak_update`` every ``policy_delay * config.target_update_every`` updates: with the
+actor for TD3 (target_update_every 1), every 40 updates with tau 0.05 in the baselines
+DDPG recipe (policy_delay 1).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.learn.algorithms.base import Learner, adam, step_on
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.nets import Adam, mlp, polyak_update
+
+
+class Critics(nn.Module):
+    """``n`` critics Q(x, a); returns (n, B).
+
+    One critic is a plain MLP (the HER paper's DDPG); two or more are stacked in one
+    ensemble network, so a batch is one batched matmul per layer.
+    """
+
+    def __init__(
+        self, input_dim: int, action_dim: int, hidden: tuple[int, ...], n: int = 2
+    ) -> None:
+        super().__init__()
+        self.n = n
+        self.net = mlp(input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0)
+
+    def forward(self, x: Tensor, a: Tensor) -> Tensor:
+        xa = torch.cat([x, a], 1)
+        if self.n == 1:
+            return self.net(xa).squeeze(-1).unsqueeze(0)
+        return self.net(xa.unsqueeze(0).expand(self.n, *xa.shape)).squeeze(-1)
+
+
+class TD3(Learner):
+    """TD3: twin critics, target policy smoothing, delayed actor updates (plus action L2)."""
+
+    algorithm = "td3"
+    n_critics = 2
+
+    def __init__(
+        self, layout: PolicyLayout, config: TrainConfig, *, gamma: float, seed: int = 0
+    ) -> None:
+        super().__init__(layout, config, gamma=gamma, seed=seed)
+        d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
+        self.actor = mlp(d, n_a, h)
+        self.critic = Critics(d, n_a, h, n=self.n_critics)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = adam(self._actor_params, config.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
+        self._last_actor_loss = float("nan")
+
+    @property
+    def policy_delay(self) -> int:
+        """Critic updates per actor update."""
+        return self.config.policy_delay
+
+    @property
+    def target_noise(self) -> float:
+        """Std of the target policy smoothing noise (0: none)."""
+        return self.config.policy_noise
+
+    def _next_value(self, x2: Tensor) -> Tensor:
+        a2 = torch.tanh(self.actor_target(x2))
+        if self.target_noise > 0:
+            clip = self.config.noise_clip
+            noise = (torch.randn_like(a2) * self.target_noise).clamp(-clip, clip)
+            a2 = (a2 + noise).clamp(-1.0, 1.0)
+        return self.critic_target(x2, a2).min(0).values
+
+    def modules(self) -> dict[str, nn.Module | Adam]:
+        return {
+            "actor": self.actor,
+            "critic": self.critic,
+            "actor_target": self.actor_target,
+            "critic_target": self.critic_target,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+        }
+
+    def _update(
+        self, x: Tensor, a: Tensor, r: Tensor, x2: Tensor, term: Tensor, *, with_metrics: bool
+    ) -> dict[str, float]:
+        cfg = self.config
+        with torch.no_grad():
+            y = self.td_target(r, term, self._next_value(x2))
+        q = self.critic(x, a)
+        critic_loss = (q - y).square().mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        count = self.n_updates + 1
+        if count % self.policy_delay == 0:
+            pi = torch.tanh(self.actor(x))
+            actor_loss = -self.critic(x, pi)[0].mean() + cfg.action_l2 * pi.square().mean()
+            step_on(actor_loss, self._actor_params, self.actor_opt)
+            if with_metrics:
+                self._last_actor_loss = actor_loss.item()
+        if count % (self.policy_delay * cfg.target_update_every) == 0:
+            polyak_update(self.actor.parameters(), self.actor_target.parameters(), cfg.tau)
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), cfg.tau)
+        if not with_metrics:
+            return {}
+        return {
+            "critic_loss": critic_loss.item() / self.n_critics,
+            "actor_loss": self._last_actor_loss,
+            "q_mean": q.mean().item(),
+            "target_mean": y.mean().item(),
+        }
+
+
+class DDPG(TD3):
+    """DDPG as in the HER paper and OpenAI baselines: TD3 with one critic, no smoothing, no delay."""
+
+    algorithm = "ddpg"
+    n_critics = 1
+
+    @property
+    def policy_delay(self) -> int:
+        return 1
+
+    @property
+    def target_noise(self) -> float:
+        return 0.0
