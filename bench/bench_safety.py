@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from her_goals import RobotState
+from her_goals import RobotState, robot
+from her_policy.artefact.weights import ActorWeights
 from her_policy.deploy.loop import (
     CachedKinematics,
     SafetyStackConfig,
@@ -42,8 +43,9 @@ from her_policy.deploy.loop import (
     build_pipeline,
     set_realtime_priority,
 )
-from her_policy.deploy.runtime import ActorWeights, RuntimeActor
+from her_policy.deploy.runtime import RuntimeActor
 from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
+from her_policy.learn.torch_actor import TorchActor, check_parity, time_forward
 
 EPS = 1e-9
 
@@ -74,15 +76,15 @@ def make_arm(actor: Callable[..., Any]) -> dict[str, Any]:
     cfg = SafetyStackConfig()
     sim = mj.ArmSim()
     # One kinematics pass per joint vector, shared by observation, IK and monitor.
-    kin = CachedKinematics(mj.Kinematics(sim.config, model=sim.model), copy=False)
+    kin = CachedKinematics(robot.Kinematics(sim.config, model=sim.model), copy=False)
     dt = cfg.loop.period_s
-    ob = mj.ObservationBuilder(kin, sim.config.gripper_joints, dt, with_object=True)
+    ob = robot.ObservationBuilder(kin, sim.config.gripper_joints, dt, with_object=True)
     pipe = build_pipeline(
         cfg,
         actor=actor,
         observe=ob,
         kinematics=kin,
-        ik=lambda q, step: mj.cartesian_step(kin, q, step, dt),
+        ik=lambda q, step: robot.cartesian_step(kin, q, step, dt),
         goal_region=mj.PushEnv.goal_region,
         tcp_slice=ob.layout.slice("tcp_pos"),
     )
@@ -117,10 +119,12 @@ def realistic_states(arm: dict[str, Any], n: int, seed: int = 0) -> list[RobotSt
 # -- 1 + 2: latency --------------------------------------------------------------------------
 
 
-def bench_actor(actor: RuntimeActor, calls: int) -> dict[str, dict[str, float]]:
+def bench_actor(
+    actor: RuntimeActor, twin: TorchActor, calls: int
+) -> dict[str, dict[str, float]]:
     out = {}
-    for backend in ("numpy", "torch"):
-        p50, p99 = actor.time_backend(backend, calls)  # type: ignore[arg-type]
+    for backend, fn in (("numpy", actor.numpy_actor), ("torch", twin)):
+        p50, p99 = time_forward(fn, actor.weights, calls)
         out[backend] = {"p50_us": p50, "p99_us": p99, "n": calls}
     return out
 
@@ -345,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = ActorWeights.random(
         23, 3, 4, hidden=(256, 256, 256), seed=args.seed, goal_space="object_position"
     )
-    actor = RuntimeActor(weights, backend="auto", timing_calls=2000)
+    actor, twin = RuntimeActor(weights), TorchActor(weights)
+    parity = check_parity(weights)
     results: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -356,13 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "actor": {
             "mlp": "3x256 relu, tanh out, obs 23 + goal 3 -> 4",
-            "auto_backend": actor.backend,
+            "robot_path": "numpy (RuntimeActor); torch twin timed for comparison",
+            "parity_max_abs_diff": parity,
         },
     }
     print(f"load average at start: {load_average():.2f} on {os.cpu_count()} CPUs", flush=True)
 
     print(f"1. actor alone, {args.actor_calls} calls per backend ...", flush=True)
-    results["actor"]["latency"] = bench_actor(actor, args.actor_calls)
+    results["actor"]["latency"] = bench_actor(actor, twin, args.actor_calls)
     for b, r in results["actor"]["latency"].items():
         print(f"   {b:5s}  p50 {r['p50_us']:7.1f} us  p99 {r['p99_us']:7.1f} us")
 
@@ -377,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = set_realtime_priority(args.fifo_priority)
         results["tick"]["sched_fifo_priority"] = args.fifo_priority if ok else 0
         print(f"   SCHED_FIFO priority {args.fifo_priority}: {'on' if ok else 'NOT permitted'}")
-    for b, fn in (("numpy", actor.numpy_actor), ("torch", actor.torch_actor)):
+    for b, fn in (("numpy", actor.numpy_actor), ("torch", twin)):
         r = bench_ticks(arm["pipe"], states, fn, args.ticks)
         results["tick"][b] = r
         a, w = r["actor_limits_ik_safety"], r["whole_tick_with_observation"]

@@ -18,9 +18,9 @@ import itertools
 from her_policy_toys import TOY_SPACE, OraclePolicy, StillPolicy, ToyFactory
 
 from her_goals.spaces import GoalSpace, get_goal_space
-from her_policy.artefact.actor import PolicySnapshot
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.store import load_artefact, save_artefact
+from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import ArtefactError, EnvContractError, GoalSpaceMismatchError
 from her_policy.learn.envs import HELDOUT_SEED_BASE, goal_space_of, requested_resets, training_seed
 from her_policy.learn.evaluate import evaluate, wilson_interval
@@ -28,11 +28,11 @@ from her_policy.learn.evaluate import evaluate, wilson_interval
 LAYOUT = PolicyLayout(3, 3, 3, (-1.0,) * 3, (1.0,) * 3, (("position", 0, 3),))
 
 
-def snapshot(seed: int = 0, head: str = "deterministic") -> PolicySnapshot:
+def snapshot(seed: int = 0, head: str = "deterministic") -> ActorWeights:
     rng = np.random.default_rng(seed)
     out = 6 if head == "gaussian" else 3
     sizes = [6, 16, 16, out]
-    return PolicySnapshot(
+    return ActorWeights(
         weights=tuple(rng.normal(0, 0.5, (a, b)).astype(np.float32) for a, b in itertools.pairwise(sizes)),
         biases=tuple(rng.normal(0, 0.1, b).astype(np.float32) for b in sizes[1:]),
         head=head,  # type: ignore[arg-type]
@@ -60,9 +60,9 @@ def test_round_trip_keeps_actions_and_provenance(tmp_path: Path) -> None:
     path = write(tmp_path / "policy", head="gaussian")
     art = load_artefact(path)
     obs, goal = np.random.default_rng(1).normal(size=(8, 3)), np.random.default_rng(2).normal(size=(8, 3))
-    from her_policy.artefact.actor import BatchActor
+    from her_policy.artefact.numpy_actor import NumpyActor
 
-    expected = BatchActor(snapshot(head="gaussian"))(obs, goal)  # deterministic: tanh(mean)
+    expected = NumpyActor(snapshot(head="gaussian")).batch(obs, goal)  # deterministic: tanh(mean)
     np.testing.assert_allclose(art.act_batch(obs, goal), expected, atol=1e-6)
     np.testing.assert_allclose(art.act(obs[0], goal[0]), expected[0], atol=1e-6)
     meta = art.metadata
@@ -92,7 +92,7 @@ def test_loading_needs_no_torch(tmp_path: Path) -> None:
 def test_runtime_actor_reads_the_artefact_weights(tmp_path: Path) -> None:
     runtime = pytest.importorskip("her_policy.deploy.runtime")
     path = write(tmp_path / "policy")
-    actor = runtime.RuntimeActor.load(path / "actor.npz", expect_goal_space=TOY_SPACE.name, backend="numpy")
+    actor = runtime.RuntimeActor.load(path / "actor.npz", expect_goal_space=TOY_SPACE.name)
     art = load_artefact(path)
     o, g = np.array([0.1, -0.2, 0.3]), np.array([0.0, 0.1, -0.1])
     np.testing.assert_allclose(actor(o, g), art.act(o, g), atol=1e-5)

@@ -500,9 +500,10 @@ def test_adversarial_soak_has_no_out_of_limit_command():
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    from her_policy.deploy.runtime import ActorWeights, RuntimeActor
+    from her_policy.artefact.weights import ActorWeights
+    from her_policy.deploy.runtime import RuntimeActor
 
-    actor = RuntimeActor(ActorWeights.random(23, 3, 4, seed=0), backend="numpy")
+    actor = RuntimeActor(ActorWeights.random(23, 3, 4, seed=0))
     arm = bench.make_arm(actor.numpy_actor)
     states = bench.realistic_states(arm, 300, seed=0)
     result = bench.soak(arm, states, 50_000, seed=1)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from her_goals.spaces import GoalSpace
-from her_policy.artefact.actor import BatchActor
 from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.numpy_actor import NumpyActor
 from her_policy.learn.algorithms import LEARNERS, make_learner, td_target
 from her_policy.learn.buffer import BatchStats, HerBatch, HerReplayBuffer
 from her_policy.learn.config import TrainConfig
@@ -105,7 +105,7 @@ def test_numpy_snapshot_acts_like_the_torch_actor(algo: str) -> None:
         learner.update(batch())
     obs, goal = rng.normal(3, 2, (16, 5)), rng.normal(-1, 0.5, (16, 3))
     torch_actions = learner.act(obs, goal)
-    numpy_actions = LAYOUT.to_env_action(BatchActor(learner.snapshot())(obs, goal))
+    numpy_actions = LAYOUT.to_env_action(NumpyActor(learner.snapshot()).batch(obs, goal))
     np.testing.assert_allclose(numpy_actions, torch_actions, atol=1e-5)
     assert (np.abs(torch_actions) <= np.array([1.0, 2.0])).all(), "actions scaled to the env range"
 

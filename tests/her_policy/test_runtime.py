@@ -1,4 +1,4 @@
-"""Runtime actor: numpy and torch forward passes agree, artefacts load, the faster backend is kept."""
+"""Runtime actor: the numpy forward pass agrees with the torch twin, artefacts load, damage is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from her_goals import get_goal_space
-from her_policy.deploy.runtime import PARITY_ATOL, ActorLoadError, ActorWeights, RuntimeActor
+from her_policy.artefact.weights import ActorWeights
+from her_policy.deploy.runtime import RuntimeActor
+from her_policy.errors import ActorLoadError
+from her_policy.learn.torch_actor import PARITY_ATOL, TorchActor, check_parity, time_forward
 
 OBS, GOAL, ACT = 23, 3, 4
 
@@ -22,7 +25,12 @@ def weights() -> ActorWeights:
 
 @pytest.fixture(scope="module")
 def actor(weights: ActorWeights) -> RuntimeActor:
-    return RuntimeActor(weights, backend="numpy")
+    return RuntimeActor(weights)
+
+
+@pytest.fixture(scope="module")
+def torch_actor(weights: ActorWeights) -> TorchActor:
+    return TorchActor(weights)
 
 
 def inputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,14 +38,14 @@ def inputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(0, 3, (n, OBS)), rng.normal(0, 3, (n, GOAL))
 
 
-def test_numpy_and_torch_give_the_same_action(actor: RuntimeActor):
+def test_numpy_and_torch_give_the_same_action(actor: RuntimeActor, torch_actor: TorchActor):
     obs, goal = inputs(500)
     # Including inputs beyond both clips (clip_obs 200, norm_clip 5).
     obs[:50] *= 1e3
     goal[50:100] = -1e9
     for o, g in zip(obs, goal):
         np.testing.assert_allclose(
-            actor.numpy_actor(o, g), actor.torch_actor(o, g), atol=PARITY_ATOL, rtol=0
+            actor.numpy_actor(o, g), torch_actor(o, g), atol=PARITY_ATOL, rtol=0
         )
 
 
@@ -58,22 +66,35 @@ def test_forward_matches_the_documented_formula(weights: ActorWeights, actor: Ru
     np.testing.assert_allclose(actor(o, g), np.tanh(x), atol=1e-5)
 
 
-def test_auto_checks_parity_times_both_and_keeps_the_faster(weights: ActorWeights):
-    a = RuntimeActor(weights, backend="auto", timing_calls=50)
-    assert a.parity_error is not None and a.parity_error <= PARITY_ATOL
-    assert set(a.timings_us) == {"numpy", "torch"}
-    fastest = min(a.timings_us, key=lambda b: a.timings_us[b][0])
-    assert a.backend == fastest
-    o, g = inputs(1)
-    assert a(o[0], g[0]).shape == (ACT,)
+def test_parity_check_passes_on_the_same_weights_and_catches_a_drifted_forward_pass(
+    weights: ActorWeights,
+) -> None:
+    assert check_parity(weights) <= PARITY_ATOL
+    p50, p99 = time_forward(RuntimeActor(weights), weights, calls=50)
+    assert 0 < p50 <= p99
+    import her_policy.learn.torch_actor as ta
+
+    class Drifted(TorchActor):
+        def __call__(self, observation, desired_goal):  # type: ignore[no-untyped-def]
+            return super().__call__(observation, desired_goal) + 1e-3
+
+    original = ta.TorchActor
+    ta.TorchActor = Drifted  # type: ignore[misc]
+    try:
+        with pytest.raises(ActorLoadError, match="drifted"):
+            check_parity(weights)
+    finally:
+        ta.TorchActor = original  # type: ignore[misc]
 
 
-def test_non_finite_input_gives_non_finite_action_never_a_plausible_one(actor: RuntimeActor):
+def test_non_finite_input_gives_non_finite_action_never_a_plausible_one(
+    actor: RuntimeActor, torch_actor: TorchActor
+):
     o, g = inputs(1)
     o = o[0].copy()
     o[4] = np.nan
     assert np.isnan(actor(o, g[0])).all()
-    assert np.isnan(actor.torch_actor(o, g[0])).all()
+    assert np.isnan(torch_actor(o, g[0])).all()
 
 
 def test_output_is_float64_in_range(actor: RuntimeActor):
@@ -85,11 +106,11 @@ def test_output_is_float64_in_range(actor: RuntimeActor):
 
 def test_npz_round_trip_and_goal_space_check(tmp_path: Path, weights: ActorWeights):
     path = weights.save(tmp_path / "actor.npz")
-    a = RuntimeActor.load(path, expect_goal_space="ee_position", backend="numpy")
+    a = RuntimeActor.load(path, expect_goal_space="ee_position")
     o, g = inputs(1)
-    np.testing.assert_array_equal(a(o[0], g[0]), RuntimeActor(weights, backend="numpy")(o[0], g[0]))
+    np.testing.assert_array_equal(a(o[0], g[0]), RuntimeActor(weights)(o[0], g[0]))
     with pytest.raises(ActorLoadError, match="object_position"):
-        RuntimeActor.load(path, expect_goal_space="object_position", backend="numpy")
+        RuntimeActor.load(path, expect_goal_space="object_position")
 
 
 def test_bad_weights_are_rejected(weights: ActorWeights):
@@ -130,31 +151,22 @@ def test_tanh_hidden_layers_and_max_action():
         hidden_activation="tanh",
         max_action=0.5,
     )
-    a = RuntimeActor(w, backend="numpy")
+    a, twin = RuntimeActor(w), TorchActor(w)
     rng = np.random.default_rng(0)
     for _ in range(20):
         o, g = rng.normal(size=5), rng.normal(size=2)
         out = a(o, g)
         assert (np.abs(out) <= 0.5).all()
-        np.testing.assert_allclose(out, a.torch_actor(o, g), atol=PARITY_ATOL)
+        np.testing.assert_allclose(out, twin(o, g), atol=PARITY_ATOL)
 
 
 def _save_artefact(
     path: Path, weights: ActorWeights, low: tuple[float, ...], high: tuple[float, ...]
 ) -> Path:
     artefact = pytest.importorskip("her_policy.artefact.store")
-    from her_policy.artefact.actor import PolicySnapshot
     from her_policy.artefact.layout import PolicyLayout
 
-    snapshot = PolicySnapshot(
-        weights=weights.weights,
-        biases=weights.biases,
-        head="deterministic",
-        obs_mean=weights.obs_mean,
-        obs_std=weights.obs_std,
-        goal_mean=weights.goal_mean,
-        goal_std=weights.goal_std,
-    )
+    snapshot = weights
     layout = PolicyLayout(OBS, GOAL, ACT, low, high)
     return artefact.save_artefact(
         path,
@@ -173,13 +185,13 @@ def test_loads_a_learner_artefact_and_matches_its_own_policy(tmp_path: Path, wei
     from her_policy.artefact.store import load_artefact
 
     art = load_artefact(path)
-    a = RuntimeActor.load(path, expect_goal_space=get_goal_space("ee_position"), backend="auto")
+    a = RuntimeActor.load(path, expect_goal_space=get_goal_space("ee_position"))
     assert a.artefact_hash == art.artefact_hash
     assert a.goal_space.name == "ee_position"
     obs, goal = inputs(100, seed=9)
     for o, g in zip(obs, goal):
         np.testing.assert_allclose(a(o, g), art.act(o, g), atol=PARITY_ATOL)
-        np.testing.assert_allclose(a.numpy_actor(o, g), a.torch_actor(o, g), atol=PARITY_ATOL)
+        np.testing.assert_allclose(a.numpy_actor(o, g), TorchActor(a.weights)(o, g), atol=PARITY_ATOL)
 
 
 def test_artefact_goal_space_mismatch_is_refused(tmp_path: Path, weights: ActorWeights):
@@ -187,7 +199,7 @@ def test_artefact_goal_space_mismatch_is_refused(tmp_path: Path, weights: ActorW
     from her_policy.errors import GoalSpaceMismatchError
 
     with pytest.raises(GoalSpaceMismatchError):
-        RuntimeActor.load(path, expect_goal_space="object_position", backend="numpy")
+        RuntimeActor.load(path, expect_goal_space="object_position")
 
 
 def test_asymmetric_action_range_is_mapped_like_the_learner(tmp_path: Path, weights: ActorWeights):
@@ -196,7 +208,7 @@ def test_asymmetric_action_range_is_mapped_like_the_learner(tmp_path: Path, weig
     from her_policy.artefact.store import load_artefact
 
     art = load_artefact(path)
-    a = RuntimeActor.load(path, backend="numpy")
+    a = RuntimeActor.load(path)
     obs, goal = inputs(30, seed=2)
     for o, g in zip(obs, goal):
         out = a(o, g)

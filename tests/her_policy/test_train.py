@@ -126,7 +126,7 @@ def test_short_reach_run_beats_a_random_policy_by_far(tmp_path: Path) -> None:
          "final_eval_episodes": 30, "parallel": "off", "progress": False, "out": str(tmp_path / "reach")}
     )
     result = train(cfg)
-    from her_policy.artefact.actor import DeterministicPolicy
+    from her_policy.artefact.numpy_actor import DeterministicPolicy
     from her_policy.learn.envs import EnvSource
 
     untrained = make_learner(result.layout, cfg, gamma=0.98, seed=123)

@@ -22,9 +22,9 @@ def write_artefact(path: Any, *, task: str = "reach", env: str | None = None, go
 
     from her_goals import get_goal_space
     from her_goals.robot.observation import ObservationLayout
-    from her_policy.artefact.actor import PolicySnapshot
     from her_policy.artefact.layout import PolicyLayout
     from her_policy.artefact.store import save_artefact
+    from her_policy.artefact.weights import ActorWeights
 
     layout = ObservationLayout.build(with_object=task != "reach")
     fields = tuple((f.name, f.start, f.stop) for f in layout.fields)
@@ -32,7 +32,7 @@ def write_artefact(path: Any, *, task: str = "reach", env: str | None = None, go
     space = get_goal_space(goal_space or ("ee_position" if task == "reach" else "object_position"))
     rng = np.random.default_rng(0)
     sizes = [n_obs + space.dim, 16, 4]
-    snapshot = PolicySnapshot(
+    snapshot = ActorWeights(
         weights=tuple(rng.normal(0, 0.3, (a, b)).astype(np.float32) for a, b in itertools.pairwise(sizes)),
         biases=tuple(np.zeros(b, np.float32) for b in sizes[1:]),
         head="deterministic",

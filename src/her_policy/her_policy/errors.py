@@ -1,4 +1,4 @@
-"""Errors of the learner side of her_policy: replay, learners, artefacts, training.
+"""The errors of her_policy: replay, learners, artefacts, training, deployment.
 
 All derive from :class:`her_goals.errors.HerError`, so one ``except HerError``
 catches every mistake a user can make with HER-ROS data.
@@ -10,7 +10,7 @@ from her_goals.errors import HerError
 
 
 class PolicyError(HerError, ValueError):
-    """Base class of her_policy's learner-side errors."""
+    """Base class of every error raised by her_policy; its message names the input and the fix."""
 
 
 class EpisodeError(PolicyError):
@@ -23,6 +23,10 @@ class EmptyBufferError(PolicyError):
 
 class ArtefactError(PolicyError):
     """A policy artefact that cannot be used: missing files, bad hash, unknown format."""
+
+
+class ActorLoadError(ArtefactError):
+    """Actor weights that cannot be used: missing arrays, wrong shapes, NaN, a damaged file."""
 
 
 class GoalSpaceMismatchError(ArtefactError):

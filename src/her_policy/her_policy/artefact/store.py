@@ -6,8 +6,8 @@ Layout::
       policy.json   metadata: format, algorithm, observation layout, goal-space spec,
                     action scaling, normaliser statistics, provenance (config and its
                     hash, seeds, versions, data hashes), file hashes, artefact hash
-      actor.npz     deterministic actor weights and normaliser arrays, in the runtime
-                    actor's format (``her_policy.deploy.runtime.ActorWeights.load`` reads it)
+      actor.npz     deterministic actor weights and normaliser arrays
+                    (``her_policy.artefact.weights.ActorWeights``, format her_policy.actor/1)
 
 Loading needs numpy and her_goals only: no torch, no training code. The artefact
 hash is the sha256 of ``policy.json``'s canonical JSON without the hash itself;
@@ -16,6 +16,7 @@ it covers the weights through their file hash, so any edit is detected on load.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import importlib.metadata
 import json
@@ -32,12 +33,12 @@ from her_goals.config import config_hash, to_plain
 from her_goals.errors import HerError
 from her_goals.provenance import metadata_hash, sha256_file
 from her_goals.spaces import GoalSpace
-from her_policy.artefact.actor import DeterministicPolicy, PolicySnapshot
 from her_policy.artefact.layout import PolicyLayout
-from her_policy.errors import ArtefactError, GoalSpaceMismatchError
+from her_policy.artefact.numpy_actor import DeterministicPolicy
+from her_policy.artefact.weights import ActorWeights
+from her_policy.errors import ActorLoadError, ArtefactError, GoalSpaceMismatchError
 
 ARTEFACT_FORMAT = "her-ros-policy/1"
-ACTOR_FORMAT = "her_policy.artefact.actor/1"
 METADATA_FILE = "policy.json"
 ACTOR_FILE = "actor.npz"
 _VERSIONED = (
@@ -65,7 +66,7 @@ def versions() -> dict[str, str]:
 def save_artefact(
     path: str | Path,
     *,
-    snapshot: PolicySnapshot,
+    snapshot: ActorWeights,
     layout: PolicyLayout,
     goal_space: GoalSpace,
     algorithm: str,
@@ -80,18 +81,10 @@ def save_artefact(
     det = snapshot.deterministic()
     low, high = np.asarray(layout.action_low), np.asarray(layout.action_high)
     symmetric = bool(np.allclose(low, -high) and np.allclose(high, high[0]))
-    header = {
-        "format": ACTOR_FORMAT,
-        "n_layers": len(det.weights),
-        "clip_obs": det.clip_obs,
-        "norm_clip": det.norm_clip,
-        "hidden_activation": "relu",
-        "max_action": float(high[0]) if symmetric else 1.0,
-        "goal_space": goal_space.name,
-    }
+    # A bare actor.npz acts in env units by itself when the range is symmetric.
+    max_action = float(high[0]) if symmetric else 1.0
     actor_path = out / ACTOR_FILE
-    with actor_path.open("wb") as f:
-        np.savez(f, meta=np.array(json.dumps(header)), **det.arrays())
+    dataclasses.replace(det, goal_space=goal_space.name, max_action=max_action).save(actor_path)
     plain_config = to_plain(config)
     metadata: dict[str, Any] = {
         "format": ARTEFACT_FORMAT,
@@ -102,11 +95,11 @@ def save_artefact(
             "low": list(layout.action_low),
             "high": list(layout.action_high),
             "scaling": "env_action = low + (tanh_output + 1) / 2 * (high - low)",
-            "symmetric_max_action": header["max_action"] if symmetric else None,
+            "symmetric_max_action": max_action if symmetric else None,
         },
         "actor": {
             "hidden": [int(w.shape[1]) for w in det.weights[:-1]],
-            "activation": "relu",
+            "activation": det.hidden_activation,
             "output": "tanh",
             "trained_head": snapshot.head,
         },
@@ -141,7 +134,8 @@ class PolicyArtefact:
 
     path: Path
     metadata: dict[str, Any]
-    snapshot: PolicySnapshot
+    weights: ActorWeights
+    """The deterministic actor in network units (max_action 1; the layout maps to env units)."""
     layout: PolicyLayout
     goal_space: GoalSpace
 
@@ -158,7 +152,7 @@ class PolicyArtefact:
         return dict(self.metadata["provenance"])
 
     def policy(self) -> DeterministicPolicy:
-        return DeterministicPolicy(self.snapshot, self.layout, self.goal_space)
+        return DeterministicPolicy(self.weights, self.layout, self.goal_space)
 
     def act_batch(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
         """(N, action_dim) env actions for (N, obs) observations and (N, goal) goals."""
@@ -230,26 +224,13 @@ def load_artefact(
     if files.get(ACTOR_FILE) != sha256_file(actor_path):
         raise ArtefactError(f"{actor_path} does not match the hash recorded in {METADATA_FILE}")
     layout = PolicyLayout.from_spec(metadata["observation_layout"])
-    with np.load(actor_path, allow_pickle=False) as data:
-        header = json.loads(str(data["meta"]))
-        n = int(header["n_layers"])
-        snapshot = PolicySnapshot(
-            weights=tuple(np.asarray(data[f"w{i}"], np.float32) for i in range(n)),
-            biases=tuple(np.asarray(data[f"b{i}"], np.float32) for i in range(n)),
-            head="deterministic",
-            obs_mean=np.asarray(data["obs_mean"], np.float32),
-            obs_std=np.asarray(data["obs_std"], np.float32),
-            goal_mean=np.asarray(data["goal_mean"], np.float32),
-            goal_std=np.asarray(data["goal_std"], np.float32),
-            clip_obs=float(header["clip_obs"]),
-            norm_clip=float(header["norm_clip"]),
-        )
-    if (
-        snapshot.obs_mean.shape[0] != layout.observation_dim
-        or snapshot.action_dim != layout.action_dim
-    ):
+    try:
+        weights = dataclasses.replace(ActorWeights.load(actor_path), max_action=1.0)
+    except ActorLoadError as exc:
+        raise ArtefactError(f"artefact {root}: {exc}") from exc
+    if weights.obs_dim != layout.observation_dim or weights.action_dim != layout.action_dim:
         raise ArtefactError(
-            f"artefact {root}: actor sizes (obs {snapshot.obs_mean.shape[0]}, action "
-            f"{snapshot.action_dim}) disagree with its layout ({layout.observation_dim}, {layout.action_dim})"
+            f"artefact {root}: actor sizes (obs {weights.obs_dim}, action "
+            f"{weights.action_dim}) disagree with its layout ({layout.observation_dim}, {layout.action_dim})"
         )
-    return PolicyArtefact(root, metadata, snapshot, layout, goal_space)
+    return PolicyArtefact(root, metadata, weights, layout, goal_space)

@@ -77,7 +77,6 @@ class PolicyConfig:
     tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
     safety_config: str = doc("", "safety stack YAML (loop, limits, safety); empty = built-in defaults")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
-    actor_backend: Literal["auto", "numpy", "torch"] = doc("numpy", "runtime actor implementation")
     command_interface: Literal["forward", "trajectory"] = doc(
         "forward", "forward_command_controller (Float64MultiArray) or joint_trajectory_controller")
     command_topic: str = doc("", "command topic; empty = the controller's default for the interface")
@@ -198,12 +197,11 @@ class PolicyCore:
                 fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]
                 check_artefact(art.metadata, art.layout.spec(), fields, self.space.dim,
                                self.stack.limits.action_dim, cfg.task)
-                actor = RuntimeActor.from_artefact(cfg.artefact, expect_goal_space=self.space,
-                                                   backend=cfg.actor_backend)
+                actor = RuntimeActor.from_artefact(cfg.artefact, expect_goal_space=self.space)
             except (HerError, OSError, KeyError, ValueError) as exc:
                 self.health.report("artefact", ERROR, f"artefact {cfg.artefact} not used, holding: {exc}")
                 return None
-            self.actor_kind, self.artefact_hash = f"artefact ({actor.backend})", actor.artefact_hash
+            self.actor_kind, self.artefact_hash = "artefact", actor.artefact_hash
             return actor
         if cfg.fallback == "scripted":
             from her_policy.deploy.scripted import scripted_controller

@@ -1,7 +1,7 @@
 """Experience collection: several envs stepped in lockstep, in-process or in a worker process.
 
 A collection cycle runs one episode in each of ``n_envs`` envs with the
-exploring policy of a :class:`~her_policy.artefact.actor.PolicySnapshot` (numpy forward
+exploring policy of an :class:`~her_policy.artefact.weights.ActorWeights` (numpy forward
 pass, no torch) and returns whole episodes, ready for
 :meth:`~her_policy.learn.buffer.HerReplayBuffer.add_episode`.
 
@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from her_policy.artefact.actor import BatchActor, PolicySnapshot
 from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.numpy_actor import NumpyActor
+from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import EnvContractError, PolicyError
 from her_policy.learn.envs import EnvFactory, training_seed
 
@@ -51,7 +52,7 @@ class Episode:
 
 @dataclass(frozen=True)
 class Exploration:
-    """How the collector perturbs the policy (see :class:`~her_policy.artefact.actor.BatchActor`)."""
+    """How the collector perturbs the policy (see :meth:`~her_policy.artefact.numpy_actor.NumpyActor.batch`)."""
 
     noise: float = 0.0
     random_eps: float = 0.0
@@ -73,9 +74,9 @@ class Collector:
         self.rng = np.random.default_rng([seed, 0x5EED])
         self._seeded = False
 
-    def collect(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> list[Episode]:
+    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[Episode]:
         """One episode per env with the exploring policy (uniform actions if no snapshot)."""
-        actor = BatchActor(snapshot) if snapshot is not None and not exploration.uniform else None
+        actor = NumpyActor(snapshot) if snapshot is not None and not exploration.uniform else None
         n = len(self.envs)
         obs_lists: list[list[Any]] = [[] for _ in range(n)]
         ag_lists: list[list[Any]] = [[] for _ in range(n)]
@@ -98,7 +99,7 @@ class Collector:
             else:
                 o_b = np.stack([current[i]["observation"] for i in active])
                 g_b = np.stack([current[i]["desired_goal"] for i in active])
-                unit = actor(
+                unit = actor.batch(
                     o_b,
                     g_b,
                     rng=self.rng,
@@ -202,7 +203,7 @@ class ProcessCollector:
             raise PolicyError(f"collector process failed: {payload}")
         return payload
 
-    def submit(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> None:
+    def submit(self, snapshot: ActorWeights | None, exploration: Exploration) -> None:
         if self._pending:
             raise PolicyError("collector already has a request in flight; call result() first")
         self._conn.send(("collect", (snapshot, exploration)))
@@ -215,7 +216,7 @@ class ProcessCollector:
         episodes: list[Episode] = self._receive()
         return episodes
 
-    def collect(self, snapshot: PolicySnapshot | None, exploration: Exploration) -> list[Episode]:
+    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[Episode]:
         self.submit(snapshot, exploration)
         return self.result()
 

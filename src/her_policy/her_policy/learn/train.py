@@ -30,8 +30,8 @@ import numpy as np
 
 from her_goals.config import to_plain
 from her_goals.spaces import GoalSpace
-from her_policy.artefact.actor import DeterministicPolicy
 from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.numpy_actor import DeterministicPolicy
 from her_policy.artefact.store import save_artefact
 from her_policy.learn.algorithms import Learner, make_learner
 from her_policy.learn.buffer import HerReplayBuffer

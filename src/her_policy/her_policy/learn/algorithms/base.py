@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from her_policy.artefact.actor import Head, PolicySnapshot
 from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.weights import ActorWeights, Head
 from her_policy.errors import PolicyError
 from her_policy.learn.buffer import HerBatch
 from her_policy.learn.config import TrainConfig
@@ -156,11 +156,11 @@ class Learner:
         out = self.actor(x)[:, : self.layout.action_dim]
         return self.layout.to_env_action(torch.tanh(out).numpy())
 
-    def snapshot(self) -> PolicySnapshot:
+    def snapshot(self) -> ActorWeights:
         """Actor weights and normaliser statistics as numpy, for collectors and artefacts."""
         layers = linear_layers(self.actor)
         stats = self.normaliser.stats()
-        return PolicySnapshot(
+        return ActorWeights(
             weights=tuple(layer.weight.detach().numpy().T.copy() for layer in layers),
             biases=tuple(layer.bias.detach().numpy().copy() for layer in layers),
             head=self.head,

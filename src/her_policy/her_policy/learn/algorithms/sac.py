@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from her_policy.artefact.actor import LOG_STD_MAX, LOG_STD_MIN, Head
 from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.weights import LOG_STD_MAX, LOG_STD_MIN, Head
 from her_policy.learn.algorithms.base import Learner, adam, step_on
 from her_policy.learn.algorithms.td3 import Critics
 from her_policy.learn.config import TrainConfig
