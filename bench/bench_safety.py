@@ -36,15 +36,11 @@ import numpy as np
 
 from her_goals import RobotState, robot
 from her_policy.artefact.weights import ActorWeights
-from her_policy.deploy.loop import (
-    CachedKinematics,
-    SafetyStackConfig,
-    TickPipeline,
-    build_pipeline,
-    set_realtime_priority,
-)
+from her_policy.deploy.loop import set_realtime_priority
+from her_policy.deploy.pipeline import CachedKinematics, TickPipeline, build_pipeline
 from her_policy.deploy.runtime import RuntimeActor
 from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
+from her_policy.deploy.settings import SafetyStackConfig
 from her_policy.learn.torch_actor import TorchActor, check_parity, time_forward
 
 EPS = 1e-9

@@ -12,19 +12,11 @@ import pytest
 
 from her_goals import GoalRegion, RobotState, get_goal_space, robot
 from her_goals.safety_flags import SafetyFlag, SafetyStatus
-from her_policy.deploy.loop import (
-    CachedKinematics,
-    ControlLoop,
-    ControlLoopConfig,
-    ListSink,
-    RecorderSink,
-    SafetyStackConfig,
-    StepRecord,
-    TickPipeline,
-    build_pipeline,
-    load_safety_config,
-)
+from her_policy.deploy.loop import ControlLoop
+from her_policy.deploy.pipeline import CachedKinematics, TickPipeline, build_pipeline
 from her_policy.deploy.safety import SafetyConfig, SafetyDecision
+from her_policy.deploy.settings import ControlLoopConfig, SafetyStackConfig, load_safety_config
+from her_policy.deploy.sinks import ListSink, RecorderSink, StepRecord
 from her_policy.deploy.toy_arm import ToyArm
 
 EPS = 1e-9

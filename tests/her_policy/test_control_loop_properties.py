@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from her_goals import GoalRegion, RobotState
 from her_goals.safety_flags import SafetyFlag
-from her_policy.deploy.loop import ControlLoopConfig, SafetyStackConfig, build_pipeline
+from her_policy.deploy.pipeline import build_pipeline
 from her_policy.deploy.safety import SafetyConfig
+from her_policy.deploy.settings import ControlLoopConfig, SafetyStackConfig
 from her_policy.deploy.toy_arm import ToyArm
 
 ARM = ToyArm()

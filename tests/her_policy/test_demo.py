@@ -11,8 +11,8 @@ from her_goals import get_goal_space
 from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.app.demo import run_demo
 from her_policy.app.sim import run_requested_goals, sim_control_loop
-from her_policy.deploy.loop import ListSink
 from her_policy.deploy.scripted import scripted_controller
+from her_policy.deploy.sinks import ListSink
 from her_policy.errors import PolicyError
 from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder

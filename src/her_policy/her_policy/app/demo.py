@@ -88,8 +88,8 @@ def run_demo(
     import her_mujoco
     from her_policy.app.bag_transport import BagRoundTrip
     from her_policy.app.sim import run_requested_goals, sim_control_loop
-    from her_policy.deploy.loop import RecorderSink
     from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.deploy.sinks import RecorderSink
     from her_policy.learn.config import build_train_config
     from her_policy.learn.train import train
     from her_recorder.audit import run_audit

@@ -18,16 +18,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.tasks import task_names
-from her_policy.deploy.loop import (
-    CachedKinematics,
-    ControlLoop,
-    EpisodeResult,
-    SafetyStackConfig,
-    StepSink,
-    build_pipeline,
-    load_safety_config,
-)
+from her_policy.deploy.loop import ControlLoop, EpisodeResult
+from her_policy.deploy.pipeline import CachedKinematics, build_pipeline
 from her_policy.deploy.safety import SafetyDecision
+from her_policy.deploy.settings import SafetyStackConfig, load_safety_config
+from her_policy.deploy.sinks import StepSink
 
 Actor = Callable[[NDArray[np.float64], NDArray[np.float64]], ArrayLike]
 
@@ -218,7 +213,7 @@ def _sim_main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import her_mujoco
-    from her_policy.deploy.loop import RecorderSink
+    from her_policy.deploy.sinks import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
     env = her_mujoco.make_task(args.task)

@@ -1,7 +1,7 @@
 """What the policy node does each tick, without ROS: latest messages in, command and Steps out.
 
 :class:`PolicyCore` wires the Safety issue's runtime exactly as ``her demo`` does
-(:func:`her_policy.deploy.loop.build_pipeline`: actor -> action limits -> IK ->
+(:func:`her_policy.deploy.pipeline.build_pipeline`: actor -> action limits -> IK ->
 joint step -> safety monitor) to the node's inputs:
 
 * ``/joint_states`` and ``/object_pose`` (latest message of each; a message that
@@ -48,15 +48,15 @@ from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
 from her_goals.tasks import TaskSpec, get_task
-from her_policy.deploy.loop import (
+from her_policy.deploy.pipeline import (
     CachedKinematics,
     Observed,
-    SafetyStackConfig,
     TickPipeline,
     TickResult,
     build_pipeline,
 )
 from her_policy.deploy.safety import SafetyDecision
+from her_policy.deploy.settings import SafetyStackConfig
 
 Vector = NDArray[np.float64]
 _ESTOP = int(SafetyFlag.ESTOP)

@@ -1,0 +1,388 @@
+"""One control tick, as a pure function of the latest state: observation -> actor -> limits -> IK -> safety.
+
+Per tick (ARCHITECTURE.md, "Safety is in the loop": nothing reaches the arm any other way)::
+
+    obs     = observe(state, previous_state)           NaN/inf or error -> NON_FINITE hold
+    raw     = actor(obs, desired_goal)                 policy units, [-1, 1]
+    limited = limits.limit_action(raw)                 clip, m per tick, gripper range
+    step    = clip(tcp + step, workspace) - tcp        slide along the box (LeRobot-style bounds)
+    q_tgt   = ik(q_measured, step)                     injected (her_goals.robot.ik.cartesian_step)
+    q_cmd   = limits.limit_joint_step(q_tgt, q_meas)   direction-preserving joint step cap
+    decision = monitor.check(state, now, q_cmd, ...)   the last word; see safety.py
+
+:func:`build_pipeline` wires a :class:`TickPipeline` from the settings; the ROS policy node,
+``her demo`` and ``her sim`` all build it the same way. :class:`CachedKinematics` shares
+one kinematics pass per joint vector between observation, IK and the monitor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.errors import ConfigError
+from her_goals.extractors import RobotState
+from her_goals.safety_flags import SafetyFlag
+from her_goals.sampling import GoalRegion
+from her_policy.deploy.limits import ActionLimits, all_finite
+from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
+from her_policy.deploy.settings import SafetyStackConfig
+
+Vector = NDArray[np.float64]
+
+_NON_FINITE = int(SafetyFlag.NON_FINITE)
+_WORKSPACE = int(SafetyFlag.WORKSPACE)
+_STEP_LIMITED = int(SafetyFlag.STEP_LIMITED)
+_ESTOP = int(SafetyFlag.ESTOP)
+
+STAGES: tuple[str, ...] = ("observe", "actor", "limits_ik", "safety")
+"""Timed stages of one tick, in order (the cadence report's per-stage breakdown)."""
+
+
+# -- one tick ------------------------------------------------------------------------------
+
+
+class Observed(NamedTuple):
+    """Observation and achieved goal of a state (None where the state gave none)."""
+
+    observation: Vector | None
+    achieved_goal: Vector | None
+
+
+class TickResult(NamedTuple):
+    """Everything one tick produced (what the Step record and the cadence report need)."""
+
+    decision: SafetyDecision
+    observation: Vector | None
+    """The policy observation, or None when it could not be built from the state."""
+    achieved_goal: Vector | None
+    raw_action: Vector
+    """Policy output before limits (NaN when the actor did not run)."""
+    applied_action: Vector
+    """The action in policy units that was applied: limited, scaled by the monitor, 0 on hold."""
+    stage_ns: tuple[int, int, int, int]
+    """Time spent in observe, actor, limits+IK, safety (ns)."""
+
+
+class TickPipeline:
+    """One tick: observation -> actor -> action limits -> IK -> joint step -> safety monitor.
+
+    ``observe(state, previous)`` builds the policy observation, ``actor(obs, goal)`` is
+    a :class:`her_policy.deploy.runtime.RuntimeActor` (or any callable), ``ik(q, step_m)``
+    turns a tool step into joint targets, ``achieved_goal(state)`` extracts the goal
+    (for the Step record). ``tool_position`` (default: the monitor's FK) gives the
+    current tool position for the workspace pre-clip; ``tcp_slice`` takes it from the
+    observation instead when the observation carries it (saves one FK per tick).
+    """
+
+    def __init__(
+        self,
+        *,
+        actor: Callable[[Vector, Vector], ArrayLike],
+        observe: Callable[[RobotState, RobotState | None], ArrayLike],
+        limits: ActionLimits,
+        ik: Callable[[Vector, Vector], ArrayLike],
+        monitor: SafetyMonitor,
+        achieved_goal: Callable[[RobotState], ArrayLike] | None = None,
+        tool_position: Callable[[Vector], ArrayLike] | None = None,
+        tcp_slice: slice | None = None,
+        clip_target_to_workspace: bool = True,
+    ) -> None:
+        if limits.n_joints != monitor.n_joints:
+            raise ConfigError(
+                f"limits are for {limits.n_joints} joints, the safety monitor for {monitor.n_joints}"
+            )
+        self.actor = actor
+        self.observe = observe
+        self.limits = limits
+        self.ik = ik
+        self.monitor = monitor
+        self.achieved_goal = achieved_goal
+        self.tool_position = tool_position if tool_position is not None else monitor._kin.fk
+        self.tcp_slice = tcp_slice
+        self.clip_target_to_workspace = clip_target_to_workspace
+        # The workspace box shrunk by 1 mm, so a clipped target is not on the monitor's boundary.
+        self._box_lo = monitor.workspace_low_m + 1e-3
+        self._box_hi = monitor.workspace_high_m - 1e-3
+        self._nan_action = np.full(limits.config.action_dim, np.nan)
+        self._max_ee = limits.config.max_ee_step_m
+        self._per_action = limits.config.ee_step_per_action_m
+        self._gi = limits.config.gripper_index
+        self._last_gripper_action = 0.0
+        self._obs_dim = 0
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the observations seen so far (0 before the first)."""
+        return self._obs_dim
+
+    def observe_only(self, state: RobotState, previous: RobotState | None) -> Observed:
+        """Observation and achieved goal of a state without acting (the last step's next state)."""
+        obs: Vector | None = None
+        achieved: Vector | None = None
+        try:
+            obs = np.asarray(self.observe(state, previous), dtype=np.float64)
+        except Exception:
+            obs = None
+        if self.achieved_goal is not None:
+            try:
+                achieved = np.asarray(self.achieved_goal(state), dtype=np.float64)
+            except Exception:
+                achieved = None
+        return Observed(obs, achieved)
+
+    def reset(self, gripper_action: float = 0.0) -> None:
+        """Start of an episode: the gripper action recorded for holds (its goal is kept)."""
+        self._last_gripper_action = float(gripper_action)
+
+    @staticmethod
+    def _finite(x: Vector) -> bool:
+        return all_finite(x) if x.ndim == 1 else bool(np.isfinite(x).all())
+
+    def tick(
+        self,
+        state: RobotState,
+        now_ns: int,
+        desired_goal: Vector,
+        *,
+        previous: RobotState | None = None,
+        estop: bool = False,
+    ) -> TickResult:
+        """Run one tick; never raises on bad data (a failure anywhere is a NON_FINITE hold)."""
+        clock = time.perf_counter_ns
+        t0 = clock()
+        flags = 0
+        detail = ""
+        obs: Vector | None = None
+        try:
+            obs = np.asarray(self.observe(state, previous), dtype=np.float64)
+            self._obs_dim = obs.size
+            if not self._finite(obs):
+                flags = _NON_FINITE
+                detail = "observation is NaN/inf"
+        except Exception as exc:
+            flags = _NON_FINITE
+            detail = f"observation failed: {exc}"
+        t1 = clock()
+        raw = self._nan_action
+        if not flags:
+            try:
+                raw = np.asarray(self.actor(obs, desired_goal), dtype=np.float64)  # type: ignore[arg-type]
+            except Exception as exc:
+                flags = _NON_FINITE
+                detail = f"actor failed: {exc}"
+        t2 = clock()
+        command: Vector | None = None
+        gripper_m: float | None = None
+        limited_action = raw
+        step_fraction = 1.0
+        if not flags:
+            limited = self.limits.limit_action(raw)
+            flags = limited.flags
+            limited_action = limited.action
+            gripper_m = limited.gripper_m
+            if not flags & _NON_FINITE:
+                try:
+                    command, flags, step_fraction, detail = self._command(
+                        state, obs, limited.ee_step_m, flags
+                    )
+                except Exception as exc:
+                    flags |= _NON_FINITE
+                    detail = f"IK failed: {exc}"
+                    command = None
+            else:
+                detail = "policy output is NaN/inf"
+        t3 = clock()
+        decision = self.monitor.check(
+            state,
+            now_ns,
+            command,
+            gripper_m=gripper_m,
+            upstream_flags=flags,
+            estop=estop,
+            upstream_detail=detail,
+        )
+        t4 = clock()
+        applied = self._applied(limited_action, decision, step_fraction)
+        achieved = None
+        if self.achieved_goal is not None:
+            try:
+                achieved = np.asarray(self.achieved_goal(state), dtype=np.float64)
+            except Exception:
+                achieved = None
+        return TickResult(
+            decision, obs, achieved, raw, applied, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        )
+
+    def _command(
+        self, state: RobotState, obs: Vector | None, step: Vector, flags: int
+    ) -> tuple[Vector | None, int, float, str]:
+        q = self.monitor.measured_position(state)
+        if q is None or not self._finite(q):
+            return None, flags | _NON_FINITE, 1.0, "measured joint position unusable for IK"
+        fraction = 1.0
+        detail = ""
+        if self.clip_target_to_workspace:
+            if self.tcp_slice is not None and obs is not None:
+                tcp = obs[self.tcp_slice]
+            else:
+                tcp = np.asarray(self.tool_position(q), dtype=np.float64)
+            target = tcp + step
+            clipped = np.minimum(np.maximum(target, self._box_lo), self._box_hi)
+            if clipped.tobytes() != target.tobytes():
+                flags |= _WORKSPACE
+                new_step = clipped - tcp
+                norm = math.sqrt(float(new_step @ new_step))
+                if norm > self._max_ee:
+                    new_step *= self._max_ee / norm
+                    flags |= _STEP_LIMITED
+                old = math.sqrt(float(step @ step))
+                fraction = math.sqrt(float(new_step @ new_step)) / old if old > 0.0 else 0.0
+                detail = "tool target clipped into the workspace box"
+                step = new_step
+        q_target = np.asarray(self.ik(q, step), dtype=np.float64)
+        q_cmd, step_flags = self.limits.limit_joint_step(q_target, q)
+        return q_cmd, flags | step_flags, fraction, detail
+
+    def _applied(self, limited_action: Vector, decision: SafetyDecision, fraction: float) -> Vector:
+        """The action in policy units that the arm was actually asked to do."""
+        if decision.hold or not all_finite(limited_action):
+            applied = np.zeros_like(self._nan_action)
+            if self._gi >= 0:
+                applied[self._gi] = self._last_gripper_action
+            return applied
+        applied = limited_action.copy()
+        # Joint-space scaling maps (to first order) to the same scaling of the tool step.
+        applied[:3] *= fraction * decision.scale
+        if self._gi >= 0:
+            self._last_gripper_action = float(applied[self._gi])
+        return applied
+
+
+class CachedKinematics:
+    """Shares one kinematics pass per joint vector between observation, IK and safety monitor.
+
+    Wraps a ``her_goals.robot.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
+    is memoised for the last ``q``, and ``fk(q)`` computes the full pose and Jacobian
+    on a miss: in a tick the observation's FK of the measured joints is followed by the
+    IK's Jacobian at the same joints, so that pass is done once. Limits and the home
+    posture are read once (the wrapped properties copy on every access). Returned
+    arrays are read-only: they are shared between callers.
+
+    ``copy=False`` trusts the wrapped ``pose_and_jacobian`` to return fresh arrays on
+    every call (``Kinematics`` and ``ToyArm`` do) and only marks them read-only.
+    """
+
+    def __init__(self, kinematics: Any, *, copy: bool = True) -> None:
+        self.kinematics = kinematics
+        self._copy = copy
+        self.joint_names: tuple[str, ...] = tuple(kinematics.joint_names)
+        low, high = kinematics.joint_limits
+        self._limits = (_frozen(low), _frozen(high))
+        self._vmax = _frozen(kinematics.velocity_limits)
+        home = getattr(kinematics, "home_qpos", None)
+        self._home = None if home is None else _frozen(home)
+        self._key = b""
+        self._pose: tuple[Vector, Vector, Vector] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def joint_limits(self) -> tuple[Vector, Vector]:
+        return self._limits
+
+    @property
+    def velocity_limits(self) -> Vector:
+        return self._vmax
+
+    @property
+    def home_qpos(self) -> Vector:
+        if self._home is None:
+            raise AttributeError("the wrapped kinematics has no home_qpos")
+        return self._home
+
+    def pose_and_jacobian(self, q: ArrayLike) -> tuple[Vector, Vector, Vector]:
+        qa = np.asarray(q, dtype=np.float64)
+        key = qa.tobytes()
+        if key == self._key and self._pose is not None:
+            self.hits += 1
+            return self._pose
+        self.misses += 1
+        p, rot, jac = self.kinematics.pose_and_jacobian(qa)
+        if self._copy:
+            self._pose = (_frozen(p), _frozen(rot), _frozen(jac))
+        else:
+            for arr in (p, rot, jac):
+                arr.flags.writeable = False
+            self._pose = (p, rot, jac)
+        self._key = key
+        return self._pose
+
+    def fk(self, q: ArrayLike) -> Vector:
+        return self.pose_and_jacobian(q)[0]
+
+    def pose(self, q: ArrayLike) -> tuple[Vector, Vector]:
+        p, rot, _ = self.pose_and_jacobian(q)
+        return p, rot
+
+    def jacobian(self, q: ArrayLike) -> Vector:
+        return self.pose_and_jacobian(q)[2]
+
+
+def _frozen(x: ArrayLike) -> Vector:
+    arr = np.array(x, dtype=np.float64)  # a private copy
+    arr.flags.writeable = False
+    return arr
+
+
+def build_pipeline(
+    config: SafetyStackConfig,
+    *,
+    actor: Callable[[Vector, Vector], ArrayLike],
+    observe: Callable[[RobotState, RobotState | None], ArrayLike],
+    kinematics: Any,
+    ik: Callable[[Vector, Vector], ArrayLike],
+    achieved_goal: Callable[[RobotState], ArrayLike] | None = None,
+    goal_region: GoalRegion | None = None,
+    tcp_slice: slice | None = None,
+) -> TickPipeline:
+    """Wire limits, monitor and pipeline from one :class:`SafetyStackConfig`.
+
+    ``kinematics`` has ``joint_names``, ``joint_limits``, ``velocity_limits``, ``fk``,
+    ``jacobian`` (and optionally ``pose_and_jacobian``), like
+    ``her_goals.robot.kinematics.Kinematics`` or :class:`her_policy.deploy.toy_arm.ToyArm`.
+    """
+    vel_step = (
+        np.asarray(kinematics.velocity_limits, dtype=np.float64)
+        * config.safety.velocity_limit_scale
+        * config.loop.period_s
+    )
+    limits = ActionLimits(
+        config.limits, len(kinematics.joint_names), velocity_step_cap_rad=vel_step
+    )
+    monitor = SafetyMonitor.from_kinematics(
+        config.safety,
+        kinematics,
+        max_joint_step_rad=config.limits.joint_step_caps_rad(len(kinematics.joint_names)),
+        control_period_s=config.loop.period_s,
+        goal_region=goal_region,
+    )
+    return TickPipeline(
+        actor=actor,
+        observe=observe,
+        limits=limits,
+        ik=ik,
+        monitor=monitor,
+        achieved_goal=achieved_goal,
+        tcp_slice=tcp_slice,
+        clip_target_to_workspace=config.loop.clip_target_to_workspace,
+    )
