@@ -1,4 +1,4 @@
-"""Safety monitor: the last check between the policy and the arm (DESIGN.md rule 5).
+"""Safety monitor: the last check between the policy and the arm (ARCHITECTURE.md, "Safety").
 
 Every tick :meth:`SafetyMonitor.check` takes the latest joint state (with its stamp),
 the current time and the joint-position command the action limits and IK produced,
@@ -264,6 +264,43 @@ class _Kin:
         )
 
 
+class _Verdict:
+    """What the checks of one tick have found so far: flags, severity, notes, whether to hold.
+
+    Plain ints, not SafetyFlag: IntFlag arithmetic costs microseconds per operation.
+    Severity: 0 OK, 1 WARN, 2 STALE, 3 ERROR (combined by maximum).
+    """
+
+    __slots__ = ("details", "flags", "hold", "severity")
+
+    def __init__(self, upstream_flags: int, upstream_detail: str) -> None:
+        self.flags = upstream_flags
+        self.severity = 1 if upstream_flags & _WARN_UPSTREAM else 0
+        self.details: list[str] = [upstream_detail] if upstream_detail else []
+        self.hold = False
+
+    def add(self, flag: int, severity: int, detail: str) -> None:
+        self.flags |= flag
+        if severity > self.severity:
+            self.severity = severity
+        if detail:
+            self.details.append(detail)
+
+    def at_least(self, severity: int) -> None:
+        if severity > self.severity:
+            self.severity = severity
+
+    def at(self, severity: int) -> _Verdict:
+        """Force the severity (a fault path that ends the tick)."""
+        self.severity = severity
+        return self
+
+    def fault(self) -> None:
+        """A NON_FINITE upstream or measured value: ERROR and hold."""
+        self.severity = 3
+        self.hold = True
+
+
 class SafetyMonitor:
     """Checks every command against state, limits, workspace and singularity; see module docstring.
 
@@ -483,90 +520,115 @@ class SafetyMonitor:
         reasons already raised by the action limits (CLIPPED, STEP_LIMITED, NON_FINITE,
         WORKSPACE); NON_FINITE there forces a hold. ``estop``: the stop signal this tick;
         once seen it latches until :meth:`reset_estop`.
-        """
-        # Plain ints, not SafetyFlag: IntFlag arithmetic costs microseconds per operation.
-        flags = int(upstream_flags)
-        severity = 1 if flags & _WARN_UPSTREAM else 0
-        details: list[str] = [upstream_detail] if upstream_detail else []
-        hold = False
 
+        The checks run in the order of the module docstring, one method each; each later
+        one only shrinks the step towards the reference.
+        """
+        v = _Verdict(int(upstream_flags), upstream_detail)
         if estop:
             self._estop_latched = True
+        ref = self._reference_position(state, v)  # 1
+        self._check_measured_velocity(state, v)
+        self._check_stale(state, now_ns, v)  # 2
+        self._check_estop(v)  # 3
+        # 4. The command itself.
+        if v.flags & _NON_FINITE:
+            v.fault()
+        if command is None:
+            v.hold = True
+        if v.hold or ref is None:
+            return self._decide(ref, v, True, 0.0, math.nan)
+        cmd = np.asarray(command, dtype=np.float64)
+        if cmd.shape != (self.n_joints,) or not all_finite(cmd):
+            v.add(_NON_FINITE, 3, "joint command is NaN/inf or misshapen")
+            return self._decide(ref, v, True, 0.0, math.nan)
+        cmd, scale = self._cap_joint_step(ref, cmd, v)  # 5
+        # Margin band of step 7, widened to the reference for joints already outside it.
+        lo = np.minimum(self.band_low_rad, ref)
+        hi = np.maximum(self.band_high_rad, ref)
+        try:
+            p_next: Vector | None
+            p_next, jac = self._kin.both(cmd)
+            cond = self._condition(jac)
+            stepped = self._check_singularity(ref, cmd, cond, v)  # 6
+            if stepped is None:
+                return self._decide(ref, v, True, 0.0, cond)
+            cmd, sing = stepped
+            if sing is not None:
+                scale *= sing
+                p_next = None  # the tool position must be recomputed at the scaled command
+            clamped = self._clamp_to_joint_limits(cmd, lo, hi, v)  # 7
+            if clamped is not cmd:
+                cmd, p_next = clamped, None
+            kept = self._keep_in_workspace(ref, cmd, p_next, v)  # 8
+            if kept is None:
+                return self._decide(ref, v, True, 0.0, cond)
+            cmd, fraction = kept
+            scale *= fraction
+        except Exception as exc:  # kinematics raised on a finite command: do not move
+            v.add(_NON_FINITE, 0, f"kinematics failed: {exc!r}")
+            return self._decide(ref, v.at(3), True, 0.0, math.nan)
 
-        # 1. The reference: the measured position, or the last finite one.
+        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
+        cap = self.joint_step_cap_rad
+        cmd = np.minimum(np.maximum(cmd, ref - cap), ref + cap)
+        cmd = np.minimum(np.maximum(cmd, lo), hi)
+        return self._decide(cmd, v, False, scale, cond, gripper_m)
+
+    # -- the checks, in order ---------------------------------------------------------
+    def _reference_position(self, state: RobotState, v: _Verdict) -> Vector | None:
+        """1. The measured arm position (or the last finite one), clamped into the hard limits."""
         q = self.measured_position(state)
         if q is None or q.shape != (self.n_joints,):
-            flags |= _NON_FINITE
-            severity = 3
-            hold = True
-            details.append(f"joint state lacks arm joints {list(self.joint_names)}")
+            v.add(_NON_FINITE, 3, f"joint state lacks arm joints {list(self.joint_names)}")
+            v.hold = True
             q_ref = self._last_finite
         elif not all_finite(q):
-            flags |= _NON_FINITE
-            severity = 3
-            hold = True
-            details.append("measured joint position is NaN/inf: holding the last finite one")
+            v.add(_NON_FINITE, 3, "measured joint position is NaN/inf: holding the last finite one")
+            v.hold = True
             q_ref = self._last_finite
         else:
             q_ref = q.copy()
             self._last_finite = q_ref
-        ref: Vector | None = None
         if q_ref is None:
-            details.append("no finite joint position measured yet: sending nothing")
-        else:
-            ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
-            if ref.tobytes() != q_ref.tobytes():
-                flags |= _JOINT_LIMIT
-                severity = 3
-                details.append(f"measured joints beyond hard limits: {self._beyond(q_ref)}")
+            v.details.append("no finite joint position measured yet: sending nothing")
+            return None
+        ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
+        if ref.tobytes() != q_ref.tobytes():
+            v.add(_JOINT_LIMIT, 3, f"measured joints beyond hard limits: {self._beyond(q_ref)}")
+        return ref
 
-        # Measured speed above its limit: flagged; nothing to command differently.
+    def _check_measured_velocity(self, state: RobotState, v: _Verdict) -> None:
+        """Measured speed above its limit: flagged; nothing to command differently."""
         vel = state.velocity
-        if vel.size and vel.size == state.position.size:
-            v = vel[self._index]
-            ratios = (np.abs(v) * self._inv_vmax_measured).tolist()
-            if not all(map(math.isfinite, ratios)):
-                flags |= _NON_FINITE
-                severity = 3
-                hold = True
-                details.append("measured joint velocity is NaN/inf")
-            elif max(ratios) > 1.0:
-                flags |= _VELOCITY_LIMIT
-                severity = max(severity, 1)
-                details.append("measured joint speed above its limit")
+        if not (vel.size and vel.size == state.position.size):
+            return
+        ratios = (np.abs(vel[self._index]) * self._inv_vmax_measured).tolist()
+        if not all(map(math.isfinite, ratios)):
+            v.add(_NON_FINITE, 3, "measured joint velocity is NaN/inf")
+            v.hold = True
+        elif max(ratios) > 1.0:
+            v.add(_VELOCITY_LIMIT, 1, "measured joint speed above its limit")
 
-        # 2. Stale (or future-stamped) state.
+    def _check_stale(self, state: RobotState, now_ns: int, v: _Verdict) -> None:
+        """2. A joint state older than the timeout (or stamped in the future): hold."""
         age_ns = now_ns - state.stamp_ns
         if age_ns > self._timeout_ns or age_ns < -self._timeout_ns:
-            flags |= _STALE_STATE
-            severity = max(severity, 2)
-            hold = True
-            details.append(
-                f"joint state is {age_ns * 1e-9:.3f} s old (timeout {self._timeout_ns * 1e-9:g} s)"
+            v.add(
+                _STALE_STATE,
+                2,
+                f"joint state is {age_ns * 1e-9:.3f} s old (timeout {self._timeout_ns * 1e-9:g} s)",
             )
+            v.hold = True
 
-        # 3. Latched e-stop.
+    def _check_estop(self, v: _Verdict) -> None:
+        """3. A latched e-stop: hold until reset."""
         if self._estop_latched:
-            flags |= _ESTOP
-            severity = 3
-            hold = True
-            details.append("e-stop latched: holding until reset")
+            v.add(_ESTOP, 3, "e-stop latched: holding until reset")
+            v.hold = True
 
-        # 4. The command itself.
-        if flags & _NON_FINITE:
-            severity = 3
-            hold = True
-        if command is None:
-            hold = True
-        if hold or ref is None:
-            return self._decide(ref, flags, severity, True, 0.0, math.nan, details)
-        cmd = np.asarray(command, dtype=np.float64)
-        if cmd.shape != (self.n_joints,) or not all_finite(cmd):
-            flags |= _NON_FINITE
-            details.append("joint command is NaN/inf or misshapen")
-            return self._decide(ref, flags, 3, True, 0.0, math.nan, details)
-
-        # 5. Joint step and commanded velocity: scale the whole delta (direction kept).
+    def _cap_joint_step(self, ref: Vector, cmd: Vector, v: _Verdict) -> tuple[Vector, float]:
+        """5. Joint step and commanded velocity caps: the whole delta is scaled, direction kept."""
         delta = cmd - ref
         abs_delta = np.abs(delta)
         if max(abs_delta.tolist()) > 1e6:
@@ -574,88 +636,78 @@ class SafetyMonitor:
             # the step ends up within one joint step of ref anyway.
             np.minimum(abs_delta, 1e6, out=abs_delta)
             delta = np.copysign(abs_delta, delta)
-        ratios = abs_delta * self._inv_cap
-        worst = max(ratios.tolist())
-        scale = 1.0
-        if worst > _AT_CAP:  # within rounding of the cap: the final clip takes care of it
-            scale = 1.0 / worst
-            if max((abs_delta * self._inv_step).tolist()) > _AT_CAP:
-                flags |= _STEP_LIMITED
-            if max((abs_delta * self._inv_vel_step).tolist()) > _AT_CAP:
-                flags |= _VELOCITY_LIMIT
-                details.append(f"commanded joint speed scaled to {scale:.3g} of the request")
-            severity = max(severity, 1)
-            cmd = ref + scale * delta
+        worst = max((abs_delta * self._inv_cap).tolist())
+        if worst <= _AT_CAP:  # within rounding of the cap: the final clip takes care of it
+            return cmd, 1.0
+        scale = 1.0 / worst
+        if max((abs_delta * self._inv_step).tolist()) > _AT_CAP:
+            v.flags |= _STEP_LIMITED
+        if max((abs_delta * self._inv_vel_step).tolist()) > _AT_CAP:
+            v.add(_VELOCITY_LIMIT, 0, f"commanded joint speed scaled to {scale:.3g} of the request")
+        v.at_least(1)
+        return ref + scale * delta, scale
 
-        # Margin band of step 7, widened to the reference for joints already outside it.
-        lo = np.minimum(self.band_low_rad, ref)
-        hi = np.maximum(self.band_high_rad, ref)
-        try:
-            # 6. Singularity, on the Jacobian at the predicted position.
-            p_next: Vector | None
-            p_next, jac = self._kin.both(cmd)
-            cond = self._condition(jac)
-            if not cond <= self._c_lo:  # also true for NaN
-                sing = self._singularity_scale(ref, cond)
-                flags |= _SINGULARITY
-                if sing <= 0.0:
-                    details.append(f"Jacobian condition {cond:.1f}: halting (towards singularity)")
-                    return self._decide(ref, flags, 3, True, 0.0, cond, details)
-                details.append(f"Jacobian condition {cond:.1f}: speed scaled by {sing:.3f}")
-                severity = max(severity, 1)
-                scale *= sing
-                cmd = ref + sing * (cmd - ref)
-                p_next = None  # the tool position must be recomputed at the scaled command
+    def _check_singularity(
+        self, ref: Vector, cmd: Vector, cond: float, v: _Verdict
+    ) -> tuple[Vector, float | None] | None:
+        """6. Jacobian condition at the predicted position: slow down, or None to halt.
 
-            # 7. Joint limits minus margin, per joint; never further out than the reference.
-            clamped = np.minimum(np.maximum(cmd, lo), hi)
-            if clamped.tobytes() != cmd.tobytes():
-                flags |= _JOINT_LIMIT
-                severity = max(severity, 1)
-                details.append(
-                    f"joint command clamped to the {self.config.joint_limit_margin_rad} rad margin"
-                )
-                cmd = clamped
-                p_next = None
+        Returns (command, speed scale), the scale None when the condition is in the free band.
+        """
+        if cond <= self._c_lo:  # False for NaN
+            return cmd, None
+        sing = self._singularity_scale(ref, cond)
+        v.flags |= _SINGULARITY
+        if sing <= 0.0:
+            v.add(0, 3, f"Jacobian condition {cond:.1f}: halting (towards singularity)")
+            return None
+        v.add(0, 1, f"Jacobian condition {cond:.1f}: speed scaled by {sing:.3f}")
+        return ref + sing * (cmd - ref), sing
 
-            # 8. Workspace box and table floor on the predicted tool position.
-            if p_next is None:
-                p_next = np.asarray(self._kin.fk(cmd), dtype=np.float64)
-            if not self._inside(p_next):
-                flags |= _WORKSPACE
-                severity = max(severity, 1)
-                cmd, t, note = self._workspace(ref, cmd, p_next)
-                details.append(note)
-                scale *= t
-                if t == 0.0:
-                    return self._decide(ref, flags, severity, True, 0.0, cond, details)
-        except Exception as exc:  # kinematics raised on a finite command: do not move
-            flags |= _NON_FINITE
-            details.append(f"kinematics failed: {exc!r}")
-            return self._decide(ref, flags, 3, True, 0.0, math.nan, details)
+    def _clamp_to_joint_limits(self, cmd: Vector, lo: Vector, hi: Vector, v: _Verdict) -> Vector:
+        """7. Joint limits minus the margin, per joint; never further out than the reference.
 
-        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
-        cap = self.joint_step_cap_rad
-        cmd = np.minimum(np.maximum(cmd, ref - cap), ref + cap)
-        cmd = np.minimum(np.maximum(cmd, lo), hi)
-        return self._decide(cmd, flags, severity, False, scale, cond, details, gripper_m)
+        Returns ``cmd`` itself when nothing was clamped.
+        """
+        clamped = np.minimum(np.maximum(cmd, lo), hi)
+        if clamped.tobytes() == cmd.tobytes():
+            return cmd
+        v.add(
+            _JOINT_LIMIT,
+            1,
+            f"joint command clamped to the {self.config.joint_limit_margin_rad} rad margin",
+        )
+        return clamped
+
+    def _keep_in_workspace(
+        self, ref: Vector, cmd: Vector, p_next: Vector | None, v: _Verdict
+    ) -> tuple[Vector, float] | None:
+        """8. Workspace box and table floor on the predicted tool position; None to hold."""
+        if p_next is None:
+            p_next = np.asarray(self._kin.fk(cmd), dtype=np.float64)
+        if self._inside(p_next):
+            return cmd, 1.0
+        cmd, t, note = self._workspace(ref, cmd, p_next)
+        v.add(_WORKSPACE, 1, note)
+        if t == 0.0:
+            return None
+        return cmd, t
 
     # -- helpers ------------------------------------------------------------------
     def _decide(
         self,
         command: Vector | None,
-        flags: int,
-        severity: int,
+        v: _Verdict,
         hold: bool,
         scale: float,
         cond: float,
-        details: list[str],
         gripper_m: float | None = None,
     ) -> SafetyDecision:
-        if flags & _STALE_STATE and severity < 3:
+        flags = v.flags
+        if flags & _STALE_STATE and v.severity < 3:
             status = SafetyStatus.STALE
         else:
-            status = _STATUS_BY_SEVERITY[severity]
+            status = _STATUS_BY_SEVERITY[v.severity]
         return SafetyDecision(
             command=command,
             gripper_m=None if hold else gripper_m,
@@ -667,7 +719,7 @@ class SafetyMonitor:
             hold=hold,
             scale=scale,
             condition_number=cond,
-            details=tuple(details),
+            details=tuple(v.details),
         )
 
     def _condition(self, jac: Vector) -> float:
