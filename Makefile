@@ -27,9 +27,13 @@ test: $(STAMP) lint
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow" -q
 
+# Style, types, and the layering of ARCHITECTURE.md: import contracts (pyproject.toml,
+# [tool.importlinter]) plus the checks import-linter cannot express (tests/test_architecture.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src/her_goals/her_goals src/her_mujoco/her_mujoco src/her_recorder/her_recorder src/her_policy/her_policy
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 # Benchmarks print figures side by side with the peers (Gymnasium-Robotics, SB3);
 # `bench` takes minutes, `bench-full` runs every target at full size (an hour or more).

@@ -36,6 +36,7 @@ from typing import Any
 import mujoco
 import numpy as np
 from numpy.typing import NDArray
+from transforms3d.euler import quat2euler
 
 from her_goals.config import suggest
 from her_goals.errors import StateError
@@ -120,13 +121,14 @@ class ObservationLayout:
 
 
 def quat_to_rpy(quat: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Roll, pitch, yaw (rad) of a unit quaternion [w x y z], with R = Rz(yaw) Ry(pitch) Rx(roll)."""
-    # Scalar math on Python floats: several times faster than numpy on 4 numbers.
-    w, x, y, z = quat.tolist()
-    roll = math.atan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
-    pitch = math.asin(min(1.0, max(-1.0, 2.0 * (w * y - z * x))))
-    yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-    return np.array([roll, pitch, yaw])
+    """Roll, pitch, yaw (rad) of a unit quaternion [w x y z], with R = Rz(yaw) Ry(pitch) Rx(roll).
+
+    transforms3d's ``quat2euler(q, "sxyz")`` (tf_transformations' own backend, which ROS
+    users know). A hand-written atan2/asin version measured 3.4 us against its 14 us per
+    call and agreed to 2e-14 rad on 10k random quaternions; at 25 Hz the 11 us are noise,
+    so the library wins.
+    """
+    return np.asarray(quat2euler(quat, axes="sxyz"), dtype=np.float64)
 
 
 class ObservationBuilder:
