@@ -154,6 +154,29 @@ def _finite(arr: NDArray[Any], what: str) -> None:
         )
 
 
+def hindsight_goal_rows(
+    strategy: RelabelStrategy,
+    rows: NDArray[np.int64],
+    episode_start: NDArray[np.int64],
+    episode_end: NDArray[np.int64],
+    rng: np.random.Generator,
+) -> NDArray[np.int64]:
+    """The rows whose achieved goals replace the desired goals of relabelled transitions.
+
+    ``rows`` are the sampled transitions' rows, ``episode_start``/``episode_end`` the
+    first and the last row of each one's episode (the last row holds the final
+    observation). In the module docstring's example (rows 10..13, transition row 11):
+    ``future`` draws from 12..13, ``final`` takes 13, ``episode`` draws from 11..13.
+    """
+    if strategy is RelabelStrategy.FINAL:
+        return episode_end.copy()
+    first = rows + 1 if strategy is RelabelStrategy.FUTURE else episode_start + 1
+    # Uniform over rows first..end inclusive (np.minimum guards float rounding).
+    source = first + (rng.random(rows.size) * (episode_end - first + 1)).astype(np.int64)
+    np.minimum(source, episode_end, out=source)
+    return source
+
+
 class HerReplayBuffer:
     """Episodic replay with hindsight relabelling at sample time.
 
@@ -500,14 +523,9 @@ class HerReplayBuffer:
         idx = np.flatnonzero(relabel)
         if idx.size:
             r = rows.take(idx)
-            end = self._ep_end.take(r)
-            if self.strategy is RelabelStrategy.FINAL:
-                source = end
-            else:
-                first = r + 1 if self.strategy is RelabelStrategy.FUTURE else self._ep_start.take(r) + 1
-                # Uniform over rows first..end inclusive (np.minimum guards float rounding).
-                source = first + (rng.random(idx.size) * (end - first + 1)).astype(np.int64)
-                np.minimum(source, end, out=source)
+            source = hindsight_goal_rows(
+                self.strategy, r, self._ep_start.take(r), self._ep_end.take(r), rng
+            )
             goal[idx] = self._achieved.take(source, axis=0)
         next_rows = rows + 1
         next_ag = self._achieved.take(next_rows, axis=0)
