@@ -8,11 +8,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 import warnings
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"

@@ -53,7 +53,7 @@ def test_online_training_writes_a_traceable_artefact(tmp_path: Path) -> None:
     assert [r.env_steps for r in result.evals] == [20 * HORIZON, 40 * HORIZON]
     row = result.evals[-1]
     assert row.hindsight_ratio == pytest.approx(0.8, abs=0.05)
-    assert 0.0 <= row.hindsight_positive_fraction <= 1.0
+    assert 0.0 <= row.positive_fraction_relabelled <= 1.0
     assert row.moving_fraction > 0.5, "a reaching point always moves its achieved goal"
     assert result.final is not None and result.final.n_episodes == 20
     art = load_artefact(result.artefact or "")

@@ -17,12 +17,11 @@ a buffer filled from recorded episodes, no env needed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from her_goals.config import to_plain
 from her_goals.spaces import GoalSpace
+from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import DeterministicPolicy
 from her_policy.artefact.store import save_artefact
@@ -104,27 +104,6 @@ def train_from_buffer(
     )
 
 
-@dataclass(frozen=True)
-class EvalRow:
-    """One periodic evaluation, with the training progress it was taken at."""
-
-    env_steps: int
-    updates: int
-    train_wall_s: float
-    requested_success: float
-    ci_low: float
-    ci_high: float
-    n_episodes: int
-    hindsight_ratio: float
-    hindsight_positive_fraction: float
-    """Reward-0 share among relabelled samples: hindsight success, NOT requested-goal success."""
-    original_positive_fraction: float
-    train_episode_success: float
-    """Success of the exploring policy on its training goals over the last cycles."""
-    moving_fraction: float = 0.0
-    """Share of stored transitions from episodes that moved the achieved goal (a touched block)."""
-
-
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`."""
@@ -139,7 +118,7 @@ class TrainResult:
     checkpointing excluded."""
     eval_wall_s: float
     stopped_because: str
-    evals: list[EvalRow]
+    evals: list[TrainingLogRow]
     final: EvalResult | None
     artefact: Path | None
     data_hash: str
@@ -155,7 +134,7 @@ class TrainResult:
             last = self.evals[-1]
             lines.append(
                 f"last periodic eval: requested-goal success {last.requested_success:.3f}; "
-                f"hindsight (relabelled) positive fraction {last.hindsight_positive_fraction:.3f}"
+                f"hindsight (relabelled) positive fraction {last.positive_fraction_relabelled:.3f}"
             )
         if self.final is not None:
             lines.append(f"final: {self.final}")
@@ -202,7 +181,7 @@ def train(
     config: TrainConfig,
     *,
     env_factory: EnvFactory | None = None,
-    on_eval: Callable[[EvalRow, Learner], None] | None = None,
+    on_eval: Callable[[TrainingLogRow, Learner], None] | None = None,
     episode_transport: Callable[[list[Episode]], list[Episode]] | None = None,
 ) -> TrainResult:
     """Train a policy online in the env of ``config`` (or ``env_factory``); see the module doc."""
@@ -245,7 +224,7 @@ def train(
     out = Path(cfg.out) if cfg.out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train_log.jsonl" if out is not None else None
+    log_path = out / LOG_FILE if out is not None else None
 
     from tqdm import tqdm
 
@@ -254,7 +233,7 @@ def train(
     updates_due = 0.0
     next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
     next_ckpt = cfg.checkpoint_every if cfg.checkpoint_every > 0 else math.inf
-    evals: list[EvalRow] = []
+    evals: list[TrainingLogRow] = []
     recent_success: list[float] = []
     window: list[UpdateStats] = []
     stopped = "env_steps"
@@ -308,7 +287,7 @@ def train(
             if steps >= next_eval or ((not more or stopped == "max_wall_s") and cfg.eval_every > 0):
                 t0 = time.perf_counter()
                 result = evaluate_now(cfg.eval_episodes, PERIODIC_EVAL_SET)
-                row = EvalRow(
+                row = TrainingLogRow(
                     env_steps=steps,
                     updates=updates,
                     train_wall_s=wall,
@@ -317,22 +296,17 @@ def train(
                     ci_high=result.ci_high,
                     n_episodes=result.n_episodes,
                     hindsight_ratio=_mean(window, "hindsight_ratio"),
-                    hindsight_positive_fraction=_mean(window, "positive_fraction_relabelled"),
-                    original_positive_fraction=_mean(window, "positive_fraction_original"),
+                    positive_fraction_relabelled=_mean(window, "positive_fraction_relabelled"),
+                    positive_fraction_original=_mean(window, "positive_fraction_original"),
                     train_episode_success=float(np.nanmean(recent_success))
                     if recent_success
                     else math.nan,
                     moving_fraction=buffer.moving_fraction,
+                    metrics=window[-1].metrics if window else {},
                 )
                 evals.append(row)
                 if log_path is not None:
-                    with log_path.open("a") as f:
-                        f.write(
-                            json.dumps(
-                                {**asdict(row), "metrics": window[-1].metrics if window else {}}
-                            )
-                            + "\n"
-                        )
+                    append_row(log_path, row)
                 if on_eval is not None:
                     on_eval(row, learner)
                 bar.set_postfix(success=f"{row.requested_success:.2f}", wall=f"{wall:.0f}s")
