@@ -226,3 +226,16 @@ def test_rendering_shows_the_goal_marker_where_the_goal_is() -> None:
     red_before, red_after, changed = map(int, done.stdout.split())
     assert red_before > 50 and red_after > 50  # the red goal marker is in view...
     assert changed > 50  # ...and moves with the desired goal
+
+
+def test_a_bad_action_is_the_projects_error_naming_the_fix_and_leaves_the_arm_unmoved() -> None:
+    from her_goals.errors import HerError
+
+    env = make_task("reach")
+    env.reset(seed=0)
+    before = env.unwrapped.sim.data.qpos.copy()
+    for bad in (np.array([np.nan, 0, 0, 0]), np.zeros(3)):
+        with pytest.raises(HerError, match="action") as err:
+            env.step(bad)
+        assert isinstance(err.value, ValueError)  # what Gymnasium users catch
+    np.testing.assert_array_equal(env.unwrapped.sim.data.qpos, before)

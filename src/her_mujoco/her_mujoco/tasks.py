@@ -49,6 +49,7 @@ from her_goals.tasks import (
     TaskSpec,
     get_task,
 )
+from her_mujoco.errors import ActionError, EpisodeOrderError
 from her_mujoco.sim import ArmSim
 
 # Where the tool may be sent (m, base_link): over the table, clear of the base, with
@@ -243,14 +244,19 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     ) -> tuple[dict[str, NDArray[np.float64]], float, bool, bool, dict[str, Any]]:
         """Move the tool by action[:3] * 5 cm and set the gripper (-1 shut, +1 open)."""
         if self._needs_reset or self._state is None or self._obs is None:
-            raise RuntimeError(
+            raise EpisodeOrderError(
                 "step() called before reset() or after the physics diverged; call reset()"
             )
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (4,):
-            raise ValueError(f"action has shape {a.shape}; this task takes 4 values (dx, dy, dz, gripper)")
+            raise ActionError(
+                f"action has shape {a.shape}; this task takes 4 values (dx, dy, dz, gripper) in [-1, 1]"
+            )
         if not np.isfinite(a).all():
-            raise ValueError(f"action contains NaN or inf: {a.tolist()}")
+            raise ActionError(
+                f"action contains NaN or inf: {a.tolist()}; the policy diverged or its input "
+                "was not finite (check the observation), and the arm was not moved"
+            )
         a = np.minimum(np.maximum(a, -1.0), 1.0)
         target = np.minimum(np.maximum(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
         q = self.observation_builder.arm_positions(self._state)

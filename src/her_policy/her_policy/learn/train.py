@@ -193,7 +193,7 @@ def train(
         torch.set_num_threads(cfg.torch_threads)
     if env_factory is None:
         if cfg.env is None and cfg.task is None:
-            raise ValueError("train() needs config.env or config.task, or an env_factory")
+            raise PolicyError("train() needs config.env or config.task, or an env_factory")
         env_factory = EnvSource(env_id=cfg.env, task=cfg.task)
     probe = env_factory()
     space = goal_space_of(probe, name=cfg.env)
