@@ -32,3 +32,25 @@ def test_help_prints(command: list[str]) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "usage: her" in out.stdout
+
+
+def test_errors_are_one_line_and_the_traceback_needs_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from her_goals.errors import ConfigError
+    from her_policy.app import cli, train_command
+
+    def bad_input(args: object) -> int:
+        raise ConfigError("run.yaml: batch_size must be >= 1, got 0; set a positive batch size")
+
+    def bug(args: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    for handler, status, text in ((bad_input, 2, "error: run.yaml"), (bug, 1, "internal error")):
+        monkeypatch.setattr(train_command, "eval_command", handler)
+        assert cli.main(["eval", "x"]) == status
+        err = capsys.readouterr().err
+        assert err.startswith(f"her eval: {text}") and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+        assert cli.main(["--debug", "eval", "x"]) == status
+        assert "Traceback" in capsys.readouterr().err

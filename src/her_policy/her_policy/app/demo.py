@@ -202,7 +202,7 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
-def add_demo_command(subparsers: Any) -> None:
+def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her demo`` on the ``her`` command's subparsers."""
     parser = subparsers.add_parser(
         "demo",
@@ -218,7 +218,8 @@ def add_demo_command(subparsers: Any) -> None:
         "--eval-goals", type=int, default=100, help="held-out requested goals to evaluate"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.set_defaults(func=_main)
+    parser.set_defaults(handler=_main)
+    return parser
 
 
 def _main(args: argparse.Namespace) -> int:

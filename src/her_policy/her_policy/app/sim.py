@@ -186,7 +186,7 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
     return noisy
 
 
-def add_sim_command(subparsers: Any) -> None:
+def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her sim``: record episodes of the MuJoCo arm to bags, through the safety loop."""
     parser = subparsers.add_parser(
         "sim",
@@ -206,7 +206,8 @@ def add_sim_command(subparsers: Any) -> None:
     parser.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise std")
     parser.add_argument("--out", type=Path, required=True, help="session directory of bags")
     parser.add_argument("--seed", type=int, default=0)
-    parser.set_defaults(func=_sim_main)
+    parser.set_defaults(handler=_sim_main)
+    return parser
 
 
 def _sim_main(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import DeterministicPolicy
 from her_policy.artefact.store import save_artefact
+from her_policy.errors import PolicyError
 from her_policy.learn.algorithms import Learner, make_learner
 from her_policy.learn.buffer import HerReplayBuffer
 from her_policy.learn.collect import Collector, Episode, Exploration, ProcessCollector
