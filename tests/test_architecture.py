@@ -148,3 +148,16 @@ def test_every_simulated_task_passes_gymnasiums_env_checker() -> None:
         other = [str(w.message) for w in caught if "infinity" not in str(w.message)]
         assert not other, (name, other)
         env.close()
+
+
+def test_the_code_cites_architecture_md_rules_that_exist_and_no_outside_page() -> None:
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    rules = {int(n) for n in re.findall(r"^(\d+)\. \*\*", text.split("## Rules")[1].split("##")[0], re.M)}
+    assert rules == set(range(1, 7))
+    for path in [*SRC.rglob("*.py"), *(ROOT / "config").glob("*.yaml")]:
+        source = path.read_text()
+        assert "DESIGN.md" not in source, f"{path} cites a page outside the repository"
+        for n in re.findall(r"ARCHITECTURE\.md,\s+rule (\d+)", source):
+            assert int(n) in rules, f"{path} cites ARCHITECTURE.md rule {n}, which does not exist"

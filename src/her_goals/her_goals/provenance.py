@@ -1,4 +1,4 @@
-"""Hashes that make every number traceable (DESIGN.md rule 6).
+"""Hashes that make every number traceable (ARCHITECTURE.md, rule 6).
 
 The policy artefact writes them and the audit checks them; both call these, so
 a report can only name an artefact whose metadata hashes the same way.

@@ -53,7 +53,7 @@ TOPIC_TYPES: dict[str, str] = {
     TOPIC_JOINT_STATES: JOINT_STATE_TYPE,
     TOPIC_OBJECT_POSE: POSE_STAMPED_TYPE,
 }
-"""Default topic names and their message types (DESIGN.md, "Topics")."""
+"""Default topic names and their message types (README.md, "Nodes")."""
 
 _SEPARATOR = "=" * 80
 

@@ -1,6 +1,6 @@
 """Training data through rosbag2: the robot's data path, exercised in simulation.
 
-On the robot, episodes reach the trainer only as bags (DESIGN.md rule 4). The
+On the robot, episodes reach the trainer only as bags (ARCHITECTURE.md, rule 4). The
 :class:`BagRoundTrip` puts simulated training on the same path: each batch of
 collected episodes is written with the crash-safe recorder, the bag is closed,
 read back with the validating reader, and only what was read is stored in the

@@ -1,4 +1,4 @@
-"""``her demo``: the whole loop of DESIGN.md in one process on the MuJoCo arm.
+"""``her demo``: the whole loop of ARCHITECTURE.md in one process on the MuJoCo arm.
 
 1. **Train through bags.** Episodes collected with the current policy and
    exploration are written to rosbag2 with the crash-safe recorder, read back

@@ -1,7 +1,7 @@
 """The MuJoCo arm driven through the control loop, exactly as a real arm is.
 
 Each tick goes state → observation → actor → action limits → IK → safety monitor
-→ joint-position command, the path ``policy_node`` runs on the robot (DESIGN.md
+→ joint-position command, the path ``policy_node`` runs on the robot (ARCHITECTURE.md,
 rule 5). ``her demo`` evaluates and ``her sim`` records through it, so their bags
 carry real safety flags and costs, like the robot's.
 """

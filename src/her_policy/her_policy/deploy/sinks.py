@@ -81,7 +81,7 @@ class RecorderSink:
     """Sends steps to a ``her_recorder.EpisodeRecorder`` (an open one), flags and cost included.
 
     Stamps must be >= 0 ns (bag time); reward and success are left to the recorder, which
-    computes them with the goal space's own function (DESIGN.md rule 2).
+    computes them with the goal space's own function (ARCHITECTURE.md, rule 2).
     """
 
     def __init__(self, recorder: Any, *, split: str = "") -> None:
