@@ -84,21 +84,29 @@ def test_every_node_file_is_the_only_place_rclpy_may_be_imported() -> None:
 
 
 POLICY_NODE_PROBE = r"""
-import ast, sys, importlib
+import ast, sys, importlib, importlib.util
 from pathlib import Path
-tree = ast.parse(Path(sys.argv[1]).read_text())
 ros = {"rclpy", "her_interfaces", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs",
        "diagnostic_msgs", "trajectory_msgs", "rosgraph_msgs", "lifecycle_msgs", "tf2_ros"}
-for node in tree.body:
-    if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] not in ros:
-        module = importlib.import_module(node.module)
-        for a in node.names:
-            if not hasattr(module, a.name):  # a submodule
-                importlib.import_module(f"{node.module}.{a.name}")
-    elif isinstance(node, ast.Import):
-        for a in node.names:
-            if a.name.split(".")[0] not in ros:
-                importlib.import_module(a.name)
+
+def load_imports_of(path):
+    # Import what a node file imports, minus ROS; a *_node module it imports (needs rclpy)
+    # is followed into its own imports instead.
+    for node in ast.parse(Path(path).read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] not in ros:
+            if node.module.endswith("_node"):
+                load_imports_of(importlib.util.find_spec(node.module).origin)
+                continue
+            module = importlib.import_module(node.module)
+            for a in node.names:
+                if not hasattr(module, a.name):  # a submodule
+                    importlib.import_module(f"{node.module}.{a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] not in ros:
+                    importlib.import_module(a.name)
+
+load_imports_of(sys.argv[1])
 # What the node does with an artefact: load it and act, through the core.
 import numpy as np
 from her_goals.spaces import get_goal_space

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.msg import EpisodeEvent, Goal, Step
 from her_interfaces.srv import ResetSim, StartEpisode
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = profile(qos.LATCHED)
+RELIABLE = profile(qos.RELIABLE)
+SENSOR = profile(qos.SENSOR)
 
 
 class GoalsNode(Node):
@@ -47,7 +46,7 @@ class GoalsNode(Node):
         self.desired_pub = self.create_publisher(Goal, "/her/desired_goal", LATCHED)
         self.achieved_pub = self.create_publisher(Goal, "/her/achieved_goal", RELIABLE)
         self.event_pub = self.create_publisher(EpisodeEvent, "/her/episode", RELIABLE)
-        sensor = qos_profile_sensor_data
+        sensor = SENSOR
         self.create_subscription(JointState, "/joint_states", self.core.on_joint_state, sensor)
         self.create_subscription(PoseStamped, "/object_pose", self.core.on_object_pose, sensor)
         self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
@@ -132,18 +131,7 @@ class GoalsNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = GoalsNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(GoalsNode, args)
 
 
 if __name__ == "__main__":

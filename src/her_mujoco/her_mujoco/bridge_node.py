@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.srv import ResetSim
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 
+SENSOR = profile(qos.SENSOR)
 
 class BridgeNode(Node):
     def __init__(self) -> None:
@@ -50,7 +49,7 @@ class BridgeNode(Node):
         self.health = self.core.health
         self.health.on_change = log_to(self.get_logger())
         self.frame = self.core.arm.base_frame
-        sensor = qos_profile_sensor_data
+        sensor = SENSOR
         self.joint_pub = self.create_publisher(JointState, "/joint_states", sensor)
         self.pose_pub = self.create_publisher(PoseStamped, "/object_pose", sensor)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if config.publish_clock else None
@@ -114,18 +113,7 @@ class BridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BridgeNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(BridgeNode, args)
 
 
 if __name__ == "__main__":

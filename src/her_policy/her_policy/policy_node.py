@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.msg import EpisodeEvent, Step
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = profile(qos.LATCHED)
+RELIABLE = profile(qos.RELIABLE)
+SENSOR = profile(qos.SENSOR)
 
 
 class PolicyNode(Node):
@@ -55,7 +54,7 @@ class PolicyNode(Node):
             self.create_publisher(Float64MultiArray, config.gripper_topic, 10) if config.gripper_topic else None
         )
         self.step_pub = self.create_publisher(Step, "/her/step", RELIABLE)
-        sensor = qos_profile_sensor_data
+        sensor = SENSOR
         self.create_subscription(JointState, "/joint_states", self.core.on_joint_state, sensor)
         self.create_subscription(PoseStamped, "/object_pose", self.core.on_object_pose, sensor)
         self.create_subscription(Bool, "/her/estop", self.on_estop, LATCHED)
@@ -111,18 +110,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.msg import EpisodeEvent, Goal, Step
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
-RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = profile(qos.RECORDER)
+SENSOR = profile(qos.SENSOR)
 # Raw topics the recorder may take (the HER topics /her/step, /her/episode, /her/desired_goal
 # are written by EpisodeRecorder itself, from the events and steps).
 RAW_CLASSES = {"/joint_states": JointState, "/object_pose": PoseStamped, "/her/achieved_goal": Goal}
@@ -56,7 +55,7 @@ class RecorderNode(Node):
             msgtype = TOPIC_TYPES[topic]
             self.create_subscription(
                 RAW_CLASSES[topic], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
-                qos_profile_sensor_data, raw=True,
+                SENSOR, raw=True,
             )
         for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):
             self.create_service(Trigger, f"~/{name}", lambda req, res, h=handler: self.on_service(h, res))
@@ -104,19 +103,8 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if node is not None:
-            node.close()  # SIGINT/SIGTERM end here: the bag is closed cleanly
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # SIGINT/SIGTERM end here: the bag is closed cleanly.
+    run_node(RecorderNode, args, close=lambda node: node.close())
 
 
 if __name__ == "__main__":
