@@ -67,7 +67,6 @@ class _Running:
     start_ns: int
     num_steps: int = 0
     last_next_achieved: Vector | None = None
-    next_step: int = 0
 
 
 @dataclass

@@ -75,10 +75,6 @@ class RobotState:
             raise StateError(f"joint state {what} is NaN/inf for {bad}")
         return out
 
-    def age_s(self, now_ns: int) -> float:
-        """Seconds since the joint state was measured."""
-        return (now_ns - self.stamp_ns) * 1e-9
-
 
 @lru_cache(maxsize=64)
 def _name_index(joint_names: tuple[str, ...]) -> dict[str, int]:

@@ -54,7 +54,7 @@ class ArmSim:
         arm = resolve_joints(m, cfg.arm_joints, "arm_joints")
         grip = resolve_joints(m, cfg.gripper_joints, "gripper_joints")
         self.joint_names: tuple[str, ...] = tuple(cfg.arm_joints) + tuple(cfg.gripper_joints)
-        """Names in the order of joint_positions/velocities/efforts and of state()."""
+        """Names in the order of state()."""
         self._n_arm = len(cfg.arm_joints)
         self._arm_qadr = arm.qpos_adr
         self._qadr = np.concatenate((arm.qpos_adr, grip.qpos_adr))
@@ -203,17 +203,8 @@ class ArmSim:
         """Measured total finger opening (m)."""
         return float(self.data.qpos[self._grip_qadr].sum())
 
-    def joint_positions(self) -> NDArray[np.float64]:
-        """Positions of ``joint_names`` (arm rad, then fingers m)."""
-        return self.data.qpos[self._qadr]
 
-    def joint_velocities(self) -> NDArray[np.float64]:
-        """Velocities of ``joint_names`` (rad/s, m/s)."""
-        return self.data.qvel[self._dofadr]
 
-    def joint_efforts(self) -> NDArray[np.float64]:
-        """Actuator efforts on ``joint_names`` (Nm, N), gravity compensation included."""
-        return self.data.qfrc_actuator[self._dofadr]
 
     def tcp_position(self) -> NDArray[np.float64]:
         """Tool-centre-point position (m, base_link) at the current joint positions."""

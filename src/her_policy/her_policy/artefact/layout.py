@@ -55,11 +55,6 @@ class PolicyLayout:
         u = np.clip(np.asarray(unit_action, dtype=np.float64), -1.0, 1.0)
         return low + (u + 1.0) * 0.5 * (high - low)
 
-    def to_unit_action(self, env_action: ArrayLike) -> NDArray[np.float32]:
-        """Map env actions to the network's [-1, 1] range."""
-        low, high = np.asarray(self.action_low), np.asarray(self.action_high)
-        a = np.asarray(env_action, dtype=np.float64)
-        return ((a - low) / (high - low) * 2.0 - 1.0).astype(np.float32)
 
     def spec(self) -> dict[str, Any]:
         return {

@@ -111,7 +111,6 @@ class TickPipeline:
         self._box_hi = monitor.workspace_high_m - 1e-3
         self._nan_action = np.full(limits.config.action_dim, np.nan)
         self._max_ee = limits.config.max_ee_step_m
-        self._per_action = limits.config.ee_step_per_action_m
         self._gi = limits.config.gripper_index
         self._last_gripper_action = 0.0
         self._obs_dim = 0

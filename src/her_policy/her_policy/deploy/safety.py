@@ -225,11 +225,6 @@ class SafetyDecision(NamedTuple):
     details: tuple[str, ...] = ()
     """Human-readable notes, one per intervention (for logs and /diagnostics)."""
 
-    @property
-    def flag_set(self) -> SafetyFlag:
-        """The flags as a :class:`SafetyFlag`."""
-        return SafetyFlag(self.flags)
-
 
 @dataclass(frozen=True)
 class EpisodeCheck:
