@@ -2,7 +2,8 @@
 
 A typo in a config key is the most common way to run an experiment that is not
 the one you meant; every loader here rejects unknown keys and suggests the
-closest valid one.
+closest valid one. Values are checked against their declared type and range
+(:mod:`her_goals.checks`); a float is finite unless its field says otherwise.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from her_goals.checks import constraints_of
 from her_goals.errors import ConfigError
 
 T = TypeVar("T")
@@ -35,6 +38,14 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
+    if origin is typing.Annotated:
+        coerced = _coerce(value, args[0], where)
+        if coerced is not None:
+            for constraint in constraints_of(annotation.__metadata__):
+                problem = constraint.problem(coerced)
+                if problem is not None:
+                    raise ConfigError(f"{where} = {value!r}: {problem}")
+        return coerced
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -76,6 +87,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -96,13 +109,24 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def label(where: str, name: str) -> str:
+    """How an error names key ``name`` of ``where``: ``--name-like-this`` for the command
+    line (``where == "--"``), ``file.yaml: key name`` for a file, ``where.name`` otherwise."""
+    if where == "--":
+        return "--" + name.replace("_", "-")
+    if where.endswith((".yaml", ".yml", ".json")):
+        return f"{where}: {name}"
+    return f"{where}.{name}"
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config") -> T:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys, wrong types and values
+    out of their declared range (``where="--"`` names keys as command-line flags)."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
@@ -111,9 +135,14 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
                 f"Valid keys: {', '.join(sorted(fields))}."
             )
     kwargs = {}
-    for name in fields:
+    for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}")
+            try:
+                kwargs[name] = _coerce(data[name], hints[name], label(where, name))
+            except ConfigError as exc:
+                default = f.default if f.default is not dataclasses.MISSING else None
+                hint = f"; the default is {to_plain(default)!r}" if default is not None else ""
+                raise ConfigError(f"{exc}{hint}") from None
     try:
         return cls(**kwargs)
     except TypeError as exc:

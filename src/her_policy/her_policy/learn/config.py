@@ -24,8 +24,18 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from her_goals.checks import (
+    Count,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OutputDir,
+    PositiveFloat,
+    Range,
+    check_fields,
+)
 from her_goals.config import from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
 from her_goals.tasks import get_task, task_names
@@ -48,89 +58,89 @@ class TrainConfig:
     algo: Algorithm = "ddpg"
     """Learning algorithm: ddpg (HER paper / baselines recipe), td3 or sac."""
     # -- budget ----------------------------------------------------------------
-    env_steps: int = 100_000
+    env_steps: Count = 100_000
     """Stop after this many environment steps (all training envs together)."""
-    max_wall_s: float | None = None
+    max_wall_s: PositiveFloat | None = None
     """Stop after this many seconds of training wall-clock (evaluation time excluded)."""
-    target_success: float | None = None
+    target_success: Fraction | None = None
     """Stop once a periodic evaluation reaches this requested-goal success rate."""
     # -- collection ------------------------------------------------------------
-    n_envs: int = 2
+    n_envs: Annotated[int, Range(ge=1, lt=1000)] = 2
     """Training environments stepped together; one cycle = one episode in each."""
     parallel: Literal["auto", "on", "off"] = "auto"
     """Collect in a second process while learning: on, off, or auto (on with 2+ CPU cores)."""
-    random_steps: int = 0
+    random_steps: NonNegativeInt = 0
     """Env steps at the start with uniformly random actions."""
-    exploration_noise: float | None = None
+    exploration_noise: NonNegativeFloat | None = None
     """Std of Gaussian action noise, in units of the action half-range (None: 0.2 ddpg/td3, 0 sac)."""
-    random_eps: float | None = None
+    random_eps: Fraction | None = None
     """Chance of a uniformly random action per step (None: 0.3 ddpg, 0 td3/sac)."""
     # -- updates ---------------------------------------------------------------
-    updates_per_step: float = 0.4
+    updates_per_step: NonNegativeFloat = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
-    learning_starts: int = 0
+    learning_starts: NonNegativeInt = 0
     """Env steps collected before the first update."""
-    batch_size: int = 256
+    batch_size: Count = 256
     """Transitions per gradient update."""
-    hidden: tuple[int, ...] = (256, 256, 256)
+    hidden: tuple[Count, ...] = (256, 256, 256)
     """Hidden layer widths of actor and critic."""
-    gamma: float | None = None
+    gamma: Annotated[float, Range(ge=0, lt=1)] | None = None
     """Discount factor (None: 1 - 1/episode_length, the baselines HER choice)."""
-    actor_lr: float = 1e-3
+    actor_lr: PositiveFloat = 1e-3
     """Actor Adam learning rate."""
-    critic_lr: float = 1e-3
+    critic_lr: PositiveFloat = 1e-3
     """Critic Adam learning rate."""
-    tau: float = 0.05
+    tau: Annotated[float, Range(gt=0, le=1)] = 0.05
     """Polyak rate of the target networks: target <- (1 - tau) target + tau online."""
-    target_update_every: int = 1
+    target_update_every: Count = 1
     """Gradient updates between target-network updates (baselines HER: 40, tau 0.05)."""
-    action_l2: float = 1.0
+    action_l2: NonNegativeFloat = 1.0
     """Weight of the squared-action penalty in the actor loss (ddpg, td3)."""
-    n_step: int = 1
+    n_step: Count = 1
     """Rewards summed before bootstrapping (1: one-step TD); scored against the relabelled goal."""
     clip_target: bool = True
     """Clip TD targets to [-1/(1-gamma), 0], the range of sparse-reward returns."""
-    policy_noise: float = 0.2
+    policy_noise: NonNegativeFloat = 0.2
     """td3: std of the target policy smoothing noise."""
-    noise_clip: float = 0.5
+    noise_clip: NonNegativeFloat = 0.5
     """td3: clip of the target policy smoothing noise."""
-    policy_delay: int = 2
+    policy_delay: Count = 2
     """td3: critic updates per actor update."""
-    init_alpha: float = 0.1
+    init_alpha: PositiveFloat = 0.1
     """sac: initial entropy temperature."""
     learn_alpha: bool = True
     """sac: tune the temperature towards an entropy of -action_dim."""
     # -- hindsight replay ------------------------------------------------------
     relabel_strategy: Literal["future", "final", "episode"] = "future"
     """Where relabelled goals come from (future is inclusive of the current step)."""
-    replay_k: float = 4.0
+    replay_k: NonNegativeFloat = 4.0
     """Relabelled goals per real one; relabel probability k/(k+1)."""
-    relabel_prob: float | None = None
+    relabel_prob: Fraction | None = None
     """Share of relabelled samples, overriding replay_k."""
-    moving_share: float = 0.0
+    moving_share: Fraction = 0.0
     """Share of each batch drawn from episodes whose achieved goal moved (0: uniform)."""
-    buffer_capacity: int = 1_000_000
+    buffer_capacity: Count = 1_000_000
     """Replay rows (transitions plus one final observation per episode)."""
-    clip_obs: float = 200.0
+    clip_obs: PositiveFloat = 200.0
     """Clip of raw observations and goals before normalising."""
-    norm_clip: float = 5.0
+    norm_clip: PositiveFloat = 5.0
     """Clip of normalised inputs."""
-    norm_eps: float = 0.01
+    norm_eps: PositiveFloat = 0.01
     """Floor of the normaliser's standard deviation."""
     # -- evaluation and output -------------------------------------------------
-    eval_every: int = 5_000
+    eval_every: NonNegativeInt = 5_000
     """Env steps between requested-goal evaluations (0: only at the end)."""
-    eval_episodes: int = 50
+    eval_episodes: Count = 50
     """Held-out goals per periodic evaluation."""
-    final_eval_episodes: int = 100
+    final_eval_episodes: NonNegativeInt = 100
     """Held-out goals for the final evaluation (0: skip)."""
-    seed: int = 0
+    seed: Annotated[int, Range(ge=0, lt=1e9)] = 0
     """Seed of networks, exploration, replay sampling and training-env resets."""
-    torch_threads: int = 1
+    torch_threads: NonNegativeInt = 1
     """Torch CPU threads of the learner (0: torch default)."""
-    out: Path | None = None
+    out: OutputDir | None = None
     """Directory for the policy artefact, checkpoints and the training log."""
-    checkpoint_every: int = 0
+    checkpoint_every: NonNegativeInt = 0
     """Env steps between checkpoints in out/checkpoints (0: none)."""
     progress: bool = True
     """Show a progress bar."""
@@ -138,30 +148,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task is not None and self.env is not None:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
-        positive = {
-            "env_steps": self.env_steps,
-            "n_envs": self.n_envs,
-            "batch_size": self.batch_size,
-            "target_update_every": self.target_update_every,
-            "policy_delay": self.policy_delay,
-            "n_step": self.n_step,
-            "buffer_capacity": self.buffer_capacity,
-        }
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if self.gamma is not None and not 0.0 <= self.gamma < 1.0:
-            raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}")
-        if self.updates_per_step < 0:
-            raise ConfigError(f"updates_per_step must be >= 0, got {self.updates_per_step}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.seed < 0 or self.seed >= 10**9:
-            raise ConfigError(f"seed must be in [0, 1e9), got {self.seed}")
-        if self.n_envs >= 1000:
-            raise ConfigError(f"n_envs must be < 1000, got {self.n_envs}")
+        check_fields(self, where="train config")
 
     # -- algorithm-dependent defaults ------------------------------------------
     @property
