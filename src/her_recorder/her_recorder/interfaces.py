@@ -25,6 +25,8 @@ from rosbags.interfaces import (
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from her_recorder.errors import UnknownMessageError
+
 PACKAGE = "her_interfaces"
 MSG_NAMES = ("Goal", "Step", "EpisodeEvent")
 
@@ -81,7 +83,9 @@ class EventKind(enum.IntEnum):
 def msg_text(name: str) -> str:
     """The ``.msg`` text of ``her_interfaces/msg/<name>`` as shipped with this package."""
     if name not in MSG_NAMES:
-        raise KeyError(f"no message {name!r} in {PACKAGE}; have {', '.join(MSG_NAMES)}")
+        raise UnknownMessageError(
+            f"no message {name!r} in {PACKAGE}; use one of {', '.join(MSG_NAMES)}"
+        )
     return resources.files("her_recorder").joinpath("msg", f"{name}.msg").read_text("utf-8")
 
 
