@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from mcap import records as mcap_records
+from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError, UnsupportedCompressionError
 from mcap.stream_reader import StreamReader, get_chunk_data_stream
 
@@ -285,6 +286,50 @@ def _stop_reason(bio: BinaryIO, pos: int, size: int, exc: BaseException) -> str:
     return f"record 0x{op:02x} at offset {pos} is malformed: {exc}"
 
 
+@dataclass
+class _ChunkRecords:
+    """The inner records of one chunk, read one by one and checked against their lengths."""
+
+    known: set[int]
+    """Channel ids defined so far (in the file before the chunk, or in it)."""
+    index: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    schemas: list[Schema] = field(default_factory=list)
+    channels: list[Channel] = field(default_factory=list)
+    messages: list[tuple[int, int, bytes]] = field(default_factory=list)
+    """(channel id, log time, data) in record order."""
+
+    def read(self, stream: ReadDataStream, usize: int) -> None:
+        """Read the record at ``stream``'s position in the ``usize`` bytes of records."""
+        offset = stream.count
+        if offset + _REC.size > usize:
+            raise McapCorrupt("inner record header runs past the chunk")
+        op, length = stream.read1(), stream.read8()
+        body_end = stream.count + length
+        if body_end > usize:
+            raise McapCorrupt("inner record runs past the chunk")
+        if op == OP_MESSAGE:
+            if length < _MSG_HEAD:
+                raise McapCorrupt(f"message record of {length} bytes")
+            message = mcap_records.Message.read(stream, length)
+            if message.channel_id not in self.known:
+                raise McapCorrupt(f"message on unknown channel {message.channel_id}")
+            self.index.setdefault(message.channel_id, []).append((message.log_time, offset))
+            self.messages.append((message.channel_id, message.log_time, message.data))
+        elif op == OP_SCHEMA:
+            s = mcap_records.Schema.read(stream)
+            self.schemas.append(Schema(s.id, s.name, s.encoding, s.data))
+        elif op == OP_CHANNEL:
+            channel = Channel.of(mcap_records.Channel.read(stream))
+            self.channels.append(channel)
+            self.known.add(channel.id)
+        elif op in _KNOWN_OPS:
+            stream.read(length)
+        else:
+            raise McapCorrupt(f"invalid inner opcode 0x{op:02x}")
+        if stream.count != body_end:
+            raise McapCorrupt(f"inner record 0x{op:02x} does not fill its declared length")
+
+
 _SCAN_ERRORS = (_Torn, McapError, McapCorrupt, struct.error, UnicodeDecodeError, ValueError)
 """What reading a torn or malformed record raises (mcap's parsers have no error type of their own)."""
 
@@ -425,43 +470,12 @@ class McapScanner:
             raise McapCorrupt(
                 f"chunk holds {usize} bytes, its header says {chunk.uncompressed_size}"
             )
-        index: dict[int, list[tuple[int, int]]] = {}
-        schemas: list[Schema] = []
-        channels: list[Channel] = []
-        messages: list[tuple[int, int, bytes]] = []
-        known = set(res.channels)
+        inner = _ChunkRecords(set(res.channels))
         while stream.count < usize:
-            offset = stream.count
-            if offset + _REC.size > usize:
-                raise McapCorrupt("inner record header runs past the chunk")
-            op, length = stream.read1(), stream.read8()
-            body_end = stream.count + length
-            if body_end > usize:
-                raise McapCorrupt("inner record runs past the chunk")
-            if op == OP_MESSAGE:
-                if length < _MSG_HEAD:
-                    raise McapCorrupt(f"message record of {length} bytes")
-                message = mcap_records.Message.read(stream, length)
-                if message.channel_id not in known:
-                    raise McapCorrupt(f"message on unknown channel {message.channel_id}")
-                index.setdefault(message.channel_id, []).append((message.log_time, offset))
-                messages.append((message.channel_id, message.log_time, message.data))
-            elif op == OP_SCHEMA:
-                s = mcap_records.Schema.read(stream)
-                schemas.append(Schema(s.id, s.name, s.encoding, s.data))
-            elif op == OP_CHANNEL:
-                channel = Channel.of(mcap_records.Channel.read(stream))
-                channels.append(channel)
-                known.add(channel.id)
-            elif op in _KNOWN_OPS:
-                stream.read(length)
-            else:
-                raise McapCorrupt(f"invalid inner opcode 0x{op:02x}")
-            if stream.count != body_end:
-                raise McapCorrupt(f"inner record 0x{op:02x} does not fill its declared length")
-        for schema in schemas:
+            inner.read(stream, usize)
+        for schema in inner.schemas:
             res.schemas[schema.id] = schema
-        for channel in channels:
+        for channel in inner.channels:
             res.channels[channel.id] = channel
         info = ChunkInfo(
             pos,
@@ -471,10 +485,10 @@ class McapScanner:
             chunk.compression,
             len(chunk.data),
             chunk.uncompressed_size,
-            index,
+            inner.index,
         )
         info.index_end = end
-        return info, messages
+        return info, inner.messages
 
     @staticmethod
     def _message_index(

@@ -98,24 +98,8 @@ def run_audit(
     audits = _episode_audits(eps, metas, space, success_space, relabel, notes)
     grid = Grid(region, cell_size)
     ctx = _label_context(eps, audits, space, success_space.tolerance, grid, notes)
-    if region_source == "desired goals":
-        notes.append(
-            "the task's goal region is unknown (no goal_region in the bag config, none given): "
-            "coverage cells span the desired goals' box and the out-of-region rule is not applied"
-        )
-        ctx.region = None
-    ctx.fields = fields
-    if not fields:
-        notes.append(
-            "no observation layout (artefact observation_layout or bag config observation_fields): "
-            "the goal-representation rule uses the whole observation vector"
-        )
-    # Aborted episodes did not run to their end: they are counted (and shown under
-    # safety), not labelled; a label explains a complete episode that missed its goal.
-    for i, (e, audit) in enumerate(zip(eps, audits)):
-        if audit.status == "complete" and not audit.requested_success:
-            audit.failure = label_failure(i, e, audit, ctx)
-    failures = Counter(a.failure.label for a in audits if a.failure is not None)
+    _layout_notes(ctx, region_source, fields, notes)
+    failures = _label_failures(eps, audits, ctx)
     report = AuditReport(
         bags=[str(b) for b in bag_paths],
         config_hashes=prov.config_hashes,
@@ -270,6 +254,39 @@ def _label_context(
         grid=grid,
         cell_episodes=training_cells(eps, training, grid),
     )
+
+
+def _layout_notes(
+    ctx: LabelContext,
+    region_source: str,
+    fields: dict[str, tuple[int, int]],
+    notes: list[str],
+) -> None:
+    """Give the rules the region (if known) and observation layout; note what is missing."""
+    if region_source == "desired goals":
+        notes.append(
+            "the task's goal region is unknown (no goal_region in the bag config, none given): "
+            "coverage cells span the desired goals' box and the out-of-region rule is not applied"
+        )
+        ctx.region = None
+    ctx.fields = fields
+    if not fields:
+        notes.append(
+            "no observation layout (artefact observation_layout or bag config observation_fields): "
+            "the goal-representation rule uses the whole observation vector"
+        )
+
+
+def _label_failures(
+    eps: list[AuditedEpisode], audits: list[EpisodeAudit], ctx: LabelContext
+) -> Counter[str]:
+    """Label every complete episode that missed its requested goal; count the labels."""
+    # Aborted episodes did not run to their end: they are counted (and shown under
+    # safety), not labelled; a label explains a complete episode that missed its goal.
+    for i, (e, audit) in enumerate(zip(eps, audits)):
+        if audit.status == "complete" and not audit.requested_success:
+            audit.failure = label_failure(i, e, audit, ctx)
+    return Counter(a.failure.label for a in audits if a.failure is not None)
 
 
 def _audit_record(r: AuditReport) -> dict[str, Any]:
