@@ -135,9 +135,13 @@ def bench_write_read(root: Path, episodes: int, steps: int) -> None:
         path = root / name.replace(" ", "_").replace("(", "").replace(")", "")
         start = time.perf_counter()
         result = read_episodes(path, log_summary=False)
-        arrays = result.buffer_arrays()
+        arrays = {
+            k: np.concatenate([getattr(e, k) for e in result.episodes])
+            for k in ("observation", "next_observation", "action_applied",
+                      "achieved_goal", "next_achieved_goal", "desired_goal")
+        }  # fmt: skip
         elapsed = time.perf_counter() - start
-        n_steps = int(arrays["obs"].shape[0])
+        n_steps = int(arrays["observation"].shape[0])
         n_msgs = n_steps + 2 * len(result.episodes)  # Step and EpisodeEvent messages decoded
         print(
             f"== read ({name}): {n_steps / elapsed:.0f} steps/s into numpy episodes + buffer "

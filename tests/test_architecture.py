@@ -169,3 +169,13 @@ def test_the_code_cites_architecture_md_rules_that_exist_and_no_outside_page() -
         assert "DESIGN.md" not in source, f"{path} cites a page outside the repository"
         for n in re.findall(r"ARCHITECTURE\.md,\s+rule (\d+)", source):
             assert int(n) in rules, f"{path} cites ARCHITECTURE.md rule {n}, which does not exist"
+
+
+def test_every_python_package_directory_is_installed_by_pyproject() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {
+        ".".join(init.parent.relative_to(SRC).parts[1:])
+        for init in SRC.glob("her_*/her_*/**/__init__.py")
+    }
+    assert found == listed, f"pyproject.toml packages: add {found - listed}, drop {listed - found}"

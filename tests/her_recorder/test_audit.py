@@ -165,10 +165,10 @@ def audited(sessions: tuple[Path, Path, Path]) -> tuple[AuditReport, Path]:
     root, train, evaluation = sessions
     log = root / "train_log.jsonl"
     rows = [
-        {"env_steps": 1000, "hindsight_ratio": 0.8, "hindsight_positive_fraction": 0.30,
-         "original_positive_fraction": 0.02, "requested_success": 0.1},
-        {"env_steps": 2000, "hindsight_ratio": 0.78, "hindsight_positive_fraction": 0.34,
-         "original_positive_fraction": 0.04, "requested_success": 0.3},
+        {"env_steps": 1000, "hindsight_ratio": 0.8, "positive_fraction_relabelled": 0.30,
+         "positive_fraction_original": 0.02, "requested_success": 0.1},
+        {"env_steps": 2000, "hindsight_ratio": 0.78, "positive_fraction_relabelled": 0.34,
+         "positive_fraction_original": 0.04, "requested_success": 0.3},
     ]  # fmt: skip
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     artefact = artefact_dir(root / "run" / "policy")
@@ -411,8 +411,8 @@ def test_an_edited_artefact_or_a_bad_log_is_a_clear_error(
     with pytest.raises(AuditError, match="modified after it was written"):
         run_audit([train], out_dir=tmp_path / "o", artefact=artefact, plots=False)
     log = tmp_path / "log.jsonl"
-    log.write_text('{"step": 1, "positive_fraction_original": 0.1}\n')
-    with pytest.raises(AuditError, match="no hindsight_ratio"):
+    log.write_text('{"env_steps": 1, "positive_fraction_original": 0.1}\n')
+    with pytest.raises(AuditError, match="lacks \\['hindsight_ratio'\\]"):
         run_audit([train], out_dir=tmp_path / "o", training_log=log, plots=False)
 
 

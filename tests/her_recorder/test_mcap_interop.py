@@ -1,19 +1,19 @@
-"""An independent MCAP reader (foxglove's ``mcap``, if installed) reads our files.
+"""foxglove's ``mcap`` reader, strict (CRCs validated), reads our clean and recovered files.
 
-Not a dependency: the test is skipped where ``mcap`` is absent.
+``mcap`` is a dependency (mcapscan reads torn files with its StreamReader); its
+indexed reader, which mcapscan does not use, checks what we and rosbags write.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import mcap.reader as mcap_reader
+import mcap.stream_reader as mcap_stream
 import pytest
 from her_recorder_testlib import record_session
 
-from her_recorder import recover_bag
-
-mcap_reader = pytest.importorskip("mcap.reader")
-mcap_stream = pytest.importorskip("mcap.stream_reader")
+from her_recorder import BagFormatError, read_episodes, recover_bag
 
 
 @pytest.mark.parametrize("compression", ["none", "zstd"])
@@ -37,3 +37,15 @@ def test_clean_and_recovered_files_pass_a_strict_reader(tmp_path: Path, compress
         with mcap.open("rb") as fh:
             assert sum(1 for _ in mcap_stream.StreamReader(fh, validate_crcs=True).records) > n
     assert 0 < counts[1] <= counts[0]
+
+
+def test_a_missing_decompressor_is_an_error_not_a_lost_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mcap installed without its zstandard dependency must not read zstd chunks as corrupt."""
+    record_session(tmp_path / "s", n_episodes=2, fsync=False, compression="zstd")
+    bag = tmp_path / "s" / "bag_0000"
+    (bag / "metadata.yaml").unlink()  # read by the tolerant scan
+    monkeypatch.setattr(mcap_stream, "zstandard", None)
+    with pytest.raises(BagFormatError, match="zstd-compressed .* pip install lz4 zstandard"):
+        read_episodes(tmp_path / "s", log_summary=False)

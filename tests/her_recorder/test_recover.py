@@ -81,3 +81,52 @@ def test_recovery_keeps_the_torn_bytes(tmp_path: Path) -> None:
     assert fr.action == "repaired" and fr.saved_tail is not None and fr.cut_at is not None
     assert fr.saved_tail.read_bytes() == data[fr.cut_at : len(data) - 700]
     assert "repaired" in report.format()
+
+
+def test_a_zero_filled_tail_is_cut_where_the_zeros_begin(tmp_path: Path) -> None:
+    """After a power loss the file may keep its size with zeros where data never landed."""
+    source = tmp_path / "source"
+    record_session(source, n_episodes=4, n_steps=5, fsync=False)
+    mcap = source / "bag_0000" / "bag_0000.mcap"
+    points = _durable_points(mcap)
+    cut = points[1][0]
+    data = mcap.read_bytes()
+    (source / "bag_0000" / "metadata.yaml").unlink()
+    mcap.write_bytes(data[:cut] + bytes(len(data) - cut))
+    before = read_episodes(source, log_summary=False)
+    assert [e.episode_id for e in before.episodes] == [points[0][1], points[1][1]]
+    assert "invalid record opcode 0x00" in before.report.format()
+    (fr,) = recover_bag(source / "bag_0000").files
+    assert fr.cut_at == cut and fr.cut_bytes == len(data) - cut
+    after = read_episodes(source, log_summary=False)
+    assert [e.episode_id for e in after.episodes] == [e.episode_id for e in before.episodes]
+    assert after.report.ok
+
+
+def test_a_corrupt_chunk_is_skipped_and_the_chunks_after_it_are_read(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    record_session(source, n_episodes=4, n_steps=5, fsync=False)
+    bag = source / "bag_0000"
+    mcap = bag / "bag_0000.mcap"
+    points = _durable_points(mcap)
+    scanner = McapScanner(mcap)
+    for _ in scanner.messages(keep_data=False):
+        pass
+    # the chunk that ends where episode 1's END made it durable: its first inner opcode
+    # (after opcode, length, 3 x u64 + u32 header, compression "" and the records' u64 size)
+    chunk = next(c for c in scanner.result.chunks if c.end == points[1][0])
+    data = bytearray(mcap.read_bytes()[: points[-1][0]])  # no summary: read by the scan
+    first_inner = chunk.start + 1 + 8 + 28 + 4 + 8
+    assert data[first_inner] == 0x05  # a Message record
+    data[first_inner] = 0x00
+    (bag / "metadata.yaml").unlink()
+    mcap.write_bytes(bytes(data))
+    result = read_episodes(source, log_summary=False)
+    assert [e.episode_id for e in result.episodes] == [points[0][1], points[2][1], points[3][1]]
+    assert "skipped corrupt chunk at offset" in result.report.format()
+    (p,) = [p for p in result.report.problems if p.episode_id == points[1][1]]
+    assert p.kind == "incomplete"  # its steps and END were in the corrupt chunk
+    recover_bag(bag)
+    assert [e.episode_id for e in read_episodes(source, log_summary=False).episodes] == [
+        e.episode_id for e in result.episodes
+    ]

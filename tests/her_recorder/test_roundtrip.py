@@ -53,23 +53,14 @@ def test_round_trip_every_field(tmp_path: Path, options: dict[str, object]) -> N
         assert len(list(path.iterdir())) == 2
 
 
-def test_buffer_args_match_add_episode_signature(session: tuple[Path, Recorded]) -> None:
+def test_episode_arrays_have_one_row_per_step(session: tuple[Path, Recorded]) -> None:
+    # (was test_buffer_args_match_add_episode_signature: Episode.buffer_args() is gone, its
+    # keys did not match HerReplayBuffer.add_episode; the shapes and dtypes it checked stay)
     path, _ = session
     ep = read_episodes(path).episodes[0]
-    args = ep.buffer_args()
-    assert list(args) == [
-        "obs",
-        "next_obs",
-        "actions",
-        "achieved_goal",
-        "next_achieved_goal",
-        "desired_goal",
-        "terminated",
-        "truncated",
-    ]
-    assert args["obs"].shape == (10, 6) and args["actions"].shape == (10, 4)
-    assert args["actions"] is ep.action_applied
-    assert args["terminated"].dtype == np.bool_
+    assert ep.observation.shape == (10, 6) and ep.next_observation.shape == (10, 6)
+    assert ep.action_applied.shape == (10, 4) and ep.action_raw.shape == (10, 4)
+    assert ep.terminated.dtype == np.bool_ and ep.truncated.dtype == np.bool_
 
 
 def test_rosbags_reads_our_bag_and_connections_carry_definitions(

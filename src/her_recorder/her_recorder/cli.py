@@ -33,7 +33,7 @@ def _os_errors_are_bag_errors(
         try:
             return command(args)
         except OSError as exc:
-            raise BagFormatError(str(exc)) from exc
+            raise BagFormatError(f"{exc}; check the path and its permissions") from exc
 
     return wrapper
 

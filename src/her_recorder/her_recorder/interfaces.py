@@ -26,6 +26,7 @@ from rosbags.typesys.store import Typestore
 
 from her_goals.episode import EventKind
 from her_goals.safety_flags import SafetyFlag
+from her_recorder.errors import UnknownMessageError
 
 __all__ = ["EventKind", "SafetyFlag"]  # one definition each, in her_goals; re-exported for bag readers
 
@@ -61,7 +62,9 @@ _SEPARATOR = "=" * 80
 def msg_text(name: str) -> str:
     """The ``.msg`` text of ``her_interfaces/msg/<name>`` as shipped with this package."""
     if name not in MSG_NAMES:
-        raise KeyError(f"no message {name!r} in {PACKAGE}; have {', '.join(MSG_NAMES)}")
+        raise UnknownMessageError(
+            f"no message {name!r} in {PACKAGE}; use one of {', '.join(MSG_NAMES)}"
+        )
     return resources.files("her_recorder").joinpath("msg", f"{name}.msg").read_text("utf-8")
 
 

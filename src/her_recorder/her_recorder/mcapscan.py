@@ -1,13 +1,49 @@
-"""A tolerant, record-level MCAP scanner and the summary writer used by recovery.
+"""Reading a torn MCAP file up to its last intact record, and writing the summary recovery appends.
 
-The rosbags MCAP reader needs the footer that a writer only writes on close, so
-it refuses the file a killed recorder leaves behind. This module reads such a
-file record by record from the start (magic, then ``opcode u8 | length u64 |
-body``), validates every chunk (decompression, size, CRC when set, inner
-records), and stops at the first record that is cut off or malformed: that is
-where the crash happened. Everything before it is intact and usable.
+The rosbags MCAP reader needs the summary that a writer only writes on close,
+so it refuses the file a killed recorder leaves behind. :class:`McapScanner`
+reads such a file from the start with the ``mcap`` library's
+:class:`mcap.stream_reader.StreamReader` and stops at the first record that is
+cut off or malformed: that is where the crash happened, and everything before
+it is intact and usable. Two things are ours around the library's reader:
 
-Records (MCAP spec, little-endian) this module understands::
+* the file it reads through (:class:`_GuardedFile`) raises on a read past the
+  end of the file, so a torn record stops the scan instead of being read short,
+  refuses an opcode MCAP does not define (a zero-filled tail), and gives each
+  record's file offset, which recovery needs to cut the file and to index its
+  chunks;
+* each chunk is validated whole (decompression, size, CRC when set, every inner
+  record) before any of its messages is yielded, and a complete but corrupt
+  chunk is skipped rather than ending the scan.
+
+Measured against the hand-written record scanner this replaced (same
+``ScanResult``; both swapped into ``read_episodes`` and ``recover_bag``):
+
+* files truncated at 1436 offsets (a session of 6 episodes x 8 steps with
+  /joint_states, uncompressed 48640 bytes and zstd 27121 bytes, cut at every
+  END chunk boundary -1/0/+1 byte and at 700 random offsets each): both read
+  4713 of the 4713 complete episodes before the cut, unrecovered and after
+  ``her bag recover``, with no error, and rosbags read all 1436 recovered files;
+* the same files with the cut-off tail zero-filled (640 files, as after a power
+  loss): both read 2009 of 2009 unrecovered and 1998 after recovery; the same
+  52 files end in an error with both (a record complete by length but zeroed:
+  the HER metadata record no longer parses, or recovery keeps a zeroed chunk
+  that rosbags then refuses), a weakness of recovery, not of the reader;
+* SIGKILL at random moments (the harness of tests/her_recorder/test_crash.py,
+  48 kills, 166 episodes reported ended, 37 bags left unclosed): both lost 0
+  and flagged the same 16 in-progress episodes incomplete;
+* the price is speed: 64 000 messages/s against 185 000 (a 5.8 MB file of
+  20 600 messages in 400 chunks: 322 ms against 112 ms), paid only by bags
+  that were not closed cleanly and by their recovery.
+
+test_recover.py (its slow cases cut at every END boundary) and test_crash.py
+keep these properties tested.
+
+The second half of the module writes what a clean close would have written
+(schemas, channels, chunk and metadata indexes, statistics, footer) after the
+last intact record; :mod:`her_recorder.recover` uses it.
+
+Records (MCAP spec, little-endian) this module reads or writes::
 
     0x01 Header        profile str, library str
     0x03 Schema        id u16, name str, encoding str, data bytes(u32)
@@ -26,19 +62,17 @@ Strings are ``u32 length + UTF-8``; maps and arrays are ``u32 byte length + item
 from __future__ import annotations
 
 import struct
-import sys
-import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
-from lz4.frame import decompress as _lz4_decompress
+from mcap import records as mcap_records
+from mcap.data_stream import ReadDataStream
+from mcap.exceptions import McapError, UnsupportedCompressionError
+from mcap.stream_reader import StreamReader, get_chunk_data_stream
 
-if sys.version_info >= (3, 14):  # pragma: no cover - zstd joined the stdlib in 3.14
-    from compression import zstd
-else:  # the backport rosbags itself depends on
-    from backports import zstd
+from her_recorder.errors import BagFormatError
 
 MAGIC = b"\x89MCAP0\r\n"
 FOOTER_SIZE = 1 + 8 + 20 + len(MAGIC)
@@ -62,18 +96,16 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _REC = struct.Struct("<BQ")
-_MSG = struct.Struct("<HIQQ")
-_CHUNK_HEAD = struct.Struct("<QQQI")
-
-_DECOMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
-    "": lambda data: data,
-    "lz4": _lz4_decompress,
-    "zstd": zstd.decompress,
-}
+_MSG_HEAD = 2 + 4 + 8 + 8
+"""Bytes of a Message record before its data."""
 
 
-class McapCorrupt(Exception):
-    """Internal: a record whose content does not parse (caught by the scanner)."""
+class McapCorrupt(BagFormatError):
+    """A record whose content does not parse (caught by the scanner, never raised out of it)."""
+
+
+class _Torn(Exception):
+    """A read past the end of the file: the record was cut off."""
 
 
 @dataclass(frozen=True)
@@ -88,17 +120,28 @@ class Schema:
 
 @dataclass(frozen=True)
 class Channel:
-    """An MCAP channel record: one topic; ``metadata`` is the raw serialised map."""
+    """An MCAP channel record: one topic."""
 
     id: int
     schema_id: int
     topic: str
     message_encoding: str
-    metadata: bytes
+    metadata: dict[str, str]
+    """The channel's metadata (``offered_qos_profiles`` for rosbag2)."""
 
     def metadata_map(self) -> dict[str, str]:
         """The channel's metadata as a dict (``offered_qos_profiles`` for rosbag2)."""
-        return _parse_map(self.metadata)
+        return dict(self.metadata)
+
+    @classmethod
+    def of(cls, record: mcap_records.Channel) -> Channel:
+        return cls(
+            record.id,
+            record.schema_id,
+            record.topic,
+            record.message_encoding,
+            dict(record.metadata),
+        )
 
 
 @dataclass
@@ -181,68 +224,114 @@ def has_valid_footer(path: Path) -> bool:
     return tail[:9] == b"\x02\x14\x00\x00\x00\x00\x00\x00\x00" and tail[-8:] == MAGIC
 
 
-def _read_str(buf: memoryview, pos: int) -> tuple[str, int]:
-    (n,) = _U32.unpack_from(buf, pos)
-    pos += 4
-    if pos + n > len(buf):
-        raise McapCorrupt("string runs past its record")
-    return bytes(buf[pos : pos + n]).decode("utf-8"), pos + n
+class _GuardedFile:
+    """The file as StreamReader reads it: one record at a time, never short.
+
+    Call :meth:`begin_record` at each record boundary. The one-byte read there
+    (the opcode) refuses an opcode MCAP does not define; the eight-byte read
+    after it (the length) refuses a record that runs past the end of the file
+    (:class:`_Torn`) before its body is read; any later read past the record's
+    declared end is refused as malformed. So a torn or malformed record stops
+    the scan where it starts instead of being read short or misaligned.
+    """
+
+    def __init__(self, bio: BinaryIO, size: int) -> None:
+        self._bio = bio
+        self.size = size
+        self.record_start = bio.tell()
+        self.op: int | None = None
+        self.record_end: int | None = None
+
+    def begin_record(self) -> int:
+        """Mark the current offset as a record's start; return it."""
+        self.record_start = self._bio.tell()
+        self.op = self.record_end = None
+        return self.record_start
+
+    def tell(self) -> int:
+        return self._bio.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        at = self._bio.tell()
+        if n < 0 or n > self.size - at:
+            raise _Torn(f"{n} bytes asked at offset {at}, {self.size - at} left")
+        if self.record_end is not None and at + n > self.record_end:
+            raise McapCorrupt("record content runs past its declared length")
+        data = self._bio.read(n)
+        if at == self.record_start and n == 1:
+            self.op = data[0]
+            if self.op not in _KNOWN_OPS:
+                raise McapCorrupt(f"invalid record opcode 0x{self.op:02x}")
+        elif at == self.record_start + 1 and n == 8 and self.op is not None:
+            self.record_end = at + 8 + _U64.unpack(data)[0]
+            if self.record_end > self.size:
+                raise _Torn("record runs past the end of the file")
+        return data
 
 
-def _read_bytes(buf: memoryview, pos: int) -> tuple[bytes, int]:
-    (n,) = _U32.unpack_from(buf, pos)
-    pos += 4
-    if pos + n > len(buf):
-        raise McapCorrupt("byte field runs past its record")
-    return bytes(buf[pos : pos + n]), pos + n
+def _stop_reason(bio: BinaryIO, pos: int, size: int, exc: BaseException) -> str:
+    """Why the record at ``pos`` ended the scan, from its header."""
+    bio.seek(pos)
+    head = bio.read(_REC.size)
+    if len(head) < _REC.size:
+        return f"record header cut off at offset {pos}"
+    op, length = _REC.unpack(head)
+    if op not in _KNOWN_OPS:
+        return f"invalid record opcode 0x{op:02x} at offset {pos}"
+    if pos + _REC.size + length > size:
+        return (
+            f"record 0x{op:02x} at offset {pos} is cut off "
+            f"({length} bytes declared, {size - pos - _REC.size} present)"
+        )
+    return f"record 0x{op:02x} at offset {pos} is malformed: {exc}"
 
 
-def _parse_map(raw: bytes) -> dict[str, str]:
-    buf = memoryview(raw)
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_str(buf, pos)
-        value, pos = _read_str(buf, pos)
-        out[key] = value
-    return out
+@dataclass
+class _ChunkRecords:
+    """The inner records of one chunk, read one by one and checked against their lengths."""
+
+    known: set[int]
+    """Channel ids defined so far (in the file before the chunk, or in it)."""
+    index: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    schemas: list[Schema] = field(default_factory=list)
+    channels: list[Channel] = field(default_factory=list)
+    messages: list[tuple[int, int, bytes]] = field(default_factory=list)
+    """(channel id, log time, data) in record order."""
+
+    def read(self, stream: ReadDataStream, usize: int) -> None:
+        """Read the record at ``stream``'s position in the ``usize`` bytes of records."""
+        offset = stream.count
+        if offset + _REC.size > usize:
+            raise McapCorrupt("inner record header runs past the chunk")
+        op, length = stream.read1(), stream.read8()
+        body_end = stream.count + length
+        if body_end > usize:
+            raise McapCorrupt("inner record runs past the chunk")
+        if op == OP_MESSAGE:
+            if length < _MSG_HEAD:
+                raise McapCorrupt(f"message record of {length} bytes")
+            message = mcap_records.Message.read(stream, length)
+            if message.channel_id not in self.known:
+                raise McapCorrupt(f"message on unknown channel {message.channel_id}")
+            self.index.setdefault(message.channel_id, []).append((message.log_time, offset))
+            self.messages.append((message.channel_id, message.log_time, message.data))
+        elif op == OP_SCHEMA:
+            s = mcap_records.Schema.read(stream)
+            self.schemas.append(Schema(s.id, s.name, s.encoding, s.data))
+        elif op == OP_CHANNEL:
+            channel = Channel.of(mcap_records.Channel.read(stream))
+            self.channels.append(channel)
+            self.known.add(channel.id)
+        elif op in _KNOWN_OPS:
+            stream.read(length)
+        else:
+            raise McapCorrupt(f"invalid inner opcode 0x{op:02x}")
+        if stream.count != body_end:
+            raise McapCorrupt(f"inner record 0x{op:02x} does not fill its declared length")
 
 
-def _parse_schema(body: memoryview) -> Schema:
-    (sid,) = _U16.unpack_from(body, 0)
-    name, pos = _read_str(body, 2)
-    encoding, pos = _read_str(body, pos)
-    data, _ = _read_bytes(body, pos)
-    return Schema(sid, name, encoding, data)
-
-
-def _parse_channel(body: memoryview) -> Channel:
-    cid, sid = struct.unpack_from("<HH", body, 0)
-    topic, pos = _read_str(body, 4)
-    encoding, pos = _read_str(body, pos)
-    metadata, _ = _read_bytes(body, pos)
-    return Channel(cid, sid, topic, encoding, metadata)
-
-
-def _decode_chunk(body: memoryview) -> tuple[int, int, str, int, int, bytes]:
-    """Return (start, end, compression, compressed_size, uncompressed_size, records)."""
-    start, end, usize, crc = _CHUNK_HEAD.unpack_from(body, 0)
-    compression, pos = _read_str(body, _CHUNK_HEAD.size)
-    (csize,) = _U64.unpack_from(body, pos)
-    pos += 8
-    if pos + csize != len(body):
-        raise McapCorrupt("chunk records do not fill the chunk record")
-    if compression not in _DECOMPRESSORS:
-        raise McapCorrupt(f"unsupported chunk compression {compression!r}")
-    try:
-        records = _DECOMPRESSORS[compression](bytes(body[pos:]))
-    except Exception as exc:  # every decompressor has its own error type
-        raise McapCorrupt(f"chunk does not decompress ({compression}): {exc}") from None
-    if len(records) != usize:
-        raise McapCorrupt(f"chunk holds {len(records)} bytes, its header says {usize}")
-    if crc and zlib.crc32(records) != crc:
-        raise McapCorrupt("chunk CRC mismatch")
-    return start, end, compression, csize, usize, records
+_SCAN_ERRORS = (_Torn, McapError, McapCorrupt, struct.error, UnicodeDecodeError, ValueError)
+"""What reading a torn or malformed record raises (mcap's parsers have no error type of their own)."""
 
 
 class McapScanner:
@@ -273,78 +362,76 @@ class McapScanner:
             yield from self._records(bio, keep_data)
         res.has_footer = res.has_data_end and has_valid_footer(self.path)
 
+    @staticmethod
+    def _stream(guarded: _GuardedFile) -> Iterator[mcap_records.McapRecord]:
+        """mcap's reader from the guarded file's position: each record whole, chunks unopened."""
+        reader = StreamReader(
+            cast(IO[bytes], guarded), skip_magic=True, emit_chunks=True, record_size_limit=None
+        )
+        return iter(reader.records)
+
     def _records(self, bio: BinaryIO, keep_data: bool) -> Iterator[tuple[Channel, int, bytes]]:
         res = self.result
-        pos = len(MAGIC)
+        guarded = _GuardedFile(bio, res.size)
+        records = self._stream(guarded)
         last_chunk: ChunkInfo | None = None
         while True:
-            head = bio.read(_REC.size)
-            if not head:
-                return
-            if len(head) < _REC.size:
-                res.stop_reason = f"record header cut off at offset {pos}"
-                return
-            op, length = _REC.unpack(head)
-            if op not in _KNOWN_OPS:
-                res.stop_reason = f"invalid record opcode 0x{op:02x} at offset {pos}"
-                return
-            if pos + _REC.size + length > res.size:
-                res.stop_reason = (
-                    f"record 0x{op:02x} at offset {pos} is cut off "
-                    f"({length} bytes declared, {res.size - pos - _REC.size} present)"
-                )
-                return
-            if op == OP_DATA_END:
-                res.has_data_end = True
-                return
-            body = memoryview(bio.read(length))
-            end = pos + _REC.size + length
+            pos = guarded.begin_record()
             try:
-                if op == OP_HEADER and pos == len(MAGIC):
-                    res.profile, p = _read_str(body, 0)
-                    res.library, _ = _read_str(body, p)
-                elif op == OP_MESSAGE_INDEX:
-                    self._message_index(body, pos, end, last_chunk)
-                else:
-                    last_chunk = None
-                    if op == OP_CHUNK:
-                        last_chunk = yield from self._chunk(body, pos, end, keep_data)
-                    else:
-                        yield from self._record(op, body, keep_data)
-            except (McapCorrupt, struct.error, UnicodeDecodeError) as exc:
-                if op == OP_CHUNK:
+                record = next(records)
+            except StopIteration:  # pragma: no cover - the scan stops at DataEnd, before a footer
+                return
+            except _SCAN_ERRORS as exc:
+                end = guarded.record_end
+                if pos == res.size:  # a file that ends at a record boundary just ends
+                    return
+                if guarded.op == OP_CHUNK and end is not None and end <= res.size:
                     # A complete but unreadable chunk: skip it, keep what follows.
                     res.skipped.append(f"chunk at offset {pos}: {exc}")
+                    bio.seek(end)
+                    records = self._stream(guarded)
                     last_chunk = None
-                else:
-                    res.stop_reason = f"record 0x{op:02x} at offset {pos} is malformed: {exc}"
+                    res.data_end = end
+                    continue
+                res.stop_reason = _stop_reason(bio, pos, res.size, exc)
+                return
+            end = guarded.tell()
+            if isinstance(record, mcap_records.DataEnd):
+                res.has_data_end = True
+                return
+            if isinstance(record, mcap_records.MessageIndex):
+                self._message_index(record, pos, end, last_chunk)
+            elif isinstance(record, mcap_records.Chunk):
+                last_chunk = yield from self._chunk(record, pos, end, keep_data)
+            else:
+                last_chunk = None
+                try:
+                    yield from self._record(record, pos, keep_data)
+                except McapCorrupt as exc:
+                    res.stop_reason = (
+                        f"record 0x{guarded.op or 0:02x} at offset {pos} is malformed: {exc}"
+                    )
                     return
-            pos = end
             res.data_end = end
 
     def _record(
-        self, op: int, body: memoryview, keep_data: bool
+        self, record: mcap_records.McapRecord, pos: int, keep_data: bool
     ) -> Iterator[tuple[Channel, int, bytes]]:
         res = self.result
-        if op == OP_SCHEMA:
-            schema = _parse_schema(body)
-            res.schemas[schema.id] = schema
-        elif op == OP_CHANNEL:
-            channel = _parse_channel(body)
-            res.channels[channel.id] = channel
-        elif op == OP_MESSAGE:
-            if len(body) < _MSG.size:
-                raise McapCorrupt(f"message record of {len(body)} bytes")
-            cid, _, log_time, _ = _MSG.unpack_from(body, 0)
-            on = res.channels.get(cid)
-            if on is None:
-                raise McapCorrupt(f"message on unknown channel {cid}")
-            self._count(cid, log_time)
-            yield on, log_time, bytes(body[_MSG.size :]) if keep_data else b""
-        elif op == OP_METADATA:
-            name, p = _read_str(body, 0)
-            raw, _ = _read_bytes(body, p)
-            res.metadata[name] = _parse_map(raw)
+        if isinstance(record, mcap_records.Header) and pos == len(MAGIC):
+            res.profile, res.library = record.profile, record.library
+        elif isinstance(record, mcap_records.Schema):
+            res.schemas[record.id] = Schema(record.id, record.name, record.encoding, record.data)
+        elif isinstance(record, mcap_records.Channel):
+            res.channels[record.id] = Channel.of(record)
+        elif isinstance(record, mcap_records.Message):
+            channel = res.channels.get(record.channel_id)
+            if channel is None:
+                raise McapCorrupt(f"message on unknown channel {record.channel_id}")
+            self._count(record.channel_id, record.log_time)
+            yield channel, record.log_time, record.data if keep_data else b""
+        elif isinstance(record, mcap_records.Metadata):
+            res.metadata[record.name] = dict(record.metadata)
 
     def _count(self, cid: int, log_time: int) -> None:
         res = self.result
@@ -353,67 +440,64 @@ class McapScanner:
         res.message_end_time = max(res.message_end_time, log_time)
 
     def _chunk(
-        self, body: memoryview, pos: int, end: int, keep_data: bool
-    ) -> Generator[tuple[Channel, int, bytes], None, ChunkInfo]:
+        self, chunk: mcap_records.Chunk, pos: int, end: int, keep_data: bool
+    ) -> Generator[tuple[Channel, int, bytes], None, ChunkInfo | None]:
+        """Yield the messages of a chunk that validates whole; skip a corrupt one."""
         res = self.result
-        start_time, end_time, compression, csize, usize, records = _decode_chunk(body)
-        buf = memoryview(records)
-        # First pass: validate every inner record before yielding anything, so a
-        # corrupt chunk is skipped whole instead of half-read.
-        index: dict[int, list[tuple[int, int]]] = {}
-        schemas: list[Schema] = []
-        channels: list[Channel] = []
-        messages: list[tuple[int, int, int, int]] = []  # cid, log_time, data start, data end
-        known = set(res.channels)
-        p = 0
-        while p < usize:
-            if p + _REC.size > usize:
-                raise McapCorrupt("inner record header runs past the chunk")
-            op, length = _REC.unpack_from(buf, p)
-            body_start = p + _REC.size
-            body_end = body_start + length
-            if body_end > usize:
-                raise McapCorrupt("inner record runs past the chunk")
-            inner = buf[body_start:body_end]
-            if op == OP_MESSAGE:
-                if length < _MSG.size:
-                    raise McapCorrupt(f"message record of {length} bytes")
-                cid, _, log_time, _ = _MSG.unpack_from(inner, 0)
-                if cid not in known:
-                    raise McapCorrupt(f"message on unknown channel {cid}")
-                index.setdefault(cid, []).append((log_time, p))
-                messages.append((cid, log_time, body_start + _MSG.size, body_end))
-            elif op == OP_SCHEMA:
-                schemas.append(_parse_schema(inner))
-            elif op == OP_CHANNEL:
-                channel = _parse_channel(inner)
-                channels.append(channel)
-                known.add(channel.id)
-            elif op not in _KNOWN_OPS:
-                raise McapCorrupt(f"invalid inner opcode 0x{op:02x}")
-            p = body_end
-        for schema in schemas:
-            res.schemas[schema.id] = schema
-        for channel in channels:
-            res.channels[channel.id] = channel
-        chunk = ChunkInfo(pos, end, start_time, end_time, compression, csize, usize, index)
-        chunk.index_end = end
-        res.chunks.append(chunk)
-        for cid, log_time, a, b in messages:
+        try:
+            info, messages = self._validate_chunk(chunk, pos, end)
+        except UnsupportedCompressionError as exc:  # the data is fine, this installation is not
+            raise BagFormatError(
+                f"{self.path}: the chunk at offset {pos} is {chunk.compression}-compressed and "
+                f"cannot be read here ({exc}): pip install lz4 zstandard (mcap's own dependencies)"
+            ) from None
+        except Exception as exc:  # every decompressor has its own error type
+            res.skipped.append(f"chunk at offset {pos}: {exc}")
+            return None
+        res.chunks.append(info)
+        for cid, log_time, data in messages:
             self._count(cid, log_time)
-            yield res.channels[cid], log_time, bytes(buf[a:b]) if keep_data else b""
-        return chunk
+            yield res.channels[cid], log_time, data if keep_data else b""
+        return info
 
-    def _message_index(self, body: memoryview, pos: int, end: int, chunk: ChunkInfo | None) -> None:
-        (cid,) = _U16.unpack_from(body, 0)
-        (nbytes,) = _U32.unpack_from(body, 2)
-        if 6 + nbytes != len(body) or nbytes % 16:
-            raise McapCorrupt("message index length mismatch")
+    def _validate_chunk(
+        self, chunk: mcap_records.Chunk, pos: int, end: int
+    ) -> tuple[ChunkInfo, list[tuple[int, int, bytes]]]:
+        """Decompress and parse every inner record; register its schemas and channels."""
+        res = self.result
+        stream, usize = get_chunk_data_stream(chunk, validate_crc=True)
+        if usize != chunk.uncompressed_size:
+            raise McapCorrupt(
+                f"chunk holds {usize} bytes, its header says {chunk.uncompressed_size}"
+            )
+        inner = _ChunkRecords(set(res.channels))
+        while stream.count < usize:
+            inner.read(stream, usize)
+        for schema in inner.schemas:
+            res.schemas[schema.id] = schema
+        for channel in inner.channels:
+            res.channels[channel.id] = channel
+        info = ChunkInfo(
+            pos,
+            end,
+            chunk.message_start_time,
+            chunk.message_end_time,
+            chunk.compression,
+            len(chunk.data),
+            chunk.uncompressed_size,
+            inner.index,
+        )
+        info.index_end = end
+        return info, inner.messages
+
+    @staticmethod
+    def _message_index(
+        record: mcap_records.MessageIndex, pos: int, end: int, chunk: ChunkInfo | None
+    ) -> None:
         if chunk is None or chunk.index_end != pos:
             return  # not directly after a chunk we indexed: ignore it
-        entries = list(struct.iter_unpack("<QQ", body[6:]))
-        if sorted(entries) == sorted(chunk.message_index.get(cid, [])):
-            chunk.index_offsets[cid] = pos
+        if sorted(record.records) == sorted(chunk.message_index.get(record.channel_id, [])):
+            chunk.index_offsets[record.channel_id] = pos
             chunk.index_end = end
 
 
@@ -471,7 +555,7 @@ def channel_record(channel: Channel) -> bytes:
     out = bytearray(struct.pack("<HH", channel.id, channel.schema_id))
     _w_str(out, channel.topic)
     _w_str(out, channel.message_encoding)
-    _w_bytes(out, channel.metadata)
+    _w_bytes(out, _map(channel.metadata))
     return _record(OP_CHANNEL, out)
 
 

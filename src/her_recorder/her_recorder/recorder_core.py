@@ -32,12 +32,13 @@ from typing import Any, Literal
 
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
-from her_goals.errors import ConfigError, HerError
+from her_goals.errors import HerError
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
 from her_goals.rosglue.params import doc
 from her_goals.spaces import get_goal_space
 from her_goals.tasks import TASKS
+from her_recorder.errors import RecorderConfigError
 from her_recorder.writer import EpisodeRecorder
 
 _MAX_EARLY_STEPS = 1000
@@ -61,11 +62,11 @@ class RecorderConfig:
 
     def __post_init__(self) -> None:
         if not (self.tolerance_m >= 0 and self.end_grace_s >= 0):
-            raise ConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
+            raise RecorderConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
         if self.max_episodes_per_bag < 0 or self.queue_size < 0:
-            raise ConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
+            raise RecorderConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
         if not self.bag_dir:
-            raise ConfigError("recorder_node: bag_dir is empty")
+            raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
 
 
 class RecorderCore:
@@ -78,7 +79,7 @@ class RecorderCore:
         task = TASKS.get(config.task)
         name = config.goal_space or (task.goal_space if task else "")
         if not name:
-            raise ConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
+            raise RecorderConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
         tolerance = config.tolerance_m or (task.tolerance if task else 0.05)
         self.space = get_goal_space(name, tolerance=tolerance)
         self.health = Health("her_recorder: recorder_node", str(Path(config.bag_dir).resolve()))

@@ -17,6 +17,7 @@ from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
+from her_recorder.errors import RecorderConfigError
 from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
@@ -39,7 +40,7 @@ class RecorderNode(Node):
             config = config_from_parameters(RecorderConfig, values, where="recorder_node")
             unknown = [t for t in config.raw_topics if t not in RAW_CLASSES]
             if unknown:
-                raise HerError(f"raw_topics {unknown} cannot be recorded raw; use some of {sorted(RAW_CLASSES)}")
+                raise RecorderConfigError(f"raw_topics {unknown} cannot be recorded raw; use some of {sorted(RAW_CLASSES)}")
             self.core = RecorderCore(config)
             self.core.open()
         except (HerError, OSError) as exc:

@@ -24,12 +24,11 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rosbags.serde import SerdeError
-from ruamel.yaml import YAML
 
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import KEY_EPISODES, KEY_RECOVERED, MCAP_METADATA_NAME, dumps
@@ -194,8 +193,8 @@ def _qos_profiles(raw: str) -> Any:
     if not raw:
         return []
     try:
-        loaded = YAML(typ="safe").load(raw)
-    except Exception:  # a foreign writer's malformed QoS string: record none
+        loaded = yaml.safe_load(raw)
+    except Exception:  # a foreign writer's malformed QoS string (YAMLError, ValueError): none
         return []
     return loaded if isinstance(loaded, list) else []
 
@@ -274,10 +273,7 @@ def _write_metadata(
             "ros_distro": "rosbags",
         }
     }
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
-    text = StringIO()
-    yaml.dump(metadata, text)
+    text = yaml.safe_dump(metadata, default_flow_style=False)
     target = path / "metadata.yaml"
     if target.exists():
         backup = path / "metadata.yaml.bak"
@@ -285,7 +281,7 @@ def _write_metadata(
             target.replace(backup)
     tmp = path / "metadata.yaml.tmp"
     with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text.getvalue())
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(target)

@@ -34,17 +34,23 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2 import Writer
+from rosbags.typesys import TypesysError
 from rosbags.typesys.store import Typestore
 
 from her_goals import GoalSpace
 from her_goals.config import config_hash
-from her_goals.errors import GoalError, GoalShapeError
+from her_goals.errors import GoalError, GoalShapeError, NonFiniteGoalError
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
-from her_recorder.errors import BagError, BagMismatchError, RecorderError
+from her_recorder.errors import (
+    BagMismatchError,
+    NonFiniteStepError,
+    RecorderError,
+    StepShapeError,
+)
 from her_recorder.mcapscan import metadata_record
+from her_recorder.rosbags_adapter import DurableMcap, open_mcap
 
 log = logging.getLogger("her_recorder")
 
@@ -59,7 +65,10 @@ def bag_name(index: int) -> str:
 def stamp(stamp_ns: int) -> Any:
     """A ``std_msgs/Header`` stamp (``builtin_interfaces/Time``) from integer nanoseconds."""
     if stamp_ns < 0:
-        raise RecorderError(f"stamps are integer nanoseconds >= 0, got {stamp_ns}")
+        raise RecorderError(
+            f"stamps are integer nanoseconds >= 0, got {stamp_ns}: pass time.time_ns() or "
+            "leave stamp_ns out"
+        )
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
     return ifc.typestore().types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
@@ -72,8 +81,22 @@ def header(stamp_ns: int, frame_id: str) -> Any:
 def _vector(value: ArrayLike, what: str) -> NDArray[np.float64]:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim > 1:
-        raise GoalShapeError(f"{what} must be a vector, got shape {arr.shape}")
+        raise StepShapeError(
+            f"{what} must be a vector, got shape {arr.shape}: pass one row (flatten it)"
+        )
     return np.ascontiguousarray(arr.reshape(-1))
+
+
+def _desired_goal(space: GoalSpace, value: ArrayLike) -> NDArray[np.float64]:
+    """``value`` checked by the goal space; its errors re-raised as her_recorder errors."""
+    try:
+        return space.check(_vector(value, "desired_goal"), "desired_goal")
+    except NonFiniteGoalError as exc:
+        raise NonFiniteStepError(f"{exc}; start the episode with a finite goal") from None
+    except GoalShapeError as exc:
+        raise StepShapeError(
+            f"{exc}; start the episode with a goal of goal space {space.name!r} ({space.dim},)"
+        ) from None
 
 
 class RecordedEpisode(NamedTuple):
@@ -113,28 +136,15 @@ class _Bag:
         self.fsync = fsync
         self.store = store
         self.writer: Writer | None = None
-        self.storage: McapWriter | None = None
+        self.storage: DurableMcap | None = None
         self.connections: dict[str, Connection] = {}
         self.episode_ids: dict[str, list[int]] = {"ended": [], "aborted": [], "discarded": []}
 
     def open(self) -> None:
-        writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-        if self.compression == "zstd":
-            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-        writer.open()
-        storage = writer.storage
-        if not isinstance(storage, McapWriter) or not all(
-            hasattr(storage, name) for name in ("close_chunk", "chunk", "bio")
-        ):
-            writer.abort()
-            raise BagError(
-                "this rosbags version's MCAP writer has no close_chunk()/chunk/bio; "
-                "her_recorder needs them to make each episode durable (rosbags 0.10-0.11 has them)"
-            )
-        self.writer, self.storage = writer, storage
+        self.writer, self.storage = open_mcap(self.path, zstd=self.compression == "zstd")
         # The HER description goes into the data section right after the MCAP
         # header, so it survives a crash; metadata.yaml only exists after close.
-        storage.bio.write(metadata_record(MCAP_METADATA_NAME, self.meta.to_strings()))
+        self.storage.append_record(metadata_record(MCAP_METADATA_NAME, self.meta.to_strings()))
         self.sync()
         if self.fsync:
             _fsync_dir(self.path)
@@ -144,7 +154,13 @@ class _Bag:
         assert self.writer is not None
         conn = self.connections.get(topic)
         if conn is None:
-            msgdef, rihs01 = ifc.message_definition(msgtype, self.store)
+            try:
+                msgdef, rihs01 = ifc.message_definition(msgtype, self.store)
+            except TypesysError as exc:
+                raise RecorderError(
+                    f"cannot record {topic}: {exc}; record only types of the ROS 2 Jazzy "
+                    "typestore or her_interfaces"
+                ) from None
             conn = self.writer.add_connection(
                 topic,
                 msgtype,
@@ -155,25 +171,20 @@ class _Bag:
             self.connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise RecorderError(
-                f"topic {topic} is recorded as {conn.msgtype}; cannot also write {msgtype} to it"
+                f"topic {topic} is recorded as {conn.msgtype}; cannot also write {msgtype} to it "
+                "(record the other type on another topic)"
             )
         self.writer.write(conn, stamp_ns, data)
 
     def sync(self, *, durable: bool = True) -> None:
         """Close the chunk and flush it to the OS (survives a killed process);
         with ``durable`` also ``fsync`` it (survives power loss, if enabled)."""
-        storage = self.storage
-        assert storage is not None
-        if storage.chunk.bio.tell():
-            storage.close_chunk()
-        storage.bio.flush()
-        if durable and self.fsync:
-            os.fsync(storage.bio.fileno())
+        assert self.storage is not None
+        self.storage.sync(fsync=durable and self.fsync)
 
     @property
     def size_bytes(self) -> int:
-        storage = self.storage
-        return 0 if storage is None else storage.bio.tell() + storage.chunk.bio.tell()
+        return 0 if self.storage is None else self.storage.size_bytes
 
     @property
     def num_episodes(self) -> int:
@@ -298,7 +309,7 @@ class EpisodeRecorder:
     def open(self) -> None:
         """Create (or, with ``resume``, continue) the session directory."""
         if self._is_open:
-            raise RecorderError(f"recorder for {self.path} is already open")
+            raise RecorderError(f"recorder for {self.path} is already open; close() it first")
         existing = sorted(p for p in self.path.glob("bag_*") if BAG_NAME.match(p.name))
         if existing and not self.resume:
             raise RecorderError(
@@ -306,7 +317,9 @@ class EpisodeRecorder:
                 "continue the session in a new bag, or choose a new directory"
             )
         if self.path.exists() and not self.path.is_dir():
-            raise RecorderError(f"{self.path} exists and is not a directory")
+            raise RecorderError(
+                f"{self.path} exists and is not a directory; choose a directory for the session"
+            )
         self._session = uuid.uuid4().hex
         if existing:
             self._resume_from(existing)
@@ -408,7 +421,7 @@ class EpisodeRecorder:
             raise RecorderError(
                 f"episode {self._episode.episode_id} is still open; end, abort or discard it first"
             )
-        desired = self.goal_space.check(_vector(desired_goal, "desired_goal"), "desired_goal")
+        desired = _desired_goal(self.goal_space, desired_goal)
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
         episode = _Episode(self._next_episode_id, desired, last_stamp_ns=t)
         self._next_episode_id += 1
@@ -462,7 +475,7 @@ class EpisodeRecorder:
         next_achieved = _vector(next_achieved_goal, "next_achieved_goal")
         for what, arr in (("achieved_goal", achieved), ("next_achieved_goal", next_achieved)):
             if arr.shape != (dim,):
-                raise GoalShapeError(
+                raise StepShapeError(
                     f"{what} has shape {arr.shape}; goal space {self.goal_space.name!r} "
                     f"needs ({dim},)"
                 )
@@ -589,13 +602,14 @@ class EpisodeRecorder:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise RecorderError(
-                f"the recorder for {self.path} stopped writing: {self._error}"
+                f"the recorder for {self.path} stopped writing: {self._error}. Fix the cause, "
+                "then open a new recorder with resume=True (it recovers the last bag)"
             ) from self._error
 
     def _require_episode(self, what: str) -> _Episode:
         self._check_open()
         if self._episode is None:
-            raise RecorderError(f"{what}() without an open episode")
+            raise RecorderError(f"{what}() without an open episode: call start_episode() first")
         return self._episode
 
     def _emit_event(

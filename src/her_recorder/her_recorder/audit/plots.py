@@ -1,4 +1,4 @@
-"""PNG plots of the audit: success vs episodes, requested vs hindsight side by side, coverage.
+"""The audit's PNG plots: success vs episodes, requested vs hindsight side by side, coverage.
 
 Every figure carries a footer naming the bags, the config hash and the artefact
 hash it came from, and the same text in the PNG's ``Description`` metadata, so a
@@ -10,6 +10,7 @@ the audit runs headless and in threads.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from her_recorder.audit import AuditReport, _Ep
+    from her_recorder.audit.episodes import AuditedEpisode
+    from her_recorder.audit.model import AuditReport, EpisodeAudit, TrainingLogSummary
 
 SUCCESS_VS_EPISODES = "success_vs_episodes.png"
 REQUESTED_VS_HINDSIGHT = "requested_vs_hindsight.png"
@@ -68,13 +70,18 @@ def _rolling(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
 def _success_vs_episodes(report: AuditReport, out: Path) -> str:
     from matplotlib.figure import Figure
 
-    audits = [a for a in report.episodes if a.status == "complete"]
     log = report.training_log
-    with_log = log is not None
-    fig = Figure(figsize=(10, 7.5 if with_log else 4.8), layout="constrained")
+    fig = Figure(figsize=(10, 7.5 if log is not None else 4.8), layout="constrained")
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # type: ignore[call-arg, union-attr]
-    axes = fig.subplots(2 if with_log else 1, 1, squeeze=False)[:, 0]
-    ax = axes[0]
+    axes = fig.subplots(2 if log is not None else 1, 1, squeeze=False)[:, 0]
+    _episode_panel(axes[0], [a for a in report.episodes if a.status == "complete"])
+    if log is not None:
+        _training_log_panel(axes[1], log)
+    return _save(fig, report, out / SUCCESS_VS_EPISODES, "requested-goal success vs episodes")
+
+
+def _episode_panel(ax: Axes, audits: list[EpisodeAudit]) -> None:
+    """Rolling requested-goal success (all, evaluation) and hindsight success per episode."""
     n = len(audits)
     window = max(5, n // 10)
     x = np.arange(n)
@@ -115,35 +122,36 @@ def _success_vs_episodes(report: AuditReport, out: Path) -> str:
     ax.set_ylabel("success rate")
     ax.set_title("Requested-goal success vs episodes (ticks: each episode's outcome)")
     ax.legend(loc="best", fontsize=8)
-    if with_log and log is not None:
-        ax2 = axes[1]
-        ax2.plot(
-            log.step,
-            log.requested_success,
-            color="C2",
-            marker="o",
-            label="trainer's periodic requested-goal success (held-out goals)",
-        )
-        ax2.plot(
-            log.step,
-            log.hindsight_ratio,
-            color="0.5",
-            ls="--",
-            label="hindsight ratio (share of relabelled samples) - NOT a result",
-        )
-        ax2.plot(
-            log.step,
-            log.positive_fraction_relabelled,
-            color="0.7",
-            ls=":",
-            label="positive share of relabelled samples - NOT a result",
-        )
-        ax2.set_ylim(-0.05, 1.05)
-        ax2.set_xlabel("training step (training log)")
-        ax2.set_ylabel("fraction")
-        ax2.set_title("Training log")
-        ax2.legend(loc="lower right", fontsize=8)
-    return _save(fig, report, out / SUCCESS_VS_EPISODES, "requested-goal success vs episodes")
+
+
+def _training_log_panel(ax: Axes, log: TrainingLogSummary) -> None:
+    """The trainer's periodic requested-goal success beside its hindsight ratio."""
+    ax.plot(
+        log.step,
+        log.requested_success,
+        color="C2",
+        marker="o",
+        label="trainer's periodic requested-goal success (held-out goals)",
+    )
+    ax.plot(
+        log.step,
+        log.hindsight_ratio,
+        color="0.5",
+        ls="--",
+        label="hindsight ratio (share of relabelled samples) - NOT a result",
+    )
+    ax.plot(
+        log.step,
+        log.positive_fraction_relabelled,
+        color="0.7",
+        ls=":",
+        label="positive share of relabelled samples - NOT a result",
+    )
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("training step (training log)")
+    ax.set_ylabel("fraction")
+    ax.set_title("Training log")
+    ax.legend(loc="lower right", fontsize=8)
 
 
 def _bars(
@@ -211,110 +219,142 @@ def _f(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else math.nan
 
 
-def _coverage(report: AuditReport, eps: list[_Ep], region: GoalRegion, out: Path) -> str:
-    from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+@dataclass(frozen=True)
+class _CoveragePoints:
+    """The goals a coverage figure draws, in the goal region's frame and cells."""
 
-    cov = report.coverage
-    dim = len(region.low)
-    cell = float(cov["cell_size"])
-    low = np.asarray(region.low, dtype=np.float64)
-    high = np.asarray(region.high, dtype=np.float64)
-    achieved = (
-        np.concatenate([np.concatenate([e.achieved_goal, e.next_achieved_goal]) for e in eps])
-        if eps
-        else np.zeros((0, dim))
-    )
-    desired = np.stack([e.desired_goal for e in eps]) if eps else np.zeros((0, dim))
-    won = np.array([a.counted_success for a in report.episodes], dtype=bool)
-    units = cov["units"]
-    names = list("xyz") if dim == 3 else [f"goal[{i}]" for i in range(dim)]
-    points = np.concatenate([achieved, desired, low[None, :], high[None, :]])
-    # Axes along which nothing varies (a push task's table height) get no panel.
-    spread = [k for k in range(dim) if np.ptp(points[:, k]) > 1e-9] or [0]
-    pairs = [(spread[0], k) for k in spread[1:3]] or [(spread[0], spread[0])]
+    achieved: NDArray[np.float64]
+    desired: NDArray[np.float64]
+    won: NDArray[np.bool_]
+    """Per desired goal: its episode counts as a success."""
+    low: NDArray[np.float64]
+    high: NDArray[np.float64]
+    cell: float
+    units: str
 
-    fig = Figure(figsize=(5.5 * len(pairs) + 1, 5.2), layout="constrained")
-    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # type: ignore[call-arg, union-attr]
-    axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    @property
+    def names(self) -> list[str]:
+        dim = len(self.low)
+        return list("xyz") if dim == 3 else [f"goal[{i}]" for i in range(dim)]
 
-    def edges(k: int) -> NDArray[np.float64]:
+    @property
+    def points(self) -> NDArray[np.float64]:
+        return np.concatenate([self.achieved, self.desired, self.low[None, :], self.high[None, :]])
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """Goal axes drawn against each other; axes along which nothing varies (a push
+        task's table height) get no panel."""
+        points = self.points
+        spread = [k for k in range(len(self.low)) if np.ptp(points[:, k]) > 1e-9] or [0]
+        return [(spread[0], k) for k in spread[1:3]] or [(spread[0], spread[0])]
+
+    def edges(self, k: int) -> NDArray[np.float64]:
         """Cell edges along goal axis ``k`` covering the region and every goal."""
+        points, low, cell = self.points, self.low, self.cell
         first = math.floor((points[:, k].min() - low[k]) / cell)
         last = math.ceil((points[:, k].max() - low[k]) / cell)
         return np.asarray(low[k] + cell * np.arange(first, max(last, first + 1) + 1))
 
+
+def _coverage(report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion, out: Path) -> str:
+    from matplotlib.figure import Figure
+
+    cov = report.coverage
+    dim = len(region.low)
+    pts = _CoveragePoints(
+        achieved=(
+            np.concatenate([np.concatenate([e.achieved_goal, e.next_achieved_goal]) for e in eps])
+            if eps
+            else np.zeros((0, dim))
+        ),
+        desired=np.stack([e.desired_goal for e in eps]) if eps else np.zeros((0, dim)),
+        won=np.array([a.counted_success for a in report.episodes], dtype=bool),
+        low=np.asarray(region.low, dtype=np.float64),
+        high=np.asarray(region.high, dtype=np.float64),
+        cell=float(cov["cell_size"]),
+        units=cov["units"],
+    )
+    pairs = pts.pairs()
+    fig = Figure(figsize=(5.5 * len(pairs) + 1, 5.2), layout="constrained")
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # type: ignore[call-arg, union-attr]
+    axes = fig.subplots(1, len(pairs), squeeze=False)[0]
     for ax, (i, j) in zip(axes, pairs):
-        edges_i = edges(i)
         if i == j:  # one-dimensional goals: histogram of achieved goals
-            ax.hist(achieved[:, i], bins=edges_i, color="C0", alpha=0.6, label="achieved goals")
-            ax.plot(desired[won, i], np.zeros(won.sum()), "o", color="C2", label="desired, success")
-            ax.plot(
-                desired[~won, i], np.zeros((~won).sum()), "x", color="C3", label="desired, failed"
-            )
-            ax.axvspan(low[i], high[i], color="k", alpha=0.08, label="goal region")
-            ax.set_xlabel(f"{names[i]} ({units})")
-            ax.set_ylabel("achieved goals per cell")
+            _histogram_panel(ax, pts, i)
         else:
-            edges_j = edges(j)
-            if len(achieved):
-                counts, _, _ = np.histogram2d(
-                    achieved[:, i], achieved[:, j], bins=(edges_i, edges_j)
-                )
-                masked = np.ma.masked_equal(counts.T, 0)
-                mesh = ax.pcolormesh(
-                    edges_i,
-                    edges_j,
-                    masked,
-                    cmap="Blues",
-                    norm=LogNorm(vmin=1, vmax=max(1.0, float(counts.max()))),
-                )
-                fig.colorbar(mesh, ax=ax, label="achieved goals per cell")
-            ax.add_patch(
-                Rectangle(
-                    (low[i], low[j]),
-                    high[i] - low[i],
-                    high[j] - low[j],
-                    fill=False,
-                    ec="k",
-                    lw=1.2,
-                    ls="--",
-                    label="goal region",
-                )
-            )
-            ax.scatter(
-                desired[won, i],
-                desired[won, j],
-                marker="o",
-                s=30,
-                facecolors="none",
-                edgecolors="C2",
-                label="desired goal, success",
-            )
-            ax.scatter(
-                desired[~won, i],
-                desired[~won, j],
-                marker="x",
-                s=30,
-                color="C3",
-                label="desired goal, failed",
-            )
-            ax.set_xlabel(f"{names[i]} ({units})")
-            ax.set_ylabel(f"{names[j]} ({units})")
-            ax.set_aspect("equal", adjustable="datalim")
+            _heatmap_panel(fig, ax, pts, i, j)
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(
         f"Goal coverage: {cov['desired_cells_reached']}/{cov['desired_cells']} desired-goal cells, "
         f"{cov['region_cells_reached']}/{cov['region_cells']} region cells reached "
-        f"({cell} {units} cells)",
+        f"({pts.cell} {pts.units} cells)",
         fontsize=10,
     )
     return _save(fig, report, out / COVERAGE, "goal coverage")
 
 
+def _histogram_panel(ax: Axes, pts: _CoveragePoints, i: int) -> None:
+    achieved, desired, won = pts.achieved, pts.desired, pts.won
+    ax.hist(achieved[:, i], bins=pts.edges(i).tolist(), color="C0", alpha=0.6, label="achieved goals")
+    ax.plot(desired[won, i], np.zeros(won.sum()), "o", color="C2", label="desired, success")
+    ax.plot(desired[~won, i], np.zeros((~won).sum()), "x", color="C3", label="desired, failed")
+    ax.axvspan(pts.low[i], pts.high[i], color="k", alpha=0.08, label="goal region")
+    ax.set_xlabel(f"{pts.names[i]} ({pts.units})")
+    ax.set_ylabel("achieved goals per cell")
+
+
+def _heatmap_panel(fig: Figure, ax: Axes, pts: _CoveragePoints, i: int, j: int) -> None:
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    achieved, desired, won, low, high = pts.achieved, pts.desired, pts.won, pts.low, pts.high
+    edges_i, edges_j = pts.edges(i), pts.edges(j)
+    if len(achieved):
+        counts, _, _ = np.histogram2d(achieved[:, i], achieved[:, j], bins=(edges_i, edges_j))
+        mesh = ax.pcolormesh(
+            edges_i,
+            edges_j,
+            np.ma.masked_equal(counts.T, 0),
+            cmap="Blues",
+            norm=LogNorm(vmin=1, vmax=max(1.0, float(counts.max()))),
+        )
+        fig.colorbar(mesh, ax=ax, label="achieved goals per cell")
+    ax.add_patch(
+        Rectangle(
+            (low[i], low[j]),
+            high[i] - low[i],
+            high[j] - low[j],
+            fill=False,
+            ec="k",
+            lw=1.2,
+            ls="--",
+            label="goal region",
+        )
+    )
+    ax.scatter(
+        desired[won, i],
+        desired[won, j],
+        marker="o",
+        s=30,
+        facecolors="none",
+        edgecolors="C2",
+        label="desired goal, success",
+    )
+    ax.scatter(
+        desired[~won, i],
+        desired[~won, j],
+        marker="x",
+        s=30,
+        color="C3",
+        label="desired goal, failed",
+    )
+    ax.set_xlabel(f"{pts.names[i]} ({pts.units})")
+    ax.set_ylabel(f"{pts.names[j]} ({pts.units})")
+    ax.set_aspect("equal", adjustable="datalim")
+
+
 def write_plots(
-    report: AuditReport, eps: list[_Ep], region: GoalRegion, out: Path
+    report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion, out: Path
 ) -> dict[str, str]:
     """Write the audit's PNGs into ``out``; returns name -> path."""
     return {

@@ -1,0 +1,100 @@
+"""The one place ``her_recorder`` reaches into rosbags internals: durable MCAP writing.
+
+rosbags' public :class:`~rosbags.rosbag2.Writer` keeps the current MCAP chunk in
+memory (up to 1 MiB) and writes the summary and ``metadata.yaml`` only on
+close, so a killed process would lose every message since the last full chunk.
+The recorder makes each episode durable at its END by closing the chunk early
+and flushing the file, and it writes its own MCAP Metadata record right after
+the header so that a bag left by a crash still says what it holds. Neither is
+public API; both need the MCAP storage object behind the writer:
+
+* ``Writer.storage`` is a ``rosbags.rosbag2.storage_mcap.McapWriter``;
+* ``McapWriter.close_chunk()`` writes the pending chunk and its message indexes;
+* ``McapWriter.chunk.bio`` is the pending chunk's buffer (``tell()`` = its size);
+* ``McapWriter.bio`` is the open MCAP file (``write``, ``flush``, ``tell``, ``fileno``).
+
+These are pinned to the rosbags version range in ``pyproject.toml``
+(``rosbags>=0.10,<0.12``), where they exist with exactly this meaning; a newer
+rosbags may rename them, so widen the range only after
+``tests/her_recorder/test_rosbags_adapter.py`` passes against it. :func:`open_mcap`
+checks them on every open and raises :class:`RosbagsVersionError` (with the fix)
+instead of failing half-way through a recording.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.storage_mcap import McapWriter
+
+from her_recorder.errors import RecorderError, RosbagsVersionError
+
+PINNED_RANGE = ">=0.10,<0.12"
+"""The rosbags versions whose internals this module was checked against (as in pyproject.toml)."""
+
+REQUIRED = ("close_chunk", "chunk", "bio")
+"""Attributes of rosbags' McapWriter that :class:`DurableMcap` uses."""
+
+
+class DurableMcap:
+    """The MCAP storage of an open rosbags Writer, with what episode durability needs."""
+
+    def __init__(self, writer: Writer) -> None:
+        storage = writer.storage
+        if not isinstance(storage, McapWriter) or not all(hasattr(storage, n) for n in REQUIRED):
+            raise RosbagsVersionError(
+                f"rosbags {version('rosbags')}'s MCAP writer has no "
+                f"{'/'.join(REQUIRED)}; her_recorder needs them to make each episode durable. "
+                f"Install rosbags{PINNED_RANGE} (pip install 'rosbags{PINNED_RANGE}')."
+            )
+        self._storage = storage
+
+    def append_record(self, record: bytes) -> None:
+        """Write a complete MCAP record to the file directly (outside any chunk)."""
+        self._storage.bio.write(record)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of messages written to the chunk in memory, not yet to the file."""
+        return int(self._storage.chunk.bio.tell())
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes in the file plus the pending chunk."""
+        return int(self._storage.bio.tell()) + self.pending_bytes
+
+    def sync(self, *, fsync: bool) -> None:
+        """Close the pending chunk (if any) and flush the file to the OS; ``fsync`` it too."""
+        storage = self._storage
+        if storage.chunk.bio.tell():
+            storage.close_chunk()
+        storage.bio.flush()
+        if fsync:
+            os.fsync(storage.bio.fileno())
+
+
+def open_mcap(path: Path, *, zstd: bool) -> tuple[Writer, DurableMcap]:
+    """Create and open a rosbag2 (version 9) MCAP bag at ``path``; return its writer and storage.
+
+    Raises:
+        RecorderError: ``path`` exists already or cannot be created.
+        RosbagsVersionError: the installed rosbags lacks the internals above.
+    """
+    try:
+        writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if zstd:
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        writer.open()
+    except WriterError as exc:
+        raise RecorderError(
+            f"cannot create bag {path}: {exc}. Record into a new session directory, or "
+            "pass resume=True to continue this one in a new bag."
+        ) from None
+    try:
+        return writer, DurableMcap(writer)
+    except RosbagsVersionError:
+        writer.abort()
+        raise
