@@ -17,7 +17,7 @@ NODES = {"her_goals": "goals_node", "her_mujoco": "bridge_node", "her_recorder":
          "her_policy": "policy_node"}
 # rosdep keys rosdep knows without our docker/rosdep.yaml.
 STANDARD_KEYS = {"python3-numpy", "python3-yaml", "python3-matplotlib", "python3-tqdm", "python3-pytest",
-                 "python3-hypothesis"}
+                 "python3-hypothesis", "python3-transforms3d"}
 
 
 def manifest(pkg: str) -> ET.Element:
