@@ -137,7 +137,7 @@ def bench_write_read(root: Path, episodes: int, steps: int) -> None:
         result = read_episodes(path, log_summary=False)
         arrays = {
             k: np.concatenate([getattr(e, k) for e in result.episodes])
-            for k in ("observation", "next_observation", "action_applied",
+            for k in ("observation", "next_observation", "action",
                       "achieved_goal", "next_achieved_goal", "desired_goal")
         }  # fmt: skip
         elapsed = time.perf_counter() - start

@@ -419,7 +419,7 @@ def test_closed_loop_steps_land_in_a_bag_with_their_safety_cost(
     assert any("WORKSPACE" in reasons for reasons in episode.safety_reasons)
     # The applied action is what the arm was asked to do: never more than the raw action.
     assert (
-        np.abs(episode.action_applied[:, :3])
+        np.abs(episode.action[:, :3])
         <= np.abs(np.clip(episode.action_raw[:, :3], -1, 1)) + 1e-9
     ).all()
     assert math.isfinite(float(episode.reward.sum()))

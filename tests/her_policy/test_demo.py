@@ -8,25 +8,25 @@ import pytest
 
 import her_mujoco
 from her_goals import get_goal_space
+from her_goals.episode_arrays import EpisodeArrays
 from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.app.demo import run_demo
 from her_policy.app.sim import run_requested_goals, sim_control_loop
 from her_policy.deploy.scripted import scripted_controller
 from her_policy.deploy.sinks import ListSink
 from her_policy.errors import PolicyError
-from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
 from her_recorder.reader import read_episodes
 
 SPACE = get_goal_space("ee_position")
 
 
-def random_episode(rng: np.random.Generator, n: int = 5) -> Episode:
-    return Episode(
-        observation=rng.normal(size=(n + 1, 8)),
-        action=rng.uniform(-1, 1, size=(n, 4)),
-        achieved_goal=rng.uniform(0.3, 0.6, size=(n + 1, 3)),
-        desired_goal=np.tile(rng.uniform(0.3, 0.6, size=3), (n, 1)),
+def random_episode(rng: np.random.Generator, n: int = 5) -> EpisodeArrays:
+    return EpisodeArrays.from_rollout(
+        rng.normal(size=(n + 1, 8)),
+        rng.uniform(-1, 1, size=(n, 4)),
+        rng.uniform(0.3, 0.6, size=(n + 1, 3)),
+        np.tile(rng.uniform(0.3, 0.6, size=3), (n, 1)),
         terminated=False,
         truncated=True,
         success=0.0,
@@ -43,10 +43,13 @@ def test_bag_round_trip_returns_exactly_what_was_collected(tmp_path: Path) -> No
     assert len(back) == 3 and len(back2) == 1 and len(transport.bags) == 2
     for a, b in zip(episodes, back, strict=True):
         np.testing.assert_array_equal(a.observation, b.observation)
+        np.testing.assert_array_equal(a.next_observation, b.next_observation)
         np.testing.assert_array_equal(a.achieved_goal, b.achieved_goal)
+        np.testing.assert_array_equal(a.next_achieved_goal, b.next_achieved_goal)
         np.testing.assert_array_equal(a.desired_goal, b.desired_goal)
         np.testing.assert_allclose(a.action, b.action)
-        assert (a.truncated, a.terminated) == (b.truncated, b.terminated)
+        np.testing.assert_array_equal(a.truncated, b.truncated)
+        np.testing.assert_array_equal(a.terminated, b.terminated)
     # Stamps keep increasing across episodes, so the bag replays in order.
     read = read_episodes(tmp_path / "s", goal_space=SPACE, log_summary=False)
     stamps = np.concatenate([e.stamp_ns for e in read.episodes])

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 import her_mujoco
+from her_goals.episode_arrays import EpisodeArrays
 from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.deploy.scripted import scripted_controller
-from her_policy.learn.collect import Episode
 from her_recorder import EpisodeRecorder
 
 
@@ -35,11 +35,11 @@ def scripted_reach_bags(path: Path, n_episodes: int = 6) -> None:
             rows["ag"].append(obs["achieved_goal"])
         n = len(rows["a"])
         episodes.append(
-            Episode(
-                observation=np.array(rows["o"]),
-                action=np.array(rows["a"]),
-                achieved_goal=np.array(rows["ag"]),
-                desired_goal=np.tile(obs["desired_goal"], (n, 1)),
+            EpisodeArrays.from_rollout(
+                np.array(rows["o"]),
+                np.array(rows["a"]),
+                np.array(rows["ag"]),
+                np.tile(obs["desired_goal"], (n, 1)),
                 terminated=False,
                 truncated=True,
                 success=1.0,

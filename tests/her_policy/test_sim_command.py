@@ -53,7 +53,7 @@ def test_sim_records_episodes_and_a_second_run_resumes_the_session(tmp_path: Pat
     # Random actions are limited and flagged: applied actions never exceed raw ones.
     for e in random_eps:
         assert (e.safety_flags != 0).any()
-        assert (np.abs(e.action_applied[:, :3]) <= np.abs(e.action_raw[:, :3]) + 1e-9).all()
+        assert (np.abs(e.action[:, :3]) <= np.abs(e.action_raw[:, :3]) + 1e-9).all()
 
 
 def test_sim_with_a_missing_artefact_is_a_clear_error(tmp_path: Path) -> None:

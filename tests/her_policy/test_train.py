@@ -88,7 +88,7 @@ def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> N
     collector = Collector(ToyFactory(), 4, seed=7, layout=layout)
     for _ in range(10):
         for ep in collector.collect(None, Exploration(uniform=True)):
-            buf.add_episode(ep.observation, ep.action, ep.achieved_goal, ep.desired_goal, truncated=True)
+            buf.add(ep)
     cfg = toy_config(tmp_path / "offline", env=None, final_eval_episodes=10)
     result = train_offline(cfg, buf, layout, 50, episode_length=HORIZON, data_hashes={"bags": "x" * 8},
                            env_factory=ToyFactory())

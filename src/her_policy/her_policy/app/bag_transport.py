@@ -10,13 +10,12 @@ reaches the learner.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from her_goals.episode_arrays import EpisodeArrays
 from her_policy.errors import PolicyError
-from her_policy.learn.collect import Episode
 
 
 class BagRoundTrip:
@@ -34,7 +33,7 @@ class BagRoundTrip:
         self.episodes_written = 0
         self.steps_written = 0
 
-    def __call__(self, episodes: list[Episode]) -> list[Episode]:
+    def __call__(self, episodes: list[EpisodeArrays]) -> list[EpisodeArrays]:
         from her_recorder.reader import read_episodes
 
         if not episodes:
@@ -53,43 +52,31 @@ class BagRoundTrip:
                 f"{bag}: wrote {len(episodes)} episodes, read back {len(result.episodes)}; "
                 f"{result.report.summary_line()}"
             )
+        # What trains is what the bag holds (the reader's episodes are EpisodeArrays); the
+        # success of the exploring policy is the collector's own (the bag's END says it too).
         return [
-            _from_bag(read, written.success)
+            dataclasses.replace(read, success=written.success)
             for read, written in zip(result.episodes, episodes, strict=True)
         ]
 
-    def _write(self, episode: Episode) -> None:
+    def _write(self, episode: EpisodeArrays) -> None:
         rec = self.recorder
-        obs, ach = episode.observation, episode.achieved_goal
         n = episode.n_steps
         t0 = self._clock_ns
         rec.start_episode(episode.desired_goal[0], stamp_ns=t0, reason=self.split)
         for t in range(n):
             last = t == n - 1
             rec.record_step(
-                observation=obs[t],
-                next_observation=obs[t + 1],
+                observation=episode.observation[t],
+                next_observation=episode.next_observation[t],
                 action_raw=episode.action[t],
-                achieved_goal=ach[t],
-                next_achieved_goal=ach[t + 1],
-                terminated=bool(episode.terminated and last),
-                truncated=bool(episode.truncated and last),
+                achieved_goal=episode.achieved_goal[t],
+                next_achieved_goal=episode.next_achieved_goal[t],
+                terminated=bool(episode.terminated[t] and last),
+                truncated=bool(episode.truncated[t] and last),
                 stamp_ns=t0 + (t + 1) * self.step_ns,
             )
         rec.end_episode(stamp_ns=t0 + n * self.step_ns + 1)
         self._clock_ns = t0 + (n + 1) * self.step_ns
         self.episodes_written += 1
         self.steps_written += n
-
-
-def _from_bag(read: Any, success: float) -> Episode:
-    """A reader ``Episode`` in the collector's shapes ((T+1) observations and achieved goals)."""
-    return Episode(
-        observation=np.concatenate([read.observation, read.next_observation[-1:]]),
-        action=read.action_applied,
-        achieved_goal=np.concatenate([read.achieved_goal, read.next_achieved_goal[-1:]]),
-        desired_goal=read.desired_goal,
-        terminated=bool(read.terminated[-1]),
-        truncated=bool(read.truncated[-1]),
-        success=success,
-    )

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.episode_arrays import EpisodeArrays
 from her_goals.spaces import GoalSpace
 from her_policy.errors import EmptyBufferError, EpisodeError, GoalSpaceMismatchError, PolicyError
 
@@ -300,6 +301,21 @@ class HerReplayBuffer:
         )
 
     # -- writing ---------------------------------------------------------------
+    def add(self, episode: EpisodeArrays) -> int:
+        """Store one :class:`~her_goals.episode_arrays.EpisodeArrays` (its executed actions);
+        returns its number of transitions. A recorded reward is checked against the goal space."""
+        return self.add_episode(
+            episode.observation,
+            episode.action,
+            episode.achieved_goal,
+            episode.desired_goal,
+            next_observation=episode.next_observation,
+            next_achieved_goal=episode.next_achieved_goal,
+            terminated=episode.terminated,
+            truncated=episode.truncated,
+            reward=episode.reward,
+        )
+
     def add_episode(
         self,
         observation: ArrayLike,

@@ -19,35 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from her_goals.episode_arrays import EpisodeArrays
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import NumpyActor
 from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import EnvContractError, PolicyError
 from her_policy.learn.envs import EnvFactory, training_seed
-
-
-@dataclass(frozen=True)
-class Episode:
-    """One collected episode, in the shapes ``add_episode`` takes."""
-
-    observation: NDArray[np.float64]
-    """(T+1, obs_dim)"""
-    action: NDArray[np.float64]
-    """(T, action_dim), env units"""
-    achieved_goal: NDArray[np.float64]
-    """(T+1, goal_dim)"""
-    desired_goal: NDArray[np.float64]
-    """(T, goal_dim)"""
-    terminated: bool
-    truncated: bool
-    success: float
-    """The env's ``info["is_success"]`` at the last step (exploring policy, training goal)."""
-
-    @property
-    def n_steps(self) -> int:
-        return int(self.action.shape[0])
 
 
 @dataclass(frozen=True)
@@ -74,7 +52,7 @@ class Collector:
         self.rng = np.random.default_rng([seed, 0x5EED])
         self._seeded = False
 
-    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[Episode]:
+    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[EpisodeArrays]:
         """One episode per env with the exploring policy (uniform actions if no snapshot)."""
         actor = NumpyActor(snapshot) if snapshot is not None and not exploration.uniform else None
         n = len(self.envs)
@@ -133,11 +111,11 @@ class Collector:
                     "without ending the episode"
                 )
             episodes.append(
-                Episode(
-                    observation=obs,
-                    action=np.asarray(act_lists[i], np.float64),
-                    achieved_goal=np.asarray(ag_lists[i], np.float64),
-                    desired_goal=np.asarray(dg_lists[i], np.float64),
+                EpisodeArrays.from_rollout(
+                    obs,
+                    np.asarray(act_lists[i], np.float64),
+                    np.asarray(ag_lists[i], np.float64),
+                    np.asarray(dg_lists[i], np.float64),
                     terminated=ends[i][0],
                     truncated=ends[i][1],
                     success=ends[i][2],
@@ -209,14 +187,14 @@ class ProcessCollector:
         self._conn.send(("collect", (snapshot, exploration)))
         self._pending = True
 
-    def result(self) -> list[Episode]:
+    def result(self) -> list[EpisodeArrays]:
         if not self._pending:
             raise PolicyError("no collect request in flight")
         self._pending = False
-        episodes: list[Episode] = self._receive()
+        episodes: list[EpisodeArrays] = self._receive()
         return episodes
 
-    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[Episode]:
+    def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[EpisodeArrays]:
         self.submit(snapshot, exploration)
         return self.result()
 

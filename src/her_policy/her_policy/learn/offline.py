@@ -60,7 +60,7 @@ def train_from_bags(
     space = episodes[0].goal_space
     tasks = sorted({e.task for e in episodes})
     obs_dim = int(episodes[0].observation.shape[1])
-    act_dim = int(episodes[0].action_applied.shape[1])
+    act_dim = int(episodes[0].action.shape[1])
     for e in episodes:
         if not e.goal_space.same_as(space) or e.observation.shape[1] != obs_dim:
             raise PolicyError(
@@ -84,17 +84,7 @@ def train_from_bags(
     )
     for e in episodes:
         # Actions as applied after limits and safety: what the arm actually did.
-        buffer.add_episode(
-            e.observation,
-            e.action_applied,
-            e.achieved_goal,
-            e.desired_goal,
-            next_observation=e.next_observation,
-            next_achieved_goal=e.next_achieved_goal,
-            terminated=e.terminated,
-            truncated=e.truncated,
-            reward=e.reward,
-        )
+        buffer.add(e)
     if n_updates is None:
         n_updates = max(2000, int(2 * config.updates_per_step * total_steps))
     horizon = int(np.median([len(e) for e in episodes]))

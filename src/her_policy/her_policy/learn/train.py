@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from her_goals.config import to_plain
+from her_goals.episode_arrays import EpisodeArrays
 from her_goals.spaces import GoalSpace
 from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
 from her_policy.artefact.layout import PolicyLayout
@@ -36,7 +37,7 @@ from her_policy.artefact.store import save_artefact
 from her_policy.errors import PolicyError
 from her_policy.learn.algorithms import Learner, make_learner
 from her_policy.learn.buffer import HerReplayBuffer
-from her_policy.learn.collect import Collector, Episode, Exploration, ProcessCollector
+from her_policy.learn.collect import Collector, Exploration, ProcessCollector
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import (
     HELDOUT_SEED_BASE,
@@ -144,18 +145,12 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def store_episode(buffer: HerReplayBuffer, learner: Learner, episode: Episode) -> None:
+def store_episode(buffer: HerReplayBuffer, learner: Learner, episode: EpisodeArrays) -> None:
     """Add an episode to the buffer and its observations and goals to the normaliser."""
-    buffer.add_episode(
-        episode.observation,
-        episode.action,
-        episode.achieved_goal,
-        episode.desired_goal,
-        terminated=episode.terminated,
-        truncated=episode.truncated,
-    )
+    buffer.add(episode)
     learner.normaliser.update(
-        episode.observation, np.concatenate([episode.desired_goal, episode.achieved_goal[1:]])
+        np.concatenate([episode.observation, episode.next_observation[-1:]]),
+        np.concatenate([episode.desired_goal, episode.next_achieved_goal]),
     )
 
 
@@ -183,7 +178,7 @@ def train(
     *,
     env_factory: EnvFactory | None = None,
     on_eval: Callable[[TrainingLogRow, Learner], None] | None = None,
-    episode_transport: Callable[[list[Episode]], list[Episode]] | None = None,
+    episode_transport: Callable[[list[EpisodeArrays]], list[EpisodeArrays]] | None = None,
 ) -> TrainResult:
     """Train a policy online in the env of ``config`` (or ``env_factory``); see the module doc."""
     cfg = config

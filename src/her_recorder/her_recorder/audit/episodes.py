@@ -8,6 +8,7 @@ exists for. Every episode is an :class:`AuditedEpisode`, whichever way it came.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from her_goals.episode_arrays import EpisodeArrays
 from her_recorder import interfaces as ifc
 from her_recorder.audit.model import Split
 from her_recorder.bagmeta import BagMeta
@@ -42,9 +44,10 @@ RAW_NOTE = (
 )
 
 
-@dataclass
-class AuditedEpisode:
-    """One audited episode's arrays, from a validated Episode or from raw messages."""
+@dataclass(frozen=True, kw_only=True)
+class AuditedEpisode(EpisodeArrays):
+    """One audited episode: its arrays (from a validated Episode or from raw messages) and
+    what the audit needs to know of where it came from."""
 
     bag: Path
     episode_id: int
@@ -52,34 +55,28 @@ class AuditedEpisode:
     end_success: bool | None
     end_reason: str
     start_reason: str
-    observation: NDArray[np.float64]
-    achieved_goal: NDArray[np.float64]
-    next_achieved_goal: NDArray[np.float64]
-    desired_goal: NDArray[np.float64]
-    """(dim,): the requested goal of the START event."""
+    requested_goal: NDArray[np.float64]
+    """(goal_dim,): the requested goal of the START event."""
+    note: str = ""
+    # What a recorder always writes (optional in EpisodeArrays, present here).
     reward: NDArray[np.float32]
+    action_raw: NDArray[np.float64]
     is_success: NDArray[np.bool_]
     safety_flags: NDArray[np.uint32]
     safety_cost: NDArray[np.float32]
-    note: str = ""
 
     @classmethod
     def from_episode(cls, ep: Episode, start_reason: str) -> AuditedEpisode:
+        arrays = {f.name: getattr(ep, f.name) for f in dataclasses.fields(EpisodeArrays)}
         return cls(
+            **arrays,
             bag=ep.bag,
             episode_id=ep.episode_id,
             status=ep.status,
-            end_success=ep.success if ep.status == "complete" else None,
+            end_success=bool(ep.success) if ep.status == "complete" else None,
             end_reason=ep.end_reason,
             start_reason=start_reason,
-            observation=ep.observation,
-            achieved_goal=ep.achieved_goal,
-            next_achieved_goal=ep.next_achieved_goal,
-            desired_goal=ep.desired_goal[0],
-            reward=ep.reward,
-            is_success=ep.is_success,
-            safety_flags=ep.safety_flags,
-            safety_cost=ep.safety_cost,
+            requested_goal=ep.desired_goal[0],
         )
 
     @classmethod
@@ -92,26 +89,37 @@ class AuditedEpisode:
         if start is None or end is None or not messages.steps:
             return None
         steps = sorted(messages.steps, key=lambda s: s.step)
+        n = len(steps)
 
-        def stack(name: str) -> NDArray[np.float64]:
-            return np.asarray(np.stack([getattr(s, name) for s in steps]), dtype=np.float64)
+        def stack(name: str, width: int | None = None) -> NDArray[np.float64]:
+            arr = np.asarray(np.stack([getattr(s, name) for s in steps]), dtype=np.float64)
+            return arr.reshape(n, width) if width is not None else arr.reshape(n, -1)
 
         complete = int(end.event) == ifc.EventKind.END
+        terminated = np.array([bool(s.terminated) for s in steps])
+        truncated = np.array([bool(s.truncated) for s in steps])
         return cls(
+            observation=stack("observation"),
+            next_observation=stack("next_observation"),
+            action=stack("action_applied"),
+            action_raw=stack("action_raw"),
+            achieved_goal=stack("achieved_goal", dim),
+            next_achieved_goal=stack("next_achieved_goal", dim),
+            desired_goal=stack("desired_goal", dim),
+            terminated=terminated,
+            truncated=truncated,
+            success=1.0 if (complete and end.success) else 0.0,
+            reward=np.array([s.reward for s in steps], dtype=np.float32),
+            is_success=np.array([s.is_success for s in steps], dtype=bool),
+            safety_flags=np.array([s.safety_flags for s in steps], dtype=np.uint32),
+            safety_cost=np.array([s.safety_cost for s in steps], dtype=np.float32),
             bag=bag,
             episode_id=episode_id,
             status="complete" if complete else "aborted",
             end_success=bool(end.success) if complete else None,
             end_reason=str(end.reason),
             start_reason=str(start.reason),
-            observation=stack("observation"),
-            achieved_goal=stack("achieved_goal").reshape(len(steps), dim),
-            next_achieved_goal=stack("next_achieved_goal").reshape(len(steps), dim),
-            desired_goal=np.asarray(start.desired_goal, dtype=np.float64),
-            reward=np.array([s.reward for s in steps], dtype=np.float32),
-            is_success=np.array([s.is_success for s in steps], dtype=bool),
-            safety_flags=np.array([s.safety_flags for s in steps], dtype=np.uint32),
-            safety_cost=np.array([s.safety_cost for s in steps], dtype=np.float32),
+            requested_goal=np.asarray(start.desired_goal, dtype=np.float64),
             note=RAW_NOTE,
         )
 

@@ -167,7 +167,7 @@ def goal_region(
             return region_from(value, "bag config goal_region"), "bag config"
     if not eps:
         return GoalRegion(low=(0.0,), high=(0.0,)), "desired goals"
-    desired = np.stack([e.desired_goal for e in eps])
+    desired = np.stack([e.requested_goal for e in eps])
     return (
         GoalRegion(
             low=tuple(desired.min(axis=0).tolist()), high=tuple(desired.max(axis=0).tolist())

@@ -72,12 +72,12 @@ def episode_audit(
     relabel: Mapping[str, Any],
 ) -> EpisodeAudit:
     """The numbers of one episode; success with ``success_space``, recompute with ``space``."""
-    desired = np.broadcast_to(ep.desired_goal, ep.next_achieved_goal.shape)
+    desired = np.broadcast_to(ep.requested_goal, ep.next_achieved_goal.shape)
     distance = success_space.distance(ep.next_achieved_goal, desired)
-    requested = bool(success_space.is_success(ep.next_achieved_goal[-1], ep.desired_goal))
+    requested = bool(success_space.is_success(ep.next_achieved_goal[-1], ep.requested_goal))
     recorded_reward_ok = ep.reward == space.compute_reward(ep.next_achieved_goal, desired)
     success_ok = ep.is_success == space.is_success(ep.next_achieved_goal, desired)
-    recomputed_end = bool(space.is_success(ep.next_achieved_goal[-1], ep.desired_goal))
+    recomputed_end = bool(space.is_success(ep.next_achieved_goal[-1], ep.requested_goal))
     final = ep.next_achieved_goal[-1]
     # The training strategy applied to the final transition: future (inclusive) and
     # final both draw the final next-achieved goal itself, episode any of them.
@@ -91,7 +91,7 @@ def episode_audit(
         split=split_word(ep.start_reason) or bag_split or "unknown",
         status=ep.status,
         steps=len(ep.reward),
-        desired_goal=ep.desired_goal.tolist(),
+        desired_goal=ep.requested_goal.tolist(),
         final_achieved_goal=final.tolist(),
         final_distance=float(distance[-1]),
         min_distance=float(distance.min()),
@@ -187,7 +187,7 @@ def coverage(eps: list[AuditedEpisode], grid: Grid, source: str, units: str) -> 
     )
     reached = grid.cells(achieved)
     inside = grid.cells(achieved[grid.region.contains(achieved, margin=1e-9)])
-    desired = grid.cells(np.stack([e.desired_goal for e in eps]))
+    desired = grid.cells(np.stack([e.requested_goal for e in eps]))
     hit = len(desired & reached)
     out.update(
         region_cells_reached=len(inside),
@@ -207,7 +207,7 @@ def _original_positive_share(eps: list[AuditedEpisode], space: GoalSpace) -> flo
         return math.nan
     hits = 0
     for e in eps:
-        desired = np.broadcast_to(e.desired_goal, e.next_achieved_goal.shape)
+        desired = np.broadcast_to(e.requested_goal, e.next_achieved_goal.shape)
         hits += int(np.count_nonzero(space.is_success(e.next_achieved_goal, desired)))
     return hits / steps
 
@@ -267,7 +267,7 @@ def _recompute_examples(
     for ep, a in zip(eps, audits):
         if not a.reward_mismatches or len(examples) >= 10:
             continue
-        desired = np.broadcast_to(ep.desired_goal, ep.next_achieved_goal.shape)
+        desired = np.broadcast_to(ep.requested_goal, ep.next_achieved_goal.shape)
         expected = space.compute_reward(ep.next_achieved_goal, desired)
         for i in np.flatnonzero(ep.reward != expected)[:3]:
             examples.append(

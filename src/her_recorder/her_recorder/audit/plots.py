@@ -267,7 +267,7 @@ def _coverage(report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion
             if eps
             else np.zeros((0, dim))
         ),
-        desired=np.stack([e.desired_goal for e in eps]) if eps else np.zeros((0, dim)),
+        desired=np.stack([e.requested_goal for e in eps]) if eps else np.zeros((0, dim)),
         won=np.array([a.counted_success for a in report.episodes], dtype=bool),
         low=np.asarray(region.low, dtype=np.float64),
         high=np.asarray(region.high, dtype=np.float64),

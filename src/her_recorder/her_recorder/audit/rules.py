@@ -129,7 +129,7 @@ def _reward_rule(ep: AuditedEpisode, audit: EpisodeAudit, ctx: LabelContext) -> 
 def _mismatch_rule(
     ep: AuditedEpisode, audit: EpisodeAudit, ctx: LabelContext
 ) -> FailureLabel | None:
-    goal = ep.desired_goal
+    goal = ep.requested_goal
     if ctx.region is not None and not bool(ctx.region.contains(goal, margin=1e-9)):
         return FailureLabel(
             LABEL_MISMATCH,
@@ -163,7 +163,7 @@ def _exploration_rule(
     """Exploration failure if the goal was never approached in a rarely reached cell,
     else unclassified; both with the same evidence."""
     tol = ctx.tolerance
-    cell = next(iter(ctx.grid.cells(ep.desired_goal[None, :])))
+    cell = next(iter(ctx.grid.cells(ep.requested_goal[None, :])))
     others = len(ctx.cell_episodes.get(cell, set()) - {index})
     evidence = {
         "min_distance": audit.min_distance,

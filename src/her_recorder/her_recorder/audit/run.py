@@ -243,7 +243,7 @@ def _label_context(
     train_box: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
     splits = Counter(a.split for a in audits)
     if splits["train"] and splits["eval"]:
-        desired = np.stack([eps[i].desired_goal for i in training])
+        desired = np.stack([eps[i].requested_goal for i in training])
         train_box = (desired.min(axis=0), desired.max(axis=0))
     return LabelContext(
         space=space,
@@ -325,7 +325,7 @@ def _write_trace(path: Path, eps: list[AuditedEpisode], space: GoalSpace) -> Pat
     def cat(parts: list[NDArray[Any]], empty: NDArray[Any]) -> NDArray[Any]:
         return np.concatenate(parts) if parts else empty
 
-    desired = [np.broadcast_to(e.desired_goal, e.next_achieved_goal.shape) for e in eps]
+    desired = [np.broadcast_to(e.requested_goal, e.next_achieved_goal.shape) for e in eps]
     np.savez_compressed(
         path,
         bag=np.repeat(np.array([str(e.bag) for e in eps], dtype=str), rows),

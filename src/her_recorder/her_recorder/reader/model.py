@@ -1,6 +1,7 @@
 """What the reader returns: validated episodes, problems, and the report of a read.
 
-:class:`Episode` is one complete, validated episode as numpy arrays;
+:class:`Episode` is one complete, validated episode as numpy arrays (the shared
+:class:`her_goals.episode_arrays.EpisodeArrays`, plus its bag and id);
 :class:`Problem` is one thing wrong with a bag, an episode or a step;
 :class:`ValidationReport` collects them per bag with a one-line summary that
 says what was left out and what to run next.
@@ -17,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals import GoalSpace
+from her_goals.episode_arrays import EpisodeArrays
 
 Severity = Literal["error", "excluded", "warning"]
 """``error``: invalid data, episode left out. ``excluded``: not a complete episode
@@ -47,41 +49,25 @@ class Problem:
         return f"{self.severity}: {self.where()}: {self.message}"
 
 
-@dataclass(frozen=True)
-class Episode:
-    """One complete, validated episode; arrays have one row per step (length T)."""
+@dataclass(frozen=True, kw_only=True)
+class Episode(EpisodeArrays):
+    """One complete, validated episode read from a bag: its arrays (one row per step) and
+    where it came from. Every recorder field of :class:`EpisodeArrays` is present."""
 
     bag: Path
     episode_id: int
     task: str
     goal_space: GoalSpace
-    observation: NDArray[np.float64]
-    """(T, obs_dim)"""
-    next_observation: NDArray[np.float64]
-    action_raw: NDArray[np.float64]
-    """(T, act_dim): policy output before limits and safety."""
-    action_applied: NDArray[np.float64]
-    """(T, act_dim): what was sent to the arm; the action a replay buffer learns from."""
-    achieved_goal: NDArray[np.float64]
-    """(T, goal_dim): before each step."""
-    next_achieved_goal: NDArray[np.float64]
-    desired_goal: NDArray[np.float64]
-    """(T, goal_dim): the requested goal, repeated."""
+    end_reason: str
+    status: Literal["complete", "aborted"] = "complete"
+    # What a recorder always writes (optional in EpisodeArrays, present here).
     reward: NDArray[np.float32]
-    terminated: NDArray[np.bool_]
-    truncated: NDArray[np.bool_]
+    action_raw: NDArray[np.float64]
     is_success: NDArray[np.bool_]
     safety_flags: NDArray[np.uint32]
     safety_cost: NDArray[np.float32]
     safety_reasons: tuple[tuple[str, ...], ...]
     stamp_ns: NDArray[np.int64]
-    success: bool
-    """Requested-goal success at the END event (never hindsight success)."""
-    end_reason: str
-    status: Literal["complete", "aborted"] = "complete"
-
-    def __len__(self) -> int:
-        return int(self.reward.shape[0])
 
 
 @dataclass

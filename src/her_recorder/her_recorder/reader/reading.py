@@ -185,7 +185,7 @@ class _Reading:
 
     def _same_dims(self, episode: Episode, problems: list[Problem]) -> bool:
         """Every episode has the first one's observation and action sizes."""
-        shape = (episode.observation.shape[1], episode.action_applied.shape[1])
+        shape = (episode.observation.shape[1], episode.action.shape[1])
         if self.dims is None:
             self.dims = shape
         elif shape != self.dims:

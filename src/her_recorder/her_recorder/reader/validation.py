@@ -476,7 +476,7 @@ class EpisodeChecker:
             observation=arrays["observation"],
             next_observation=arrays["next_observation"],
             action_raw=arrays["action_raw"],
-            action_applied=arrays["action_applied"],
+            action=arrays["action_applied"],
             achieved_goal=arrays["achieved_goal"],
             next_achieved_goal=next_ag,
             desired_goal=desired,
@@ -488,7 +488,7 @@ class EpisodeChecker:
             safety_cost=safety_cost,
             safety_reasons=tuple(tuple(s.safety_reasons) for s in steps),
             stamp_ns=stamps,
-            success=bool(bounds.end.success) if not aborted else False,
+            success=1.0 if (not aborted and bounds.end.success) else 0.0,
             end_reason=str(bounds.end.reason),
             status="aborted" if aborted else "complete",
         )
