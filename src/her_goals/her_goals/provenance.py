@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from her_goals.errors import HerError
+
 
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
@@ -28,3 +30,57 @@ def metadata_hash(metadata: Mapping[str, Any], *, exclude: str = "artefact_hash"
     return hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
+
+
+# -- the policy artefact's metadata: one set of field names for writer and readers ---------
+
+ARTEFACT_FORMAT = "her-ros-policy/1"
+"""``policy.json["format"]`` of a policy artefact."""
+METADATA_FILE = "policy.json"
+"""The artefact's metadata file; its ``artefact_hash`` covers everything else in it."""
+ACTOR_FILE = "actor.npz"
+"""The artefact's weights; ``policy.json["files"]`` holds its sha256."""
+
+
+class ArtefactMetadataError(HerError, ValueError):
+    """A ``policy.json`` that is missing, not JSON, of another format, or edited after writing."""
+
+
+def metadata_path(path: str | Path) -> Path:
+    """``policy.json`` of an artefact directory (or the file itself)."""
+    path = Path(path)
+    return path if path.name == METADATA_FILE and not path.is_dir() else path / METADATA_FILE
+
+
+def read_policy_metadata(path: str | Path) -> dict[str, Any]:
+    """The verified ``policy.json`` of an artefact (directory or file): format and hash checked.
+
+    The trainer writes it (``her_policy.artefact.store``); the loader, the policy node and the
+    audit all read it through this one function, so a report can only name an artefact whose
+    metadata hashes the way it was written.
+    """
+    meta_path = metadata_path(path)
+    if not meta_path.is_file():
+        raise ArtefactMetadataError(
+            f"{path} is not a policy artefact: {METADATA_FILE} is missing; pass the directory "
+            "her train wrote (her train --out DIR writes DIR/policy)"
+        )
+    try:
+        metadata = json.loads(meta_path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtefactMetadataError(
+            f"{meta_path} cannot be read as JSON ({exc}); it is damaged: re-export the policy with her train"
+        ) from None
+    if not isinstance(metadata, dict) or metadata.get("format") != ARTEFACT_FORMAT:
+        got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ArtefactMetadataError(
+            f"{meta_path}: unknown artefact format {got!r}; expected {ARTEFACT_FORMAT!r} "
+            "(a policy artefact her train wrote)"
+        )
+    expected = metadata_hash(metadata)
+    if metadata.get("artefact_hash") != expected:
+        raise ArtefactMetadataError(
+            f"{meta_path} was modified after it was written (artefact hash "
+            f"{metadata.get('artefact_hash')} != {expected}); use the artefact as her train wrote it"
+        )
+    return metadata

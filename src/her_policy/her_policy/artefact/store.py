@@ -31,16 +31,21 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import config_hash, to_plain
 from her_goals.errors import HerError
-from her_goals.provenance import metadata_hash, sha256_file
+from her_goals.provenance import (
+    ACTOR_FILE,
+    ARTEFACT_FORMAT,
+    METADATA_FILE,
+    ArtefactMetadataError,
+    metadata_hash,
+    read_policy_metadata,
+    sha256_file,
+)
 from her_goals.spaces import GoalSpace
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import DeterministicPolicy
 from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import ActorLoadError, ArtefactError, GoalSpaceMismatchError
 
-ARTEFACT_FORMAT = "her-ros-policy/1"
-METADATA_FILE = "policy.json"
-ACTOR_FILE = "actor.npz"
 _VERSIONED = (
     "her-ros",
     "numpy",
@@ -192,26 +197,10 @@ def load_artefact(
     if root.is_file() and root.name == METADATA_FILE:
         root = root.parent
     meta_path = root / METADATA_FILE
-    if not meta_path.is_file():
-        raise ArtefactError(
-            f"{root} is not a policy artefact: {METADATA_FILE} is missing "
-            "(her train --out DIR writes one)"
-        )
     try:
-        metadata = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtefactError(f"{meta_path} is not valid JSON: {exc}") from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != ARTEFACT_FORMAT:
-        got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ArtefactError(
-            f"{meta_path}: unknown artefact format {got!r}; expected {ARTEFACT_FORMAT!r}"
-        )
-    expected_hash = metadata_hash(metadata)
-    if metadata.get("artefact_hash") != expected_hash:
-        raise ArtefactError(
-            f"{meta_path} was modified after it was written (artefact hash "
-            f"{metadata.get('artefact_hash')} != {expected_hash})"
-        )
+        metadata = read_policy_metadata(root)
+    except ArtefactMetadataError as exc:
+        raise ArtefactError(str(exc)) from None
     try:
         goal_space = GoalSpace.from_spec(metadata["goal_space"])
     except (HerError, KeyError) as exc:

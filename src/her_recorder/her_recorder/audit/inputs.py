@@ -7,7 +7,6 @@ JSON-lines log, the bags' config, or the command line.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from her_goals import GoalRegion
 from her_goals.config import from_mapping
 from her_goals.errors import ConfigError
-from her_goals.provenance import metadata_hash
+from her_goals.provenance import ArtefactMetadataError, read_policy_metadata
 from her_goals.training_log import read_rows
 from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.model import TrainingLogSummary, nanmean
@@ -28,32 +27,12 @@ from her_recorder.errors import AuditError
 
 
 def load_artefact_metadata(path: Path) -> dict[str, Any]:
-    """``policy.json`` of a policy artefact (a directory or the file), its hash verified.
-
-    Read directly (no her_policy import), hashed by the function that wrote it.
-    """
-    meta_path = path / "policy.json" if path.is_dir() else path
-    if not meta_path.is_file():
-        raise AuditError(
-            f"{path} is not a policy artefact: policy.json is missing; pass the directory "
-            "her train wrote (--artefact RUN/policy)"
-        )
+    """``policy.json`` of a policy artefact (a directory or the file), its hash verified
+    (``her_goals.provenance.read_policy_metadata``, the loader's own check)."""
     try:
-        metadata = json.loads(meta_path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AuditError(f"{meta_path} cannot be read as JSON: {exc}") from None
-    if not isinstance(metadata, dict) or "artefact_hash" not in metadata:
-        raise AuditError(
-            f"{meta_path} has no artefact_hash: not a her_policy artefact; pass one her train wrote"
-        )
-    digest = metadata_hash(metadata)
-    if digest != metadata["artefact_hash"]:
-        raise AuditError(
-            f"{meta_path} was modified after it was written (artefact hash "
-            f"{metadata['artefact_hash']} != {digest}); the audit will not name it: use the "
-            "artefact as her train wrote it, or audit without --artefact"
-        )
-    return metadata
+        return read_policy_metadata(path)
+    except ArtefactMetadataError as exc:
+        raise AuditError(f"{exc}; or audit without --artefact") from None
 
 
 def training_log_beside(artefact: Path) -> Path | None:
