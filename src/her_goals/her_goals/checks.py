@@ -185,3 +185,23 @@ def _matches(value: Any, annotation: Any) -> bool:
     base = typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
     base_origin = typing.get_origin(base) or base
     return isinstance(base_origin, type) and isinstance(value, base_origin)
+
+
+def declared_ranges(cls: type) -> dict[str, str]:
+    """``{field: "> 0"}`` for the fields of a settings dataclass that declare a range or path kind."""
+    import typing
+
+    out: dict[str, str] = {}
+    for name, annotation in _hints(cls).items():
+        texts = []
+        stack = [annotation]
+        while stack:
+            a = stack.pop()
+            if typing.get_origin(a) is Annotated:
+                texts += [c.describe() for c in constraints_of(a.__metadata__)]
+                stack.append(typing.get_args(a)[0])
+            else:
+                stack.extend(x for x in typing.get_args(a) if x is not type(None))
+        if texts:
+            out[name] = ", ".join(dict.fromkeys(texts))
+    return out

@@ -119,6 +119,22 @@ def label(where: str, name: str) -> str:
     return f"{where}.{name}"
 
 
+def check_value(cls: type, name: str, value: Any, where: str) -> Any:
+    """Field ``name`` of settings class ``cls`` from ``value``: typed and range-checked.
+
+    An error names the key as given (``label(where, name)``), the value, what is allowed
+    and the field's default.
+    """
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    annotation = typing.get_type_hints(cls, include_extras=True)[name]
+    try:
+        return _coerce(value, annotation, label(where, name))
+    except ConfigError as exc:
+        default = field.default if field.default is not dataclasses.MISSING else None
+        hint = f"; the default is {to_plain(default)!r}" if default is not None else ""
+        raise ConfigError(f"{exc}{hint}") from None
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``, rejecting unknown keys, wrong types and values
     out of their declared range (``where="--"`` names keys as command-line flags)."""
@@ -126,7 +142,6 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
         raise TypeError(f"{cls!r} is not a dataclass")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
@@ -134,15 +149,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
                 f"{where}: unknown key {key!r}.{suggest(str(key), fields)} "
                 f"Valid keys: {', '.join(sorted(fields))}."
             )
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            try:
-                kwargs[name] = _coerce(data[name], hints[name], label(where, name))
-            except ConfigError as exc:
-                default = f.default if f.default is not dataclasses.MISSING else None
-                hint = f"; the default is {to_plain(default)!r}" if default is not None else ""
-                raise ConfigError(f"{exc}{hint}") from None
+    kwargs = {name: check_value(cls, name, data[name], where) for name in fields if name in data}
     try:
         return cls(**kwargs)
     except TypeError as exc:

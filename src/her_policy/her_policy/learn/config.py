@@ -35,8 +35,9 @@ from her_goals.checks import (
     PositiveFloat,
     Range,
     check_fields,
+    declared_ranges,
 )
-from her_goals.config import from_mapping, load_yaml, suggest
+from her_goals.config import check_value, from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
 from her_goals.tasks import get_task, task_names
 from her_policy.learn.presets import preset_values
@@ -215,6 +216,7 @@ def add_dataclass_arguments(
     Every option defaults to None (SUPPRESS), so :func:`overrides` sees only what was typed.
     """
     hints = typing.get_type_hints(cls)
+    ranges = declared_ranges(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -222,7 +224,8 @@ def add_dataclass_arguments(
         base, optional = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")
+        allowed = f"; {ranges[f.name]}" if f.name in ranges else ""
+        help_text = f"{docs.get(f.name, '')} (default: {default}{allowed})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -261,6 +264,13 @@ def build_train_config(
                 f"{yaml_path}: unknown key {key!r}.{suggest(key, names)} "
                 f"Valid keys: {', '.join(sorted(names))}."
             )
+    # Each layer is checked on its own first, so an error names the flag or the file key.
+    for key, value in flags.items():
+        if key in names:
+            check_value(TrainConfig, key, value, "--")
+    if yaml_path is not None:
+        for key, value in from_yaml.items():
+            check_value(TrainConfig, key, value, str(yaml_path))
     chosen = {**from_yaml, **flags}
     if isinstance(chosen.get("parallel"), bool):  # YAML 1.1 reads on/off as true/false
         chosen["parallel"] = "on" if chosen["parallel"] else "off"
