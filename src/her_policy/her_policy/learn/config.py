@@ -264,6 +264,8 @@ def build_train_config(
                 f"{yaml_path}: unknown key {key!r}.{suggest(key, names)} "
                 f"Valid keys: {', '.join(sorted(names))}."
             )
+    if isinstance(from_yaml.get("parallel"), bool):  # YAML 1.1 reads on/off as true/false
+        from_yaml["parallel"] = "on" if from_yaml["parallel"] else "off"
     # Each layer is checked on its own first, so an error names the flag or the file key.
     for key, value in flags.items():
         if key in names:
