@@ -15,10 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from her_policy_toys import HORIZON, TOY_SPACE, BrokenFactory, ToyFactory
 
 from her_goals.errors import ConfigError
+from her_goals.settings_cli import field_docs
 from her_policy.app.cli import build_parser, main
 from her_policy.artefact.store import load_artefact
 from her_policy.learn.algorithms import make_learner
-from her_policy.learn.config import TrainConfig, build_train_config, field_docs
+from her_policy.learn.config import TrainConfig, build_train_config
 from her_policy.learn.evaluate import evaluate
 from her_policy.learn.presets import PRESETS
 from her_policy.learn.train import train

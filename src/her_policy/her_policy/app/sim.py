@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.tasks import task_names
+from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
+from her_goals.tasks import get_task
 from her_policy.deploy.loop import ControlLoop, EpisodeResult
 from her_policy.deploy.pipeline import CachedKinematics, build_pipeline
 from her_policy.deploy.safety import SafetyDecision
@@ -186,6 +190,37 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
     return noisy
 
 
+@dataclass(frozen=True)
+class SimSettings:
+    """``her sim``: record episodes of the MuJoCo arm to bags, through limits and the safety monitor."""
+
+    out: OutputDir
+    """Session directory of the bags (a new bag is added to an existing session)."""
+    task: str = "reach"
+    """Registered task (her_goals.tasks)."""
+    policy: str = "scripted"
+    """scripted (the task's controller), random, or the path of a policy artefact."""
+    episodes: Count = 20
+    """Episodes to record."""
+    split: Literal["train", "eval"] = "train"
+    """train: training goals; eval: held-out requested goals."""
+    noise: NonNegativeFloat = 0.0
+    """Std of Gaussian action noise, in normalised action units."""
+    seed: NonNegativeInt = 0
+    """Seed of the goal stream, the object placement and the noise."""
+
+    def __post_init__(self) -> None:
+        try:
+            get_task(self.task)
+        except ConfigError as exc:
+            raise ConfigError(f"--task: {exc}") from None
+        if self.policy not in ("scripted", "random") and not Path(self.policy).exists():
+            raise ConfigError(
+                f"--policy {self.policy!r}: not scripted, random or an existing policy artefact; "
+                "give the directory her train wrote (RUN/policy)"
+            )
+
+
 def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her sim``: record episodes of the MuJoCo arm to bags, through the safety loop."""
     parser = subparsers.add_parser(
@@ -194,18 +229,7 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Record episodes of the MuJoCo arm to rosbag2, driven through action limits "
         "and the safety monitor, the way policy_node drives a robot.",
     )
-    parser.add_argument("--task", default="reach", choices=task_names())
-    parser.add_argument("--policy", default="scripted", help="scripted | random | ARTEFACT path")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument(
-        "--split",
-        default="train",
-        choices=["train", "eval"],
-        help="train: training goals; eval: held-out requested goals",
-    )
-    parser.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise std")
-    parser.add_argument("--out", type=Path, required=True, help="session directory of bags")
-    parser.add_argument("--seed", type=int, default=0)
+    add_settings_arguments(parser, SimSettings)
     parser.set_defaults(handler=_sim_main)
     return parser
 
@@ -217,37 +241,43 @@ def _sim_main(args: argparse.Namespace) -> int:
     from her_policy.deploy.sinks import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
-    env = her_mujoco.make_task(args.task)
+    settings = settings_from_args(SimSettings, args)
+    safety = load_safety_config()  # every config file is checked before any work
+    env = her_mujoco.make_task(settings.task)
     task: Any = env.unwrapped
     sampler = task.goal_sampler
-    if args.split == "eval":
-        goals = sampler.heldout(args.episodes, seed=args.seed)
+    if settings.split == "eval":
+        goals = sampler.heldout(settings.episodes, seed=settings.seed)
     else:
-        sampler.reset(args.seed)
-        goals = sampler.sample(args.episodes)
-    actor = policy_actor(env, args.policy, noise=args.noise, seed=args.seed)
-    config = {"split": args.split, "policy": args.policy, "noise": args.noise, "task": args.task}
+        sampler.reset(settings.seed)
+        goals = sampler.sample(settings.episodes)
+    actor = policy_actor(env, settings.policy, noise=settings.noise, seed=settings.seed)
+    config = {"split": settings.split, "policy": settings.policy, "noise": settings.noise, "task": settings.task}
     with EpisodeRecorder(
-        args.out,
+        settings.out,
         goal_space=task.goal_space,
-        task=args.task,
+        task=settings.task,
         config=config,
-        seeds={"run": args.seed},
+        seeds={"run": settings.seed},
         resume=True,
     ) as recorder:
         loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split=args.split), raw_recorder=recorder
+            env,
+            actor,
+            config=safety,
+            sink=RecorderSink(recorder, split=settings.split),
+            raw_recorder=recorder,
         )
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
-            env, loop, goals, seed=args.seed, on_episode=lambda _r: bar.update(1)
+            env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1)
         )
         bar.close()
     successes = sum(bool(r.success) for r in results)
     cost = sum(r.safety_cost for r in results)
     print(
-        f"recorded {len(results)} {args.task} episodes ({args.split} goals, policy {args.policy}) "
-        f"to {args.out}: requested-goal success {successes}/{len(results)}, "
+        f"recorded {len(results)} {settings.task} episodes ({settings.split} goals, policy {settings.policy}) "
+        f"to {settings.out}: requested-goal success {successes}/{len(results)}, "
         f"safety cost {cost:.1f} in all"
     )
     env.close()

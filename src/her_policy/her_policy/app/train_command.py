@@ -9,7 +9,8 @@ from typing import Any
 
 def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her train`` (every TrainConfig field is a typed flag)."""
-    from her_policy.learn.config import TrainConfig, add_dataclass_arguments
+    from her_goals.settings_cli import add_settings_arguments
+    from her_policy.learn.config import TrainConfig
 
     text = (
         "Train a policy on a simulated goal task and write a policy artefact. "
@@ -41,7 +42,7 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="with --bags: gradient updates (default max(2000, 2 x updates-per-step x steps))",
     )
-    add_dataclass_arguments(parser, TrainConfig)
+    add_settings_arguments(parser, TrainConfig)
     parser.set_defaults(handler=train_command)
     return parser
 
@@ -77,10 +78,11 @@ def train_command(args: argparse.Namespace) -> int:
     import yaml
 
     from her_goals.config import to_plain
+    from her_goals.settings_cli import given_settings
     from her_policy.errors import PolicyError
-    from her_policy.learn.config import TrainConfig, build_train_config, overrides
+    from her_policy.learn.config import TrainConfig, build_train_config
 
-    flags = overrides(args, TrainConfig)
+    flags = given_settings(args, TrainConfig)
     if args.bags and flags.get("task") is None and flags.get("env") is None:
         from her_recorder.reader import bag_summary, find_bags
 
