@@ -97,9 +97,12 @@ def add_settings_arguments(
         elif typing.get_origin(base) is tuple:
             item = typing.get_args(base)[0]
             item_base = _base_type(item)[0]
-            kwargs.update(nargs="+", type=item_base, metavar=item_base.__name__.upper())
+            # Paths stay text until from_mapping checks them, so errors quote what was typed.
+            convert = str if item_base is Path else item_base
+            kwargs.update(nargs="+", type=convert, metavar=item_base.__name__.upper())
         elif base in (int, float, str, Path):
-            kwargs["type"] = _none_or(base) if optional else base
+            convert = str if base is Path else base
+            kwargs["type"] = _none_or(convert) if optional else convert
             kwargs["metavar"] = base.__name__.upper()
         if is_positional(f):
             kwargs["metavar"] = f.name.upper()

@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from her_goals.checks import Count, NonNegativeInt, OutputDir
+from her_goals.config import suggest
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
 from her_policy.errors import PolicyError
 
@@ -89,6 +93,7 @@ def run_demo(
     from her_policy.app.bag_transport import BagRoundTrip
     from her_policy.app.sim import run_requested_goals, sim_control_loop
     from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.deploy.settings import load_safety_config
     from her_policy.deploy.sinks import RecorderSink
     from her_policy.learn.config import build_train_config
     from her_policy.learn.train import train
@@ -101,6 +106,9 @@ def run_demo(
     out = Path(out)
     if (out / "bags").exists():
         raise PolicyError(f"{out} already holds a demo run; choose another --out")
+    if eval_goals < 1:
+        raise PolicyError(f"eval_goals must be >= 1, got {eval_goals}")
+    safety = load_safety_config()  # every config file is checked before any work
     flags = {
         "task": task,
         "seed": seed,
@@ -142,7 +150,7 @@ def run_demo(
         out / "bags" / "eval", goal_space=space, task=task, config=eval_config, seeds={"run": seed}
     ) as recorder:
         loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
+            env, actor, config=safety, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
         )
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
@@ -202,6 +210,29 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
+@dataclass(frozen=True)
+class DemoSettings:
+    """``her demo``: train, deploy through the safety monitor, and audit a task on the MuJoCo arm."""
+
+    task: str = "reach"
+    """Task to run: reach (minutes), push or pick_and_place (longer)."""
+    out: OutputDir | None = None
+    """Run directory (default runs/demo-<task>-<time>); must not hold a demo run yet."""
+    seed: NonNegativeInt = 0
+    """Seed of training, goals and evaluation."""
+    eval_goals: Count = 100
+    """Held-out requested goals to evaluate."""
+    quiet: bool = False
+    """No progress display."""
+
+    def __post_init__(self) -> None:
+        if self.task not in DEMO_SETTINGS:
+            raise ConfigError(
+                f"--task {self.task!r}: no demo for it.{suggest(self.task, DEMO_SETTINGS)} "
+                f"Demos: {', '.join(DEMO_SETTINGS)}."
+            )
+
+
 def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her demo`` on the ``her`` command's subparsers."""
     parser = subparsers.add_parser(
@@ -209,23 +240,20 @@ def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
         help="Train, deploy through the safety monitor, and audit a task on the MuJoCo arm.",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument("--task", default="reach", choices=sorted(DEMO_SETTINGS))
-    parser.add_argument(
-        "--out", type=Path, default=None, help="run directory (default runs/demo-<task>-<time>)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--eval-goals", type=int, default=100, help="held-out requested goals to evaluate"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_settings_arguments(parser, DemoSettings)
     parser.set_defaults(handler=_main)
     return parser
 
 
 def _main(args: argparse.Namespace) -> int:
-    out = args.out or Path("runs") / f"demo-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = settings_from_args(DemoSettings, args)
+    out = settings.out or Path("runs") / f"demo-{settings.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_demo(
-        args.task, out=out, seed=args.seed, eval_goals=args.eval_goals, progress=not args.quiet
+        settings.task,
+        out=out,
+        seed=settings.seed,
+        eval_goals=settings.eval_goals,
+        progress=not settings.quiet,
     )
     print(result.summary())
     return 0
