@@ -196,3 +196,14 @@ def test_cli_subcommands_are_registered() -> None:
     parser = build_parser()
     names = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert {"train", "eval"} <= set(names)
+
+
+def test_a_diverging_run_stops_naming_the_step_and_writes_no_artefact(tmp_path: Path) -> None:
+    from her_policy.errors import TrainingDivergedError
+
+    cfg = toy_config(tmp_path, actor_lr=1e30, critic_lr=1e30, clip_target=False)
+    with pytest.raises(TrainingDivergedError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert "env step" in message and "not finite" in message and "learning rate" in message
+    assert not list(tmp_path.rglob("actor.npz")), "a diverged run must not leave an artefact"

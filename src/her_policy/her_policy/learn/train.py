@@ -273,6 +273,7 @@ def train(
                         learner, buffer, n, batch_size=cfg.batch_size, n_step=cfg.n_step
                     )
                     updates += n
+                    learner.check_finite(f"env step {steps}, update {updates}", stats.metrics)
                     window = [*window[-9:], stats]
             bar.update(new_steps)
             wall = clock.elapsed()
@@ -401,6 +402,7 @@ def train_offline(
     obs, desired, achieved = buffer.stored()
     learner.normaliser.update(obs, np.concatenate([desired, achieved]))
     stats = train_from_buffer(learner, buffer, n_updates, batch_size=config.batch_size, n_step=config.n_step)
+    learner.check_finite(f"update {n_updates} (offline)", stats.metrics)
     train_wall = clock.elapsed()
     final = None
     if env_factory is not None and config.final_eval_episodes > 0:
