@@ -112,6 +112,8 @@ def add_settings_arguments(
                 kwargs["nargs"] = "?"
             parser.add_argument(f.name, **kwargs)
         else:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                kwargs["required"] = True
             parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,8 +45,17 @@ EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block is one ``--help`` away)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(
+            EXIT_USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="her",
         description="HER-ROS: goal-conditioned robot learning with Hindsight Experience Replay.",
     )
