@@ -319,3 +319,27 @@ def test_train_accepts_a_float_exactly_when_its_range_allows_it(value: float, na
     assert status == (0 if allowed else 2), (name, value, err)
     if not allowed:
         assert flag(name) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("loop:\n  rate_hz: 0\n", "rate_hz"),
+        ("loop:\n  rate_hz: .nan\n", "rate_hz"),
+        ("limits:\n  max_ee_step_m: -1\n", "max_ee_step_m"),
+        ("safety:\n  workspace_low_m: [0, 0]\n", "workspace_low_m"),
+        ("safty:\n  table_top_z_m: 0\n", "safety"),
+        ("loop: [1, 2]\n", "loop"),
+        ("- 1\n- 2\n", "mapping"),
+        ("loop:\n  rate_hz: 25\n  rate_hz_: 1\n", "rate_hz_"),
+    ],
+)
+def test_a_bad_safety_yaml_names_the_file_and_key(tmp_path: Path, text: str, named: str) -> None:
+    from her_goals.errors import ConfigError
+    from her_policy.deploy.settings import load_safety_config
+
+    path = tmp_path / "safety.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_safety_config(path)
+    assert str(path) in str(err.value) and named in str(err.value), str(err.value)
