@@ -48,6 +48,7 @@ from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
 from her_goals.tasks import TaskSpec, get_task
+from her_policy.deploy.fit import check_artefact
 from her_policy.deploy.pipeline import (
     CachedKinematics,
     Observed,
@@ -124,23 +125,6 @@ class _Episode:
     pending_ns: int = 0
     previous: RobotState | None = None
     published: int = 0
-
-
-def check_artefact(metadata: dict[str, Any], layout_spec: dict[str, Any], obs_fields: list[tuple[str, int, int]],
-                   goal_dim: int, action_dim: int, task: str) -> None:
-    """Raise :class:`ConfigError` when an artefact was trained for another arm, task or action size."""
-    source = str(metadata.get("provenance", {}).get("env", ""))
-    if source and not source.startswith("task:"):
-        raise ConfigError(f"artefact was trained on {source!r} (another arm); this node drives task {task!r}")
-    if source.startswith("task:") and source != f"task:{task}":
-        raise ConfigError(f"artefact was trained on {source!r}; this node drives task {task!r}")
-    have = (int(layout_spec["observation_dim"]), int(layout_spec["goal_dim"]), int(layout_spec["action_dim"]))
-    want = (obs_fields[-1][2], goal_dim, action_dim)
-    fields = [tuple(f) for f in layout_spec.get("observation_fields", [])]
-    if have != want or (fields and fields != [tuple(f) for f in obs_fields]):
-        raise ConfigError(
-            f"artefact expects observation/goal/action sizes {have} with fields {fields}; this arm and "
-            f"task give {want} with {obs_fields}")
 
 
 class PolicyCore:
