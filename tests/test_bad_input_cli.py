@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from her_goals.checks import PathKind, Range, constraints_of
 from her_policy.app import cli
 from her_policy.app.demo import DemoSettings
+from her_policy.app.learn_command import LearnSettings
 from her_policy.app.sim import SimSettings
 from her_policy.app.train_command import EvalSettings, TrainCommandSettings
 from her_policy.learn.config import TrainConfig
@@ -186,6 +187,7 @@ def base_argv(command: str, good: dict[str, Path], out: Path) -> list[str]:
         "bag info": ["bag", "info", str(good["bags"])],
         "bag check": ["bag", "check", str(good["bags"])],
         "bag recover": ["bag", "recover", str(good["bags"]), "--dry-run"],
+        "learn": ["learn", "--watch", str(good["bags"]), "--out", str(out), "--max-wall-s", "1"],
     }[command]
 
 
@@ -197,6 +199,7 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "bag info": (BagInfoSettings,),
     "bag check": (BagCheckSettings,),
     "bag recover": (BagRecoverSettings,),
+    "learn": (LearnSettings,),
 }
 
 
@@ -254,6 +257,10 @@ HAND_WRITTEN: list[tuple[str, list[str], str]] = [
     ("bag check", ["bag", "check", "{bags}", "--goal-space", "object_position"], "object_position"),
     ("bag recover", ["bag", "recover", "{text}"], "{text}"),
     ("bag recover", ["bag", "recover", "{artefact}"], "{artefact}"),
+    ("learn", ["learn", "--watch", "{text}", "--out", "{out}"], "{text}"),
+    ("learn", ["learn", "--watch", "{root}", "--out", "{out}"], "not a recording session"),
+    ("learn", ["learn", "--watch", "{bags}", "--out", "{out}", "--task", "push"], "push"),
+    ("learn", ["learn", "--out", "{out}"], "--watch"),
     ("bag", ["bag"], "bag"),
     ("bag", ["bag", "inf", "{bags}"], "inf"),
 ]

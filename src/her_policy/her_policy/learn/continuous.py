@@ -176,6 +176,10 @@ class ContinuousLearner:
         self.min_transitions = min_transitions or config.batch_size
         self.watcher = SessionWatcher([Path(s) for s in sessions], task=task, goal_space=goal_space)
         self.watcher.check()
+        if config.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)  # as her train: no oversubscribed cores
         self.gamma = config.resolved_gamma(episode_length)
         self.learner: Learner = make_learner(layout, config, gamma=self.gamma)
         self.buffer = HerReplayBuffer(
