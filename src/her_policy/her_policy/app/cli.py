@@ -22,6 +22,7 @@ from typing import Any
 
 from her_goals.errors import HerError
 from her_policy.app.demo import add_demo_command
+from her_policy.app.fleet import add_fleet_command
 from her_policy.app.learn_command import add_learn_command
 from her_policy.app.robot_loop import add_loop_command
 from her_policy.app.sim import add_sim_command
@@ -38,6 +39,7 @@ COMMANDS: tuple[Register, ...] = (
     add_sim_command,
     add_learn_command,
     add_loop_command,
+    add_fleet_command,
     add_audit_command,
     add_bag_commands,
 )

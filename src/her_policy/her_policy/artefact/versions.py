@@ -32,7 +32,7 @@ EPISODES_FILE = "episodes.json"
 _NAME = re.compile(r"^v(\d{4,})$")
 
 EpisodeKey = tuple[str, str, int]
-"""(session directory name, bag directory name, episode id): one recorded episode."""
+"""(recording session id, bag directory name, episode id): one recorded episode."""
 
 
 def version_name(number: int) -> str:

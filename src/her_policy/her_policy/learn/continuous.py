@@ -5,7 +5,7 @@
 1. **Ingest.** Every closed episode of the watched sessions (an END on disk, after the
    recorder's per-episode fsync; a torn last episode of a bag being written is not closed
    and waits) goes into the HER replay buffer exactly once, keyed by
-   ``(session, bag, episode id)``.
+   ``(session id, bag, episode id)``.
 2. **Train.** Gradient updates keep the update-to-data ratio of the task's preset
    (``updates_per_step`` updates per ingested env step), so learning goes on as data
    arrives and never runs away on a stalled arm.
@@ -113,8 +113,11 @@ class SessionWatcher:
                     continue  # a bag whose recorder has not written its metadata record yet
                 self._check_task(bag, meta.task, meta.goal_space)
                 result = read_episodes(bag, goal_space=self.goal_space, log_summary=False)
+                # The recorder's session id (kept across resumed recordings): two arms' session
+                # directories may share a name, their ids never.
+                session_id = meta.session or str(session.resolve())
                 for episode in result.episodes:
-                    key = (session.name, bag.name, int(episode.episode_id))
+                    key = (session_id, bag.name, int(episode.episode_id))
                     if key not in self.seen:
                         self.seen.add(key)
                         out.append((key, episode))
