@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.serde import SerdeError
+from rosbags.typesys import TypesysError
 
 from her_goals import GoalSpace, get_goal_space
 from her_recorder import interfaces as ifc
@@ -56,7 +57,6 @@ def collect_episode_messages(
     Messages that do not decode are skipped and reported in ``problems``.
     """
     bag = source.info.path
-    store = ifc.typestore()
     undecodable: list[Problem] = []
 
     def consume(messages: Iterator[RawMessage]) -> dict[int, EpisodeMessages]:
@@ -69,8 +69,9 @@ def collect_episode_messages(
             ):
                 continue
             try:
+                store = ifc.typestore_for(msgtype, source.msgdefs.get(topic, ""))
                 msg: Any = store.deserialize_cdr(data, msgtype)
-            except (SerdeError, ValueError, IndexError) as exc:
+            except (SerdeError, TypesysError, ValueError, IndexError) as exc:
                 undecodable.append(
                     Problem(
                         bag,
