@@ -86,6 +86,7 @@ def run_demo(
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
     from her_policy.app.bag_transport import BagRoundTrip
     from her_policy.app.sim import run_requested_goals, sim_control_loop
     from her_policy.deploy.runtime import RuntimeActor
@@ -117,8 +118,16 @@ def run_demo(
 
     # 1. Train: every episode passes through a bag before the learner sees it.
     _say(progress, f"[1/3] training {cfg.algo} on {task}; episodes go through {out / 'bags/train'}")
+    train_plan = EvaluationPlan.for_task(
+        task, "train", policy=POLICY_LEARNER, stream_seed=seed, sampler=arm_task.goal_sampler
+    )
     with EpisodeRecorder(
-        out / "bags" / "train", goal_space=space, task=task, config=cfg, seeds={"run": seed}
+        out / "bags" / "train",
+        goal_space=space,
+        task=task,
+        config=cfg,
+        seeds={"run": seed},
+        plan=train_plan,
     ) as recorder:
         transport = BagRoundTrip(recorder, split="train", step_ns=period_ns)
         trained = train(cfg, episode_transport=transport)
@@ -132,18 +141,31 @@ def run_demo(
         f"[2/3] deploying {artefact} through the safety monitor on {eval_goals} held-out goals",
     )
     actor = RuntimeActor.load(artefact, expect_goal_space=space)
-    goals = arm_task.goal_sampler.heldout(eval_goals)
+    # What the evaluation promises, stored in its bags: the audit re-derives every goal.
+    plan = EvaluationPlan.for_task(
+        task,
+        "eval",
+        planned_episodes=eval_goals,
+        policy=actor.artefact_hash,
+        stream_seed=seed,
+        sampler=arm_task.goal_sampler,
+    )
+    goals = plan.goals()
     eval_config = {
         "split": "eval",
         "train_config_hash": _config_hash(cfg),
         "artefact": str(artefact),
     }
     with EpisodeRecorder(
-        out / "bags" / "eval", goal_space=space, task=task, config=eval_config, seeds={"run": seed}
+        out / "bags" / "eval",
+        goal_space=space,
+        task=task,
+        config=eval_config,
+        seeds={"run": seed},
+        plan=plan,
     ) as recorder:
-        loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=plan.policy)
+        loop = sim_control_loop(env, actor, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=10_000 + seed, on_episode=lambda _r: bar.update(1)

@@ -186,6 +186,16 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
     return noisy
 
 
+def policy_name(policy: str, *, noise: float = 0.0) -> str:
+    """The id every Step of ``her sim`` names (her_goals.evaluation): ``scripted``, ``random``
+    or the artefact hash, ``+explore`` when ``noise`` changes its actions."""
+    from her_goals.evaluation import policy_id
+    from her_goals.provenance import read_policy_metadata
+
+    base = policy if policy in ("scripted", "random") else str(read_policy_metadata(policy)["artefact_hash"])
+    return policy_id(base, noise_std=noise)
+
+
 def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her sim``: record episodes of the MuJoCo arm to bags, through the safety loop."""
     parser = subparsers.add_parser(
@@ -214,18 +224,28 @@ def _sim_main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import EvaluationPlan
     from her_policy.deploy.sinks import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
     env = her_mujoco.make_task(args.task)
     task: Any = env.unwrapped
     sampler = task.goal_sampler
+    actor = policy_actor(env, args.policy, noise=args.noise, seed=args.seed)
+    acting = policy_name(args.policy, noise=args.noise)
+    plan = EvaluationPlan.for_task(
+        args.task,
+        args.split,
+        planned_episodes=args.episodes if args.split == "eval" else 0,
+        policy=acting,
+        stream_seed=args.seed,
+        sampler=sampler,
+    )
     if args.split == "eval":
-        goals = sampler.heldout(args.episodes, seed=args.seed)
+        goals = plan.goals()  # the held-out stream the bags' plan names, index by index
     else:
         sampler.reset(args.seed)
         goals = sampler.sample(args.episodes)
-    actor = policy_actor(env, args.policy, noise=args.noise, seed=args.seed)
     config = {"split": args.split, "policy": args.policy, "noise": args.noise, "task": args.task}
     with EpisodeRecorder(
         args.out,
@@ -233,11 +253,11 @@ def _sim_main(args: argparse.Namespace) -> int:
         task=args.task,
         config=config,
         seeds={"run": args.seed},
+        plan=plan,
         resume=True,
     ) as recorder:
-        loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split=args.split), raw_recorder=recorder
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=acting)
+        loop = sim_control_loop(env, actor, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=args.seed, on_episode=lambda _r: bar.update(1)
