@@ -229,6 +229,7 @@ def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, 
         ("train", 2): LABEL_EXPLORATION,
         ("train", 3): LABEL_REPRESENTATION,
         ("train", 4): LABEL_REWARD,
+        ("train", 5): LABEL_UNCLASSIFIED,  # aborted: a failure, labelled like any other
         ("eval", 2): LABEL_MISMATCH,
         ("eval", 3): LABEL_UNCLASSIFIED,
         ("eval", 4): LABEL_REWARD,
@@ -245,8 +246,9 @@ def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, 
     assert outside is not None and outside.evidence["region_high"] == [0.4, 0.2, 0.0]
     near = episode(report, "eval", 3)
     assert near.failure is not None and near.min_distance < 2 * TOL < near.final_distance + TOL
-    assert report.failures[LABEL_REWARD] == 2 and sum(report.failures.values()) == 6
-    assert episode(report, "train", 5).failure is None  # aborted: counted, not labelled
+    assert report.failures[LABEL_REWARD] == 2 and sum(report.failures.values()) == 7
+    aborted = episode(report, "train", 5)
+    assert aborted.status == "aborted" and aborted.failure is not None
 
 
 def test_reward_mismatch_and_end_success_disagreement_are_found(
@@ -430,8 +432,11 @@ def test_her_cli_plugin_and_module_entry_point(
          "--region", "0,0,0", "0.4,0.2,0"]
     )  # fmt: skip
     printed = capsys.readouterr().out
-    assert status == 1  # the reward-recompute test failed
-    assert "requested-goal success (evaluation): 0.400 (2/5" in printed
+    assert status == 1  # verdict failed: the reward-recompute test failed, among others
+    assert printed.startswith("verdict: failed\n")
+    # not a result: the number is labelled, beside the findings' codes
+    assert "requested-goal success (evaluation): FAILED 0.400 (2/5" in printed
+    assert "RECOMPUTE_FAILED" in printed and "EVAL_NO_PLAN" in printed
     assert "NOT a result" in printed and "reward-recompute test: FAIL" in printed
     assert (tmp_path / "r" / "report.md").is_file()
     # python -m her_recorder.audit: a missing bag is one line and status 2
