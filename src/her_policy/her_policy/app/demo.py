@@ -51,6 +51,10 @@ class DemoResult:
     total_wall_s: float
     env_steps: int
     hindsight_ratio: float
+    verdict: str
+    """The audit's verdict on the evaluation (verified | unverified | failed)."""
+    findings: tuple[str, ...]
+    """The audit's finding lines (empty when verified without a remark)."""
     report: Path
     artefact: Path
     bags: Path
@@ -67,6 +71,10 @@ class DemoResult:
                 f"  hindsight ratio in training: {self.hindsight_ratio:.2f} "
                 "(share of relabelled samples; a training trick, not a result)",
                 f"  mean safety cost per episode: {self.safety_cost_mean:.2f}",
+                f"  audit verdict: {self.verdict}"
+                + (" (the bags prove the evaluation: plan, goals, policy, every episode)"
+                   if self.verdict == "verified" else ""),
+                *(f"    {line}" for line in self.findings),
                 f"  policy artefact: {self.artefact}",
                 f"  audit report:    {self.report}",
             ]
@@ -195,6 +203,8 @@ def run_demo(
         total_wall_s=time.perf_counter() - start,
         env_steps=trained.env_steps,
         hindsight_ratio=hindsight,
+        verdict=report.verdict,
+        findings=tuple(f.line() for f in report.findings),
         report=out / "audit" / "report.md",
         artefact=artefact,
         bags=out / "bags",
@@ -250,4 +260,4 @@ def _main(args: argparse.Namespace) -> int:
         args.task, out=out, seed=args.seed, eval_goals=args.eval_goals, progress=not args.quiet
     )
     print(result.summary())
-    return 0
+    return 0 if result.verdict == "verified" else 1

@@ -91,7 +91,8 @@ def run_audit(
     bag_paths = find_bags(bags)
     notes: list[str] = []
     metas = {bag: bag_meta(bag) for bag in bag_paths}
-    result = read_episodes(bag_paths, include_aborted=True, log_summary=False)
+    readable = _same_goal_space(bag_paths, metas, notes)
+    result = read_episodes(readable, include_aborted=True, log_summary=False)
     space = _goal_space(result.episodes, metas)
     success_space = _success_space(space, tolerance, notes)
     ledger = read_ledger(bag_paths, metas)
@@ -146,6 +147,27 @@ def run_audit(
     report.audit_record = _audit_record(report)
     _write_outputs(report, eps, region, space, Path(out_dir), plots=plots)
     return report
+
+
+def _same_goal_space(
+    bag_paths: list[Path], metas: Mapping[Path, BagMeta | None], notes: list[str]
+) -> list[Path]:
+    """The bags the reader reads: those in the goal space of the first evaluation bag (else
+    the first bag's). Rewards in two goal spaces do not compare; a bag in another one is not
+    read step by step, but its episodes are in the ledger, so the verdict names it."""
+    known = [(b, m) for b, m in metas.items() if m is not None]
+    evaluation = [(b, m) for b, m in known if m.plan is not None and m.plan.split == "eval"]
+    if not known:
+        return bag_paths
+    reference = (evaluation or known)[0][1].goal_space
+    keep = [b for b in bag_paths if metas[b] is None or metas[b].goal_space.same_as(reference)]  # type: ignore[union-attr]
+    for bag in bag_paths:
+        if bag not in keep:
+            notes.append(
+                f"{bag}: recorded in goal space {metas[bag].goal_space.spec()}, not the evaluation's "  # type: ignore[union-attr]
+                f"{reference.spec()}: not read step by step (its episodes are in the findings)"
+            )
+    return keep
 
 
 def _goal_space(episodes: list[Episode], metas: Mapping[Path, BagMeta | None]) -> GoalSpace:

@@ -522,8 +522,8 @@ def _check_accounting(plan: EvaluationPlan, episodes: Sequence[LedgerEpisode], f
                     f"stream index {index}: {', '.join(g.where() for g in group)}",
                     episode=e,
                 )
-    if not plan.planned_episodes:
-        return
+    if not plan.planned_episodes or any(e.stream_index is None for e in episodes):
+        return  # open-ended, or indices not recorded (EVAL_OPEN_ENDED, EVAL_PROVENANCE_MISSING)
     have = set(by_index)
     top = max(have, default=-1)
     gaps = sorted(set(range(min(top, plan.planned_episodes))) - have)
