@@ -213,9 +213,12 @@ def test_hindsight_is_shown_apart_and_is_not_the_result(audited: tuple[AuditRepo
     assert report.relabel["strategy"] == "final" and report.relabel["source"] == "artefact config"
     assert h["hindsight_ratio_configured"] == pytest.approx(0.75)
     md = (out / "report.md").read_text()
-    assert "## Requested-goal success (the result)" in md
+    # these bags carry no evaluation plan and fail invariants: no figure is a result
+    assert report.verdict == "failed" and md.startswith("# HER audit")
+    assert "**verdict: failed**" in md.split("## Requested-goal success")[0]
+    assert "## Requested-goal success (FAILED: not a result)" in md
     assert "## Hindsight figures (NOT results)" in md
-    assert md.index("the result") < md.index("NOT results")
+    assert md.index("## Requested-goal success") < md.index("NOT results")
 
 
 def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, Path]) -> None:

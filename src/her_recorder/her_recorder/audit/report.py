@@ -109,12 +109,21 @@ def _cell(text: str, limit: int = 600) -> str:
 
 
 def _requested(r: AuditReport) -> list[str]:
+    verified = r.verdict == "verified"
     lines = [
-        "## Requested-goal success (the result)",
+        "## Requested-goal success (the result)"
+        if verified
+        else f"## Requested-goal success ({r.verdict.upper()}: not a result)",
         "",
         "From each episode's original desired goal (START event) and the final achieved goal, "
-        "`goal_space.is_success` with the tolerance above; Wilson 95% interval.",
+        "`goal_space.is_success` with the tolerance above; Wilson 95% interval. Complete "
+        "episodes only, per split; the headline above counts aborted and discarded evaluation "
+        "episodes as failures.",
         "",
+    ]
+    if not verified:
+        lines += [f"The verdict is **{r.verdict}**: see the findings above before using any figure below.", ""]
+    lines += [
         "| episodes | successes / n | success | 95% CI |",
         "|---|---|---|---|",
     ]

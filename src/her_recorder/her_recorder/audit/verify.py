@@ -206,7 +206,7 @@ def _check_bags(inputs: _Inputs, found: _Collector) -> None:
         if not counts or bag.needs_recovery:
             continue
         have = Counter(e.end for e in bag.episodes)
-        ids = [e.episode_id for e in bag.episodes]
+        ids = [e.episode_id for e in bag.episodes if e.end]  # as the recorder counts on close
         got = {"ended": have["END"], "aborted": have["ABORT"], "discarded": have["DISCARD"]}
         if ids:
             got.update(first_id=min(ids), last_id=max(ids))
