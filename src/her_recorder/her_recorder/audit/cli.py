@@ -20,7 +20,6 @@ from her_recorder.audit.report import fmt
 from her_recorder.audit.run import run_audit
 from her_recorder.errors import BagFormatError
 
-
 EXIT_CODES = {"verified": 0, "failed": 1, "unverified": 3}
 """``her audit``'s exit status per verdict (2: unreadable input)."""
 
