@@ -464,6 +464,9 @@ def test_a_discarded_episode_counts_as_a_failure_in_the_headline(clean: Clean, t
     assert report.evaluation["accounting"]["discarded"] == 1
     only = report.evaluation["complete_only"]
     assert (only.successes, only.n) == (N_EVAL - 1, N_EVAL - 1)  # shown beside it, labelled
+    # a failure like any other: audited from its raw messages, with a failure label
+    (gone,) = [e for e in report.episodes if e.episode_id == _worst(clean) and e.split == "eval"]
+    assert gone.status == "aborted" and gone.failure is not None and "discarded" in gone.note
 
 
 def test_an_artefact_evaluation_needs_its_artefact(clean: Clean, tmp_path: Path) -> None:

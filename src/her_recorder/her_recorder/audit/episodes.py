@@ -150,9 +150,12 @@ def gather_episodes(
     dim: int,
     *,
     reasons: Mapping[tuple[Path, int], str] | None = None,
+    discarded: set[tuple[Path, int]] | None = None,
 ) -> list[AuditedEpisode]:
     """Validated episodes plus those left out only for recompute mismatches, in bag order
-    (``reasons``: the START reasons, if already read; else read from the bags)."""
+    (``reasons``: the START reasons, if already read; else read from the bags). The
+    ``discarded`` episodes (evaluation episodes, which count as failures) are audited from
+    their raw messages too, as aborted ones, so each gets a failure label."""
     errors: dict[tuple[Path, int], set[str]] = {}
     for p in result.report.problems:
         if p.severity == "error" and p.episode_id is not None:
@@ -170,9 +173,12 @@ def gather_episodes(
         )
         for ep in by_bag.get(bag, []):
             eps.append(AuditedEpisode.from_episode(ep, bag_reasons.get(ep.episode_id, "")))
-        wanted = {eid for (b, eid) in recompute_only if b == bag}
+        wanted = {eid for (b, eid) in recompute_only | (discarded or set()) if b == bag}
         if wanted:
-            eps.extend(raw_episodes(bag, wanted, dim).values())
+            for ep in raw_episodes(bag, wanted, dim).values():
+                if (bag, ep.episode_id) in (discarded or set()):
+                    ep = dataclasses.replace(ep, note="discarded: audited from its raw messages")
+                eps.append(ep)
     order = {bag: i for i, bag in enumerate(bag_paths)}
     eps.sort(key=lambda e: (order[e.bag], e.episode_id))
     return eps

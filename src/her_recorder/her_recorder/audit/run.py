@@ -98,7 +98,13 @@ def run_audit(
     ledger = read_ledger(bag_paths, metas)
     splits = classify(ledger)
     reasons = {(e.bag, e.episode_id): e.start_reason for b in ledger for e in b.episodes}
-    eps = gather_episodes(bag_paths, result, space.dim, reasons=reasons)
+    discarded = {
+        (e.bag, e.episode_id)
+        for b in ledger
+        for e in b.episodes
+        if e.end == "DISCARD" and e.steps and splits[e.key] == "eval" and b.bag in readable
+    }
+    eps = gather_episodes(bag_paths, result, space.dim, reasons=reasons, discarded=discarded)
     prov = _provenance(metas, space, artefact, training_log, notes)
     relabel = inputs.relabel_settings(prov.training_log, prov.artefact_config, prov.bag_configs)
     region, region_source = inputs.goal_region(goal_region, prov.bag_configs, eps)
