@@ -175,10 +175,10 @@ def gather_episodes(
             eps.append(AuditedEpisode.from_episode(ep, bag_reasons.get(ep.episode_id, "")))
         wanted = {eid for (b, eid) in recompute_only | (discarded or set()) if b == bag}
         if wanted:
-            for ep in raw_episodes(bag, wanted, dim).values():
-                if (bag, ep.episode_id) in (discarded or set()):
-                    ep = dataclasses.replace(ep, note="discarded: audited from its raw messages")
-                eps.append(ep)
+            for raw in raw_episodes(bag, wanted, dim).values():
+                if (bag, raw.episode_id) in (discarded or set()):
+                    raw = dataclasses.replace(raw, note="discarded: audited from its raw messages")
+                eps.append(raw)
     order = {bag: i for i, bag in enumerate(bag_paths)}
     eps.sort(key=lambda e: (order[e.bag], e.episode_id))
     return eps
