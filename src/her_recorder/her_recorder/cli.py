@@ -65,6 +65,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 f"  config hash: {meta.config_hash}; seeds: {json.dumps(meta.seeds)}; "
                 f"session {meta.session[:8]} bag {meta.bag_index}"
             )
+            plan = meta.plan
+            if plan is not None:
+                planned = f"{plan.planned_episodes} planned" if plan.planned_episodes else "open-ended"
+                print(
+                    f"  plan: {plan.split} ({planned}, stream seed {plan.stream_seed}, policy "
+                    f"{plan.policy[:16] or 'unnamed'})"
+                )
+            else:
+                print(f"  plan: {meta.plan_error or 'none (written before plans were recorded)'}")
             if meta.dropped_messages:
                 print(f"  ! recorder dropped {meta.dropped_messages} message(s)")
             if meta.recovered:

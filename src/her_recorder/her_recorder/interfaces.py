@@ -77,6 +77,49 @@ def typestore() -> Typestore:
     return store
 
 
+PROVENANCE_FIELDS: dict[str, tuple[str, ...]] = {
+    EVENT_TYPE: ("split", "stream_index"),
+    STEP_TYPE: ("policy",),
+}
+"""Fields added to record where an evaluation came from (her_goals.evaluation); a bag written
+before them lacks them and is decoded with its own definition (:func:`typestore_for`)."""
+
+
+def first_section(msgdef: str) -> str:
+    """The message's own definition in a bag connection's text (before the dependencies)."""
+    return msgdef.split(_SEPARATOR)[0]
+
+
+@functools.lru_cache(maxsize=32)
+def typestore_for(msgtype: str, msgdef: str) -> Typestore:
+    """The typestore that decodes ``msgtype`` as a bag recorded it, given the connection's
+    ``msgdef`` text: ours when the fields are ours, else a Jazzy typestore with the bag's own
+    definition registered (a bag written by an older her_recorder stays readable; fields it
+    lacks are absent from its decoded messages: read them with :func:`field_or`).
+
+    Raises ``rosbags.typesys.TypesysError`` (or ``ValueError``) when the text does not parse.
+    """
+    ours = typestore()
+    pkg = msgtype.split("/")[0]
+    if pkg != PACKAGE or not msgdef.strip():
+        return ours
+    theirs = get_types_from_msg(first_section(msgdef), msgtype)
+    if theirs[msgtype][1] == ours.fielddefs[msgtype][1]:
+        return ours
+    store = get_typestore(Stores.ROS2_JAZZY)
+    for name in MSG_NAMES:  # our other types, for definitions that refer to them
+        full = f"{PACKAGE}/msg/{name}"
+        if full != msgtype:
+            store.register(get_types_from_msg(msg_text(name), full))
+    store.register(theirs)
+    return store
+
+
+def field_or(msg: object, name: str, default: object) -> object:
+    """``msg.name``, or ``default`` for a message decoded with a definition that lacks it."""
+    return getattr(msg, name, default)
+
+
 def message_definition(msgtype: str, store: Typestore | None = None) -> tuple[str, str]:
     """Return ``(msgdef, rihs01)`` a bag connection of ``msgtype`` carries.
 

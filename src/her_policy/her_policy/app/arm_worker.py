@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.stats import wilson_interval
 
 
@@ -74,18 +75,30 @@ class ArmWorker:
             layout.action_dim,
             fallback=self._random,
             explore=self._explore,
-            on_swap=lambda e: self.swaps.append(e.version if e.swapped else f"refused {e.version}"),
+            on_swap=self._swapped,
+        )
+        plan = EvaluationPlan.for_task(
+            self.task, "train", policy=self._acting(), stream_seed=self.seed, sampler=base.goal_sampler
         )
         self.recorder = EpisodeRecorder(
             self.session, goal_space=base.goal_space, task=self.task, resume=True,
             config={"split": "train", "policy": "continuous", "task": self.task},
-            seeds={"arm": self.seed},
+            seeds={"arm": self.seed}, plan=plan,
         )  # fmt: skip
         self.recorder.open()
-        self.loop = sim_control_loop(
-            self.env, self.policy, sink=RecorderSink(self.recorder, split="train")
-        )
+        self.sink = RecorderSink(self.recorder, split="train", policy=self._acting())
+        self.loop = sim_control_loop(self.env, self.policy, sink=self.sink)
         base.goal_sampler.reset(self.seed)
+
+    def _acting(self) -> str:
+        """The id every Step names: the acting version's artefact hash (+explore), or random."""
+        base = self.policy.artefact_hash if getattr(self, "policy", None) and self.policy.actor else "random"
+        return policy_id(base, noise_std=self.noise, random_eps=self.random_eps)
+
+    def _swapped(self, event: Any) -> None:
+        self.swaps.append(event.version if event.swapped else f"refused {event.version}")
+        if event.swapped:
+            self.sink.policy = self._acting()  # from this episode on, its Steps name the new version
 
     def _random(self, o: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.rng.uniform(-1.0, 1.0, 4)
@@ -119,15 +132,22 @@ class ArmWorker:
         if self.policy.actor is None:
             return None
         base: Any = self.env.unwrapped
-        goals = base.goal_sampler.heldout(n_goals, seed=heldout_seed)
         actor = self.policy.actor
+        plan = EvaluationPlan.for_task(
+            self.task, "eval", planned_episodes=n_goals, policy=self.policy.artefact_hash,
+            stream_seed=heldout_seed, sampler=base.goal_sampler,
+        )  # fmt: skip
+        goals = plan.goals()
         if self.eval_session is not None:
+            # One session per version, so each evaluation is its own verifiable claim.
             with EpisodeRecorder(
-                self.eval_session, goal_space=base.goal_space, task=self.task, resume=True,
+                self.eval_session / self.policy.version, goal_space=base.goal_space, task=self.task,
+                resume=True, plan=plan,
                 config={"split": "eval", "policy_version": self.policy.version,
                         "artefact_hash": self.policy.artefact_hash, "task": self.task},
             ) as rec:  # fmt: skip
-                loop = sim_control_loop(self.env, actor, sink=RecorderSink(rec, split="eval"))
+                sink = RecorderSink(rec, split=plan.split, policy=plan.policy)
+                loop = sim_control_loop(self.env, actor, sink=sink)
                 results = run_requested_goals(self.env, loop, goals, seed=10_000 + heldout_seed)
         else:
             loop = sim_control_loop(self.env, actor)

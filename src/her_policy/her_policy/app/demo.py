@@ -55,6 +55,10 @@ class DemoResult:
     total_wall_s: float
     env_steps: int
     hindsight_ratio: float
+    verdict: str
+    """The audit's verdict on the evaluation (verified | unverified | failed)."""
+    findings: tuple[str, ...]
+    """The audit's finding lines (empty when verified without a remark)."""
     report: Path
     artefact: Path
     bags: Path
@@ -71,6 +75,10 @@ class DemoResult:
                 f"  hindsight ratio in training: {self.hindsight_ratio:.2f} "
                 "(share of relabelled samples; a training trick, not a result)",
                 f"  mean safety cost per episode: {self.safety_cost_mean:.2f}",
+                f"  audit verdict: {self.verdict}"
+                + (" (the bags prove the evaluation: plan, goals, policy, every episode)"
+                   if self.verdict == "verified" else ""),
+                *(f"    {line}" for line in self.findings),
                 f"  policy artefact: {self.artefact}",
                 f"  audit report:    {self.report}",
             ]
@@ -90,6 +98,7 @@ def run_demo(
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
     from her_policy.app.bag_transport import BagRoundTrip
     from her_policy.app.sim import run_requested_goals, sim_control_loop
     from her_policy.deploy.runtime import RuntimeActor
@@ -125,8 +134,16 @@ def run_demo(
 
     # 1. Train: every episode passes through a bag before the learner sees it.
     _say(progress, f"[1/3] training {cfg.algo} on {task}; episodes go through {out / 'bags/train'}")
+    train_plan = EvaluationPlan.for_task(
+        task, "train", policy=POLICY_LEARNER, stream_seed=seed, sampler=arm_task.goal_sampler
+    )
     with EpisodeRecorder(
-        out / "bags" / "train", goal_space=space, task=task, config=cfg, seeds={"run": seed}
+        out / "bags" / "train",
+        goal_space=space,
+        task=task,
+        config=cfg,
+        seeds={"run": seed},
+        plan=train_plan,
     ) as recorder:
         transport = BagRoundTrip(recorder, split="train", step_ns=period_ns)
         trained = train(cfg, episode_transport=transport)
@@ -140,18 +157,31 @@ def run_demo(
         f"[2/3] deploying {artefact} through the safety monitor on {eval_goals} held-out goals",
     )
     actor = RuntimeActor.load(artefact, expect_goal_space=space)
-    goals = arm_task.goal_sampler.heldout(eval_goals)
+    # What the evaluation promises, stored in its bags: the audit re-derives every goal.
+    plan = EvaluationPlan.for_task(
+        task,
+        "eval",
+        planned_episodes=eval_goals,
+        policy=actor.artefact_hash,
+        stream_seed=seed,
+        sampler=arm_task.goal_sampler,
+    )
+    goals = plan.goals()
     eval_config = {
         "split": "eval",
         "train_config_hash": _config_hash(cfg),
         "artefact": str(artefact),
     }
     with EpisodeRecorder(
-        out / "bags" / "eval", goal_space=space, task=task, config=eval_config, seeds={"run": seed}
+        out / "bags" / "eval",
+        goal_space=space,
+        task=task,
+        config=eval_config,
+        seeds={"run": seed},
+        plan=plan,
     ) as recorder:
-        loop = sim_control_loop(
-            env, actor, config=safety, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=plan.policy)
+        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=10_000 + seed, on_episode=lambda _r: bar.update(1)
@@ -181,6 +211,8 @@ def run_demo(
         total_wall_s=time.perf_counter() - start,
         env_steps=trained.env_steps,
         hindsight_ratio=hindsight,
+        verdict=report.verdict,
+        findings=tuple(f.line() for f in report.findings),
         report=out / "audit" / "report.md",
         artefact=artefact,
         bags=out / "bags",
@@ -256,4 +288,4 @@ def _main(args: argparse.Namespace) -> int:
         progress=not settings.quiet,
     )
     print(result.summary())
-    return 0
+    return 0 if result.verdict == "verified" else 1

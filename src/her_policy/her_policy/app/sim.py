@@ -221,6 +221,16 @@ class SimSettings:
             )
 
 
+def policy_name(policy: str, *, noise: float = 0.0) -> str:
+    """The id every Step of ``her sim`` names (her_goals.evaluation): ``scripted``, ``random``
+    or the artefact hash, ``+explore`` when ``noise`` changes its actions."""
+    from her_goals.evaluation import policy_id
+    from her_goals.provenance import read_policy_metadata
+
+    base = policy if policy in ("scripted", "random") else str(read_policy_metadata(policy)["artefact_hash"])
+    return policy_id(base, noise_std=noise)
+
+
 def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her sim``: record episodes of the MuJoCo arm to bags, through the safety loop."""
     parser = subparsers.add_parser(
@@ -238,6 +248,7 @@ def _sim_main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import EvaluationPlan
     from her_policy.deploy.sinks import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
@@ -246,12 +257,21 @@ def _sim_main(args: argparse.Namespace) -> int:
     env = her_mujoco.make_task(settings.task)
     task: Any = env.unwrapped
     sampler = task.goal_sampler
+    actor = policy_actor(env, settings.policy, noise=settings.noise, seed=settings.seed)
+    acting = policy_name(settings.policy, noise=settings.noise)
+    plan = EvaluationPlan.for_task(
+        settings.task,
+        settings.split,
+        planned_episodes=settings.episodes if settings.split == "eval" else 0,
+        policy=acting,
+        stream_seed=settings.seed,
+        sampler=sampler,
+    )
     if settings.split == "eval":
-        goals = sampler.heldout(settings.episodes, seed=settings.seed)
+        goals = plan.goals()  # the held-out stream the bags' plan names, index by index
     else:
         sampler.reset(settings.seed)
         goals = sampler.sample(settings.episodes)
-    actor = policy_actor(env, settings.policy, noise=settings.noise, seed=settings.seed)
     config = {"split": settings.split, "policy": settings.policy, "noise": settings.noise, "task": settings.task}
     with EpisodeRecorder(
         settings.out,
@@ -259,15 +279,11 @@ def _sim_main(args: argparse.Namespace) -> int:
         task=settings.task,
         config=config,
         seeds={"run": settings.seed},
+        plan=plan,
         resume=True,
     ) as recorder:
-        loop = sim_control_loop(
-            env,
-            actor,
-            config=safety,
-            sink=RecorderSink(recorder, split=settings.split),
-            raw_recorder=recorder,
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=acting)
+        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1)

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.evaluation import policy_id
 from her_goals.extractors import ObjectPositionExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.ik import cartesian_step
@@ -156,6 +157,9 @@ class PolicyCore:
         self._actor = actor if actor is not None else self._load_actor(task)
         if actor is not None:
             self.actor_kind = "injected"
+        self.policy = policy_id(self.artefact_hash or self.actor_kind, noise_std=config.noise_std,
+                                random_eps=config.random_eps)
+        """Named in every Step: the artefact hash (or the fallback), ``+explore`` with exploration."""
         self.pipeline: TickPipeline = build_pipeline(
             self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
             ik=lambda q, step: cartesian_step(self.kin, q, step, self.period_s), achieved_goal=achieved,
@@ -350,7 +354,7 @@ class PolicyCore:
             next_achieved_goal=next_ag, desired_goal=ep.goal, reward=float(success) - 1.0,
             terminated=False, truncated=truncated, is_success=success, safety_flags=d.flags,
             safety_cost=d.safety_cost, safety_reasons=d.reasons, stamp_ns=max(0, stamp_ns),
-            frame_id=self.space.frame)
+            frame_id=self.space.frame, policy=self.policy)
 
     # -- diagnostics -------------------------------------------------------------------------
     def diagnostic_level(self) -> int:
@@ -360,7 +364,7 @@ class PolicyCore:
         d, ep = self.last, self.episode
         ticks = np.array(self._tick_ns or [0], dtype=np.float64) * 1e-3
         return {
-            "actor": self.actor_kind, "artefact_hash": self.artefact_hash or "none",
+            "actor": self.actor_kind, "artefact_hash": self.artefact_hash or "none", "policy": self.policy,
             "episode_id": ep.episode_id if ep is not None else "none",
             "estop_latched": self.monitor.estop_latched, "estop_signal": self.estop_signal,
             "last_flags": ",".join(d.reasons) if d is not None else "", "last_cost": d.safety_cost if d else 0.0,

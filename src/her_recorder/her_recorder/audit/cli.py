@@ -1,6 +1,7 @@
 """The audit's command line: ``her audit`` (via :func:`add_audit_command`) and ``python -m her_recorder.audit``.
 
-Exit status: 0 audited, 1 the reward-recompute test failed, 2 unreadable input.
+Exit status: 0 verified, 3 unverified (0 with ``--allow-unverified``), 1 failed,
+2 unreadable input (:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from her_recorder.audit.model import AuditReport
 from her_recorder.audit.report import fmt
 from her_recorder.audit.run import run_audit
 from her_recorder.errors import BagFormatError
+
+EXIT_CODES = {"verified": 0, "failed": 1, "unverified": 3}
+"""``her audit``'s exit status per verdict (2: unreadable input)."""
+
+
+def exit_status(verdict: str, *, allow_unverified: bool = False) -> int:
+    """0 verified, 1 failed, 3 unverified (0 when ``allow_unverified``)."""
+    if verdict == "unverified" and allow_unverified:
+        return 0
+    return EXIT_CODES.get(verdict, 1)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -47,13 +58,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BagFormatError(f"{exc}; check the paths and their permissions") from exc
     _print_summary(report)
-    return 0 if report.reward_recompute["status"] == "PASS" else 1
+    return exit_status(report.verdict, allow_unverified=args.allow_unverified)
 
 
 def _print_summary(report: AuditReport) -> None:
     req = report.requested_success
-    print(f"requested-goal success (evaluation): {req['eval'].text()}")
-    print(f"requested-goal success (all complete episodes): {req['all'].text()}")
+    print(f"verdict: {report.verdict}")
+    print(report.headline())
+    for f in report.findings:
+        print(f"  {f.line()}")
+    print(f"requested-goal success (all complete episodes, any split): {req['all'].text()}")
     print(
         f"hindsight episode success (NOT a result): {fmt(report.hindsight['episode_success'])}; "
         f"training hindsight ratio: {fmt(report.hindsight['hindsight_ratio_training'])}"
@@ -71,14 +85,16 @@ def _print_summary(report: AuditReport) -> None:
 def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``audit BAGS... --out DIR [--training-log F] [--artefact A]`` on argparse subparsers.
 
-    Exit status: 0 audited, 1 the reward-recompute test failed, 2 unreadable input.
+    Exit status: 0 verified, 3 unverified (0 with --allow-unverified), 1 failed, 2 unreadable input.
     """
     p = subparsers.add_parser(
         "audit",
         help="bags (and a training log) to a report with plots",
-        description="Audit recorded episodes: requested-goal success beside hindsight figures, "
-        "coverage, safety cost, reward recompute and a failure label per failed episode. "
-        "Exit 0 audited, 1 reward-recompute test failed, 2 unreadable input.",
+        description="Audit recorded episodes: verify the evaluation against what its bags "
+        "promise (verdict verified | unverified | failed, with findings), requested-goal success "
+        "beside hindsight figures, coverage, safety cost, reward recompute and a failure label "
+        "per failed episode. Exit 0 verified, 3 unverified (0 with --allow-unverified), "
+        "1 failed, 2 unreadable input.",
     )
     p.add_argument("bags", nargs="+", help="bag or session directories")
     p.add_argument("--out", required=True, help="directory for report.md, report.json and PNGs")
@@ -106,6 +122,11 @@ def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=CELL_SIZE,
         help=f"coverage cell edge (default {CELL_SIZE})",
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="exit 0 instead of 3 when the evaluation cannot be verified (older bags, no artefact)",
     )
     p.set_defaults(func=_cmd_audit)
     return p

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from her_goals import GoalRegion, GoalSpace
 from her_recorder import interfaces as ifc
-from her_recorder.audit.episodes import AuditedEpisode, split_word
+from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.model import EpisodeAudit, Rate, Split, TrainingLogSummary, nanmean
 from her_recorder.reader import ValidationReport
 
@@ -68,7 +68,7 @@ def episode_audit(
     ep: AuditedEpisode,
     space: GoalSpace,
     success_space: GoalSpace,
-    bag_split: Split | None,
+    split: Split,
     relabel: Mapping[str, Any],
 ) -> EpisodeAudit:
     """The numbers of one episode; success with ``success_space``, recompute with ``space``."""
@@ -88,7 +88,7 @@ def episode_audit(
     return EpisodeAudit(
         bag=str(ep.bag),
         episode_id=ep.episode_id,
-        split=split_word(ep.start_reason) or bag_split or "unknown",
+        split=split,
         status=ep.status,
         steps=len(ep.reward),
         desired_goal=ep.requested_goal.tolist(),

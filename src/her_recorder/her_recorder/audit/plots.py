@@ -38,9 +38,12 @@ def provenance(report: AuditReport, *, max_bags: int = 3) -> tuple[str, str]:
         f" +{len(names) - max_bags} more" if len(names) > max_bags else ""
     )
     hashes = ", ".join(report.config_hashes) or "none"
-    short = f"bags: {shown} | config hash: {hashes} | artefact hash: {report.artefact_hash[:16]}"
+    short = (
+        f"verdict: {report.verdict} | bags: {shown} | config hash: {hashes} | "
+        f"artefact hash: {report.artefact_hash[:16]}"
+    )
     full = (
-        f"bags: {', '.join(report.bags)}; config hash: {hashes}; "
+        f"verdict: {report.verdict}; bags: {', '.join(report.bags)}; config hash: {hashes}; "
         f"artefact hash: {report.artefact_hash}"
     )
     return short, full
@@ -190,8 +193,9 @@ def _requested_vs_hindsight(report: AuditReport, out: Path) -> str:
         [(req[k].ci_low, req[k].ci_high) if req[k].n else (0.0, 0.0) for k, _ in keys],
     )
     left.set_ylabel("fraction")
+    what = "the result" if report.verdict == "verified" else f"{report.verdict.upper()}: not a result"
     left.set_title(
-        f"Requested-goal success (the result)\ntolerance {report.tolerance} "
+        f"Requested-goal success ({what})\ntolerance {report.tolerance} "
         f"{report.goal_space.get('units', '')}, Wilson 95% CI"
     )
     h = report.hindsight

@@ -1,6 +1,8 @@
 """``report.md``: the audit report as Markdown, one function per section.
 
-Requested-goal success (the result) comes first, the hindsight figures (NOT
+The verdict and its findings come first (the headline requested-goal success is printed
+as a result only when the evaluation is verified, else labelled UNVERIFIED or FAILED);
+then requested-goal success per split, the hindsight figures (NOT
 results) after it and labelled so; then the training log, coverage, safety,
 reward recompute, failed episodes with their rules, the audit record and what
 was read.
@@ -45,6 +47,7 @@ def markdown(r: AuditReport) -> str:
     lines: list[str] = []
     for section in (
         _header,
+        _verdict,
         _requested,
         _hindsight,
         _training_log,
@@ -74,13 +77,53 @@ def _header(r: AuditReport) -> list[str]:
     ]
 
 
-def _requested(r: AuditReport) -> list[str]:
+def _verdict(r: AuditReport) -> list[str]:
+    ev = r.evaluation
+    acc = ev.get("accounting", {})
     lines = [
-        "## Requested-goal success (the result)",
+        f"**verdict: {r.verdict}**",
+        "",
+        f"- {r.headline()}",
+    ]
+    if ev.get("episodes"):
+        lines.append(
+            f"- evaluation episodes: {ev['episodes']} in the bags, {ev.get('planned_episodes', 0)} planned; "
+            + ", ".join(f"{n} {k}" for k, n in acc.items())
+            + f"; {ev.get('headline_rule', '')}"
+        )
+        only = ev.get("complete_only")
+        if only is not None and only.n:
+            lines.append(f"- beside it, ended episodes only (NOT the headline): {only.text()}")
+    lines.append("")
+    if not r.findings:
+        return [*lines, "No findings: every invariant the headline relies on holds.", ""]
+    lines += ["| severity | code | what was found | what it means | fix |", "|---|---|---|---|---|"]
+    for f in r.findings:
+        lines.append(f"| {f.severity} | `{f.code}` | {_cell(f.message)} | {f.meaning} | {f.fix} |")
+    return [*lines, ""]
+
+
+def _cell(text: str, limit: int = 600) -> str:
+    text = text.replace("|", "/").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _requested(r: AuditReport) -> list[str]:
+    verified = r.verdict == "verified"
+    lines = [
+        "## Requested-goal success (the result)"
+        if verified
+        else f"## Requested-goal success ({r.verdict.upper()}: not a result)",
         "",
         "From each episode's original desired goal (START event) and the final achieved goal, "
-        "`goal_space.is_success` with the tolerance above; Wilson 95% interval.",
+        "`goal_space.is_success` with the tolerance above; Wilson 95% interval. Complete "
+        "episodes only, per split; the headline above counts aborted and discarded evaluation "
+        "episodes as failures.",
         "",
+    ]
+    if not verified:
+        lines += [f"The verdict is **{r.verdict}**: see the findings above before using any figure below.", ""]
+    lines += [
         "| episodes | successes / n | success | 95% CI |",
         "|---|---|---|---|",
     ]
@@ -207,7 +250,8 @@ def _failures(r: AuditReport) -> list[str]:
         "",
         "## Failed episodes",
         "",
-        "Counts: " + ", ".join(f"{k}: {v}" for k, v in r.failures.items()) + ".",
+        "Counts: " + ", ".join(f"{k}: {v}" for k, v in r.failures.items())
+        + f" ({r.failures.get('unclassified', 0)} unclassified: the last resort).",
         "",
         "| bag | episode | split | label | final distance | numbers |",
         "|---|---|---|---|---|---|",
@@ -221,8 +265,9 @@ def _failures(r: AuditReport) -> list[str]:
             )
     lines += [
         "",
-        "Aborted episodes are not labelled (they did not run to their end); they are listed "
-        "under Safety cost.",
+        "Aborted episodes count as failures and are labelled by the same rules (their abort "
+        "reason is under Safety cost); discarded, incomplete and invalid evaluation episodes "
+        "are not audited step by step: the findings above name them.",
         "",
         "### Rules (the first that fires is the label)",
         "",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.serde import SerdeError
+from rosbags.typesys import TypesysError
 
 from her_goals import GoalSpace, get_goal_space
 from her_recorder import interfaces as ifc
@@ -46,17 +47,18 @@ class EpisodeMessages:
     """EpisodeEvent messages (START and END/ABORT/DISCARD)."""
     steps: list[Any] = field(default_factory=list)
     """Step messages."""
+    goals: list[Any] = field(default_factory=list)
+    """``/her/desired_goal`` Goal messages (the requested goal as published, with its tolerance)."""
 
 
 def collect_episode_messages(
     source: BagSource, problems: list[Problem] | None = None
 ) -> dict[int, EpisodeMessages]:
-    """Decode the Step and EpisodeEvent messages of one bag, grouped by episode id.
+    """Decode the Step, EpisodeEvent and desired-goal messages of one bag, grouped by episode id.
 
     Messages that do not decode are skipped and reported in ``problems``.
     """
     bag = source.info.path
-    store = ifc.typestore()
     undecodable: list[Problem] = []
 
     def consume(messages: Iterator[RawMessage]) -> dict[int, EpisodeMessages]:
@@ -66,11 +68,13 @@ def collect_episode_messages(
             if (topic, msgtype) not in (
                 (ifc.TOPIC_STEP, ifc.STEP_TYPE),
                 (ifc.TOPIC_EPISODE, ifc.EVENT_TYPE),
+                (ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE),
             ):
                 continue
             try:
+                store = ifc.typestore_for(msgtype, source.msgdefs.get(topic, ""))
                 msg: Any = store.deserialize_cdr(data, msgtype)
-            except (SerdeError, ValueError, IndexError) as exc:
+            except (SerdeError, TypesysError, ValueError, IndexError) as exc:
                 undecodable.append(
                     Problem(
                         bag,
@@ -82,7 +86,12 @@ def collect_episode_messages(
                 )
                 continue
             episode = grouped.setdefault(int(msg.episode_id), EpisodeMessages())
-            (episode.steps if msgtype == ifc.STEP_TYPE else episode.events).append(msg)
+            if msgtype == ifc.STEP_TYPE:
+                episode.steps.append(msg)
+            elif msgtype == ifc.EVENT_TYPE:
+                episode.events.append(msg)
+            else:
+                episode.goals.append(msg)
         return grouped
 
     grouped = source.collect(
