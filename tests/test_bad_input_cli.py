@@ -32,6 +32,7 @@ from her_policy.app.learn_command import LearnSettings
 from her_policy.app.sim import SimSettings
 from her_policy.app.train_command import EvalSettings, TrainCommandSettings
 from her_policy.learn.config import TrainConfig
+from her_recorder.audit.cli import AuditSettings
 from her_recorder.cli import BagCheckSettings, BagInfoSettings, BagRecoverSettings
 
 TIME_LIMIT_S = 30
@@ -188,6 +189,7 @@ def base_argv(command: str, good: dict[str, Path], out: Path) -> list[str]:
         "bag check": ["bag", "check", str(good["bags"])],
         "bag recover": ["bag", "recover", str(good["bags"]), "--dry-run"],
         "learn": ["learn", "--watch", str(good["bags"]), "--out", str(out), "--max-wall-s", "1"],
+        "audit": ["audit", str(good["bags"]), "--out", str(out)],
     }[command]
 
 
@@ -200,6 +202,7 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "bag check": (BagCheckSettings,),
     "bag recover": (BagRecoverSettings,),
     "learn": (LearnSettings,),
+    "audit": (AuditSettings,),
 }
 
 
@@ -261,6 +264,15 @@ HAND_WRITTEN: list[tuple[str, list[str], str]] = [
     ("learn", ["learn", "--watch", "{root}", "--out", "{out}"], "not a recording session"),
     ("learn", ["learn", "--watch", "{bags}", "--out", "{out}", "--task", "push"], "push"),
     ("learn", ["learn", "--out", "{out}"], "--watch"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--region", "1", "2"], "--region"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--region", "1,2,3"], "--region"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--region", "a,b", "c,d"], "--region"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--region", "nan,0,0", "1,1,1"], "--region"),
+    ("audit", ["audit", "{foreign}", "--out", "{out}"], "{foreign}"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--artefact", "{truncated}"], "{truncated}"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--artefact", "{text}"], "{text}"),
+    ("audit", ["audit", "{bags}", "--out", "{out}", "--training-log", "{foreign}"], "{foreign}"),
+    ("audit", ["audit", "{root}", "--out", "{out}"], "{root}"),
     ("bag", ["bag"], "bag"),
     ("bag", ["bag", "inf", "{bags}"], "inf"),
 ]

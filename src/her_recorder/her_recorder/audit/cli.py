@@ -7,12 +7,16 @@ Exit status: 0 verified, 3 unverified (0 with ``--allow-unverified``), 1 failed,
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from her_goals.errors import HerError
+from her_goals.checks import ExistingFile, ExistingPath, OutputDir, PositiveFloat
+from her_goals.errors import ConfigError, HerError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_recorder.audit.inputs import region_from
 from her_recorder.audit.metrics import CELL_SIZE
 from her_recorder.audit.model import AuditReport
@@ -41,24 +45,25 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    settings = settings_from_args(AuditSettings, args)
     region = None
-    if args.region is not None:
-        low, high = args.region
-        region = region_from({"low": list(low), "high": list(high)}, "--region")
+    corners = settings.corners()
+    if corners is not None:
+        region = region_from({"low": list(corners[0]), "high": list(corners[1])}, "--region")
     try:
         report = run_audit(
-            [Path(p) for p in args.bags],
-            out_dir=Path(args.out),
-            training_log=Path(args.training_log) if args.training_log else None,
-            artefact=Path(args.artefact) if args.artefact else None,
+            list(settings.bags),
+            out_dir=Path(settings.out),
+            training_log=settings.training_log,
+            artefact=settings.artefact,
             goal_region=region,
-            tolerance=args.tolerance,
-            cell_size=args.cell_size,
+            tolerance=settings.tolerance,
+            cell_size=settings.cell_size,
         )
     except OSError as exc:
         raise BagFormatError(f"{exc}; check the paths and their permissions") from exc
     _print_summary(report)
-    return exit_status(report.verdict, allow_unverified=args.allow_unverified)
+    return exit_status(report.verdict, allow_unverified=settings.allow_unverified)
 
 
 def _print_summary(report: AuditReport) -> None:
@@ -82,6 +87,52 @@ def _print_summary(report: AuditReport) -> None:
     print(f"report: {report.files['report.md']}")
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    """``her audit``: verify the evaluation in bags and report what they say about a policy."""
+
+    bags: tuple[ExistingPath, ...] = field(metadata={"positional": True})
+    """Bag or session directories."""
+    out: OutputDir
+    """Directory for report.md, report.json and the plots."""
+    training_log: ExistingFile | None = None
+    """The trainer's JSON-lines log (train_log.jsonl)."""
+    artefact: ExistingPath | None = None
+    """Policy artefact directory: the audit checks the evaluation was recorded by it."""
+    region: tuple[str, ...] | None = None
+    """Task goal region corners LOW HIGH, each comma-separated (0.35,-0.15,0.05 0.65,0.15,0.35)
+    or all values in a row; default: the bags' plan or config."""
+    tolerance: PositiveFloat | None = None
+    """Success tolerance (default: the goal space's; overriding it leaves the verdict unverified)."""
+    cell_size: PositiveFloat = CELL_SIZE
+    """Coverage cell edge, in the goal space's units."""
+    allow_unverified: bool = False
+    """Exit 0 instead of 3 when the evaluation cannot be verified (older bags, no artefact)."""
+
+    def corners(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The region's (low, high) corners, or None when not given."""
+        if self.region is None:
+            return None
+        values = tuple(v for text in self.region for v in _floats(text))
+        half = len(values) // 2
+        return values[:half], values[half:]
+
+    def __post_init__(self) -> None:
+        if self.region is None:
+            return
+        try:
+            values = [v for text in self.region for v in _floats(text)]
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"--region: {exc}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"--region {' '.join(self.region)}: every value must be finite")
+        if len(values) < 2 or len(values) % 2:
+            raise ConfigError(
+                f"--region {' '.join(self.region)}: give the low corner then the high "
+                "corner, the same number of values each (e.g. 0.35 -0.15 0.05 0.65 0.15 0.35)"
+            )
+
+
 def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``audit BAGS... --out DIR [--training-log F] [--artefact A]`` on argparse subparsers.
 
@@ -96,39 +147,8 @@ def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
         "per failed episode. Exit 0 verified, 3 unverified (0 with --allow-unverified), "
         "1 failed, 2 unreadable input.",
     )
-    p.add_argument("bags", nargs="+", help="bag or session directories")
-    p.add_argument("--out", required=True, help="directory for report.md, report.json and PNGs")
-    p.add_argument(
-        "--training-log", default=None, help="trainer's JSON-lines log (train_log.jsonl)"
-    )
-    p.add_argument("--artefact", default=None, help="policy artefact directory (names its hash)")
-    p.add_argument(
-        "--region",
-        nargs=2,
-        type=_floats,
-        metavar=("LOW", "HIGH"),
-        default=None,
-        help="task goal region corners, e.g. 0.35,-0.15,0.05 0.65,0.15,0.35 "
-        "(default: the bags' config goal_region)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="success tolerance (default: the goal space's)",
-    )
-    p.add_argument(
-        "--cell-size",
-        type=float,
-        default=CELL_SIZE,
-        help=f"coverage cell edge (default {CELL_SIZE})",
-    )
-    p.add_argument(
-        "--allow-unverified",
-        action="store_true",
-        help="exit 0 instead of 3 when the evaluation cannot be verified (older bags, no artefact)",
-    )
-    p.set_defaults(func=_cmd_audit)
+    add_settings_arguments(p, AuditSettings)
+    p.set_defaults(handler=_cmd_audit)
     return p
 
 
@@ -139,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_audit_command(sub)
     args = parser.parse_args(["audit", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return int(args.func(args))
+        return int(args.handler(args))
     except HerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,6 +107,11 @@ def run_audit(
     eps = gather_episodes(bag_paths, result, space.dim, reasons=reasons, discarded=discarded)
     prov = _provenance(metas, space, artefact, training_log, notes)
     relabel = inputs.relabel_settings(prov.training_log, prov.artefact_config, prov.bag_configs)
+    if goal_region is not None and goal_region.dim != space.dim:
+        raise AuditError(
+            f"--region has {goal_region.dim} values per corner, but goal space {space.name!r} has "
+            f"{space.dim} dimensions ({space.units}); give both corners with {space.dim} values"
+        )
     region, region_source = inputs.goal_region(goal_region, prov.bag_configs, eps)
     fields, fields_source = inputs.observation_fields(prov.artefact, prov.bag_configs)
     audits = _episode_audits(eps, splits, space, success_space, relabel, notes)
