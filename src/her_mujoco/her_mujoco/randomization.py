@@ -133,7 +133,8 @@ class DomainRandomization:
             low, high = bounds
             if not (math.isfinite(low) and math.isfinite(high)) or low > high:
                 raise ConfigError(f"randomize: {f.name} needs finite low <= high, got {bounds}")
-            SimParams(**{f.name: high})  # the same range checks as a concrete setting
+            SimParams(**{f.name: low})  # the same range checks as a concrete setting
+            SimParams(**{f.name: high})
 
     def sample(self, rng: np.random.Generator) -> SimParams:
         """One episode's parameters; the same ``rng`` state gives the same draw."""

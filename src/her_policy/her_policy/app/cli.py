@@ -25,6 +25,7 @@ from her_policy.app.demo import add_demo_command
 from her_policy.app.fleet import add_fleet_command
 from her_policy.app.learn_command import add_learn_command
 from her_policy.app.robot_loop import add_loop_command
+from her_policy.app.robustness import add_robustness_command
 from her_policy.app.sim import add_sim_command
 from her_policy.app.train_command import add_eval_command, add_train_command
 from her_recorder.audit import add_audit_command
@@ -40,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     add_learn_command,
     add_loop_command,
     add_fleet_command,
+    add_robustness_command,
     add_audit_command,
     add_bag_commands,
 )
