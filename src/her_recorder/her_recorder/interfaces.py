@@ -45,6 +45,13 @@ TOPIC_DESIRED_GOAL = "/her/desired_goal"
 TOPIC_ACHIEVED_GOAL = "/her/achieved_goal"
 TOPIC_JOINT_STATES = "/joint_states"
 TOPIC_OBJECT_POSE = "/object_pose"
+TOPIC_TRUE_ACHIEVED_GOAL = "/her/true_achieved_goal"
+"""Simulation only: the achieved goal of the true state after each step (Goal, per step),
+beside the Step's measured one (honest sensing)."""
+TOPIC_SIM_PARAMS = "/her/sim_params"
+"""Simulation only: each episode's physics and sensing parameters (std_msgs/String, JSON
+``{"episode_id": ..., "params": {...}}``), at its START."""
+STRING_TYPE = "std_msgs/msg/String"
 
 TOPIC_TYPES: dict[str, str] = {
     TOPIC_STEP: STEP_TYPE,
@@ -53,6 +60,8 @@ TOPIC_TYPES: dict[str, str] = {
     TOPIC_ACHIEVED_GOAL: GOAL_TYPE,
     TOPIC_JOINT_STATES: JOINT_STATE_TYPE,
     TOPIC_OBJECT_POSE: POSE_STAMPED_TYPE,
+    TOPIC_TRUE_ACHIEVED_GOAL: GOAL_TYPE,
+    TOPIC_SIM_PARAMS: STRING_TYPE,
 }
 """Default topic names and their message types (README.md, "Nodes")."""
 

@@ -18,6 +18,7 @@ bag with a tolerant scan and say so.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -428,8 +429,12 @@ class EpisodeRecorder:
         reason: str = "",
         split: str = "",
         stream_index: int = NO_INDEX,
+        sim_params: Mapping[str, Any] | None = None,
     ) -> int:
         """Begin an episode towards ``desired_goal``; returns its id (unique in the session).
+
+        ``sim_params`` (simulation only): the episode's physics and sensing parameters, recorded
+        on ``/her/sim_params`` so a randomised run is reproducible and the audit can slice by them.
 
         ``split`` (``eval``, ``train``, ``requested``) and ``stream_index`` (the goal's index in
         the plan's stream, -1 for none) go into the START event: where the goal came from.
@@ -455,6 +460,9 @@ class EpisodeRecorder:
             episode_id=episode.episode_id,
         )
         self._emit(ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE, t, goal)
+        if sim_params is not None:
+            text = json.dumps({"episode_id": episode.episode_id, "params": dict(sim_params)}, sort_keys=True)
+            self._emit(ifc.TOPIC_SIM_PARAMS, ifc.STRING_TYPE, t, self._types[ifc.STRING_TYPE](data=text))
         # Flush (no fsync) the START so that a crash mid-episode leaves a trace:
         # readers then report the episode as incomplete instead of not at all.
         self._control(("started",))
@@ -478,8 +486,12 @@ class EpisodeRecorder:
         safety_reasons: Sequence[str] = (),
         stamp_ns: int | None = None,
         policy: str = "",
+        true_next_achieved_goal: ArrayLike | None = None,
     ) -> int:
         """Record one step of the open episode; returns its index in the episode.
+
+        ``true_next_achieved_goal`` (simulation only) is the achieved goal of the true state
+        after the step, recorded on ``/her/true_achieved_goal`` beside the measured one.
 
         ``policy`` names the policy that produced ``action_raw`` (an artefact hash,
         ``scripted``, ...; her_goals.evaluation), so the audit can tell which policy acted.
@@ -535,6 +547,15 @@ class EpisodeRecorder:
             policy=str(policy),
         )
         self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, msg)
+        if true_next_achieved_goal is not None:
+            truth = self._types[ifc.GOAL_TYPE](
+                header=header(t, self.goal_space.frame),
+                goal_space=self.goal_space.name,
+                value=_vector(true_next_achieved_goal, "true_next_achieved_goal"),
+                tolerance=float(self.goal_space.tolerance),
+                episode_id=episode.episode_id,
+            )
+            self._emit(ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE, t, truth)
         episode.num_steps += 1
         episode.last_next_achieved = next_achieved
         episode.last_stamp_ns = t

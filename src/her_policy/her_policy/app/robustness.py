@@ -144,7 +144,8 @@ def run_robustness(
 
     env = her_mujoco.make_task(task)
     actor = policy_actor(env, policy, seed=seed)
-    plan = EvaluationPlan.for_task(task, "eval", planned_episodes=goals, stream_seed=seed, sampler=env.unwrapped.goal_sampler)
+    base: Any = env.unwrapped
+    plan = EvaluationPlan.for_task(task, "eval", planned_episodes=goals, stream_seed=seed, sampler=base.goal_sampler)
     heldout = plan.goals()
     results = []
     for name, params in {"nominal": SimParams(), **conditions}.items():

@@ -83,7 +83,16 @@ def sim_control_loop(
             sim.set_joint_targets(decision.command, decision.gripper_m)
         sim.step()
 
-    read_state = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
+    measured = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
+    tap = _TruthTap(sim, task.achieved_goal_extractor)
+
+    def read_state() -> Any:
+        state = measured()
+        tap.capture()  # before the command moves the arm: the truth of the state just read
+        return state
+
+    if sink is not None and hasattr(sink, "recorder"):
+        sink = _SimSink(sink, tap)
     return ControlLoop(
         pipeline,
         cfg.loop,
@@ -95,6 +104,42 @@ def sim_control_loop(
         realtime=False,
         episode_ticks=task.task.episode_steps,
     )
+
+
+class _TruthTap:
+    """The true achieved goal of the last state read (only when sensing is perturbed)."""
+
+    def __init__(self, sim: Any, extractor: Any) -> None:
+        self.sim, self.extractor = sim, extractor
+        self.last: NDArray[np.float64] | None = None
+
+    def capture(self) -> None:
+        noisy = self.sim.params.senses_noisily
+        self.last = np.asarray(self.extractor(self.sim.true_state()), dtype=np.float64) if noisy else None
+
+
+class _SimSink:
+    """A recorder sink in simulation: adds each episode's physics parameters (when not
+    nominal) and, under sensing noise, the true achieved goal beside the measured one."""
+
+    def __init__(self, sink: Any, tap: _TruthTap) -> None:
+        self.sink, self.tap = sink, tap
+
+    def __getattr__(self, name: str) -> Any:  # split, policy, recorder... of the wrapped sink
+        return getattr(self.sink, name)
+
+    def start_episode(self, desired_goal: NDArray[np.float64], *, stamp_ns: int) -> Any:
+        params = self.tap.sim.params
+        extra = {} if params.nominal else {"sim_params": params.record()}
+        return self.sink.start_episode(desired_goal, stamp_ns=stamp_ns, **extra)
+
+    def record_step(self, record: Any) -> Any:
+        if self.tap.last is not None:
+            record = dataclasses.replace(record, true_next_achieved_goal=self.tap.last)
+        return self.sink.record_step(record)
+
+    def end_episode(self, *, stamp_ns: int, aborted: bool, reason: str) -> Any:
+        return self.sink.end_episode(stamp_ns=stamp_ns, aborted=aborted, reason=reason)
 
 
 def _recording_reader(sim: Any, recorder: Any) -> Callable[[], Any]:
@@ -137,11 +182,19 @@ def run_requested_goals(
     *,
     seed: int = 0,
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    params: Callable[[int], Any] | None = None,
 ) -> list[EpisodeResult]:
-    """Run one episode per requested goal through ``loop`` (block placed by ``env.reset``)."""
+    """Run one episode per requested goal through ``loop`` (block placed by ``env.reset``).
+
+    ``params(i)`` gives episode ``i``'s physics and sensing parameters (her_mujoco
+    randomisation), set before its reset; None keeps the simulator's.
+    """
     horizon = int(env.spec.max_episode_steps) if env.spec and env.spec.max_episode_steps else 50
     results = []
+    sim = env.unwrapped.sim
     for i, goal in enumerate(goals):
+        if params is not None:
+            sim.set_params(params(i), seed=seed + i)
         env.reset(seed=seed + i, options={"desired_goal": np.asarray(goal, dtype=np.float64)})
         result = loop.run_episode(goal, max_ticks=horizon)
         results.append(result)
@@ -208,8 +261,23 @@ class SimSettings:
     """Std of Gaussian action noise, in normalised action units."""
     seed: NonNegativeInt = 0
     """Seed of the goal stream, the object placement and the noise."""
+    randomize: str = "none"
+    """Domain randomisation per episode: none or default (her_mujoco.randomization); each
+    episode's parameters go into its bag."""
+    perturbation: str = ""
+    """Fixed physics/sensing parameters for every episode, KEY=VALUE[,...] of SimParams
+    (e.g. object_position_noise_m=0.005); recorded in the bags."""
 
     def __post_init__(self) -> None:
+        from her_mujoco.randomization import DomainRandomization
+
+        DomainRandomization.from_spec(self.randomize)
+        if self.perturbation:
+            from her_policy.app.robustness import parse_perturbation
+
+            parse_perturbation(self.perturbation)
+        if self.randomize != "none" and self.perturbation:
+            raise ConfigError("give --randomize or --perturbation, not both")
         try:
             get_task(self.task)
         except ConfigError as exc:
@@ -242,6 +310,22 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     add_settings_arguments(parser, SimSettings)
     parser.set_defaults(handler=_sim_main)
     return parser
+
+
+def _episode_params(settings: SimSettings) -> Callable[[int], Any] | None:
+    """Episode ``i``'s SimParams for ``her sim`` (None: nominal physics)."""
+    from her_mujoco.randomization import DomainRandomization
+
+    if settings.perturbation:
+        from her_policy.app.robustness import parse_perturbation
+
+        fixed = parse_perturbation(settings.perturbation)
+        return lambda i: fixed
+    if settings.randomize == "none":
+        return None
+    ranges = DomainRandomization.from_spec(settings.randomize)
+    rng = np.random.default_rng(settings.seed)
+    return lambda i: ranges.sample(rng)
 
 
 def _sim_main(args: argparse.Namespace) -> int:
@@ -286,8 +370,9 @@ def _sim_main(args: argparse.Namespace) -> int:
         loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
-            env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1)
-        )
+            env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1),
+            params=_episode_params(settings),
+        )  # fmt: skip
         bar.close()
     successes = sum(bool(r.success) for r in results)
     cost = sum(r.safety_cost for r in results)

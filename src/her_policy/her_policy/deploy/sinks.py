@@ -30,6 +30,8 @@ class StepRecord:
     status: SafetyStatus
     command: Vector | None
     truncated: bool = False
+    true_next_achieved_goal: Vector | None = None
+    """Simulation only: the true state's achieved goal after the step (honest sensing)."""
 
 
 class StepSink(Protocol):
@@ -101,13 +103,16 @@ class RecorderSink:
         self.next_index = first_index if split == EVAL else NO_INDEX
         """Stream index of the next episode (evaluation only; -1 otherwise)."""
 
-    def start_episode(self, desired_goal: Vector, *, stamp_ns: int) -> Any:
+    def start_episode(
+        self, desired_goal: Vector, *, stamp_ns: int, sim_params: dict[str, Any] | None = None
+    ) -> Any:
         index = self.next_index
         if index != NO_INDEX:
             self.next_index += 1
         return self.recorder.start_episode(
-            desired_goal, stamp_ns=stamp_ns, reason=self.split, split=self.split, stream_index=index
-        )
+            desired_goal, stamp_ns=stamp_ns, reason=self.split, split=self.split,
+            stream_index=index, sim_params=sim_params,
+        )  # fmt: skip
 
     def record_step(self, record: StepRecord) -> Any:
         return self.recorder.record_step(
@@ -123,6 +128,7 @@ class RecorderSink:
             safety_reasons=record.safety_reasons,
             stamp_ns=record.stamp_ns,
             policy=self.policy,
+            true_next_achieved_goal=record.true_next_achieved_goal,
         )
 
     def end_episode(self, *, stamp_ns: int, aborted: bool, reason: str) -> Any:

@@ -187,6 +187,9 @@ class AuditReport:
     """The evaluation the verdict is about: its plan(s), episode accounting and the
     headline requested-goal success (aborted, discarded and invalid episodes as failures)."""
     files: dict[str, str] = field(default_factory=dict)
+    sensing: dict[str, Any] = field(default_factory=dict)
+    """Success margins against the tolerance, verdicts sensing noise changed (simulation with
+    true states), and success by randomised physics parameter."""
 
     def headline(self) -> str:
         """The requested-goal success line: the number only when verified, else labelled."""

@@ -53,6 +53,7 @@ def markdown(r: AuditReport) -> str:
         _training_log,
         _coverage,
         _safety,
+        _sensing,
         _recompute,
         _failures,
         _record,
@@ -225,6 +226,40 @@ def _safety(r: AuditReport) -> list[str]:
                 f"{json.dumps(a.flag_counts)} |"
             )
     return lines
+
+
+def _sensing(r: AuditReport) -> list[str]:
+    s = r.sensing
+    if not s or not s.get("episodes"):
+        return []
+    lines = [
+        "## Sensing: margins and verdicts",
+        "",
+        f"Success margin (tolerance minus the final distance to the requested goal, measured "
+        f"state): min {fmt(s['margin_min'])}, median {fmt(s['margin_median'])}; "
+        f"{s['close_calls']} of {s['episodes']} complete episode(s) within "
+        f"{fmt(s['close_call_band'])} of the tolerance (close calls).",
+    ]
+    if s["episodes_with_true_state"]:
+        lines.append(
+            f"Simulation with sensing noise: the measured final state's verdict differed from the "
+            f"true state's in {s['verdict_flips']} of {s['episodes_with_true_state']} episode(s) "
+            f"({json.dumps(s['verdict_flips_by_split'])})."
+        )
+    if s["by_sim_params"]:
+        lines += [
+            "",
+            "Success by randomised parameter (below / above its median):",
+            "",
+            "| parameter | median | success below | success above |",
+            "|---|---|---|---|",
+        ]
+        for name, row in s["by_sim_params"].items():
+            lines.append(
+                f"| {name} | {fmt(row['median'])} | {fmt(row['success_low'])} ({row['n_low']}) | "
+                f"{fmt(row['success_high'])} ({row['n_high']}) |"
+            )
+    return [*lines, ""]
 
 
 def _recompute(r: AuditReport) -> list[str]:

@@ -154,6 +154,7 @@ def run_audit(
         verdict=checked.verdict,
         findings=checked.findings,
         evaluation=checked.evaluation,
+        sensing=metrics.sensing(eps, space, {k: v for k, v in splits.items()}),
     )
     report.audit_record = _audit_record(report)
     _write_outputs(report, eps, region, space, Path(out_dir), plots=plots)

@@ -11,6 +11,7 @@ Nothing is dropped silently.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class EpisodeMessages:
     """Step messages."""
     goals: list[Any] = field(default_factory=list)
     """``/her/desired_goal`` Goal messages (the requested goal as published, with its tolerance)."""
+    truths: list[Any] = field(default_factory=list)
+    """Simulation only: ``/her/true_achieved_goal`` Goal messages, one per step."""
+    sim_params: dict[str, Any] | None = None
+    """Simulation only: the episode's ``/her/sim_params`` record."""
 
 
 def collect_episode_messages(
@@ -69,6 +74,8 @@ def collect_episode_messages(
                 (ifc.TOPIC_STEP, ifc.STEP_TYPE),
                 (ifc.TOPIC_EPISODE, ifc.EVENT_TYPE),
                 (ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE),
+                (ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE),
+                (ifc.TOPIC_SIM_PARAMS, ifc.STRING_TYPE),
             ):
                 continue
             try:
@@ -85,8 +92,21 @@ def collect_episode_messages(
                     )
                 )
                 continue
+            if topic == ifc.TOPIC_SIM_PARAMS:
+                try:
+                    record = json.loads(msg.data)
+                    grouped.setdefault(int(record["episode_id"]), EpisodeMessages()).sim_params = dict(
+                        record["params"]
+                    )
+                except (ValueError, KeyError, TypeError):
+                    undecodable.append(
+                        Problem(bag, None, None, "undecodable", f"{topic} at {t} ns is not an episode record")
+                    )
+                continue
             episode = grouped.setdefault(int(msg.episode_id), EpisodeMessages())
-            if msgtype == ifc.STEP_TYPE:
+            if topic == ifc.TOPIC_TRUE_ACHIEVED_GOAL:
+                episode.truths.append(msg)
+            elif msgtype == ifc.STEP_TYPE:
                 episode.steps.append(msg)
             elif msgtype == ifc.EVENT_TYPE:
                 episode.events.append(msg)
@@ -95,7 +115,11 @@ def collect_episode_messages(
         return grouped
 
     grouped = source.collect(
-        consume, only_topics={ifc.TOPIC_STEP, ifc.TOPIC_EPISODE, ifc.TOPIC_DESIRED_GOAL}
+        consume,
+        only_topics={
+            ifc.TOPIC_STEP, ifc.TOPIC_EPISODE, ifc.TOPIC_DESIRED_GOAL,
+            ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.TOPIC_SIM_PARAMS,
+        },
     )
     if problems is not None and undecodable:
         problems.extend(undecodable[:MAX_UNDECODABLE_LISTED])

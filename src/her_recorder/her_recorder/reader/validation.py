@@ -509,4 +509,14 @@ class EpisodeChecker:
             success=1.0 if (not aborted and bounds.end.success) else 0.0,
             end_reason=str(bounds.end.reason),
             status="aborted" if aborted else "complete",
+            true_next_achieved_goal=_truths(messages, len(steps), space.dim),
+            sim_params=messages.sim_params,
         )
+
+
+def _truths(messages: EpisodeMessages, n_steps: int, dim: int) -> NDArray[np.float64] | None:
+    """The true next achieved goals (simulation), when every step has one; else None."""
+    if len(messages.truths) != n_steps:
+        return None
+    values = np.asarray([m.value for m in messages.truths], dtype=np.float64)
+    return values.reshape(n_steps, dim) if values.size == n_steps * dim else None
