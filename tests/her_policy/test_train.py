@@ -65,6 +65,7 @@ def test_online_training_writes_a_traceable_artefact(tmp_path: Path) -> None:
     assert again.requested_success == result.final.requested_success, "final eval = her eval of the artefact"
     lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "requested_success" in json.loads(lines[0])
+    assert (tmp_path / "run" / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp_path: Path) -> None:

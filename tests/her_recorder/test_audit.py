@@ -297,6 +297,9 @@ def test_files_are_written_and_every_png_names_its_provenance(
         # PNG text metadata carries the full provenance; the figure shows it as a footer
         assert config_hash.encode() in data and report.artefact_hash.encode() in data
         assert b"train/bag_0000" in data and b"eval/bag_0000" in data
+    # With a training log, the learning curve (requested-goal success only) is drawn too.
+    assert (out / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert report.files["learning_curve.png"].endswith("learning_curve.png")
     saved = json.loads((out / "report.json").read_text())
     assert saved["artefact_hash"] == report.artefact_hash != "none"
     assert saved["audit_record"]["goal_space"]["name"] == "ee_position"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from her_goals.episode_arrays import EpisodeArrays
 from her_goals.evaluation import NO_INDEX, POLICY_LEARNER
@@ -65,7 +65,7 @@ class BagRoundTrip:
         # What trains is what the bag holds (the reader's episodes are EpisodeArrays); the
         # success of the exploring policy is the collector's own (the bag's END says it too).
         return [
-            dataclasses.replace(read, success=written.success)
+            dataclasses.replace(cast(Any, read), success=written.success)
             for read, written in zip(result.episodes, episodes, strict=True)
         ]
 

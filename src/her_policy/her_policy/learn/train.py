@@ -356,6 +356,12 @@ def train(
                 "final_eval": final.as_dict() if final is not None else None,
             },
         )
+        from her_recorder.audit.curves import plot_learning_curve
+
+        plot_learning_curve(
+            evals, out / "learning_curve.png",
+            title=f"her train {cfg.source}: requested-goal success on held-out goals",
+        )  # fmt: skip
         if cfg.checkpoint_every > 0:
             _checkpoint(out, learner, cfg, steps)
     return TrainResult(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 SUCCESS_VS_EPISODES = "success_vs_episodes.png"
 REQUESTED_VS_HINDSIGHT = "requested_vs_hindsight.png"
 COVERAGE = "coverage.png"
+LEARNING_CURVE = "learning_curve.png"
 
 
 def provenance(report: AuditReport, *, max_bags: int = 3) -> tuple[str, str]:
@@ -361,8 +362,19 @@ def write_plots(
     report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion, out: Path
 ) -> dict[str, str]:
     """Write the audit's PNGs into ``out``; returns name -> path."""
-    return {
+    files = {
         SUCCESS_VS_EPISODES: _success_vs_episodes(report, out),
         REQUESTED_VS_HINDSIGHT: _requested_vs_hindsight(report, out),
         COVERAGE: _coverage(report, eps, region, out),
     }
+    if report.training_log is not None:
+        from her_goals.training_log import read_rows
+        from her_recorder.audit.curves import plot_learning_curve
+
+        curve = plot_learning_curve(
+            read_rows(report.training_log.path), out / LEARNING_CURVE,
+            title=f"training: requested-goal success on held-out goals ({Path(report.training_log.path).name})",
+        )  # fmt: skip
+        if curve is not None:
+            files[LEARNING_CURVE] = str(curve)
+    return files

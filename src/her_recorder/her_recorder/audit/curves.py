@@ -1,8 +1,8 @@
 """Learning-curve plots: requested-goal success with its Wilson interval, against env steps and wall-clock.
 
-Every training run (``her train``, ``her loop``, ``her fleet``) writes one, beside its
-training log, and the audit draws the same from a training log. Only requested-goal
-success on held-out goals is plotted as a result; nothing hindsight.
+Every training run (``her train``, ``her loop``, ``her fleet``) writes one beside its
+training log, and ``her audit`` draws the same from a training log it is given. Only
+requested-goal success on held-out goals is plotted as a result; nothing hindsight.
 """
 
 from __future__ import annotations
