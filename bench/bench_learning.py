@@ -18,6 +18,8 @@ Usage:
   .venv/bin/python bench/bench_learning.py --tasks reach push    # our her_mujoco tasks
   .venv/bin/python bench/bench_learning.py --tasks fetch_reach --budget-s 120 --skip-sb3
   .venv/bin/python bench/bench_learning.py --tasks fetch_push --ours batch_size=1024 algo=td3
+  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks reach push drawer pick_and_place fetch_push \
+      fetch_pick_and_place --sb3-budget-steps 150000      # issue 10's table, one line per task
 """
 
 from __future__ import annotations
@@ -68,9 +70,16 @@ ZOO_TQC_PUSH = {
 TASKS: dict[str, Task] = {
     "fetch_reach": Task(EnvSource(env_id="FetchReach-v4"), 0.95, 300.0, 20_000, 500, "sac", ZOO_SAC_REACH),
     "fetch_push": Task(EnvSource(env_id="FetchPush-v4"), 0.9, 900.0, 300_000, 10_000, "tqc", ZOO_TQC_PUSH, 2),
+    "fetch_pick_and_place": Task(
+        EnvSource(env_id="FetchPickAndPlace-v4"), 0.9, 3600.0, 1_000_000, 20_000, "tqc", ZOO_TQC_PUSH, 2
+    ),
     "reach": Task(EnvSource(task="reach"), 0.95, 300.0, 20_000, 500, "sac", ZOO_SAC_REACH),
     "push": Task(EnvSource(task="push"), 0.9, 900.0, 300_000, 10_000, "tqc", ZOO_TQC_PUSH, 2),
+    "pick_and_place": Task(EnvSource(task="pick_and_place"), 0.9, 3600.0, 500_000, 20_000, "tqc", ZOO_TQC_PUSH, 2),
+    "drawer": Task(EnvSource(task="drawer"), 0.9, 900.0, 150_000, 10_000, "tqc", ZOO_TQC_PUSH, 2),
 }
+SLOW = ("pick_and_place", "fetch_pick_and_place")
+"""Tasks that run one seed unless --slow-seeds says more (they take tens of minutes each)."""
 
 
 @dataclass
@@ -217,6 +226,49 @@ def report(name: str, task: Task, budget_s: float, curves: list[Curve]) -> str:
     return "\n".join(lines)
 
 
+def seed_summary(name: str, task: Task, seeds: list[int], overrides: dict[str, Any], final_episodes: int) -> str:
+    """Ours over several seeds, no wall-clock cap (the preset's step budget): the issue's line."""
+    to_steps, to_wall, finals = [], [], []
+    target = 0.9  # the issue's figure for every task
+    for seed in seeds:
+        flags = {"env": task.source.env_id, "task": task.source.task, "seed": seed, "progress": False,
+                 "eval_every": task.eval_every, "eval_episodes": 50, "final_eval_episodes": final_episodes,
+                 "target_success": task.stop_at}  # fmt: skip
+        cfg = build_train_config({**{k: v for k, v in flags.items() if v is not None}, **overrides})
+        result = train(cfg, env_factory=task.source)
+        hit = next(((r.env_steps, r.train_wall_s) for r in result.evals if r.requested_success >= target), None)
+        if hit is not None:
+            to_steps.append(hit[0])
+            to_wall.append(hit[1])
+        finals.append(result.final.requested_success if result.final else float("nan"))
+        print(f"[{name} seed {seed}] steps_to_{target:g}={hit[0] if hit else 'not reached'} "
+              f"final={finals[-1]:.3f} ({result.env_steps} steps, {result.train_wall_s:.0f} s)", flush=True)  # fmt: skip
+
+    def stat(values: list[float], fmt: str) -> str:
+        if len(values) < len(seeds):
+            return f"not reached in {len(seeds) - len(values)} of {len(seeds)}" + (
+                f" (others median {fmt.format(float(np.median(values)))})" if values else ""
+            )
+        return f"{fmt.format(float(np.median(values)))} (min {fmt.format(min(values))}, max {fmt.format(max(values))})"
+
+    return (
+        f"task={name} seeds={len(seeds)} steps_to_{target:g}={stat(to_steps, '{:.0f}')} "
+        f"wall_s_to_{target:g}={stat(to_wall, '{:.0f}')} final={float(np.median(finals)):.3f}"
+    )
+
+
+def sb3_at_budget(name: str, task: Task, steps: int, threads: int) -> str:
+    """SB3 (zoo settings) for a fixed env-step budget: its env steps/s and success there."""
+    budgeted = dataclasses.replace(task, max_env_steps=steps, stop_at=1.01, eval_every=max(steps // 4, 1))
+    curve = run_sb3(budgeted, 1e9, 50, 100, threads)
+    rate = curve.env_steps / curve.train_wall_s if curve.train_wall_s else float("nan")
+    final = curve.final.requested_success if curve.final else float("nan")
+    return (
+        f"sb3 task={name} algo={task.sb3_algo} budget_steps={steps} env_steps_per_s={rate:.0f} "
+        f"success_at_budget={final:.3f} wall_s={curve.train_wall_s:.0f}"
+    )
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -242,7 +294,32 @@ def main() -> None:
     )
     parser.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides for ours")
     parser.add_argument("--out", type=Path, default=None, help="write all curves as JSON here")
+    parser.add_argument(
+        "--seeds", type=int, default=0,
+        help="ours only, over this many seeds with the preset's step budget (no wall cap): one "
+        "'task=... seeds=... steps_to_0.9=... wall_s_to_0.9=... final=...' line per task",
+    )  # fmt: skip
+    parser.add_argument("--slow-seeds", type=int, default=1, help="seeds for pick-and-place tasks with --seeds")
+    parser.add_argument(
+        "--sb3-budget-steps", type=int, default=0,
+        help="with --seeds: also run SB3 (zoo) on reach and push for this many env steps and print "
+        "its env steps/s and its success at that budget",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.seeds:
+        overrides = parse_overrides(args.ours)
+        lines = []
+        for name in args.tasks:
+            n = args.slow_seeds if name in SLOW else args.seeds
+            lines.append(seed_summary(name, TASKS[name], list(range(n)), overrides, args.final_episodes))
+            print(lines[-1], flush=True)
+        if args.sb3_budget_steps:
+            for name in ("reach", "push"):
+                if name in args.tasks:
+                    lines.append(sb3_at_budget(name, TASKS[name], args.sb3_budget_steps, TASKS[name].sb3_threads))
+                    print(lines[-1], flush=True)
+        print("\n".join(["", "summary:", *lines]))
+        return
 
     overrides = parse_overrides(args.ours)
     results: dict[str, Any] = {}
