@@ -40,7 +40,8 @@ class Probe(Node):
             ("/forward_position_controller/commands", Float64MultiArray, 10),
         ):
             self.create_subscription(cls, topic, lambda msg, t=topic: self._keep(t, msg), qos)
-        self.estop_pub = self.create_publisher(Bool, "/her/estop", LATCHED)
+        # As `ros2 topic pub` publishes by default: reliable, volatile.
+        self.estop_pub = self.create_publisher(Bool, "/her/estop", 10)
         self.spinner = MultiThreadedExecutor()
         self.spinner.add_node(self)
         self.thread = threading.Thread(target=self.spinner.spin, daemon=True)

@@ -30,6 +30,13 @@ def profile(spec: QosSpec) -> QoSProfile:
     )
 
 
+def subscribe_any_qos(
+    node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None], specs: tuple[QosSpec, ...]
+) -> list[Any]:
+    """One subscription per QoS in ``specs``, same topic and callback (``qos.ESTOP_SUBSCRIPTIONS``)."""
+    return [node.create_subscription(msg_type, topic, callback, profile(spec)) for spec in specs]
+
+
 def run_node(
     factory: Callable[[], N], args: list[str] | None = None, *, close: Callable[[N], Any] | None = None
 ) -> None:

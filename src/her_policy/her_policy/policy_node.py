@@ -13,7 +13,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from her_goals.base_node import profile, run_node
+from her_goals.base_node import profile, run_node, subscribe_any_qos
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos
@@ -43,6 +43,7 @@ class PolicyNode(Node):
             self.create_timer(1.0, self.publish_diagnostics)
             return
         self.health = self.core.health
+        self.health.name = f"her_policy: {self.get_fully_qualified_name()}"
         self.health.on_change = log = log_to(self.get_logger())
         for level, message in list(self.health.problems.values()):
             log(level, message)  # reported while loading (e.g. an artefact that does not fit)
@@ -57,7 +58,9 @@ class PolicyNode(Node):
         sensor = SENSOR
         self.create_subscription(JointState, "/joint_states", self.core.on_joint_state, sensor)
         self.create_subscription(PoseStamped, "/object_pose", self.core.on_object_pose, sensor)
-        self.create_subscription(Bool, "/her/estop", self.on_estop, LATCHED)
+        # Any publisher QoS engages the stop (her_goals.rosglue.qos.ESTOP_SUBSCRIPTIONS); so does ~/estop.
+        subscribe_any_qos(self, Bool, "/her/estop", self.on_estop, qos.ESTOP_SUBSCRIPTIONS)
+        self.create_service(Trigger, "~/estop", self.on_estop_service)
         self.create_service(Trigger, "~/reset_estop", self.on_reset_estop)
         self.create_timer(self.core.period_s, self.tick)
         self.create_timer(1.0 / config.diagnostics_rate_hz, self.publish_diagnostics)
@@ -78,6 +81,12 @@ class PolicyNode(Node):
         if msg.data and not self.core.estop_signal:
             self.get_logger().error("e-stop: holding the arm until ~/reset_estop")
         self.core.on_estop(msg.data)
+
+    def on_estop_service(self, request: Any, response: Any) -> Any:
+        assert self.core is not None
+        response.success, response.message = self.core.engage_estop()
+        self.get_logger().error(f"e-stop: {response.message}")
+        return response
 
     def on_reset_estop(self, request: Any, response: Any) -> Any:
         assert self.core is not None

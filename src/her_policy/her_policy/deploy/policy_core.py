@@ -263,6 +263,11 @@ class PolicyCore:
         if active:
             self.monitor.trigger_estop()
 
+    def engage_estop(self) -> tuple[bool, str]:
+        """The ``~/estop`` service: latch the stop (released by :meth:`reset_estop`)."""
+        self.monitor.trigger_estop()
+        return True, "engaged by the ~/estop service: holding the arm until ~/reset_estop"
+
     def reset_estop(self) -> tuple[bool, str]:
         if not self.monitor.reset_estop(signal_active=self.estop_signal):
             return False, "the e-stop signal on /her/estop is still true; release it first"
