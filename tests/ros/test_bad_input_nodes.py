@@ -18,14 +18,13 @@ rclpy = pytest.importorskip("rclpy")
 launch_pytest = pytest.importorskip("launch_pytest")
 ament = pytest.importorskip("ament_index_python.packages")
 try:
-    ament.get_package_share_directory("her_policy")
+    ament.get_package_share_directory("her_bringup")
 except ament.PackageNotFoundError:
     pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
 
+import launch  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 from ros_probe_node import start_probe  # noqa: E402
-
-import launch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ros_core"))
 from ros_testlib import write_artefact  # noqa: E402

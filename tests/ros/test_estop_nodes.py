@@ -16,19 +16,19 @@ import time
 from typing import Any
 
 import pytest
+from ros_cli import run, stop
 
 rclpy = pytest.importorskip("rclpy")
 launch_pytest = pytest.importorskip("launch_pytest")
 ament = pytest.importorskip("ament_index_python.packages")
 try:
-    ament.get_package_share_directory("her_policy")
+    ament.get_package_share_directory("her_bringup")
 except ament.PackageNotFoundError:
     pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
 
+import launch  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 from ros_probe_node import start_probe  # noqa: E402
-
-import launch  # noqa: E402
 
 ROS2 = shutil.which("ros2")
 
@@ -87,16 +87,13 @@ def test_the_readme_command_engages_it(probe: Any):
     """`ros2 topic pub --once /her/estop std_msgs/msg/Bool "{data: true}"`, exactly as typed."""
     assert ROS2, "ros2 is not on PATH"
     wait_latched(probe, False)
-    done = subprocess.run([ROS2, "topic", "pub", "--once", "/her/estop", "std_msgs/msg/Bool", "{data: true}"],
-                          env=ros2_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run([ROS2, "topic", "pub", "--once", "/her/estop", "std_msgs/msg/Bool", "{data: true}"], timeout=60)
+    assert done.returncode == 0, done.stdout
     wait_latched(probe, True)
-    refused = subprocess.run([ROS2, "service", "call", "/policy_node/reset_estop", "std_srvs/srv/Trigger"],
-                             env=ros2_env(), capture_output=True, text=True, timeout=60)
-    assert "success=False" in refused.stdout  # the signal is still true
-    done = subprocess.run([ROS2, "topic", "pub", "--once", "/her/estop", "std_msgs/msg/Bool", "{data: false}"],
-                          env=ros2_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    refused = run([ROS2, "service", "call", "/policy_node/reset_estop", "std_srvs/srv/Trigger"], timeout=60)
+    assert "success=False" in refused.stdout, refused.stdout  # the signal is still true
+    done = run([ROS2, "topic", "pub", "--once", "/her/estop", "std_msgs/msg/Bool", "{data: false}"], timeout=60)
+    assert done.returncode == 0, done.stdout
     release(probe)
 
 
@@ -145,9 +142,8 @@ def test_a_stop_latched_before_the_node_starts_reaches_it(probe: Any):
     exe = os.path.join(ament.get_package_prefix("her_policy"), "lib", "her_policy", "policy_node")
     late = subprocess.Popen(
         [exe, "--ros-args", "-r", "__node:=late_policy",
-         "-r", f"/her/estop:={topic}", "-p", "fallback:=hold"], env=ros2_env())
+         "-r", f"/her/estop:={topic}", "-p", "fallback:=hold"], env=ros2_env(), start_new_session=True, text=True)
     try:
         wait_latched(probe, True, node="late_policy", timeout=30)
     finally:
-        late.send_signal(2)
-        late.wait(timeout=20)
+        stop(late)

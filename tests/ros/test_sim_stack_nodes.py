@@ -16,15 +16,15 @@ rclpy = pytest.importorskip("rclpy")
 launch_pytest = pytest.importorskip("launch_pytest")
 ament = pytest.importorskip("ament_index_python.packages")
 try:
-    SHARE = Path(ament.get_package_share_directory("her_policy"))
+    SHARE = Path(ament.get_package_share_directory("her_bringup"))
 except ament.PackageNotFoundError:
     pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
 
+import launch  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from ros_probe_node import start_probe  # noqa: E402
 
-import launch  # noqa: E402
 from her_goals.tasks import TASKS  # noqa: E402
 
 ESTOP, START, END, ABORT = 128, 0, 1, 2
@@ -64,8 +64,14 @@ def test_goals_flow(probe: Any):
     step = probe.wait_for("/her/step", lambda m: m.episode_id == start.episode_id)
     assert len(step.observation) == 8 and len(step.action_raw) == 4
     for node in ("her_goals", "her_policy", "her_recorder", "her_mujoco"):
-        diag = probe.wait_for("/diagnostics", lambda m, n=node: m.status[0].name.startswith(n), timeout=10)
-        assert diag.status[0].level in (b"\x00", b"\x01"), (node, diag.status[0].message)
+        # The first diagnostic of a node may be the startup STALE one (no state yet): wait until
+        # each node reports OK or WARN, and say what it last reported if it never does.
+        try:
+            probe.wait_for("/diagnostics", lambda m, n=node: m.status[0].name.startswith(n)
+                           and m.status[0].level in (b"\x00", b"\x01"), timeout=30)
+        except AssertionError:
+            last = [m.status[0] for m in probe.messages("/diagnostics") if m.status[0].name.startswith(node)]
+            raise AssertionError(f"{node} never healthy; last: {last[-1] if last else None}") from None
 
 
 @pytest.mark.launch(fixture=sim_stack)

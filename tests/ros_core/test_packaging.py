@@ -40,13 +40,32 @@ def imports(path: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("pkg", [*PYTHON_PACKAGES, "her_interfaces"])
+BRINGUP = ROOT / "src" / "her_bringup"
+
+
+@pytest.mark.parametrize("pkg", [*PYTHON_PACKAGES, "her_interfaces", "her_bringup"])
 def test_manifests_are_format_3_with_the_right_build_type(pkg: str):
     root = manifest(pkg)
     assert root.get("format") == "3" and root.findtext("name") == pkg
     build_type = root.find("export/build_type")
     assert build_type is not None
     assert build_type.text == ("ament_cmake" if pkg == "her_interfaces" else "ament_python")
+
+
+def test_her_policy_puts_the_her_command_beside_the_nodes():
+    """One install: colcon puts <prefix>/bin on PATH; bin/her runs the console script in lib/her_policy."""
+    text = (ROOT / "src" / "her_policy" / "setup.py").read_text()
+    assert '"her = her_policy.app.cli:main"' in text and '("bin", ["scripts/her"])' in text
+    shim = ROOT / "src" / "her_policy" / "scripts" / "her"
+    assert shim.stat().st_mode & 0o111 and "lib/her_policy/her" in shim.read_text()
+    assert "her --help" in (ROOT / "docker" / "workspace.sh").read_text()  # the build checks it
+
+
+def test_the_safety_default_without_the_repository_is_the_yaml():
+    """An installed `her` (no config/ beside it) falls back to built-in defaults equal to config/safety.yaml."""
+    from her_policy.deploy.settings import SafetyStackConfig, load_safety_config
+
+    assert load_safety_config(ROOT / "config" / "safety.yaml") == SafetyStackConfig()
 
 
 @pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
@@ -83,24 +102,31 @@ def test_setup_registers_the_node_and_installs_the_manifest(pkg: str):
     assert f"script_dir=$base/lib/{pkg}" in (ROOT / "src" / pkg / "setup.cfg").read_text()
 
 
-def test_her_policy_installs_the_launch_files_and_configs():
-    pkg = ROOT / "src" / "her_policy"
-    assert (pkg / "launch").resolve() == ROOT / "launch" and (pkg / "config").resolve() == ROOT / "config"
-    names = {p.name for p in (ROOT / "launch").glob("*.launch.py")}
+def test_her_bringup_installs_the_launch_files_and_configs_without_symlinks():
+    names = {p.name for p in (BRINGUP / "launch").glob("*.launch.py")}
     assert {"arm.launch.py", "sim.launch.py", "record.launch.py"} <= names
-    for name in ("her_ros.yaml", "safety.yaml", "arm.yaml"):
-        assert (ROOT / "config" / name).is_file()
+    assert (BRINGUP / "config" / "her_ros.yaml").is_file()
+    symlinks = [p for pkg in ("her_bringup", *PYTHON_PACKAGES) for name in ("launch", "config")
+                for p in [ROOT / "src" / pkg / name, *(ROOT / "src" / pkg / name).rglob("*")] if p.is_symlink()]
+    assert not symlinks, f"install files the ament way, not through symlinks: {symlinks}"
+    setup = (BRINGUP / "setup.py").read_text()
+    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
+    launched = {m.group(1) for p in (BRINGUP / "launch").glob("*.py")
+                for m in re.finditer(r'package="(\w+)"', p.read_text())}
+    assert launched <= {e.text for e in manifest("her_bringup").iter("exec_depend")}
+    for pkg in PYTHON_PACKAGES:  # the launch files are her_bringup's alone
+        assert not (ROOT / "src" / pkg / "launch").exists()
 
 
 def test_launch_files_name_real_executables_and_declare_the_asked_arguments():
-    for path in (ROOT / "launch").glob("*.launch.py"):
+    for path in (BRINGUP / "launch").glob("*.launch.py"):
         text = path.read_text()
         ast.parse(text)
         for pkg, exe in re.findall(r'package="(\w+)", executable="(\w+)"', text):
             assert NODES.get(pkg) == exe, (path.name, pkg, exe)
         for arg in ("task", "artefact", "bag_dir"):
             assert f'("{arg}"' in text or path.name == "sim.launch.py", (path.name, arg)
-    sim = (ROOT / "launch" / "sim.launch.py").read_text()
+    sim = (BRINGUP / "launch" / "sim.launch.py").read_text()
     assert "arm.launch.py" in sim and "bridge_node" in sim
 
 
@@ -111,7 +137,7 @@ def test_node_yaml_sections_match_the_node_configs():
     from her_policy.deploy.policy_core import PolicyConfig
     from her_recorder.recorder_core import RecorderConfig
 
-    data = yaml.safe_load((ROOT / "config" / "her_ros.yaml").read_text())
+    data = yaml.safe_load((BRINGUP / "config" / "her_ros.yaml").read_text())
     for node, cls in (("goals_node", GoalsConfig), ("policy_node", PolicyConfig),
                       ("recorder_node", RecorderConfig), ("bridge_node", BridgeConfig)):
         params = data[node]["ros__parameters"]

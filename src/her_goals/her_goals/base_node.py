@@ -42,14 +42,20 @@ def run_node(
 ) -> None:
     """Init rclpy, spin the node, and clean up on Ctrl-C, SIGTERM or an external shutdown.
 
-    ``close(node)`` runs before the node is destroyed (the recorder closes its bag there),
-    with a second Ctrl-C ignored so it cannot cut the cleanup short.
+    A node with a ``finished`` future (the recorder after ``num_episodes``) is spun until it
+    completes, then cleaned up the same way: the process exits 0. ``close(node)`` runs before
+    the node is destroyed (the recorder closes its bag there), with a second Ctrl-C ignored so
+    it cannot cut the cleanup short.
     """
     rclpy.init(args=args)
     node: N | None = None
     try:
         node = factory()
-        rclpy.spin(node)
+        finished = getattr(node, "finished", None)
+        if finished is None:
+            rclpy.spin(node)
+        else:
+            rclpy.spin_until_future_complete(node, finished)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -34,7 +34,7 @@ from her_goals.extractors import (
     RobotState,
 )
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
-from her_goals.rosglue.health import ERROR, STALE, WARN, Health
+from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
@@ -224,6 +224,9 @@ class GoalsCore:
         """
         event = self._ended(self.book.on_time(now_ns))
         cfg = self.config
+        if cfg.num_episodes and self.started >= cfg.num_episodes and not self.book.running and not self._starting:
+            self.health.report("done", OK, f"all num_episodes={cfg.num_episodes} episodes run: no more auto "
+                               "starts (~/start_episode still starts one)")
         due = (
             cfg.auto_start
             and not self.auto_paused

@@ -19,6 +19,10 @@ node's episode id, so both can be traced.
 
 ``pause`` aborts the episode being recorded (``recorder_paused``) and ignores new
 ones until ``resume``; ``discard`` throws the open episode away (DISCARD).
+Every episode that reaches the bag (END, ABORT or DISCARD) is announced once through
+:attr:`RecorderCore.on_written` (the node's log). With ``num_episodes`` the recorder is
+:attr:`RecorderCore.done` once that many episodes are written: it records no more, and the
+node closes the bag and exits (the recording launch then ends).
 :meth:`RecorderCore.close` aborts an open episode and closes the bag cleanly: the
 node calls it on SIGINT/SIGTERM.
 """
@@ -26,6 +30,7 @@ node calls it on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,12 +64,13 @@ class RecorderConfig:
     queue_size: int = doc(10000, "write queue (messages); 0 writes in the callback")
     fsync: bool = doc(True, "fsync at every episode boundary")
     resume: bool = doc(True, "continue an existing session directory in a new bag")
+    num_episodes: int = doc(0, "stop (close the bag, exit) after this many episodes are written; 0 = until stopped")
 
     def __post_init__(self) -> None:
         if not (self.tolerance_m >= 0 and self.end_grace_s >= 0):
             raise RecorderConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
-        if self.max_episodes_per_bag < 0 or self.queue_size < 0:
-            raise RecorderConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
+        if self.max_episodes_per_bag < 0 or self.queue_size < 0 or self.num_episodes < 0:
+            raise RecorderConfigError("recorder_node: max_episodes_per_bag, queue_size and num_episodes must be >= 0")
         if not self.bag_dir:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
 
@@ -102,6 +108,15 @@ class RecorderCore:
         self._early: collections.deque[StepData] = collections.deque(maxlen=_MAX_EARLY_STEPS)
         self._done_ids: collections.deque[int] = collections.deque(maxlen=64)
         self.last_bag: Path | None = None
+        self.written = 0
+        """Episodes that reached the bag (END, ABORT or DISCARD) in this run."""
+        self.on_written: Callable[[str], None] | None = None
+        """Called with one line per episode written (the node logs it)."""
+
+    @property
+    def done(self) -> bool:
+        """True once ``num_episodes`` (> 0) episodes are written: nothing more is recorded."""
+        return 0 < self.config.num_episodes <= self.written
 
     def open(self) -> None:
         self.recorder.open()
@@ -110,6 +125,8 @@ class RecorderCore:
         """Abort an open episode (``recorder_closed``) and close the bag; safe to call twice."""
         if self._ending is not None:
             self._finish(self._ending[0])
+        elif self.ros_episode is not None:
+            self._abort("recorder_closed")
         self.recorder.close()
         self.ros_episode = None
 
@@ -118,7 +135,7 @@ class RecorderCore:
         if event.event == EventKind.START:
             if self.ros_episode is not None:
                 self._abort("superseded by a new START")
-            if self.paused:
+            if self.paused or self.done:
                 self.health.count("episodes_not_recorded")
                 return
             if event.goal_space != self.space.name:
@@ -196,6 +213,7 @@ class RecorderCore:
         if self.ros_episode is None:
             return False, "no episode is being recorded (finished episodes are on disk; delete the bag)"
         ros_id, done = self.ros_episode, self.recorder.discard_episode("operator")
+        self._written(done, "DISCARD")
         self._forget(ros_id)
         return True, f"discarded episode {done.episode_id} ({done.num_steps} steps)"
 
@@ -212,6 +230,7 @@ class RecorderCore:
             else:
                 done = self.recorder.abort_episode(event.reason, stamp_ns=event.stamp_ns)
             self.last_bag = done.bag
+            self._written(done, EventKind(event.event).name, f"goals_node episode {event.episode_id}")
         except HerError as exc:
             self.health.report("record", ERROR, f"episode {event.episode_id} end not recorded: {exc}")
         if ros_id is not None:
@@ -220,8 +239,17 @@ class RecorderCore:
     def _abort(self, reason: str) -> None:
         if self.ros_episode is not None:
             ros_id = self.ros_episode
-            self.recorder.abort_episode(reason)
+            self._written(self.recorder.abort_episode(reason), "ABORT", f"goals_node episode {ros_id}")
             self._forget(ros_id)
+
+    def _written(self, done: Any, outcome: str, source: str = "") -> None:
+        self.written += 1
+        self.last_bag = done.bag
+        if self.on_written is not None:
+            self.on_written(
+                f"episode {done.episode_id} written ({outcome} {done.reason}, {done.num_steps} steps"
+                f"{', ' + source if source else ''}) to {done.bag}"
+                + (f"; {self.written} of {self.config.num_episodes}" if self.config.num_episodes else ""))
 
     def _forget(self, ros_id: int) -> None:
         self._done_ids.append(ros_id)
@@ -232,5 +260,5 @@ class RecorderCore:
             "bag_dir": str(self.recorder.path), "episodes_recorded": self.recorded,
             "recording_episode": self.ros_episode if self.ros_episode is not None else "none",
             "paused": self.paused, "dropped_messages": self.recorder.dropped_messages,
-            "bags": len(self.recorder.bag_paths),
+            "bags": len(self.recorder.bag_paths), "episodes_written": self.written,
         }

@@ -8,6 +8,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.msg import EpisodeEvent, Goal, Step
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
@@ -50,6 +51,8 @@ class RecorderNode(Node):
             return
         self.health = self.core.health
         self.health.on_change = log_to(self.get_logger())
+        self.core.on_written = self.get_logger().info  # one line per episode that reaches the bag
+        self.finished = Future()  # done when num_episodes are written: run_node closes the bag, exits
         self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)
         self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
         for topic in config.raw_topics:
@@ -70,8 +73,6 @@ class RecorderNode(Node):
     def on_event(self, msg: EpisodeEvent) -> None:
         assert self.core is not None
         self.core.on_event(mc.episode_event_data(msg), self.now_ns())
-        if msg.event != EpisodeEvent.START and self.core.ros_episode is None:
-            self.get_logger().info(f"episode {msg.episode_id} written to {self.core.last_bag}")
 
     def on_step(self, msg: Step) -> None:
         assert self.core is not None
@@ -89,6 +90,9 @@ class RecorderNode(Node):
     def tick(self) -> None:
         assert self.core is not None
         self.core.tick(self.now_ns())
+        if self.core.done and not self.finished.done():
+            self.get_logger().info(f"num_episodes {self.core.config.num_episodes} written: closing the bag, exiting")
+            self.finished.set_result(True)
 
     def publish_diagnostics(self) -> None:
         values = self.core.status_values() if self.core is not None else {}

@@ -5,9 +5,10 @@ and /object_pose, takes the same command topics, and resets the scene before eac
 episode (goals_node calls /bridge_node/reset). Without an artefact the policy falls back
 to the task's scripted controller, so the stack moves out of the box.
 
-    ros2 launch her_policy sim.launch.py task:=reach artefact:=runs/reach/policy bag_dir:=bags/sim
+    ros2 launch her_bringup sim.launch.py task:=reach artefact:=runs/reach/policy bag_dir:=bags/sim
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -15,13 +16,11 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from launch import LaunchDescription
-
 SIM_ARGS = (
     ("task", "reach", "reach | push | pick_and_place"),
     ("artefact", "", "policy artefact directory (her train --out DIR gives DIR/policy); empty = fallback"),
     ("bag_dir", "her_bags", "session directory of the episode bags"),
-    ("config", "her_ros.yaml", "node parameter YAML (default: her_policy's config/her_ros.yaml)"),
+    ("config", "her_ros.yaml", "node parameter YAML (default: her_bringup's config/her_ros.yaml)"),
     ("fallback", "scripted", "without an artefact: hold | scripted | random"),
     ("arm_config", "", "arm config YAML; empty = the packaged arm"),
     ("command_interface", "forward", "forward | trajectory (the bridge takes both)"),
@@ -37,7 +36,7 @@ SIM_ARGS = (
 
 def generate_launch_description() -> LaunchDescription:
     arg = {name: LaunchConfiguration(name) for name, _, _ in SIM_ARGS}
-    share = FindPackageShare("her_policy")
+    share = FindPackageShare("her_bringup")
     arm = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "arm.launch.py"])),
         launch_arguments={
