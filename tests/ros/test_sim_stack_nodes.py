@@ -122,3 +122,37 @@ def test_estop_halts_the_policy(probe: Any):
     assert started.success, started.message
     step = probe.wait_for("/her/step", lambda m: m.episode_id == started.episode_id, since=t2, timeout=15)
     assert not step.safety_flags & ESTOP
+
+
+@pytest.mark.launch(fixture=sim_stack)
+def test_ros2_lifecycle_deactivate_holds_and_activate_resumes(probe: Any):
+    """The launch configured and activated policy_node (autostart); `ros2 lifecycle` drives it."""
+    import shutil
+
+    from ros_cli import run
+
+    ros2 = shutil.which("ros2")
+    assert ros2
+    got = run([ros2, "lifecycle", "get", "/policy_node"], timeout=60)
+    assert got.stdout.startswith("active"), got.stdout
+    t0 = time.monotonic()
+    probe.wait_for("/her/step", since=t0, timeout=60)  # an episode is running
+    t1 = time.monotonic()
+    done = run([ros2, "lifecycle", "set", "/policy_node", "deactivate"], timeout=60)
+    assert "Transitioning successful" in done.stdout, done.stdout
+    abort = probe.wait_for("/her/episode", lambda m: m.event == ABORT, since=t1, timeout=15)
+    assert "policy_node stopped listening" in abort.reason
+    time.sleep(1.0)
+    t2 = time.monotonic()
+    time.sleep(1.5)
+    assert not probe.messages("/forward_position_controller/commands", since=t2)  # inactive: silent
+    assert not probe.messages("/her/step", since=t2)
+    held = [np.array(m.data) for m in probe.messages("/forward_position_controller/commands", since=t1)][-1]
+    states = [np.array(m.position[:7]) for m in probe.messages("/joint_states", since=t2)]
+    assert states and np.allclose(held, states[-1], atol=5e-3)  # the last command held the measured position
+    assert run([ros2, "lifecycle", "get", "/policy_node"], timeout=60).stdout.startswith("inactive")
+    t3 = time.monotonic()
+    done = run([ros2, "lifecycle", "set", "/policy_node", "activate"], timeout=60)
+    assert "Transitioning successful" in done.stdout, done.stdout
+    start = probe.wait_for("/her/episode", lambda m: m.event == START, since=t3, timeout=30)
+    probe.wait_for("/her/step", lambda m: m.episode_id == start.episode_id, since=t3, timeout=15)

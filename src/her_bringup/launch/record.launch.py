@@ -6,6 +6,9 @@ uniformly random actions without an artefact. sim:=true records from the MuJoCo
 bridge, sim:=false from the physical arm (driver and controller running).
 
     ros2 launch her_bringup record.launch.py sim:=true task:=push num_episodes:=100 bag_dir:=bags/push
+    ros2 launch her_bringup record.launch.py --show-args
+
+With num_episodes the launch ends by itself once that many episodes are in the bag.
 """
 
 from launch import LaunchDescription
@@ -24,6 +27,7 @@ ARGS = (
     ("random_eps", "0.3", "chance of a random action per tick (HER paper: 0.3)"),
     ("noise_std", "0.2", "Gaussian action noise, action units (HER paper: 0.2)"),
     ("split", "train", "goal stream: train | heldout"),
+    ("namespace", "", "namespace of the whole stack (e.g. arm1); empty = none"),
     ("config", "her_ros.yaml", "node parameter YAML (default: her_bringup's config/her_ros.yaml)"),
 )
 

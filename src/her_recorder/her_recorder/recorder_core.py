@@ -38,6 +38,7 @@ from typing import Any, Literal
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
 from her_goals.errors import HerError
+from her_goals.rosglue import topics
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
 from her_goals.rosglue.params import doc
@@ -57,7 +58,9 @@ class RecorderConfig:
     task: str = doc("reach", "task name stored in the bags")
     goal_space: str = doc("", "goal space of the episodes (her_goals registry name); empty = the task's")
     tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
-    raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes")
+    raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes (their names in the bag)")
+    joint_states_topic: str = doc(topics.JOINT_STATES, "where /joint_states of the bag is subscribed (relative: in the node's namespace)")
+    object_pose_topic: str = doc(topics.OBJECT_POSE, "where /object_pose of the bag is subscribed (relative: in the node's namespace)")
     end_grace_s: float = doc(2.0, "how long an END waits for steps still in flight (s)")
     max_episodes_per_bag: int = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
     compression: Literal["none", "zstd"] = doc("none", "MCAP chunk compression")
@@ -73,6 +76,13 @@ class RecorderConfig:
             raise RecorderConfigError("recorder_node: max_episodes_per_bag, queue_size and num_episodes must be >= 0")
         if not self.bag_dir:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
+        topics.check_topic(self.joint_states_topic, "recorder_node: joint_states_topic")
+        topics.check_topic(self.object_pose_topic, "recorder_node: object_pose_topic")
+
+    def subscription(self, bag_topic: str) -> str:
+        """The topic the node subscribes to for ``bag_topic`` (one of ``raw_topics``)."""
+        named = {"/joint_states": self.joint_states_topic, "/object_pose": self.object_pose_topic}
+        return named.get(bag_topic, bag_topic.lstrip("/"))
 
 
 class RecorderCore:

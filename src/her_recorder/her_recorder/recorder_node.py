@@ -15,7 +15,7 @@ from std_srvs.srv import Trigger
 from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
-from her_goals.rosglue import qos
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_recorder.errors import RecorderConfigError
@@ -34,8 +34,9 @@ class RecorderNode(Node):
         super().__init__("recorder_node")
         self.types = mc.MessageTypes.from_ros()
         values = declare_config(self, RecorderConfig, self.types)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.health = Health("her_recorder: recorder_node", on_change=log_to(self.get_logger()))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        name = f"her_recorder: {self.get_fully_qualified_name()}"
+        self.health = Health(name, on_change=log_to(self.get_logger()))
         self.core: RecorderCore | None = None
         try:
             config = config_from_parameters(RecorderConfig, values, where="recorder_node")
@@ -50,16 +51,16 @@ class RecorderNode(Node):
             self.create_timer(1.0, self.publish_diagnostics)
             return
         self.health = self.core.health
-        self.health.on_change = log_to(self.get_logger())
+        self.health.name, self.health.on_change = name, log_to(self.get_logger())
         self.core.on_written = self.get_logger().info  # one line per episode that reaches the bag
         self.finished = Future()  # done when num_episodes are written: run_node closes the bag, exits
-        self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)
-        self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
-        for topic in config.raw_topics:
+        self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_event, RELIABLE)
+        self.create_subscription(Step, topics.STEP, self.on_step, RELIABLE)
+        for topic in config.raw_topics:  # the bag's topic names; subscribed to as the config says
             msgtype = TOPIC_TYPES[topic]
             self.create_subscription(
-                RAW_CLASSES[topic], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
-                SENSOR, raw=True,
+                RAW_CLASSES[topic], config.subscription(topic),
+                lambda data, t=topic, m=msgtype: self.on_raw(t, m, data), SENSOR, raw=True,
             )
         for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):
             self.create_service(Trigger, f"~/{name}", lambda req, res, h=handler: self.on_service(h, res))
