@@ -185,3 +185,18 @@ def test_the_image_runs_the_same_build_and_test_script():
     assert "workspace.sh deps" in dockerfile and "workspace.sh build test" in dockerfile
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     assert "sim.launch.py" in compose["services"]["sim"]["command"]
+
+
+def test_topic_names_are_relative_so_stacks_can_be_namespaced():
+    """A second arm under arm2/ needs every topic resolved in the node's namespace (her_goals.rosglue.topics)."""
+    from her_goals.rosglue import topics
+
+    absolute = {name for name in dir(topics) if name.isupper() and getattr(topics, name).startswith("/")}
+    assert absolute == {"DIAGNOSTICS", "CLOCK"}  # the aggregator's and use_sim_time's, on purpose
+    bag_names = {"/joint_states", "/object_pose", "/her/achieved_goal"}  # recorder: names inside the bag
+    for path in [*(ROOT / "src").rglob("*_node.py"), *(BRINGUP / "launch").glob("*.py")]:
+        literals = {n.value for n in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("/")
+                    and " " not in n.value}
+        allowed = bag_names if path.name == "recorder_node.py" else {"/tf", "/tf_static"}  # remapped into the namespace
+        assert literals <= allowed, f"{path.name}: absolute names {sorted(literals - allowed)}"
