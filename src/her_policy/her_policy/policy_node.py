@@ -48,7 +48,7 @@ class PolicyNode(LifecycleNode):
                                  lambda m: self.managed.on_object_pose(m, self.tf), SENSOR)
         # Any publisher QoS engages the stop (her_goals.rosglue.qos.ESTOP_SUBSCRIPTIONS); so does ~/estop.
         subscribe_any_qos(self, Bool, names["estop_topic"], self.on_estop, qos.ESTOP_SUBSCRIPTIONS)
-        self.create_service(Trigger, "~/estop", lambda req, res: self.answer(res, *self.managed.engage_estop()))
+        self.create_service(Trigger, "~/estop", self.on_estop_service)
         self.create_service(Trigger, "~/reset_estop", lambda req, res: self.answer(res, *self.managed.reset_estop()))
         rate = values["diagnostics_rate_hz"] if isinstance(values["diagnostics_rate_hz"], float) else 2.0
         self.create_timer(1.0 / max(rate, 0.1), self.publish_diagnostics)
@@ -61,6 +61,11 @@ class PolicyNode(LifecycleNode):
     def on_estop(self, msg: Bool) -> None:
         if self.managed.on_estop(msg.data):
             self.get_logger().error("e-stop: holding the arm until ~/reset_estop")
+
+    def on_estop_service(self, request: Any, response: Any) -> Any:
+        response.success, response.message = self.managed.engage_estop()
+        self.get_logger().error(f"e-stop: {response.message}")
+        return response
 
     def answer(self, response: Any, success: bool, message: str) -> Any:
         response.success, response.message = success, message
