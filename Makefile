@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first and pinned: this version has a local CPU build; any other spec pulls CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,bench,fleet]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_safety.py --ticks 20000 --soak-ticks 100000
 	$(PY) bench/bench_bags.py --seconds 10
 	$(PY) bench/bench_learning.py --tasks fetch_reach reach
+	$(PY) bench/bench_fleet.py --task reach --arms 1 2 --minutes 2
 
 bench-full: $(STAMP)
 	$(PY) bench/bench_envs.py
@@ -50,6 +51,7 @@ bench-full: $(STAMP)
 	$(PY) bench/bench_safety.py
 	$(PY) bench/bench_bags.py --seconds 60
 	$(PY) bench/bench_learning.py --tasks fetch_reach reach fetch_push push
+	$(PY) bench/bench_fleet.py --task push --arms 1 2 --minutes 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

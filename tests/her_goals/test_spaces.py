@@ -7,6 +7,7 @@ import pytest
 
 from her_goals import (
     GOAL_SPACES,
+    GoalError,
     GoalShapeError,
     GoalSpace,
     NonFiniteGoalError,
@@ -101,3 +102,13 @@ def test_spec_round_trip_and_mismatch_detection() -> None:
 def test_invalid_tolerance_is_rejected() -> None:
     with pytest.raises(NonFiniteGoalError, match="tolerance"):
         GoalSpace(name="x", dim=3, units="m", frame="w", tolerance=0.0)
+
+
+def test_compute_reward_takes_gymnasium_infos_and_refuses_anything_else() -> None:
+    space = get_goal_space("ee_position")
+    a, d = np.zeros((2, 3)), np.zeros((2, 3))
+    for info in (None, {}, [{}, {}], np.array([{}, {}], dtype=object)):
+        np.testing.assert_array_equal(space.compute_reward(a, d, info), [0.0, 0.0])
+    for bad in ("info", 3.0, np.zeros(2), [1, 2]):
+        with pytest.raises(GoalError, match="info must be"):
+            space.compute_reward(a, d, bad)

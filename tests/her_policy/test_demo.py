@@ -102,6 +102,11 @@ def test_demo_trains_through_bags_deploys_through_safety_and_audits(tmp_path: Pa
     assert evaluated["rate"] == pytest.approx(result.requested_success)
     assert report["reward_recompute"]["reward_mismatches"] == 0
     assert report["reward_recompute"]["status"] == "PASS"
+    # The bags prove the evaluation: plan, goals, policy, every planned episode.
+    assert result.verdict == "verified" and report["verdict"] == "verified", result.summary()
+    assert report["findings"] == [] and "audit verdict: verified" in result.summary()
+    assert report["evaluation"]["headline"]["n"] == 20
+    assert report["evaluation"]["plans"][0]["policy"] == report["artefact_hash"]
     # Training episodes are told apart from the held-out evaluation ones.
     assert report["requested_success"]["train"]["n"] == len(train.episodes)
     for png in ("coverage.png", "requested_vs_hindsight.png", "success_vs_episodes.png"):

@@ -15,10 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from her_policy_toys import HORIZON, TOY_SPACE, BrokenFactory, ToyFactory
 
 from her_goals.errors import ConfigError
+from her_goals.settings_cli import field_docs
 from her_policy.app.cli import build_parser, main
 from her_policy.artefact.store import load_artefact
 from her_policy.learn.algorithms import make_learner
-from her_policy.learn.config import TrainConfig, build_train_config, field_docs
+from her_policy.learn.config import TrainConfig, build_train_config
 from her_policy.learn.evaluate import evaluate
 from her_policy.learn.presets import PRESETS
 from her_policy.learn.train import train
@@ -64,6 +65,7 @@ def test_online_training_writes_a_traceable_artefact(tmp_path: Path) -> None:
     assert again.requested_success == result.final.requested_success, "final eval = her eval of the artefact"
     lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "requested_success" in json.loads(lines[0])
+    assert (tmp_path / "run" / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp_path: Path) -> None:
@@ -187,10 +189,22 @@ def test_her_eval_on_an_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert report["n_episodes"] == 5 and report["kind"] == "requested"
     assert report["env"] == "HerPolicyToyPoint-v0" and len(report["artefact_hash"]) == 64
     assert main(["eval", str(tmp_path / "missing")]) == 2
-    assert "not a policy artefact" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing" in err and "does not exist" in err  # checked before any work
 
 
 def test_cli_subcommands_are_registered() -> None:
     parser = build_parser()
     names = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert {"train", "eval"} <= set(names)
+
+
+def test_a_diverging_run_stops_naming_the_step_and_writes_no_artefact(tmp_path: Path) -> None:
+    from her_policy.errors import TrainingDivergedError
+
+    cfg = toy_config(tmp_path, actor_lr=1e30, critic_lr=1e30, clip_target=False)
+    with pytest.raises(TrainingDivergedError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert "env step" in message and "not finite" in message and "learning rate" in message
+    assert not list(tmp_path.rglob("actor.npz")), "a diverged run must not leave an artefact"

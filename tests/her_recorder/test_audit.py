@@ -213,9 +213,12 @@ def test_hindsight_is_shown_apart_and_is_not_the_result(audited: tuple[AuditRepo
     assert report.relabel["strategy"] == "final" and report.relabel["source"] == "artefact config"
     assert h["hindsight_ratio_configured"] == pytest.approx(0.75)
     md = (out / "report.md").read_text()
-    assert "## Requested-goal success (the result)" in md
+    # these bags carry no evaluation plan and fail invariants: no figure is a result
+    assert report.verdict == "failed" and md.startswith("# HER audit")
+    assert "**verdict: failed**" in md.split("## Requested-goal success")[0]
+    assert "## Requested-goal success (FAILED: not a result)" in md
     assert "## Hindsight figures (NOT results)" in md
-    assert md.index("the result") < md.index("NOT results")
+    assert md.index("## Requested-goal success") < md.index("NOT results")
 
 
 def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, Path]) -> None:
@@ -229,6 +232,7 @@ def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, 
         ("train", 2): LABEL_EXPLORATION,
         ("train", 3): LABEL_REPRESENTATION,
         ("train", 4): LABEL_REWARD,
+        ("train", 5): LABEL_UNCLASSIFIED,  # aborted: a failure, labelled like any other
         ("eval", 2): LABEL_MISMATCH,
         ("eval", 3): LABEL_UNCLASSIFIED,
         ("eval", 4): LABEL_REWARD,
@@ -245,8 +249,9 @@ def test_each_failure_label_is_assigned_by_its_rule(audited: tuple[AuditReport, 
     assert outside is not None and outside.evidence["region_high"] == [0.4, 0.2, 0.0]
     near = episode(report, "eval", 3)
     assert near.failure is not None and near.min_distance < 2 * TOL < near.final_distance + TOL
-    assert report.failures[LABEL_REWARD] == 2 and sum(report.failures.values()) == 6
-    assert episode(report, "train", 5).failure is None  # aborted: counted, not labelled
+    assert report.failures[LABEL_REWARD] == 2 and sum(report.failures.values()) == 7
+    aborted = episode(report, "train", 5)
+    assert aborted.status == "aborted" and aborted.failure is not None
 
 
 def test_reward_mismatch_and_end_success_disagreement_are_found(
@@ -292,6 +297,9 @@ def test_files_are_written_and_every_png_names_its_provenance(
         # PNG text metadata carries the full provenance; the figure shows it as a footer
         assert config_hash.encode() in data and report.artefact_hash.encode() in data
         assert b"train/bag_0000" in data and b"eval/bag_0000" in data
+    # With a training log, the learning curve (requested-goal success only) is drawn too.
+    assert (out / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert report.files["learning_curve.png"].endswith("learning_curve.png")
     saved = json.loads((out / "report.json").read_text())
     assert saved["artefact_hash"] == report.artefact_hash != "none"
     assert saved["audit_record"]["goal_space"]["name"] == "ee_position"
@@ -430,8 +438,11 @@ def test_her_cli_plugin_and_module_entry_point(
          "--region", "0,0,0", "0.4,0.2,0"]
     )  # fmt: skip
     printed = capsys.readouterr().out
-    assert status == 1  # the reward-recompute test failed
-    assert "requested-goal success (evaluation): 0.400 (2/5" in printed
+    assert status == 1  # verdict failed: the reward-recompute test failed, among others
+    assert printed.startswith("verdict: failed\n")
+    # not a result: the number is labelled, beside the findings' codes
+    assert "requested-goal success (evaluation): FAILED 0.400 (2/5" in printed
+    assert "RECOMPUTE_FAILED" in printed and "EVAL_NO_PLAN" in printed
     assert "NOT a result" in printed and "reward-recompute test: FAIL" in printed
     assert (tmp_path / "r" / "report.md").is_file()
     # python -m her_recorder.audit: a missing bag is one line and status 2

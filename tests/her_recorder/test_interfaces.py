@@ -73,6 +73,7 @@ def test_messages_round_trip_through_the_jazzy_typestore() -> None:
         safety_flags=int(SafetyFlag.CLIPPED | SafetyFlag.WORKSPACE),
         safety_cost=1.5,
         safety_reasons=["clipped", "workspace"],
+        policy="0123abcd",
     )
     event = types[interfaces.EVENT_TYPE](
         header=header(5, "base_link"),
@@ -84,6 +85,8 @@ def test_messages_round_trip_through_the_jazzy_typestore() -> None:
         num_steps=4,
         success=True,
         reason="success",
+        split="eval",
+        stream_index=12,
     )
     goal = types[interfaces.GOAL_TYPE](
         header=header(5, "base_link"),
@@ -131,9 +134,10 @@ def test_a_tool_with_only_the_bag_definition_decodes_our_messages() -> None:
         safety_flags=0,
         safety_cost=0.0,
         safety_reasons=[],
+        policy="scripted",
     )
     back = fresh.deserialize_cdr(
         store.serialize_cdr(msg, interfaces.STEP_TYPE), interfaces.STEP_TYPE
     )
-    assert back.reward == -1.0 and back.step == 0
+    assert back.reward == -1.0 and back.step == 0 and back.policy == "scripted"
     assert fresh.hash_rihs01(interfaces.STEP_TYPE) == store.hash_rihs01(interfaces.STEP_TYPE)

@@ -130,3 +130,27 @@ def test_a_corrupt_chunk_is_skipped_and_the_chunks_after_it_are_read(tmp_path: P
     assert [e.episode_id for e in read_episodes(source, log_summary=False).episodes] == [
         e.episode_id for e in result.episodes
     ]
+
+
+def test_check_advice_never_loops_recover_rebuilds_stale_metadata_counts(tmp_path: Path) -> None:
+    import yaml
+
+
+    path = tmp_path / "s"
+    record_session(path, n_episodes=2, n_steps=3)
+    bag = next(path.iterdir())
+    meta_file = bag / "metadata.yaml"
+    data = yaml.safe_load(meta_file.read_text())
+    for topic in data["rosbag2_bagfile_information"]["topics_with_message_count"]:
+        if topic["topic_metadata"]["name"] == "/her/step":
+            topic["message_count"] += 5  # metadata.yaml edited, or written by another tool
+    meta_file.write_text(yaml.safe_dump(data))
+    first = read_episodes(path, log_summary=False).report
+    advice = [p.message for p in first.problems if p.kind == "metadata_mismatch"]
+    assert advice and "her bag recover" in advice[0]
+    report = recover_bag(bag)
+    assert report.needed and report.metadata_written, report.format()
+    assert "counts disagree" in report.format()
+    again = read_episodes(path, log_summary=False).report
+    assert not [p for p in again.problems if p.kind == "metadata_mismatch"]
+    assert len(read_episodes(path, log_summary=False).episodes) == 2

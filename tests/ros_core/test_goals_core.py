@@ -167,3 +167,27 @@ def test_auto_start_waits_for_the_listeners_of_episode_events(types: mc.MessageT
     assert "policy_node" in core.health.problems["waiting"][1]
     assert core.tick(0, lambda: {"recorder_node", "policy_node"})[1] is not None
     assert "waiting" not in core.health.problems
+
+
+def test_heldout_episodes_name_their_stream_index_and_goal(types: mc.MessageTypes):
+    """The goals node draws the plan's held-out stream in order; every START says so, and a
+    failed start does not use up an index (no gap in the evaluation)."""
+    core = GoalsCore(GoalsConfig(task="reach", split="heldout", seed=5, num_episodes=3))
+    plan = core.plan(policy="scripted")
+    assert (plan.split, plan.planned_episodes, plan.stream_seed) == ("eval", 3, 5)
+    goal = core.choose_goal()
+    core.start_failed("simulator reset failed", 0)
+    for index in range(3):
+        goal = core.choose_goal()
+        np.testing.assert_array_equal(goal, plan.goal(index))
+        data = core.event_data(core.start(goal, index * S, "auto"))
+        assert (data.split, data.stream_index) == ("eval", index)
+        back = mc.episode_event_data(cdr_roundtrip(mc.episode_event_msg(types, data)))
+        assert (back.split, back.stream_index) == ("eval", index)
+        core.abort("operator", index * S + 1)
+    requested = core.choose_goal([0.5, 0.0, 0.2])
+    assert core.event_data(core.start(requested, 9 * S)).split == "requested"
+    core.abort("operator", 9 * S + 1)
+    core.choose_goal([], "train")
+    started = core.start(core.sampler.sample(), 10 * S)  # not the goal choose_goal drew
+    assert (started.split, started.stream_index) == ("requested", -1)

@@ -66,6 +66,7 @@ def test_episode_steps_are_published_one_tick_late_and_the_last_is_truncated(typ
     np.testing.assert_array_equal(steps[1].achieved_goal, steps[0].next_achieved_goal)
     for s in steps:
         assert s.episode_id == 0 and s.frame_id == "base_link"
+        assert s.policy == "scripted"  # every Step names the policy that acted
         np.testing.assert_array_equal(s.desired_goal, GOAL)
         assert s.reward == float(core.space.compute_reward(s.next_achieved_goal, GOAL))
         assert s.is_success == bool(core.space.is_success(s.next_achieved_goal, GOAL))
@@ -172,6 +173,9 @@ def test_a_fitting_artefact_is_used(types: mc.MessageTypes, tmp_path: Path):
     path = write_artefact(tmp_path / "policy")
     core = PolicyCore(PolicyConfig(task="reach", artefact=str(path)))
     assert core.actor_kind.startswith("artefact") and core.artefact_hash
+    assert core.policy == core.artefact_hash  # what its Steps name
+    exploring = PolicyCore(PolicyConfig(task="reach", artefact=str(path), noise_std=0.2))
+    assert exploring.policy == core.artefact_hash + "+explore"  # not the artefact's own actions
     assert core.health.level == OK
     start(core)
     core.on_joint_state(js(types, 0))

@@ -189,3 +189,36 @@ def test_every_written_episode_is_announced_and_num_episodes_ends_the_recording(
     assert c.health.counters["episodes_not_recorded"] == 1
     result = finish(c, tmp_path)
     assert len(result.episodes) == 1
+
+
+def test_a_robot_evaluation_carries_the_demos_provenance(tmp_path: Path, types: mc.MessageTypes):
+    """goals node -> recorder node, the ROS way: the bags hold the plan the parameters give, each
+    START its split and stream index, each Step its policy; the audit verifies them as it
+    verifies her demo's bags."""
+    from her_goals.goals_core import GoalsConfig, GoalsCore
+    from her_recorder.audit import run_audit
+
+    goals = GoalsCore(GoalsConfig(task="reach", split="heldout", seed=5, num_episodes=3, max_steps=5))
+    c = core(tmp_path, split="heldout", goal_seed=5, num_episodes=3, fallback="scripted")
+    assert c.plan is not None and c.plan.same_as(goals.plan(policy="scripted"))
+    t = S
+    for _ in range(3):
+        goal = goals.choose_goal()
+        start = goals.event_data(goals.start(goal, t, "auto"))
+        c.on_event(mc.episode_event_data(cdr_roundtrip(mc.episode_event_msg(types, start))), t)
+        path = [goal + np.array([0.21 - 0.04 * k, 0.0, 0.0]) for k in range(6)]  # ends 1 cm short
+        for i in range(5):
+            ok = bool(SPACE.is_success(path[i + 1], goal))
+            s = mc.StepData(start.episode_id, i, np.r_[path[i], np.zeros(5)], np.r_[path[i + 1], np.zeros(5)],
+                            np.zeros(4), np.zeros(4), path[i], path[i + 1], goal, float(ok) - 1.0, False, i == 4,
+                            ok, 0, 0.0, (), t + (i + 1) * 40_000_000, "base_link", policy="scripted")
+            c.on_step(mc.step_data(cdr_roundtrip(mc.step_msg(types, s))), t)
+        end = goals.on_step(s, t + S // 2)
+        assert end is not None and end.kind == 1 and end.success
+        c.on_event(goals.event_data(end), t + S // 2)
+        t += S
+    c.close()
+    report = run_audit([tmp_path / "bags"], out_dir=tmp_path / "audit", plots=False)
+    assert report.verdict == "verified", [f.line() for f in report.findings]
+    headline = report.evaluation["headline"]
+    assert (headline.successes, headline.n) == (3, 3)

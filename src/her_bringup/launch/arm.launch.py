@@ -96,7 +96,11 @@ def generate_launch_description() -> LaunchDescription:
     )
     recorder = Node(
         package="her_recorder", executable="recorder_node", name="recorder_node", output="screen",
-        parameters=[config, {**common, "bag_dir": text("bag_dir"), "num_episodes": arg["num_episodes"]}],
+        # The bags' evaluation plan mirrors the goals and policy nodes' settings (her audit).
+        parameters=[config, {**common, "bag_dir": text("bag_dir"), "split": arg["split"],
+                             "num_episodes": arg["num_episodes"], "artefact": text("artefact"),
+                             "fallback": arg["fallback"], "random_eps": arg["random_eps"],
+                             "noise_std": arg["noise_std"]}],
         condition=IfCondition(arg["record"]),
         sigterm_timeout="10",  # closing the bag (metadata, fsync) may take a moment
     )

@@ -127,8 +127,9 @@ def check_value(cls: type, name: str, value: Any, where: str) -> Any:
     """
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
     annotation = typing.get_type_hints(cls, include_extras=True)[name]
+    named = name.upper() if where == "--" and field.metadata.get("positional") else label(where, name)
     try:
-        return _coerce(value, annotation, label(where, name))
+        return _coerce(value, annotation, named)
     except ConfigError as exc:
         default = field.default if field.default is not dataclasses.MISSING else None
         hint = f"; the default is {to_plain(default)!r}" if default is not None else ""
@@ -152,6 +153,14 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
     kwargs = {name: check_value(cls, name, data[name], where) for name in fields if name in data}
     try:
         return cls(**kwargs)
+    except ConfigError as exc:
+        # A check of the class itself (__post_init__): say which file or flag gave the values.
+        message = str(exc)
+        if message.startswith(where) or where == "--":
+            raise
+        section = where.rsplit(": ", 1)[-1].rsplit(".", 1)[-1]
+        message = message.removeprefix(f"{section}: ")
+        raise ConfigError(f"{where}: {message}") from None
     except TypeError as exc:
         missing = [
             n
@@ -169,9 +178,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text (YAML) file; give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

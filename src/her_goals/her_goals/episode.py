@@ -58,6 +58,10 @@ class Event:
     success: bool
     reason: str
     stamp_ns: int
+    split: str = ""
+    """Goal stream of the requested goal (``eval``, ``train``, ``requested``; her_goals.evaluation)."""
+    stream_index: int = -1
+    """Index of the goal in the planned stream; -1 when it did not come from one."""
 
 
 @dataclass
@@ -65,6 +69,8 @@ class _Running:
     episode_id: int
     desired_goal: Vector
     start_ns: int
+    split: str = ""
+    stream_index: int = -1
     num_steps: int = 0
     last_next_achieved: Vector | None = None
 
@@ -115,8 +121,17 @@ class EpisodeBook:
     def num_steps(self) -> int:
         return 0 if self._running is None else self._running.num_steps
 
-    def start(self, desired_goal: ArrayLike, now_ns: int, reason: str = "") -> Event:
-        """Start an episode towards ``desired_goal`` (checked by the goal space)."""
+    def start(
+        self,
+        desired_goal: ArrayLike,
+        now_ns: int,
+        reason: str = "",
+        *,
+        split: str = "",
+        stream_index: int = -1,
+    ) -> Event:
+        """Start an episode towards ``desired_goal`` (checked by the goal space); ``split`` and
+        ``stream_index`` say where the goal came from (her_goals.evaluation)."""
         if self._running is not None:
             raise GoalError(
                 f"episode {self._running.episode_id} is still running; abort it first"
@@ -124,7 +139,7 @@ class EpisodeBook:
         goal = self.space.check(desired_goal, "desired_goal").astype(np.float64).reshape(-1)
         if goal.shape != (self.space.dim,):
             raise GoalError(f"desired_goal must be one goal of {self.space.dim} values")
-        self._running = _Running(self._next_id, goal, int(now_ns))
+        self._running = _Running(self._next_id, goal, int(now_ns), str(split), int(stream_index))
         self._next_id += 1
         return self._event(EventKind.START, False, reason, now_ns)
 
@@ -190,5 +205,13 @@ class EpisodeBook:
         run = self._running
         assert run is not None
         return Event(
-            kind, run.episode_id, run.desired_goal.copy(), run.num_steps, success, reason, int(now_ns)
+            kind,
+            run.episode_id,
+            run.desired_goal.copy(),
+            run.num_steps,
+            success,
+            reason,
+            int(now_ns),
+            run.split,
+            run.stream_index,
         )

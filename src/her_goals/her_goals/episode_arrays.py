@@ -18,6 +18,7 @@ the episode came from; the collector produces it with :meth:`EpisodeArrays.from_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -61,6 +62,11 @@ class EpisodeArrays:
     """Per step, the names of the safety flags raised."""
     stamp_ns: NDArray[np.int64] | None = None
     """(T,): time of each step (ns)."""
+    true_next_achieved_goal: NDArray[np.float64] | None = None
+    """(T, goal_dim), simulation only: the achieved goal of the *true* state after each step,
+    beside the measured ``next_achieved_goal`` (they differ under sensing noise)."""
+    sim_params: dict[str, Any] | None = None
+    """Simulation only: the episode's physics and sensing parameters (domain randomisation)."""
 
     def __post_init__(self) -> None:
         n = self.observation.shape[0] if self.observation.ndim == 2 else -1

@@ -4,7 +4,10 @@
 ``/her/step``) and the time, and says what to publish:
 
 * the desired goal of each episode, sampled from the task's goal region (training
-  or held-out split) or requested through the node's start service;
+  or held-out split) or requested through the node's start service; held-out goals are
+  the task's held-out stream (her_goals.evaluation) in order, and every START event says
+  where its goal came from (``split``, ``stream_index``), so ``her audit`` can re-derive
+  an evaluation recorded on the robot;
 * the achieved goal measured from the latest state (forward kinematics of the
   arm joints for ``ee_position``, the object pose for ``object_position``), with
   the measurement's stamp and the goal frame, while the state is fresh;
@@ -32,6 +35,7 @@ from numpy.typing import NDArray
 
 from her_goals.episode import EpisodeBook, Event, EventKind
 from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.evaluation import EVAL, NO_INDEX, REQUESTED, TRAIN, EvaluationPlan, heldout_goal
 from her_goals.extractors import (
     AchievedGoalExtractor,
     EndEffectorPositionExtractor,
@@ -59,7 +63,7 @@ class GoalsConfig:
     goal_region_low_m: tuple[float, ...] = doc((), "lower corner of the goal region (m); empty = the task's")
     goal_region_high_m: tuple[float, ...] = doc((), "upper corner of the goal region (m); empty = the task's")
     split: Literal["train", "heldout"] = doc("train", "goal stream of auto-started episodes")
-    seed: int = doc(0, "seed of the goal sampler")
+    seed: int = doc(0, "seed of the goal sampler and of the held-out stream (the recorder's goal_seed)")
     max_steps: int = doc(0, "policy steps per episode before END time_limit; 0 = the task's episode length")
     episode_timeout_s: float = doc(30.0, "ABORT an episode that has not ended after this long (s)")
     end_on_success: bool = doc(False, "END at the first successful step instead of the time limit")
@@ -135,6 +139,10 @@ class GoalsCore:
         self.auto_paused = False
         """Set after an e-stop abort: no auto start until the start service is called."""
         self.started = 0
+        self.heldout_started = 0
+        """Held-out episodes started: the stream index of the next held-out goal."""
+        self._chosen: tuple[Vector, str, int] | None = None
+        """The goal choose_goal returned, its split and stream index, until start()."""
 
     # -- inputs ------------------------------------------------------------------------
     def on_joint_state(self, msg: Any) -> None:
@@ -195,25 +203,54 @@ class GoalsCore:
             if not bool(self.region.contains(goal)):
                 raise HerError(f"requested goal {goal.tolist()} is outside the task region "
                                f"{list(self.region.low)} .. {list(self.region.high)}")
+            self._chosen = (goal, REQUESTED, NO_INDEX)
             return goal
         split = split or self.config.split
         if split == "heldout":
-            return self.sampler.heldout(1, seed=self.config.seed + 1000 + self.started)[0]
+            index = self.heldout_started
+            goal = heldout_goal(self.sampler, self.config.seed, index)
+            self._chosen = (goal, EVAL, index)
+            return goal
         if split != "train":
             raise HerError(f"split must be 'train' or 'heldout', got {split!r}")
-        return self.sampler.sample()
+        goal = self.sampler.sample()
+        self._chosen = (goal, TRAIN, NO_INDEX)
+        return goal
+
+    def plan(self, policy: str = "") -> EvaluationPlan:
+        """The evaluation plan of the auto-started episodes (what the recorder stores)."""
+        cfg = self.config
+        heldout = cfg.split == "heldout"
+        return EvaluationPlan.for_task(
+            cfg.task,
+            cfg.split,
+            planned_episodes=cfg.num_episodes if heldout else 0,
+            policy=policy,
+            stream_seed=cfg.seed,
+            sampler=self.sampler,
+        )
 
     def starting(self) -> None:
         """A start is under way (the node waits for the simulator reset)."""
         self._starting = True
 
     def start(self, goal: Vector, now_ns: int, reason: str = "") -> Event:
+        """Start the episode of ``goal``; its START names the stream choose_goal drew it from
+        (a goal that choose_goal did not draw is ``requested``)."""
+        chosen, self._chosen = self._chosen, None
+        split, index = REQUESTED, NO_INDEX
+        if chosen is not None and np.array_equal(np.asarray(goal, dtype=np.float64), chosen[0]):
+            split, index = chosen[1], chosen[2]
+        event = self.book.start(goal, now_ns, reason, split=split, stream_index=index)
         self._starting = False
         self.auto_paused = False
         self.started += 1
-        return self.book.start(goal, now_ns, reason)
+        if split == EVAL:
+            self.heldout_started += 1
+        return event
 
     def start_failed(self, why: str, now_ns: int) -> None:
+        self._chosen = None
         self._starting = False
         self._ended_ns = now_ns
         self.health.report("start", ERROR, f"could not start an episode: {why}")
@@ -293,7 +330,7 @@ class GoalsCore:
         return EventData(
             int(event.kind), event.episode_id, self.config.task, self.space.name,
             event.desired_goal, event.num_steps, event.success, event.reason, event.stamp_ns,
-            self.space.frame,
+            self.space.frame, event.split, event.stream_index,
         )
 
     @staticmethod
@@ -316,6 +353,7 @@ class GoalsCore:
             "episode_id": self.book.episode_id if self.book.running else "none",
             "steps": self.book.num_steps,
             "episodes_started": self.started,
+            "heldout_started": self.heldout_started,
             "ignored_steps": self.book.ignored_steps,
             "auto_paused": self.auto_paused,
         }

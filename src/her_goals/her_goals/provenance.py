@@ -84,3 +84,20 @@ def read_policy_metadata(path: str | Path) -> dict[str, Any]:
             f"{metadata.get('artefact_hash')} != {expected}); use the artefact as her train wrote it"
         )
     return metadata
+
+
+def verify_artefact_files(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Check every file ``policy.json`` lists (``actor.npz``) against its recorded sha256."""
+    root = metadata_path(path).parent
+    files = metadata.get("files") or {}
+    if not isinstance(files, dict):
+        raise ArtefactMetadataError(f"{root / METADATA_FILE}: 'files' is malformed; not an artefact her train wrote")
+    for name, digest in files.items():
+        file = root / str(name)
+        if not file.is_file():
+            raise ArtefactMetadataError(f"artefact {root} lacks {name}; re-export the policy with her train")
+        if sha256_file(file) != digest:
+            raise ArtefactMetadataError(
+                f"{file} does not match the hash recorded in {METADATA_FILE} (truncated or edited); "
+                "use the artefact as her train wrote it"
+            )

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import from_mapping, suggest
-from her_goals.errors import GoalShapeError, NonFiniteGoalError, UnknownGoalSpaceError
+from her_goals.errors import GoalError, GoalShapeError, NonFiniteGoalError, UnknownGoalSpaceError
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,20 @@ class GoalSpace:
     ) -> NDArray[np.float32]:
         """Sparse reward: 0 where successful, -1 otherwise; shape = leading shape.
 
-        ``info`` is accepted (and ignored) for Gymnasium-Robotics compatibility.
+        ``info`` is accepted for Gymnasium-Robotics compatibility and not used: None, a
+        mapping, or one mapping per sample (what vectorised envs and SB3 pass). Anything else
+        is a caller's mistake (arguments in the wrong order?) and raises.
         """
+        if info is not None and not isinstance(info, Mapping):
+            items = info.tolist() if isinstance(info, np.ndarray) else info
+            if isinstance(items, str | bytes) or not (
+                isinstance(items, list | tuple) and all(isinstance(i, Mapping) for i in items)
+            ):
+                raise GoalError(
+                    f"compute_reward(achieved, desired, info): info must be None, a mapping or one "
+                    f"mapping per sample, got {type(info).__name__} {str(info)[:60]!r}; "
+                    "check the argument order"
+                )
         return self.is_success(achieved, desired).astype(np.float32) - np.float32(1.0)
 
     # -- serialisation ------------------------------------------------------

@@ -86,8 +86,14 @@ def read_rows(path: str | Path) -> list[TrainingLogRow]:
         path = path / LOG_FILE
     if not path.is_file():
         raise ConfigError(f"training log {path} does not exist (her train --out DIR writes DIR/{LOG_FILE})")
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"training log {path} is not a text file; give the train_log.jsonl her train wrote") from None
+    except OSError as exc:
+        raise ConfigError(f"training log {path} cannot be read: {exc.strerror}") from None
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{i}"

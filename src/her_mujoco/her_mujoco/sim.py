@@ -9,6 +9,7 @@ timestamp in integer nanoseconds (:meth:`ArmSim.state` as a
 
 from __future__ import annotations
 
+import collections
 import math
 
 import mujoco
@@ -25,6 +26,7 @@ from her_goals.robot.arm_model import (
     load_model,
     resolve_joints,
 )
+from her_mujoco.randomization import SimParams
 
 _IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
 _INSTABILITY_WARNINGS = np.array(
@@ -109,6 +111,7 @@ class ArmSim:
         self.diverged = False
         """True once the physics went unstable (NaN or huge accelerations) since reset."""
         self.np_random = np.random.default_rng()
+        self._init_perturbation()
         self.reset()
 
     # -- commands -----------------------------------------------------------
@@ -149,6 +152,7 @@ class ArmSim:
             a = self._obj_qadr
             d.qpos[a : a + 3] = pos
             d.qpos[a + 3 : a + 7] = _IDENTITY_QUAT
+        self._reset_perturbation(q, opening)
         self.set_joint_targets(q, opening)
         mujoco.mj_forward(m, d)
         self._physics_steps = 0
@@ -160,13 +164,22 @@ class ArmSim:
         """Command arm joint positions (rad, clipped to limits) and the gripper opening (m)."""
         q = np.asarray(q_target, dtype=np.float64)
         self._check_arm_vector(q, "q_target")
-        self.data.ctrl[self._arm_act] = np.minimum(np.maximum(q, self.joint_low), self.joint_high)
+        arm = np.minimum(np.maximum(q, self.joint_low), self.joint_high)
+        grip: float | None = None
         if gripper_opening_m is not None and self._grip_act is not None:
             if not np.isfinite(gripper_opening_m):
                 raise StateError(f"gripper opening must be finite, got {gripper_opening_m}")
-            self.data.ctrl[self._grip_act] = min(
-                max(float(gripper_opening_m), 0.0), self.config.gripper_max_opening_m
-            )
+            grip = min(max(float(gripper_opening_m), 0.0), self.config.gripper_max_opening_m)
+        if self.params.latency_ticks:
+            # Actuation latency: the command reaches the servos latency_ticks steps later.
+            self._pending.append((arm, grip))
+            arm, grip = self._pending.popleft()
+        self._apply_command(arm, grip)
+
+    def _apply_command(self, arm: NDArray[np.float64], grip: float | None) -> None:
+        self.data.ctrl[self._arm_act] = arm
+        if grip is not None and self._grip_act is not None:
+            self.data.ctrl[self._grip_act] = grip
 
     def step(self) -> None:
         """Advance one control period (n_substeps MuJoCo steps); sets ``diverged`` on instability."""
@@ -221,7 +234,19 @@ class ArmSim:
         return self.data.qpos[self._obj_qadr : self._obj_qadr + 7].copy()
 
     def state(self) -> RobotState:
-        """The measurement a ROS driver would publish: joint_states plus object_pose."""
+        """The measurement a ROS driver would publish: joint_states plus object_pose.
+
+        With sensing perturbations set (:meth:`set_params`) this is the *measured* state:
+        noisy joints, a noisy, delayed or dropped object pose. :meth:`true_state` is the
+        physics' own.
+        """
+        true = self.true_state()
+        if not self.params.senses_noisily:
+            return true
+        return self._measure(true)
+
+    def true_state(self) -> RobotState:
+        """The physics' state, without sensing perturbations (simulation only)."""
         t = self.time_ns
         return RobotState(
             joint_names=self.joint_names,
@@ -245,3 +270,95 @@ class ArmSim:
 
     def _count_warnings(self) -> int:
         return int(self._warning_numbers[_INSTABILITY_WARNINGS].sum())
+
+    # -- perturbations (her_mujoco.randomization) -----------------------------
+    def _init_perturbation(self) -> None:
+        m = self.model
+        self.params = SimParams()
+        """The physics and sensing perturbation in force (nominal by default)."""
+        self._arm_dofs = self._dofadr[: self._n_arm]
+        self._nominal = {
+            "frictionloss": m.dof_frictionloss[self._arm_dofs].copy(),
+            "damping": m.dof_damping[self._arm_dofs].copy(),
+            "gainprm": m.actuator_gainprm[self._arm_act].copy(),
+            "biasprm": m.actuator_biasprm[self._arm_act].copy(),
+        }
+        self._block_geoms = np.zeros(0, dtype=np.intp)
+        self._block_body = -1
+        if self.config.object_body is not None:
+            body = find_id(m, mujoco.mjtObj.mjOBJ_BODY, self.config.object_body, "object_body")
+            self._block_body = body
+            self._block_geoms = np.flatnonzero(m.geom_bodyid == body)
+            self._nominal["block_mass"] = m.body_mass[body : body + 1].copy()
+            self._nominal["block_inertia"] = m.body_inertia[body].copy()
+            self._nominal["block_friction"] = m.geom_friction[self._block_geoms].copy()
+        table = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "table_top")
+        self._table_geom = int(table)
+        if table >= 0:
+            self._nominal["table_friction"] = m.geom_friction[table].copy()
+        self._sense_rng = np.random.default_rng(0)
+        self._pending: collections.deque[tuple[NDArray[np.float64], float | None]] = collections.deque()
+        self._object_history: collections.deque[tuple[NDArray[np.float64] | None, int]] = collections.deque()
+        self._last_object: tuple[NDArray[np.float64] | None, int] | None = None
+
+    def set_params(self, params: SimParams, *, seed: int | None = None) -> None:
+        """Apply one setting of physics and sensing (``SimParams()`` restores nominal).
+
+        Takes effect at once for the model parameters and at the next :meth:`reset` for the
+        latency queue; ``seed`` seeds the sensing noise.
+        """
+        m, nominal = self.model, self._nominal
+        m.dof_frictionloss[self._arm_dofs] = params.joint_friction_nm or nominal["frictionloss"]
+        m.dof_damping[self._arm_dofs] = (
+            nominal["damping"] if params.joint_damping_nms is None else params.joint_damping_nms
+        )
+        # Position servos: force = kp (ctrl - q) - kv qdot, gainprm[0] = kp, biasprm[1:3] = -kp, -kv.
+        m.actuator_gainprm[self._arm_act] = nominal["gainprm"]
+        m.actuator_biasprm[self._arm_act] = nominal["biasprm"]
+        m.actuator_gainprm[self._arm_act, 0] *= params.actuator_gain_scale
+        m.actuator_biasprm[self._arm_act, 1:3] *= params.actuator_gain_scale
+        if self._block_body >= 0:
+            b = self._block_body
+            m.body_mass[b] = nominal["block_mass"][0] * params.block_mass_scale
+            m.body_inertia[b] = nominal["block_inertia"] * params.block_mass_scale
+            m.geom_friction[self._block_geoms] = nominal["block_friction"] * params.block_friction_scale
+        if self._table_geom >= 0:
+            m.geom_friction[self._table_geom] = nominal["table_friction"] * params.table_friction_scale
+        self.params = params
+        if seed is not None:
+            self._sense_rng = np.random.default_rng(seed)
+
+    def _reset_perturbation(self, q: NDArray[np.float64], opening: float) -> None:
+        grip = opening if self._grip_act is not None else None
+        self._pending = collections.deque([(q.copy(), grip)] * self.params.latency_ticks)
+        self._object_history.clear()
+        self._last_object = None
+
+    def _measure(self, true: RobotState) -> RobotState:
+        p, rng = self.params, self._sense_rng
+        position, velocity = true.position.copy(), true.velocity.copy()
+        if p.joint_position_noise_rad:
+            position += rng.normal(0.0, p.joint_position_noise_rad, position.shape)
+        if p.joint_velocity_noise:
+            velocity += rng.normal(0.0, p.joint_velocity_noise, velocity.shape)
+        pose, stamp = true.object_pose, true.object_stamp_ns
+        if pose is not None:
+            pose = pose.copy()
+            if p.object_position_noise_m:
+                pose[:3] += rng.normal(0.0, p.object_position_noise_m, 3)
+            self._object_history.append((pose, stamp))
+            while len(self._object_history) > p.object_delay_ticks + 1:
+                self._object_history.popleft()
+            pose, stamp = self._object_history[0]
+            if self._last_object is not None and p.object_dropout_prob and rng.random() < p.object_dropout_prob:
+                pose, stamp = self._last_object  # no new pose arrived this tick
+            self._last_object = (pose, stamp)
+        return RobotState(
+            joint_names=true.joint_names,
+            position=position,
+            velocity=velocity,
+            effort=true.effort,
+            stamp_ns=true.stamp_ns,
+            object_pose=pose,
+            object_stamp_ns=stamp,
+        )

@@ -33,5 +33,9 @@ class GoalSpaceMismatchError(ArtefactError):
     """A policy or buffer trained for one goal space used with another."""
 
 
+class TrainingDivergedError(PolicyError):
+    """Non-finite losses, weights or normaliser statistics: the run stops, no artefact is written."""
+
+
 class EnvContractError(PolicyError):
     """An environment that breaks the goal-env contract (e.g. rewards disagree)."""

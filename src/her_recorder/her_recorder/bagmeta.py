@@ -1,10 +1,14 @@
-"""What a HER bag says about itself: goal space, task, config, seeds, episodes.
+"""What a HER bag says about itself: goal space, task, config, seeds, episodes, evaluation plan.
 
 The recorder stores these as string key/values twice: in ``metadata.yaml``
 ``custom_data`` (written on close, what ROS 2 tools show) and in an MCAP
 Metadata record named ``her_recorder`` written and synced when the bag is
 opened, so a bag whose recorder was killed still says what it holds and
 recovery can rebuild ``metadata.yaml`` from the MCAP file alone.
+
+``her.plan`` is the :class:`her_goals.evaluation.EvaluationPlan` of the recording: the
+split, the goal stream, the planned episode count and the acting policy, from which
+``her audit`` re-derives an evaluation. Bags written before it have none.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from her_goals import GoalSpace
 from her_goals.config import config_hash, to_plain
 from her_goals.errors import ConfigError
+from her_goals.evaluation import EvaluationPlan
 from her_recorder.errors import BagFormatError
 
 FORMAT_VERSION = "1"
@@ -34,6 +39,7 @@ KEY_SCHEMA = "her.schema"
 KEY_EPISODES = "her.episodes"
 KEY_DROPPED = "her.dropped_messages"
 KEY_RECOVERED = "her.recovered"
+KEY_PLAN = "her.plan"
 
 
 def dumps(value: Any) -> str:
@@ -58,6 +64,10 @@ class BagMeta:
     """Episode counts written on close (absent for a bag that was never closed)."""
     dropped_messages: int = 0
     recovered: dict[str, Any] = field(default_factory=dict)
+    plan: EvaluationPlan | None = None
+    """The recording's evaluation plan (None: written before plans, or by another writer)."""
+    plan_error: str = ""
+    """Why the bag's ``her.plan`` could not be read (it is then ``None``); '' when fine."""
 
     def to_strings(self) -> dict[str, str]:
         """The key/values stored in the bag (all strings, as rosbag2 custom_data needs)."""
@@ -78,6 +88,8 @@ class BagMeta:
             out[KEY_DROPPED] = str(self.dropped_messages)
         if self.recovered:
             out[KEY_RECOVERED] = dumps(self.recovered)
+        if self.plan is not None:
+            out[KEY_PLAN] = dumps(self.plan.to_dict())
         return out
 
     @classmethod
@@ -88,6 +100,7 @@ class BagMeta:
                 f"{where}: no HER metadata ({KEY_GOAL_SPACE} missing); it was not written "
                 "by her_recorder. Pass the goal space explicitly to read it."
             )
+        plan, plan_error = _plan(data.get(KEY_PLAN))
         try:
             goal_space = GoalSpace.from_spec(json.loads(data[KEY_GOAL_SPACE]))
             return cls(
@@ -102,6 +115,19 @@ class BagMeta:
                 episodes=json.loads(data.get(KEY_EPISODES, "{}")),
                 dropped_messages=int(data.get(KEY_DROPPED, "0")),
                 recovered=json.loads(data.get(KEY_RECOVERED, "{}")),
+                plan=plan,
+                plan_error=plan_error,
             )
         except (ValueError, TypeError, ConfigError) as exc:
             raise BagFormatError(f"{where}: HER metadata is malformed: {exc}") from None
+
+
+def _plan(text: str | None) -> tuple[EvaluationPlan | None, str]:
+    """The plan stored under ``her.plan``, or (None, why not) - a bad plan is the audit's
+    finding, not a reason to refuse the bag."""
+    if text is None:
+        return None, ""
+    try:
+        return EvaluationPlan.from_dict(json.loads(text)), ""
+    except (ValueError, TypeError, ConfigError) as exc:
+        return None, f"{KEY_PLAN} is not a readable evaluation plan: {exc}"

@@ -14,9 +14,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from her_goals.errors import HerError
+from her_goals import get_goal_space
+from her_goals.checks import Count, ExistingPath
+from her_goals.errors import ConfigError, HerError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_recorder.errors import BagFormatError
 from her_recorder.reader import bag_summary, find_bags, read_episodes
 from her_recorder.recover import recover
@@ -40,8 +44,9 @@ def _os_errors_are_bag_errors(
 
 @_os_errors_are_bag_errors
 def _cmd_info(args: argparse.Namespace) -> int:
+    settings = settings_from_args(BagInfoSettings, args)
     status = 0
-    for bag in find_bags(args.path):
+    for bag in find_bags(list(settings.path)):
         info = bag_summary(bag)
         print(f"{bag}: {info.state}, {info.size_bytes} bytes, {len(info.files)} file(s)")
         if info.needs_recovery:
@@ -60,6 +65,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 f"  config hash: {meta.config_hash}; seeds: {json.dumps(meta.seeds)}; "
                 f"session {meta.session[:8]} bag {meta.bag_index}"
             )
+            plan = meta.plan
+            if plan is not None:
+                planned = f"{plan.planned_episodes} planned" if plan.planned_episodes else "open-ended"
+                print(
+                    f"  plan: {plan.split} ({planned}, stream seed {plan.stream_seed}, policy "
+                    f"{plan.policy[:16] or 'unnamed'})"
+                )
+            else:
+                print(f"  plan: {meta.plan_error or 'none (written before plans were recorded)'}")
             if meta.dropped_messages:
                 print(f"  ! recorder dropped {meta.dropped_messages} message(s)")
             if meta.recovered:
@@ -82,59 +96,89 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 @_os_errors_are_bag_errors
 def _cmd_check(args: argparse.Namespace) -> int:
+    settings = settings_from_args(BagCheckSettings, args)
     result = read_episodes(
-        args.paths,
-        goal_space=args.goal_space,
-        include_aborted=args.include_aborted,
+        list(settings.paths),
+        goal_space=settings.goal_space,
+        include_aborted=settings.include_aborted,
         log_summary=False,
     )
     report = result.report
-    print(report.format(max_problems=args.max_problems))
+    print(report.format(max_problems=settings.max_problems))
     return 0 if report.ok and not report.left_out.get("invalid") else 1
 
 
 @_os_errors_are_bag_errors
 def _cmd_recover(args: argparse.Namespace) -> int:
-    for rep in recover(args.path, dry_run=args.dry_run):
+    settings = settings_from_args(BagRecoverSettings, args)
+    for rep in recover(list(settings.path), dry_run=settings.dry_run):
         print(rep.format())
     return 0
+
+
+@dataclass(frozen=True)
+class BagInfoSettings:
+    """``her bag info``: what a bag or session holds, and whether it was closed."""
+
+    path: tuple[ExistingPath, ...] = field(metadata={"positional": True})
+    """Bag or session directories."""
+
+
+@dataclass(frozen=True)
+class BagCheckSettings:
+    """``her bag check``: read and validate episodes; report every problem."""
+
+    paths: tuple[ExistingPath, ...] = field(metadata={"positional": True})
+    """Bag or session directories."""
+    goal_space: str | None = None
+    """Goal space the bags must be in (a registered name); default: the bags' own."""
+    include_aborted: bool = False
+    """Count aborted episodes as usable (last step truncated)."""
+    max_problems: Count = 50
+    """Problems listed."""
+
+    def __post_init__(self) -> None:
+        if self.goal_space is not None:
+            try:
+                get_goal_space(self.goal_space)
+            except HerError as exc:
+                raise ConfigError(f"--goal-space: {exc}") from None
+
+
+@dataclass(frozen=True)
+class BagRecoverSettings:
+    """``her bag recover``: repair bags left by a killed recorder (in place)."""
+
+    path: tuple[ExistingPath, ...] = field(metadata={"positional": True})
+    """Bag or session directories."""
+    dry_run: bool = False
+    """Say what would be done, change nothing."""
 
 
 def add_bag_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bag info|check|recover`` on an argparse subparsers object.
 
-    Each leaf parser sets ``func`` (``args.func(args) -> int``); call
+    Each leaf parser sets ``handler`` (``args.handler(args) -> int``); call
     :func:`run` to get the HerError-to-message handling.
     """
     bag = subparsers.add_parser("bag", help="inspect, validate and recover episode bags")
     sub = bag.add_subparsers(dest="bag_command", required=True, metavar="{info,check,recover}")
-
-    p = sub.add_parser("info", help="what a bag or session holds, and whether it was closed")
-    p.add_argument("path", nargs="+", help="bag or session directory")
-    p.set_defaults(func=_cmd_info)
-
-    p = sub.add_parser("check", help="read and validate episodes; report every problem")
-    p.add_argument("paths", nargs="+", help="bag or session directories")
-    p.add_argument("--goal-space", default=None, help="goal space the bags must be in")
-    p.add_argument(
-        "--include-aborted",
-        action="store_true",
-        help="count aborted episodes as usable (last step truncated)",
-    )
-    p.add_argument("--max-problems", type=int, default=50, help="problems listed (default 50)")
-    p.set_defaults(func=_cmd_check)
-
-    p = sub.add_parser("recover", help="repair bags left by a killed recorder (in place)")
-    p.add_argument("path", nargs="+", help="bag or session directory")
-    p.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
-    p.set_defaults(func=_cmd_recover)
+    for name, settings, handler in (
+        ("info", BagInfoSettings, _cmd_info),
+        ("check", BagCheckSettings, _cmd_check),
+        ("recover", BagRecoverSettings, _cmd_recover),
+    ):
+        text = (settings.__doc__ or "").split(": ", 1)[-1].rstrip(".")
+        p = sub.add_parser(name, help=text, description=text)
+        add_settings_arguments(p, settings)
+        p.set_defaults(handler=handler)
     return bag
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed bag command; a HerError becomes one line on stderr and exit code 2."""
     try:
-        return int(args.func(args))
+        return int((getattr(args, "handler", None) or args.func)(args))
     except HerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

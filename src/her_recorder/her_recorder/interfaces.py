@@ -45,6 +45,13 @@ TOPIC_DESIRED_GOAL = "/her/desired_goal"
 TOPIC_ACHIEVED_GOAL = "/her/achieved_goal"
 TOPIC_JOINT_STATES = "/joint_states"
 TOPIC_OBJECT_POSE = "/object_pose"
+TOPIC_TRUE_ACHIEVED_GOAL = "/her/true_achieved_goal"
+"""Simulation only: the achieved goal of the true state after each step (Goal, per step),
+beside the Step's measured one (honest sensing)."""
+TOPIC_SIM_PARAMS = "/her/sim_params"
+"""Simulation only: each episode's physics and sensing parameters (std_msgs/String, JSON
+``{"episode_id": ..., "params": {...}}``), at its START."""
+STRING_TYPE = "std_msgs/msg/String"
 
 TOPIC_TYPES: dict[str, str] = {
     TOPIC_STEP: STEP_TYPE,
@@ -53,6 +60,8 @@ TOPIC_TYPES: dict[str, str] = {
     TOPIC_ACHIEVED_GOAL: GOAL_TYPE,
     TOPIC_JOINT_STATES: JOINT_STATE_TYPE,
     TOPIC_OBJECT_POSE: POSE_STAMPED_TYPE,
+    TOPIC_TRUE_ACHIEVED_GOAL: GOAL_TYPE,
+    TOPIC_SIM_PARAMS: STRING_TYPE,
 }
 """Default topic names and their message types (README.md, "Nodes")."""
 
@@ -75,6 +84,49 @@ def typestore() -> Typestore:
     for name in MSG_NAMES:
         store.register(get_types_from_msg(msg_text(name), f"{PACKAGE}/msg/{name}"))
     return store
+
+
+PROVENANCE_FIELDS: dict[str, tuple[str, ...]] = {
+    EVENT_TYPE: ("split", "stream_index"),
+    STEP_TYPE: ("policy",),
+}
+"""Fields added to record where an evaluation came from (her_goals.evaluation); a bag written
+before them lacks them and is decoded with its own definition (:func:`typestore_for`)."""
+
+
+def first_section(msgdef: str) -> str:
+    """The message's own definition in a bag connection's text (before the dependencies)."""
+    return msgdef.split(_SEPARATOR)[0]
+
+
+@functools.lru_cache(maxsize=32)
+def typestore_for(msgtype: str, msgdef: str) -> Typestore:
+    """The typestore that decodes ``msgtype`` as a bag recorded it, given the connection's
+    ``msgdef`` text: ours when the fields are ours, else a Jazzy typestore with the bag's own
+    definition registered (a bag written by an older her_recorder stays readable; fields it
+    lacks are absent from its decoded messages: read them with :func:`field_or`).
+
+    Raises ``rosbags.typesys.TypesysError`` (or ``ValueError``) when the text does not parse.
+    """
+    ours = typestore()
+    pkg = msgtype.split("/")[0]
+    if pkg != PACKAGE or not msgdef.strip():
+        return ours
+    theirs = get_types_from_msg(first_section(msgdef), msgtype)
+    if theirs[msgtype][1] == ours.fielddefs[msgtype][1]:
+        return ours
+    store = get_typestore(Stores.ROS2_JAZZY)
+    for name in MSG_NAMES:  # our other types, for definitions that refer to them
+        full = f"{PACKAGE}/msg/{name}"
+        if full != msgtype:
+            store.register(get_types_from_msg(msg_text(name), full))
+    store.register(theirs)
+    return store
+
+
+def field_or(msg: object, name: str, default: object) -> object:
+    """``msg.name``, or ``default`` for a message decoded with a definition that lacks it."""
+    return getattr(msg, name, default)
 
 
 def message_definition(msgtype: str, store: Typestore | None = None) -> tuple[str, str]:

@@ -17,6 +17,12 @@ The bag's episode ids are the recorder's own (unique within the session, also
 across restarts with ``resume``); the START event's ``reason`` names the goals
 node's episode id, so both can be traced.
 
+Provenance, the same as ``her demo``'s bags (her_goals.evaluation): each bag stores the
+evaluation plan the parameters describe (``split``, ``goal_seed``, ``num_episodes`` as the
+goals node has them; ``artefact``/``fallback``/``random_eps``/``noise_std`` as the policy
+node has them, the artefact named by its hash); each START carries the goals node's
+``split`` and ``stream_index``, each Step the policy node's ``policy``.
+
 ``pause`` aborts the episode being recorded (``recorder_paused``) and ignores new
 ones until ``resume``; ``discard`` throws the open episode away (DISCARD).
 Every episode that reaches the bag (END, ABORT or DISCARD) is announced once through
@@ -38,11 +44,14 @@ from typing import Any, Literal
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
 from her_goals.errors import HerError
+from her_goals.evaluation import EvaluationPlan, policy_id
+from her_goals.provenance import read_policy_metadata
 from her_goals.rosglue import topics
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
 from her_goals.rosglue.params import doc
-from her_goals.spaces import get_goal_space
+from her_goals.sampling import GoalSampler
+from her_goals.spaces import GoalSpace, get_goal_space
 from her_goals.tasks import TASKS
 from her_recorder.errors import RecorderConfigError
 from her_recorder.writer import EpisodeRecorder
@@ -67,22 +76,52 @@ class RecorderConfig:
     queue_size: int = doc(10000, "write queue (messages); 0 writes in the callback")
     fsync: bool = doc(True, "fsync at every episode boundary")
     resume: bool = doc(True, "continue an existing session directory in a new bag")
-    num_episodes: int = doc(0, "stop (close the bag, exit) after this many episodes are written; 0 = until stopped")
+    split: Literal["train", "heldout"] = doc(
+        "train", "the goals node's goal stream (its split); heldout: the bags are an evaluation")
+    goal_seed: int = doc(0, "the goals node's seed (its held-out stream), stored in the evaluation plan")
+    num_episodes: int = doc(0, "the goals node's num_episodes: episodes the evaluation plans; the recorder closes "
+                               "the bag and exits once that many are written; 0 = open-ended")
+    artefact: str = doc("", "the policy node's artefact: its hash names the acting policy; empty = fallback")
+    fallback: Literal["hold", "scripted", "random"] = doc("hold", "the policy node's fallback without an artefact")
+    random_eps: float = doc(0.0, "the policy node's random_eps (exploration: not the policy's own actions)")
+    noise_std: float = doc(0.0, "the policy node's noise_std (exploration: not the policy's own actions)")
 
     def __post_init__(self) -> None:
         if not (self.tolerance_m >= 0 and self.end_grace_s >= 0):
             raise RecorderConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
-        if self.max_episodes_per_bag < 0 or self.queue_size < 0 or self.num_episodes < 0:
-            raise RecorderConfigError("recorder_node: max_episodes_per_bag, queue_size and num_episodes must be >= 0")
+        if self.max_episodes_per_bag < 0 or self.queue_size < 0:
+            raise RecorderConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
         if not self.bag_dir:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
         topics.check_topic(self.joint_states_topic, "recorder_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "recorder_node: object_pose_topic")
+        if self.num_episodes < 0 or self.random_eps < 0 or self.noise_std < 0:
+            raise RecorderConfigError("recorder_node: num_episodes, random_eps and noise_std must be >= 0")
 
     def subscription(self, bag_topic: str) -> str:
         """The topic the node subscribes to for ``bag_topic`` (one of ``raw_topics``)."""
         named = {"/joint_states": self.joint_states_topic, "/object_pose": self.object_pose_topic}
         return named.get(bag_topic, bag_topic.lstrip("/"))
+
+    def plan(self, space: GoalSpace) -> EvaluationPlan | None:
+        """The evaluation plan these parameters describe (None for a task not registered)."""
+        if self.task not in TASKS:
+            return None
+        if self.artefact:
+            try:
+                base = str(read_policy_metadata(self.artefact)["artefact_hash"])
+            except HerError as exc:
+                raise RecorderConfigError(f"recorder_node: artefact: {exc}") from None
+        else:
+            base = self.fallback
+        task = TASKS[self.task]
+        return EvaluationPlan.for_task(
+            self.task, self.split,
+            planned_episodes=self.num_episodes if self.split == "heldout" else 0,
+            policy=policy_id(base, noise_std=self.noise_std, random_eps=self.random_eps),
+            stream_seed=self.goal_seed, goal_space=space, goal_region=task.goal_region,
+            sampler=GoalSampler(space, task.goal_region, seed=self.goal_seed),
+        )
 
 
 class RecorderCore:
@@ -103,9 +142,10 @@ class RecorderCore:
             config_record = {"recorder_node": to_plain(config)}
             if task is not None and task.goal_space == self.space.name:
                 config_record["goal_region"] = to_plain(task.goal_region)
+        self.plan = config.plan(self.space) if task is not None and task.goal_space == self.space.name else None
         self.recorder = EpisodeRecorder(
             Path(config.bag_dir).expanduser(), goal_space=self.space, task=config.task,
-            config=config_record, max_episodes_per_bag=config.max_episodes_per_bag or None,
+            config=config_record, plan=self.plan, max_episodes_per_bag=config.max_episodes_per_bag or None,
             compression=config.compression, fsync=config.fsync, queue_size=config.queue_size,
             resume=config.resume,
         )
@@ -154,7 +194,8 @@ class RecorderCore:
                 return
             try:
                 self.recorder.start_episode(event.desired_goal, stamp_ns=event.stamp_ns,
-                                            reason=f"goals_node episode {event.episode_id}")
+                                            reason=f"goals_node episode {event.episode_id}",
+                                            split=event.split, stream_index=event.stream_index)
             except HerError as exc:
                 self.health.report("record", ERROR, f"episode {event.episode_id} not recorded: {exc}")
                 return

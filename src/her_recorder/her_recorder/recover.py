@@ -112,7 +112,14 @@ def recover_bag(path: str | Path, *, dry_run: bool = False, force: bool = False)
     """Repair one bag directory in place; see the module docstring for what that means."""
     path = Path(path)
     info = inspect_bag(path)
-    report = RecoveryReport(path, info.needs_recovery or force, list(info.reasons), dry_run=dry_run)
+    reasons = list(info.reasons)
+    stale = [] if info.needs_recovery else _stale_counts(path, info)
+    if stale:
+        # `her bag check` sends the user here for this; saying "nothing to recover" would loop.
+        reasons.append(f"metadata.yaml counts disagree with the files ({'; '.join(stale)})")
+    report = RecoveryReport(
+        path, info.needs_recovery or force or bool(stale), reasons, dry_run=dry_run
+    )
     if not report.needed:
         return report
     mcaps = sorted(path.glob("*.mcap"))
@@ -159,6 +166,19 @@ def recover_bag(path: str | Path, *, dry_run: bool = False, force: bool = False)
         _write_metadata(path, scans, report)
         report.metadata_written = True
     return report
+
+
+def _stale_counts(path: Path, info: Any) -> list[str]:
+    """Topics of a closed bag whose metadata.yaml count differs from the messages in its files."""
+    counted: dict[str, int] = {}
+    for mcap in sorted(path.glob("*.mcap")):
+        for channel, _, _ in McapScanner(mcap).messages():
+            counted[channel.topic] = counted.get(channel.topic, 0) + 1
+    return [
+        f"{topic}: metadata.yaml {n}, files {counted.get(topic, 0)}"
+        for topic, (_, n) in sorted(info.topics.items())
+        if counted.get(topic, 0) != n
+    ]
 
 
 def _repair(mcap: Path, res: ScanResult, fr: FileRecovery) -> None:

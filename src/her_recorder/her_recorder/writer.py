@@ -18,6 +18,7 @@ bag with a tolerant scan and say so.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ from rosbags.typesys.store import Typestore
 from her_goals import GoalSpace
 from her_goals.config import config_hash
 from her_goals.errors import GoalError, GoalShapeError, NonFiniteGoalError
+from her_goals.evaluation import NO_INDEX, EvaluationPlan
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
 from her_recorder.errors import (
@@ -113,6 +115,8 @@ class RecordedEpisode(NamedTuple):
 class _Episode:
     episode_id: int
     desired_goal: NDArray[np.float64]
+    split: str = ""
+    stream_index: int = NO_INDEX
     num_steps: int = 0
     last_next_achieved: NDArray[np.float64] | None = None
     last_stamp_ns: int = 0
@@ -247,6 +251,7 @@ class EpisodeRecorder:
         task: str,
         config: Any = None,
         seeds: Any = None,
+        plan: EvaluationPlan | None = None,
         max_episodes_per_bag: int | None = None,
         max_bag_bytes: int | None = None,
         compression: Literal["none", "zstd"] = "none",
@@ -262,6 +267,8 @@ class EpisodeRecorder:
             task: Task name (stored in each bag and in every EpisodeEvent).
             config: Run configuration (dataclass or mapping), stored with its hash.
             seeds: Seeds of the run (int, list or mapping), stored as JSON.
+            plan: What the recording promises (her_goals.evaluation): split, goal stream,
+                planned episodes, acting policy; stored in each bag for ``her audit``.
             max_episodes_per_bag: Start a new bag after this many episodes.
             max_bag_bytes: Start a new bag once the MCAP file reaches this size.
             compression: ``"zstd"`` compresses MCAP chunks; ``"none"`` does not.
@@ -283,6 +290,12 @@ class EpisodeRecorder:
         self.task = task
         self.config = config
         self.seeds = seeds
+        self.plan = plan
+        if plan is not None and (plan.task != task or not plan.goal_space.same_as(goal_space)):
+            raise RecorderError(
+                f"the evaluation plan is for task {plan.task!r} in goal space "
+                f"{plan.goal_space.spec()}; this recorder records {task!r} in {goal_space.spec()}"
+            )
         self.max_episodes_per_bag = max_episodes_per_bag
         self.max_bag_bytes = max_bag_bytes
         self.compression: Literal["none", "zstd"] = compression
@@ -414,8 +427,18 @@ class EpisodeRecorder:
         *,
         stamp_ns: int | None = None,
         reason: str = "",
+        split: str = "",
+        stream_index: int = NO_INDEX,
+        sim_params: Mapping[str, Any] | None = None,
     ) -> int:
-        """Begin an episode towards ``desired_goal``; returns its id (unique in the session)."""
+        """Begin an episode towards ``desired_goal``; returns its id (unique in the session).
+
+        ``sim_params`` (simulation only): the episode's physics and sensing parameters, recorded
+        on ``/her/sim_params`` so a randomised run is reproducible and the audit can slice by them.
+
+        ``split`` (``eval``, ``train``, ``requested``) and ``stream_index`` (the goal's index in
+        the plan's stream, -1 for none) go into the START event: where the goal came from.
+        """
         self._check_open()
         if self._episode is not None:
             raise RecorderError(
@@ -423,7 +446,9 @@ class EpisodeRecorder:
             )
         desired = _desired_goal(self.goal_space, desired_goal)
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
-        episode = _Episode(self._next_episode_id, desired, last_stamp_ns=t)
+        episode = _Episode(
+            self._next_episode_id, desired, str(split), int(stream_index), last_stamp_ns=t
+        )
         self._next_episode_id += 1
         self._episode = episode
         self._emit_event(ifc.EventKind.START, episode, t, success=False, reason=reason)
@@ -435,6 +460,9 @@ class EpisodeRecorder:
             episode_id=episode.episode_id,
         )
         self._emit(ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE, t, goal)
+        if sim_params is not None:
+            text = json.dumps({"episode_id": episode.episode_id, "params": dict(sim_params)}, sort_keys=True)
+            self._emit(ifc.TOPIC_SIM_PARAMS, ifc.STRING_TYPE, t, self._types[ifc.STRING_TYPE](data=text))
         # Flush (no fsync) the START so that a crash mid-episode leaves a trace:
         # readers then report the episode as incomplete instead of not at all.
         self._control(("started",))
@@ -457,8 +485,16 @@ class EpisodeRecorder:
         safety_cost: float = 0.0,
         safety_reasons: Sequence[str] = (),
         stamp_ns: int | None = None,
+        policy: str = "",
+        true_next_achieved_goal: ArrayLike | None = None,
     ) -> int:
         """Record one step of the open episode; returns its index in the episode.
+
+        ``true_next_achieved_goal`` (simulation only) is the achieved goal of the true state
+        after the step, recorded on ``/her/true_achieved_goal`` beside the measured one.
+
+        ``policy`` names the policy that produced ``action_raw`` (an artefact hash,
+        ``scripted``, ...; her_goals.evaluation), so the audit can tell which policy acted.
 
         ``reward`` and ``is_success`` default to the goal space's own
         ``compute_reward``/``is_success`` of ``next_achieved_goal`` against the
@@ -508,8 +544,18 @@ class EpisodeRecorder:
             safety_flags=int(safety_flags),
             safety_cost=float(safety_cost),
             safety_reasons=[str(r) for r in safety_reasons],
+            policy=str(policy),
         )
         self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, msg)
+        if true_next_achieved_goal is not None:
+            truth = self._types[ifc.GOAL_TYPE](
+                header=header(t, self.goal_space.frame),
+                goal_space=self.goal_space.name,
+                value=_vector(true_next_achieved_goal, "true_next_achieved_goal"),
+                tolerance=float(self.goal_space.tolerance),
+                episode_id=episode.episode_id,
+            )
+            self._emit(ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE, t, truth)
         episode.num_steps += 1
         episode.last_next_achieved = next_achieved
         episode.last_stamp_ns = t
@@ -625,6 +671,8 @@ class EpisodeRecorder:
             num_steps=episode.num_steps,
             success=success,
             reason=reason,
+            split=episode.split,
+            stream_index=episode.stream_index,
         )
         self._emit(ifc.TOPIC_EPISODE, ifc.EVENT_TYPE, t, msg)
 
@@ -735,6 +783,7 @@ class EpisodeRecorder:
             config=self.config,
             config_hash=config_hash(self.config if self.config is not None else {}),
             seeds=self.seeds,
+            plan=self.plan,
             session=self._session,
             bag_index=index,
             schema={

@@ -254,6 +254,10 @@ class EventData(NamedTuple):
     reason: str
     stamp_ns: int
     frame_id: str = ""
+    split: str = ""
+    """Goal stream of the requested goal: ``eval``, ``train``, ``requested`` (her_goals.evaluation)."""
+    stream_index: int = -1
+    """Index of the goal in the planned stream; -1 when it did not come from one."""
 
 
 def episode_event_msg(types: MessageTypes, data: EventData) -> Any:
@@ -268,6 +272,8 @@ def episode_event_msg(types: MessageTypes, data: EventData) -> Any:
         num_steps=int(data.num_steps),
         success=bool(data.success),
         reason=data.reason,
+        split=str(data.split),
+        stream_index=int(data.stream_index),
     )
 
 
@@ -284,6 +290,8 @@ def episode_event_data(msg: Any) -> EventData:
         str(msg.reason),
         stamp_to_ns(msg.header.stamp),
         str(msg.header.frame_id),
+        str(getattr(msg, "split", "")),  # absent in messages of an older definition
+        int(getattr(msg, "stream_index", -1)),
     )
 
 
@@ -309,6 +317,8 @@ class StepData:
     safety_reasons: tuple[str, ...]
     stamp_ns: int
     frame_id: str = ""
+    policy: str = ""
+    """The policy that produced the action: an artefact hash, ``scripted``... (her_goals.evaluation)."""
 
     def recorder_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``her_recorder.EpisodeRecorder.record_step`` (values as given)."""
@@ -327,6 +337,7 @@ class StepData:
             "safety_cost": self.safety_cost,
             "safety_reasons": self.safety_reasons,
             "stamp_ns": self.stamp_ns,
+            "policy": self.policy,
         }
 
 
@@ -357,6 +368,7 @@ def step_msg(types: MessageTypes, data: StepData) -> Any:
         safety_flags=int(data.safety_flags),
         safety_cost=float(data.safety_cost),
         safety_reasons=[str(r) for r in data.safety_reasons],
+        policy=str(data.policy),
     )
 
 
@@ -375,6 +387,7 @@ def step_data(msg: Any) -> StepData:
         safety_reasons=tuple(str(r) for r in msg.safety_reasons),
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=str(msg.header.frame_id),
+        policy=str(getattr(msg, "policy", "")),  # absent in messages of an older definition
     )
 
 

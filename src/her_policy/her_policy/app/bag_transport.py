@@ -12,21 +12,31 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from her_goals.episode_arrays import EpisodeArrays
+from her_goals.evaluation import NO_INDEX, POLICY_LEARNER
 from her_policy.errors import PolicyError
 
 
 class BagRoundTrip:
     """Write collected episodes to a bag, close it, and return what the reader gets back."""
 
-    def __init__(self, recorder: Any, *, split: str = "train", step_ns: int = 40_000_000) -> None:
+    def __init__(
+        self,
+        recorder: Any,
+        *,
+        split: str = "train",
+        step_ns: int = 40_000_000,
+        policy: str = POLICY_LEARNER,
+    ) -> None:
         """``recorder`` is an open ``her_recorder.EpisodeRecorder``; ``split`` is the
-        START reason that tells the audit these are exploration episodes; ``step_ns``
-        is the control period, so stamps are simulated time, increasing across the bag."""
+        START split (and reason) that tells the audit these are exploration episodes;
+        ``step_ns`` is the control period, so stamps are simulated time, increasing across
+        the bag; ``policy`` is recorded in every Step (the policy being trained)."""
         self.recorder = recorder
         self.split = split
+        self.policy = policy
         self.step_ns = int(step_ns)
         self._clock_ns = 0
         self.bags: list[Path] = []
@@ -55,7 +65,7 @@ class BagRoundTrip:
         # What trains is what the bag holds (the reader's episodes are EpisodeArrays); the
         # success of the exploring policy is the collector's own (the bag's END says it too).
         return [
-            dataclasses.replace(read, success=written.success)
+            dataclasses.replace(cast(Any, read), success=written.success)
             for read, written in zip(result.episodes, episodes, strict=True)
         ]
 
@@ -63,7 +73,13 @@ class BagRoundTrip:
         rec = self.recorder
         n = episode.n_steps
         t0 = self._clock_ns
-        rec.start_episode(episode.desired_goal[0], stamp_ns=t0, reason=self.split)
+        rec.start_episode(
+            episode.desired_goal[0],
+            stamp_ns=t0,
+            reason=self.split,
+            split=self.split,
+            stream_index=NO_INDEX,
+        )
         for t in range(n):
             last = t == n - 1
             rec.record_step(
@@ -75,6 +91,7 @@ class BagRoundTrip:
                 terminated=bool(episode.terminated[t] and last),
                 truncated=bool(episode.truncated[t] and last),
                 stamp_ns=t0 + (t + 1) * self.step_ns,
+                policy=self.policy,
             )
         rec.end_episode(stamp_ns=t0 + n * self.step_ns + 1)
         self._clock_ns = t0 + (n + 1) * self.step_ns

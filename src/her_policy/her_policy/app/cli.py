@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from her_goals.errors import HerError
 from her_policy.app.demo import add_demo_command
+from her_policy.app.fleet import add_fleet_command
+from her_policy.app.learn_command import add_learn_command
+from her_policy.app.robot_loop import add_loop_command
+from her_policy.app.robustness import add_robustness_command
 from her_policy.app.sim import add_sim_command
 from her_policy.app.train_command import add_eval_command, add_train_command
 from her_recorder.audit import add_audit_command
@@ -33,6 +38,10 @@ COMMANDS: tuple[Register, ...] = (
     add_train_command,
     add_eval_command,
     add_sim_command,
+    add_learn_command,
+    add_loop_command,
+    add_fleet_command,
+    add_robustness_command,
     add_audit_command,
     add_bag_commands,
 )
@@ -44,8 +53,17 @@ EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block is one ``--help`` away)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(
+            EXIT_USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="her",
         description="HER-ROS: goal-conditioned robot learning with Hindsight Experience Replay.",
     )

@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from her_goals.checks import Count, NonNegativeInt, OutputDir
+from her_goals.config import suggest
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
 from her_policy.errors import PolicyError
 
@@ -51,6 +55,10 @@ class DemoResult:
     total_wall_s: float
     env_steps: int
     hindsight_ratio: float
+    verdict: str
+    """The audit's verdict on the evaluation (verified | unverified | failed)."""
+    findings: tuple[str, ...]
+    """The audit's finding lines (empty when verified without a remark)."""
     report: Path
     artefact: Path
     bags: Path
@@ -67,6 +75,10 @@ class DemoResult:
                 f"  hindsight ratio in training: {self.hindsight_ratio:.2f} "
                 "(share of relabelled samples; a training trick, not a result)",
                 f"  mean safety cost per episode: {self.safety_cost_mean:.2f}",
+                f"  audit verdict: {self.verdict}"
+                + (" (the bags prove the evaluation: plan, goals, policy, every episode)"
+                   if self.verdict == "verified" else ""),
+                *(f"    {line}" for line in self.findings),
                 f"  policy artefact: {self.artefact}",
                 f"  audit report:    {self.report}",
             ]
@@ -86,9 +98,11 @@ def run_demo(
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
     from her_policy.app.bag_transport import BagRoundTrip
     from her_policy.app.sim import run_requested_goals, sim_control_loop
     from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.deploy.settings import load_safety_config
     from her_policy.deploy.sinks import RecorderSink
     from her_policy.learn.config import build_train_config
     from her_policy.learn.train import train
@@ -101,6 +115,9 @@ def run_demo(
     out = Path(out)
     if (out / "bags").exists():
         raise PolicyError(f"{out} already holds a demo run; choose another --out")
+    if eval_goals < 1:
+        raise PolicyError(f"eval_goals must be >= 1, got {eval_goals}")
+    safety = load_safety_config()  # every config file is checked before any work
     flags = {
         "task": task,
         "seed": seed,
@@ -117,8 +134,16 @@ def run_demo(
 
     # 1. Train: every episode passes through a bag before the learner sees it.
     _say(progress, f"[1/3] training {cfg.algo} on {task}; episodes go through {out / 'bags/train'}")
+    train_plan = EvaluationPlan.for_task(
+        task, "train", policy=POLICY_LEARNER, stream_seed=seed, sampler=arm_task.goal_sampler
+    )
     with EpisodeRecorder(
-        out / "bags" / "train", goal_space=space, task=task, config=cfg, seeds={"run": seed}
+        out / "bags" / "train",
+        goal_space=space,
+        task=task,
+        config=cfg,
+        seeds={"run": seed},
+        plan=train_plan,
     ) as recorder:
         transport = BagRoundTrip(recorder, split="train", step_ns=period_ns)
         trained = train(cfg, episode_transport=transport)
@@ -132,18 +157,31 @@ def run_demo(
         f"[2/3] deploying {artefact} through the safety monitor on {eval_goals} held-out goals",
     )
     actor = RuntimeActor.load(artefact, expect_goal_space=space)
-    goals = arm_task.goal_sampler.heldout(eval_goals)
+    # What the evaluation promises, stored in its bags: the audit re-derives every goal.
+    plan = EvaluationPlan.for_task(
+        task,
+        "eval",
+        planned_episodes=eval_goals,
+        policy=actor.artefact_hash,
+        stream_seed=seed,
+        sampler=arm_task.goal_sampler,
+    )
+    goals = plan.goals()
     eval_config = {
         "split": "eval",
         "train_config_hash": _config_hash(cfg),
         "artefact": str(artefact),
     }
     with EpisodeRecorder(
-        out / "bags" / "eval", goal_space=space, task=task, config=eval_config, seeds={"run": seed}
+        out / "bags" / "eval",
+        goal_space=space,
+        task=task,
+        config=eval_config,
+        seeds={"run": seed},
+        plan=plan,
     ) as recorder:
-        loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split="eval"), raw_recorder=recorder
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=plan.policy)
+        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
             env, loop, goals, seed=10_000 + seed, on_episode=lambda _r: bar.update(1)
@@ -173,6 +211,8 @@ def run_demo(
         total_wall_s=time.perf_counter() - start,
         env_steps=trained.env_steps,
         hindsight_ratio=hindsight,
+        verdict=report.verdict,
+        findings=tuple(f.line() for f in report.findings),
         report=out / "audit" / "report.md",
         artefact=artefact,
         bags=out / "bags",
@@ -202,6 +242,29 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
+@dataclass(frozen=True)
+class DemoSettings:
+    """``her demo``: train, deploy through the safety monitor, and audit a task on the MuJoCo arm."""
+
+    task: str = "reach"
+    """Task to run: reach (minutes), push or pick_and_place (longer)."""
+    out: OutputDir | None = None
+    """Run directory (default runs/demo-<task>-<time>); must not hold a demo run yet."""
+    seed: NonNegativeInt = 0
+    """Seed of training, goals and evaluation."""
+    eval_goals: Count = 100
+    """Held-out requested goals to evaluate."""
+    quiet: bool = False
+    """No progress display."""
+
+    def __post_init__(self) -> None:
+        if self.task not in DEMO_SETTINGS:
+            raise ConfigError(
+                f"--task {self.task!r}: no demo for it.{suggest(self.task, DEMO_SETTINGS)} "
+                f"Demos: {', '.join(DEMO_SETTINGS)}."
+            )
+
+
 def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her demo`` on the ``her`` command's subparsers."""
     parser = subparsers.add_parser(
@@ -209,23 +272,20 @@ def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
         help="Train, deploy through the safety monitor, and audit a task on the MuJoCo arm.",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument("--task", default="reach", choices=sorted(DEMO_SETTINGS))
-    parser.add_argument(
-        "--out", type=Path, default=None, help="run directory (default runs/demo-<task>-<time>)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--eval-goals", type=int, default=100, help="held-out requested goals to evaluate"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_settings_arguments(parser, DemoSettings)
     parser.set_defaults(handler=_main)
     return parser
 
 
 def _main(args: argparse.Namespace) -> int:
-    out = args.out or Path("runs") / f"demo-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = settings_from_args(DemoSettings, args)
+    out = settings.out or Path("runs") / f"demo-{settings.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_demo(
-        args.task, out=out, seed=args.seed, eval_goals=args.eval_goals, progress=not args.quiet
+        settings.task,
+        out=out,
+        seed=settings.seed,
+        eval_goals=settings.eval_goals,
+        progress=not settings.quiet,
     )
     print(result.summary())
-    return 0
+    return 0 if result.verdict == "verified" else 1

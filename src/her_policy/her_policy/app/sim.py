@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.tasks import task_names
+from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
+from her_goals.tasks import get_task
 from her_policy.deploy.loop import ControlLoop, EpisodeResult
 from her_policy.deploy.pipeline import CachedKinematics, build_pipeline
 from her_policy.deploy.safety import SafetyDecision
@@ -79,7 +83,16 @@ def sim_control_loop(
             sim.set_joint_targets(decision.command, decision.gripper_m)
         sim.step()
 
-    read_state = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
+    measured = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
+    tap = _TruthTap(sim, task.achieved_goal_extractor)
+
+    def read_state() -> Any:
+        state = measured()
+        tap.capture()  # before the command moves the arm: the truth of the state just read
+        return state
+
+    if sink is not None and hasattr(sink, "recorder"):
+        sink = _SimSink(sink, tap)
     return ControlLoop(
         pipeline,
         cfg.loop,
@@ -91,6 +104,42 @@ def sim_control_loop(
         realtime=False,
         episode_ticks=task.task.episode_steps,
     )
+
+
+class _TruthTap:
+    """The true achieved goal of the last state read (only when sensing is perturbed)."""
+
+    def __init__(self, sim: Any, extractor: Any) -> None:
+        self.sim, self.extractor = sim, extractor
+        self.last: NDArray[np.float64] | None = None
+
+    def capture(self) -> None:
+        noisy = self.sim.params.senses_noisily
+        self.last = np.asarray(self.extractor(self.sim.true_state()), dtype=np.float64) if noisy else None
+
+
+class _SimSink:
+    """A recorder sink in simulation: adds each episode's physics parameters (when not
+    nominal) and, under sensing noise, the true achieved goal beside the measured one."""
+
+    def __init__(self, sink: Any, tap: _TruthTap) -> None:
+        self.sink, self.tap = sink, tap
+
+    def __getattr__(self, name: str) -> Any:  # split, policy, recorder... of the wrapped sink
+        return getattr(self.sink, name)
+
+    def start_episode(self, desired_goal: NDArray[np.float64], *, stamp_ns: int) -> Any:
+        params = self.tap.sim.params
+        extra = {} if params.nominal else {"sim_params": params.record()}
+        return self.sink.start_episode(desired_goal, stamp_ns=stamp_ns, **extra)
+
+    def record_step(self, record: Any) -> Any:
+        if self.tap.last is not None:
+            record = dataclasses.replace(record, true_next_achieved_goal=self.tap.last)
+        return self.sink.record_step(record)
+
+    def end_episode(self, *, stamp_ns: int, aborted: bool, reason: str) -> Any:
+        return self.sink.end_episode(stamp_ns=stamp_ns, aborted=aborted, reason=reason)
 
 
 def _recording_reader(sim: Any, recorder: Any) -> Callable[[], Any]:
@@ -133,11 +182,19 @@ def run_requested_goals(
     *,
     seed: int = 0,
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    params: Callable[[int], Any] | None = None,
 ) -> list[EpisodeResult]:
-    """Run one episode per requested goal through ``loop`` (block placed by ``env.reset``)."""
+    """Run one episode per requested goal through ``loop`` (block placed by ``env.reset``).
+
+    ``params(i)`` gives episode ``i``'s physics and sensing parameters (her_mujoco
+    randomisation), set before its reset; None keeps the simulator's.
+    """
     horizon = int(env.spec.max_episode_steps) if env.spec and env.spec.max_episode_steps else 50
     results = []
+    sim = env.unwrapped.sim
     for i, goal in enumerate(goals):
+        if params is not None:
+            sim.set_params(params(i), seed=seed + i)
         env.reset(seed=seed + i, options={"desired_goal": np.asarray(goal, dtype=np.float64)})
         result = loop.run_episode(goal, max_ticks=horizon)
         results.append(result)
@@ -186,6 +243,62 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
     return noisy
 
 
+@dataclass(frozen=True)
+class SimSettings:
+    """``her sim``: record episodes of the MuJoCo arm to bags, through limits and the safety monitor."""
+
+    out: OutputDir
+    """Session directory of the bags (a new bag is added to an existing session)."""
+    task: str = "reach"
+    """Registered task (her_goals.tasks)."""
+    policy: str = "scripted"
+    """scripted (the task's controller), random, or the path of a policy artefact."""
+    episodes: Count = 20
+    """Episodes to record."""
+    split: Literal["train", "eval"] = "train"
+    """train: training goals; eval: held-out requested goals."""
+    noise: NonNegativeFloat = 0.0
+    """Std of Gaussian action noise, in normalised action units."""
+    seed: NonNegativeInt = 0
+    """Seed of the goal stream, the object placement and the noise."""
+    randomize: str = "none"
+    """Domain randomisation per episode: none or default (her_mujoco.randomization); each
+    episode's parameters go into its bag."""
+    perturbation: str = ""
+    """Fixed physics/sensing parameters for every episode, KEY=VALUE[,...] of SimParams
+    (e.g. object_position_noise_m=0.005); recorded in the bags."""
+
+    def __post_init__(self) -> None:
+        from her_mujoco.randomization import DomainRandomization
+
+        DomainRandomization.from_spec(self.randomize)
+        if self.perturbation:
+            from her_policy.app.robustness import parse_perturbation
+
+            parse_perturbation(self.perturbation)
+        if self.randomize != "none" and self.perturbation:
+            raise ConfigError("give --randomize or --perturbation, not both")
+        try:
+            get_task(self.task)
+        except ConfigError as exc:
+            raise ConfigError(f"--task: {exc}") from None
+        if self.policy not in ("scripted", "random") and not Path(self.policy).exists():
+            raise ConfigError(
+                f"--policy {self.policy!r}: not scripted, random or an existing policy artefact; "
+                "give the directory her train wrote (RUN/policy)"
+            )
+
+
+def policy_name(policy: str, *, noise: float = 0.0) -> str:
+    """The id every Step of ``her sim`` names (her_goals.evaluation): ``scripted``, ``random``
+    or the artefact hash, ``+explore`` when ``noise`` changes its actions."""
+    from her_goals.evaluation import policy_id
+    from her_goals.provenance import read_policy_metadata
+
+    base = policy if policy in ("scripted", "random") else str(read_policy_metadata(policy)["artefact_hash"])
+    return policy_id(base, noise_std=noise)
+
+
 def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her sim``: record episodes of the MuJoCo arm to bags, through the safety loop."""
     parser = subparsers.add_parser(
@@ -194,60 +307,78 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Record episodes of the MuJoCo arm to rosbag2, driven through action limits "
         "and the safety monitor, the way policy_node drives a robot.",
     )
-    parser.add_argument("--task", default="reach", choices=task_names())
-    parser.add_argument("--policy", default="scripted", help="scripted | random | ARTEFACT path")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument(
-        "--split",
-        default="train",
-        choices=["train", "eval"],
-        help="train: training goals; eval: held-out requested goals",
-    )
-    parser.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise std")
-    parser.add_argument("--out", type=Path, required=True, help="session directory of bags")
-    parser.add_argument("--seed", type=int, default=0)
+    add_settings_arguments(parser, SimSettings)
     parser.set_defaults(handler=_sim_main)
     return parser
+
+
+def _episode_params(settings: SimSettings) -> Callable[[int], Any] | None:
+    """Episode ``i``'s SimParams for ``her sim`` (None: nominal physics)."""
+    from her_mujoco.randomization import DomainRandomization
+
+    if settings.perturbation:
+        from her_policy.app.robustness import parse_perturbation
+
+        fixed = parse_perturbation(settings.perturbation)
+        return lambda i: fixed
+    if settings.randomize == "none":
+        return None
+    ranges = DomainRandomization.from_spec(settings.randomize)
+    rng = np.random.default_rng(settings.seed)
+    return lambda i: ranges.sample(rng)
 
 
 def _sim_main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import her_mujoco
+    from her_goals.evaluation import EvaluationPlan
     from her_policy.deploy.sinks import RecorderSink
     from her_recorder.writer import EpisodeRecorder
 
-    env = her_mujoco.make_task(args.task)
+    settings = settings_from_args(SimSettings, args)
+    safety = load_safety_config()  # every config file is checked before any work
+    env = her_mujoco.make_task(settings.task)
     task: Any = env.unwrapped
     sampler = task.goal_sampler
-    if args.split == "eval":
-        goals = sampler.heldout(args.episodes, seed=args.seed)
+    actor = policy_actor(env, settings.policy, noise=settings.noise, seed=settings.seed)
+    acting = policy_name(settings.policy, noise=settings.noise)
+    plan = EvaluationPlan.for_task(
+        settings.task,
+        settings.split,
+        planned_episodes=settings.episodes if settings.split == "eval" else 0,
+        policy=acting,
+        stream_seed=settings.seed,
+        sampler=sampler,
+    )
+    if settings.split == "eval":
+        goals = plan.goals()  # the held-out stream the bags' plan names, index by index
     else:
-        sampler.reset(args.seed)
-        goals = sampler.sample(args.episodes)
-    actor = policy_actor(env, args.policy, noise=args.noise, seed=args.seed)
-    config = {"split": args.split, "policy": args.policy, "noise": args.noise, "task": args.task}
+        sampler.reset(settings.seed)
+        goals = sampler.sample(settings.episodes)
+    config = {"split": settings.split, "policy": settings.policy, "noise": settings.noise, "task": settings.task}
     with EpisodeRecorder(
-        args.out,
+        settings.out,
         goal_space=task.goal_space,
-        task=args.task,
+        task=settings.task,
         config=config,
-        seeds={"run": args.seed},
+        seeds={"run": settings.seed},
+        plan=plan,
         resume=True,
     ) as recorder:
-        loop = sim_control_loop(
-            env, actor, sink=RecorderSink(recorder, split=args.split), raw_recorder=recorder
-        )
+        sink = RecorderSink(recorder, split=plan.split, policy=acting)
+        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
         results = run_requested_goals(
-            env, loop, goals, seed=args.seed, on_episode=lambda _r: bar.update(1)
-        )
+            env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1),
+            params=_episode_params(settings),
+        )  # fmt: skip
         bar.close()
     successes = sum(bool(r.success) for r in results)
     cost = sum(r.safety_cost for r in results)
     print(
-        f"recorded {len(results)} {args.task} episodes ({args.split} goals, policy {args.policy}) "
-        f"to {args.out}: requested-goal success {successes}/{len(results)}, "
+        f"recorded {len(results)} {settings.task} episodes ({settings.split} goals, policy {settings.policy}) "
+        f"to {settings.out}: requested-goal success {successes}/{len(results)}, "
         f"safety cost {cost:.1f} in all"
     )
     env.close()

@@ -4,44 +4,70 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from her_goals.checks import Count, ExistingFile, ExistingPath, NonNegativeInt
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, given_settings, settings_from_args
+from her_goals.tasks import get_task
+
+
+@dataclass(frozen=True)
+class TrainCommandSettings:
+    """What ``her train`` takes beside the training settings (TrainConfig)."""
+
+    config: ExistingFile | None = None
+    """YAML file of TrainConfig fields (flags override it; unknown keys are rejected)."""
+    print_config: bool = False
+    """Print the merged settings as YAML and exit without training."""
+    bags: tuple[ExistingPath, ...] | None = None
+    """Train offline from these episode bags (or session directories) only; the task and goal
+    space come from the bags."""
+    updates: Count | None = None
+    """With --bags: gradient updates (default max(2000, 2 x updates-per-step x steps))."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """``her eval``: requested-goal success of a policy artefact on held-out goals."""
+
+    artefact: ExistingPath = field(metadata={"positional": True})
+    """Policy artefact directory (her train --out DIR writes DIR/policy)."""
+    episodes: Count = 100
+    """Held-out goals to evaluate."""
+    env: str | None = None
+    """Gymnasium env id (default: the one the artefact was trained on)."""
+    task: str | None = None
+    """Registered task instead of --env."""
+    heldout_seed: NonNegativeInt = 0
+    """Which held-out goal set."""
+    json: bool = False
+    """Print the result as JSON."""
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            try:
+                get_task(self.task)
+            except ConfigError as exc:
+                raise ConfigError(f"--task: {exc}") from None
+        if self.task is not None and self.env is not None:
+            raise ConfigError(f"give --task or --env, not both (got {self.task!r} and {self.env!r})")
 
 
 def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her train`` (every TrainConfig field is a typed flag)."""
-    from her_policy.learn.config import TrainConfig, add_dataclass_arguments
+    from her_goals.settings_cli import add_settings_arguments
+    from her_policy.learn.config import TrainConfig
 
     text = (
         "Train a policy on a simulated goal task and write a policy artefact. "
         "Settings: defaults < preset < --config YAML < flags."
     )
     parser: argparse.ArgumentParser = subparsers.add_parser("train", help=text, description=text)
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
-        default=None,
-        help="YAML file of TrainConfig fields (flags override it; unknown keys are rejected)",
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the merged settings as YAML and exit without training",
-    )
-    parser.add_argument(
-        "--bags",
-        nargs="+",
-        metavar="PATH",
-        default=None,
-        help="train offline from these episode bags (or session directories) only; "
-        "the task and goal space come from the bags",
-    )
-    parser.add_argument(
-        "--updates",
-        type=int,
-        default=None,
-        help="with --bags: gradient updates (default max(2000, 2 x updates-per-step x steps))",
-    )
-    add_dataclass_arguments(parser, TrainConfig)
+    add_settings_arguments(parser, TrainCommandSettings)
+    add_settings_arguments(parser, TrainConfig)
     parser.set_defaults(handler=train_command)
     return parser
 
@@ -53,50 +79,44 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
         "(Wilson 95%% interval)."
     )
     parser: argparse.ArgumentParser = subparsers.add_parser("eval", help=text, description=text)
-    parser.add_argument(
-        "artefact", help="policy artefact directory (her train --out DIR writes DIR/policy)"
-    )
-    parser.add_argument(
-        "--episodes", type=int, default=100, help="held-out goals to evaluate (default: 100)"
-    )
-    parser.add_argument(
-        "--env", default=None, help="Gymnasium env id (default: the one the artefact was trained on)"
-    )
-    parser.add_argument("--task", default=None, help="registered task instead of --env")
-    parser.add_argument(
-        "--heldout-seed", type=int, default=0, help="which held-out goal set (default: 0)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_settings_arguments(parser, EvalSettings)
     parser.set_defaults(handler=eval_command)
     return parser
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import yaml
 
     from her_goals.config import to_plain
     from her_policy.errors import PolicyError
-    from her_policy.learn.config import TrainConfig, build_train_config, overrides
+    from her_policy.learn.config import TrainConfig, build_train_config
 
-    flags = overrides(args, TrainConfig)
-    if args.bags and flags.get("task") is None and flags.get("env") is None:
+    command = settings_from_args(TrainCommandSettings, args)
+    flags = given_settings(args, TrainConfig)
+    if command.bags:
         from her_recorder.reader import bag_summary, find_bags
 
-        found = find_bags([Path(p) for p in args.bags])
+        found = find_bags([Path(p) for p in command.bags])
         meta = bag_summary(found[0]).meta if found else None
         if meta is None:
-            raise PolicyError(f"{args.bags[0]} holds no HER-ROS episode bag; see `her bag info`")
+            raise PolicyError(f"{command.bags[0]} holds no HER-ROS episode bag; see `her bag info`")
+        if flags.get("env") is not None:
+            raise PolicyError("--env and --bags: train from bags alone (the bags say their task)")
+        if flags.get("task") not in (None, meta.task):
+            raise PolicyError(
+                f"--task {flags['task']}: the bags hold task {meta.task!r}; drop --task "
+                "(with --bags the task comes from the bags)"
+            )
         flags["task"] = meta.task
-    config = build_train_config(flags, yaml_path=args.config)
-    if args.print_config:
+    config = build_train_config(flags, yaml_path=command.config)
+    if command.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0
-    if args.bags:
+    if command.bags:
         from her_policy.learn.offline import train_from_bags
 
-        result = train_from_bags(args.bags, config, n_updates=args.updates)
+        result = train_from_bags(list(command.bags), config, n_updates=command.updates)
     else:
         from her_policy.learn.train import train
 
@@ -111,16 +131,17 @@ def eval_command(args: argparse.Namespace) -> int:
     from her_policy.learn.envs import EnvSource
     from her_policy.learn.evaluate import evaluate
 
-    artefact = load_artefact(args.artefact)
-    env, task = args.env, args.task
+    settings = settings_from_args(EvalSettings, args)
+    artefact = load_artefact(settings.artefact)
+    env, task = settings.env, settings.task
     if env is None and task is None:
         trained = artefact.provenance.get("config", {})
         env, task = trained.get("env"), trained.get("task")
         if env is None and task is None:
             raise PolicyError("the artefact does not say its env; pass --env or --task")
     source = EnvSource(env_id=env, task=None if env is not None else task)
-    result = evaluate(artefact, source, args.episodes, heldout_seed=args.heldout_seed)
-    if args.json:
+    result = evaluate(artefact, source, settings.episodes, heldout_seed=settings.heldout_seed)
+    if settings.json:
         print(
             json.dumps(
                 {**result.as_dict(), "artefact_hash": artefact.artefact_hash, "env": source.name}

@@ -225,7 +225,16 @@ class ActorWeights:
             raise ActorLoadError(f"{path}: {exc}") from exc
         except KeyError as exc:
             raise ActorLoadError(f"{path}: actor file lacks {exc}; write it with her train") from exc
-        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ActorLoadError(
+                    f"{path} is not an actor file (not a numpy .npz archive, and HER-ROS never "
+                    "unpickles a file); give the artefact directory her train wrote (RUN/policy)"
+                ) from None
+            raise ActorLoadError(
+                f"{path} is not a readable actor file ({exc}); re-export the policy with her train"
+            ) from exc
+        except (OSError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise ActorLoadError(
                 f"{path} is not a readable actor file (truncated, foreign or corrupt: "
                 f"{type(exc).__name__}: {exc}); re-export the policy with her train"

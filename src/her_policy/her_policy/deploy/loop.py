@@ -73,6 +73,8 @@ class EpisodeResult:
     success: bool | None
     """Requested-goal success at the end (None without a goal space or achieved goal)."""
     cadence: CadenceReport
+    policy_version: str = ""
+    """The policy version that acted (a FollowingPolicy's; '' for a fixed actor)."""
 
 
 class ControlLoop:
@@ -131,7 +133,16 @@ class ControlLoop:
     def run_episode(
         self, desired_goal: ArrayLike, *, max_ticks: int | None = None
     ) -> EpisodeResult:
-        """Run one episode towards ``desired_goal`` (refused when the monitor rejects the goal)."""
+        """Run one episode towards ``desired_goal`` (refused when the monitor rejects the goal).
+
+        A policy that follows published versions (``between_episodes``) may swap here, before
+        the first tick, and only here: never mid-episode.
+        """
+        actor = self.pipeline.actor
+        swap = getattr(actor, "between_episodes", None)
+        if callable(swap):
+            swap()
+        version = str(getattr(actor, "version", ""))
         goal = np.asarray(desired_goal, dtype=np.float64)
         self._goal_dim = goal.size
         n_ticks = self.episode_ticks if max_ticks is None else int(max_ticks)
@@ -239,6 +250,7 @@ class ControlLoop:
             worst_status=worst_status,
             success=success,
             cadence=meter.report(),
+            policy_version=version,
         )
 
     def _refuse(

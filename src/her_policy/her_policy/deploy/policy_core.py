@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.evaluation import policy_id
 from her_goals.extractors import ObjectPositionExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.ik import cartesian_step
@@ -51,6 +52,7 @@ from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
 from her_goals.tasks import TaskSpec, get_task
+from her_policy.deploy.fit import check_artefact
 from her_policy.deploy.pipeline import (
     CachedKinematics,
     Observed,
@@ -136,23 +138,6 @@ class _Episode:
     published: int = 0
 
 
-def check_artefact(metadata: dict[str, Any], layout_spec: dict[str, Any], obs_fields: list[tuple[str, int, int]],
-                   goal_dim: int, action_dim: int, task: str) -> None:
-    """Raise :class:`ConfigError` when an artefact was trained for another arm, task or action size."""
-    source = str(metadata.get("provenance", {}).get("env", ""))
-    if source and not source.startswith("task:"):
-        raise ConfigError(f"artefact was trained on {source!r} (another arm); this node drives task {task!r}")
-    if source.startswith("task:") and source != f"task:{task}":
-        raise ConfigError(f"artefact was trained on {source!r}; this node drives task {task!r}")
-    have = (int(layout_spec["observation_dim"]), int(layout_spec["goal_dim"]), int(layout_spec["action_dim"]))
-    want = (obs_fields[-1][2], goal_dim, action_dim)
-    fields = [tuple(f) for f in layout_spec.get("observation_fields", [])]
-    if have != want or (fields and fields != [tuple(f) for f in obs_fields]):
-        raise ConfigError(
-            f"artefact expects observation/goal/action sizes {have} with fields {fields}; this arm and "
-            f"task give {want} with {obs_fields}")
-
-
 class PolicyCore:
     """Per-tick behaviour of policy_node; see the module docstring."""
 
@@ -184,6 +169,9 @@ class PolicyCore:
         self._actor = actor if actor is not None else self._load_actor(task)
         if actor is not None:
             self.actor_kind = "injected"
+        self.policy = policy_id(self.artefact_hash or self.actor_kind, noise_std=config.noise_std,
+                                random_eps=config.random_eps)
+        """Named in every Step: the artefact hash (or the fallback), ``+explore`` with exploration."""
         self.pipeline: TickPipeline = build_pipeline(
             self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
             ik=lambda q, step: cartesian_step(self.kin, q, step, self.period_s), achieved_goal=achieved,
@@ -388,7 +376,7 @@ class PolicyCore:
             next_achieved_goal=next_ag, desired_goal=ep.goal, reward=float(success) - 1.0,
             terminated=False, truncated=truncated, is_success=success, safety_flags=d.flags,
             safety_cost=d.safety_cost, safety_reasons=d.reasons, stamp_ns=max(0, stamp_ns),
-            frame_id=self.space.frame)
+            frame_id=self.space.frame, policy=self.policy)
 
     # -- diagnostics -------------------------------------------------------------------------
     def diagnostic_level(self) -> int:
@@ -398,7 +386,7 @@ class PolicyCore:
         d, ep = self.last, self.episode
         ticks = np.array(self._tick_ns or [0], dtype=np.float64) * 1e-3
         return {
-            "actor": self.actor_kind, "artefact_hash": self.artefact_hash or "none",
+            "actor": self.actor_kind, "artefact_hash": self.artefact_hash or "none", "policy": self.policy,
             "episode_id": ep.episode_id if ep is not None else "none",
             "estop_latched": self.monitor.estop_latched, "estop_signal": self.estop_signal,
             "last_flags": ",".join(d.reasons) if d is not None else "", "last_cost": d.safety_cost if d else 0.0,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from her_goals.evaluation import EVAL, NO_INDEX
 from her_goals.safety_flags import SafetyStatus
 from her_policy.deploy.pipeline import Vector
 
@@ -29,6 +30,8 @@ class StepRecord:
     status: SafetyStatus
     command: Vector | None
     truncated: bool = False
+    true_next_achieved_goal: Vector | None = None
+    """Simulation only: the true state's achieved goal after the step (honest sensing)."""
 
 
 class StepSink(Protocol):
@@ -82,15 +85,34 @@ class RecorderSink:
 
     Stamps must be >= 0 ns (bag time); reward and success are left to the recorder, which
     computes them with the goal space's own function (ARCHITECTURE.md, rule 2).
+
+    Provenance (her_goals.evaluation): every START names the ``split`` and, for an
+    evaluation, the goal's index in the planned stream - the driver runs the plan's goals
+    in order, one episode each, so the n-th started episode is stream index
+    ``first_index + n``; every Step names ``policy``, the policy that acted.
     """
 
-    def __init__(self, recorder: Any, *, split: str = "") -> None:
+    def __init__(
+        self, recorder: Any, *, split: str = "", policy: str = "", first_index: int = 0
+    ) -> None:
         self.recorder = recorder
         self.split = split
-        """Recorded as the START reason ("eval" or "train") so the audit can tell them apart."""
+        """Recorded as the START split (and reason): ``eval`` or ``train``."""
+        self.policy = policy
+        """Recorded in every Step: the artefact hash, ``scripted``, ``random``..."""
+        self.next_index = first_index if split == EVAL else NO_INDEX
+        """Stream index of the next episode (evaluation only; -1 otherwise)."""
 
-    def start_episode(self, desired_goal: Vector, *, stamp_ns: int) -> Any:
-        return self.recorder.start_episode(desired_goal, stamp_ns=stamp_ns, reason=self.split)
+    def start_episode(
+        self, desired_goal: Vector, *, stamp_ns: int, sim_params: dict[str, Any] | None = None
+    ) -> Any:
+        index = self.next_index
+        if index != NO_INDEX:
+            self.next_index += 1
+        return self.recorder.start_episode(
+            desired_goal, stamp_ns=stamp_ns, reason=self.split, split=self.split,
+            stream_index=index, sim_params=sim_params,
+        )  # fmt: skip
 
     def record_step(self, record: StepRecord) -> Any:
         return self.recorder.record_step(
@@ -105,6 +127,8 @@ class RecorderSink:
             safety_cost=record.safety_cost,
             safety_reasons=record.safety_reasons,
             stamp_ns=record.stamp_ns,
+            policy=self.policy,
+            true_next_achieved_goal=record.true_next_achieved_goal,
         )
 
     def end_episode(self, *, stamp_ns: int, aborted: bool, reason: str) -> Any:

@@ -12,15 +12,7 @@ typo in a YAML key is rejected with a suggestion.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import functools
-import inspect
-import itertools
-import textwrap
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +27,6 @@ from her_goals.checks import (
     PositiveFloat,
     Range,
     check_fields,
-    declared_ranges,
 )
 from her_goals.config import check_value, from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
@@ -171,83 +162,6 @@ class TrainConfig:
     def source(self) -> str:
         """The env id or task name trained on."""
         return self.env if self.env is not None else f"task:{self.task}"
-
-
-# -- field docs and the command line -------------------------------------------
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings of a dataclass's fields: the string literal right after each annotation."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = next(n for n in tree.body if isinstance(n, ast.ClassDef)).body
-    docs: dict[str, str] = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def _base_type(annotation: Any) -> tuple[Any, bool]:
-    """(the non-None type, whether None is allowed) of an annotation."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return (args[0] if len(args) == 1 else annotation), True
-    return annotation, False
-
-
-def _none_or(convert: Any) -> Any:
-    def parse(text: str) -> Any:
-        return None if text.lower() in ("none", "null") else convert(text)
-
-    parse.__name__ = getattr(convert, "__name__", "value")
-    return parse
-
-
-def add_dataclass_arguments(
-    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()
-) -> None:
-    """One ``--field-name`` option per dataclass field, typed, with the field docstring as help.
-
-    Every option defaults to None (SUPPRESS), so :func:`overrides` sees only what was typed.
-    """
-    hints = typing.get_type_hints(cls)
-    ranges = declared_ranges(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        base, optional = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        allowed = f"; {ranges[f.name]}" if f.name in ranges else ""
-        help_text = f"{docs.get(f.name, '')} (default: {default}{allowed})".replace("%", "%%")
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if base is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(base) is Literal:
-            kwargs["choices"] = list(typing.get_args(base))
-        elif typing.get_origin(base) is tuple:
-            item = typing.get_args(base)[0]
-            kwargs.update(nargs="+", type=item, metavar=item.__name__.upper())
-        elif base in (int, float, str, Path):
-            kwargs["type"] = _none_or(base) if optional else base
-            kwargs["metavar"] = base.__name__.upper()
-        parser.add_argument(flag, **kwargs)
-
-
-def overrides(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The dataclass fields given on the command line, as a plain mapping."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    out: dict[str, Any] = {}
-    for key, value in vars(namespace).items():
-        if key in names:
-            out[key] = str(value) if isinstance(value, Path) else value
-    return out
 
 
 def build_train_config(

@@ -273,6 +273,7 @@ def train(
                         learner, buffer, n, batch_size=cfg.batch_size, n_step=cfg.n_step
                     )
                     updates += n
+                    learner.check_finite(f"env step {steps}, update {updates}", stats.metrics)
                     window = [*window[-9:], stats]
             bar.update(new_steps)
             wall = clock.elapsed()
@@ -355,6 +356,12 @@ def train(
                 "final_eval": final.as_dict() if final is not None else None,
             },
         )
+        from her_recorder.audit.curves import plot_learning_curve
+
+        plot_learning_curve(
+            evals, out / "learning_curve.png",
+            title=f"her train {cfg.source}: requested-goal success on held-out goals",
+        )  # fmt: skip
         if cfg.checkpoint_every > 0:
             _checkpoint(out, learner, cfg, steps)
     return TrainResult(
@@ -401,6 +408,7 @@ def train_offline(
     obs, desired, achieved = buffer.stored()
     learner.normaliser.update(obs, np.concatenate([desired, achieved]))
     stats = train_from_buffer(learner, buffer, n_updates, batch_size=config.batch_size, n_step=config.n_step)
+    learner.check_finite(f"update {n_updates} (offline)", stats.metrics)
     train_wall = clock.elapsed()
     final = None
     if env_factory is not None and config.final_eval_episodes > 0:

@@ -3,6 +3,13 @@
 From bags (and, when given, the trainer's log and the policy artefact) the audit
 reports, in ``report.md``, ``report.json`` and PNG plots:
 
+* **the verdict** on the evaluation - ``verified``, ``unverified`` or ``failed`` - with
+  its findings, each under a stable code (:data:`CODES`): the evaluation plan each bag
+  carries (her_goals.evaluation) is checked against the registry, every requested goal
+  is re-derived from the plan's held-out stream, every planned episode is accounted for
+  and every step names the audited policy. The headline requested-goal success counts
+  aborted and discarded evaluation episodes as failures and is printed as a result only
+  when verified; ``her audit`` exits 0 verified, 3 unverified, 1 failed;
 * **requested-goal success** with a Wilson 95% interval, from each episode's
   original desired goal (the START event's) and the goal space's own tolerance,
   for evaluation episodes and for all episodes, each labelled; the recorded
@@ -29,18 +36,21 @@ The package, one module per responsibility:
 * :mod:`~her_recorder.audit.inputs`: artefact, training log, goal region, layout;
 * :mod:`~her_recorder.audit.metrics`: success, coverage, hindsight, safety, recompute;
 * :mod:`~her_recorder.audit.rules`: the failure labels and their rules;
+* :mod:`~her_recorder.audit.ledger`, :mod:`~her_recorder.audit.verify`,
+  :mod:`~her_recorder.audit.findings`: every episode's provenance, the invariants, the verdict;
 * :mod:`~her_recorder.audit.model`: the report's dataclasses;
 * :mod:`~her_recorder.audit.report` (``report.md``) and :mod:`~her_recorder.audit.plots` (PNGs);
 * :mod:`~her_recorder.audit.cli`: ``her audit`` and ``python -m her_recorder.audit``.
 """
 
-from her_recorder.audit.cli import add_audit_command, main
+from her_recorder.audit.cli import EXIT_CODES, add_audit_command, exit_status, main
 from her_recorder.audit.episodes import (
     EVAL_WORDS,
     RECOMPUTE_KINDS,
     TRAIN_WORDS,
     AuditedEpisode,
 )
+from her_recorder.audit.findings import CODES
 from her_recorder.audit.inputs import (
     load_artefact_metadata,
     read_training_log,
@@ -50,6 +60,7 @@ from her_recorder.audit.model import (
     AuditReport,
     EpisodeAudit,
     FailureLabel,
+    Finding,
     Rate,
     Split,
     TrainingLogSummary,
@@ -73,7 +84,9 @@ from her_recorder.errors import AuditError
 
 __all__ = [
     "CELL_SIZE",
+    "CODES",
     "EVAL_WORDS",
+    "EXIT_CODES",
     "LABELS",
     "LABEL_EXPLORATION",
     "LABEL_MISMATCH",
@@ -94,10 +107,12 @@ __all__ = [
     "AuditedEpisode",
     "EpisodeAudit",
     "FailureLabel",
+    "Finding",
     "Rate",
     "Split",
     "TrainingLogSummary",
     "add_audit_command",
+    "exit_status",
     "hindsight_positive_fraction",
     "load_artefact_metadata",
     "main",

@@ -1,23 +1,38 @@
 """The audit's command line: ``her audit`` (via :func:`add_audit_command`) and ``python -m her_recorder.audit``.
 
-Exit status: 0 audited, 1 the reward-recompute test failed, 2 unreadable input.
+Exit status: 0 verified, 3 unverified (0 with ``--allow-unverified``), 1 failed,
+2 unreadable input (:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from her_goals.errors import HerError
+from her_goals.checks import ExistingFile, ExistingPath, OutputDir, PositiveFloat
+from her_goals.errors import ConfigError, HerError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_recorder.audit.inputs import region_from
 from her_recorder.audit.metrics import CELL_SIZE
 from her_recorder.audit.model import AuditReport
 from her_recorder.audit.report import fmt
 from her_recorder.audit.run import run_audit
 from her_recorder.errors import BagFormatError
+
+EXIT_CODES = {"verified": 0, "failed": 1, "unverified": 3}
+"""``her audit``'s exit status per verdict (2: unreadable input)."""
+
+
+def exit_status(verdict: str, *, allow_unverified: bool = False) -> int:
+    """0 verified, 1 failed, 3 unverified (0 when ``allow_unverified``)."""
+    if verdict == "unverified" and allow_unverified:
+        return 0
+    return EXIT_CODES.get(verdict, 1)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -30,30 +45,34 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    settings = settings_from_args(AuditSettings, args)
     region = None
-    if args.region is not None:
-        low, high = args.region
-        region = region_from({"low": list(low), "high": list(high)}, "--region")
+    corners = settings.corners()
+    if corners is not None:
+        region = region_from({"low": list(corners[0]), "high": list(corners[1])}, "--region")
     try:
         report = run_audit(
-            [Path(p) for p in args.bags],
-            out_dir=Path(args.out),
-            training_log=Path(args.training_log) if args.training_log else None,
-            artefact=Path(args.artefact) if args.artefact else None,
+            list(settings.bags),
+            out_dir=Path(settings.out),
+            training_log=settings.training_log,
+            artefact=settings.artefact,
             goal_region=region,
-            tolerance=args.tolerance,
-            cell_size=args.cell_size,
+            tolerance=settings.tolerance,
+            cell_size=settings.cell_size,
         )
     except OSError as exc:
         raise BagFormatError(f"{exc}; check the paths and their permissions") from exc
     _print_summary(report)
-    return 0 if report.reward_recompute["status"] == "PASS" else 1
+    return exit_status(report.verdict, allow_unverified=settings.allow_unverified)
 
 
 def _print_summary(report: AuditReport) -> None:
     req = report.requested_success
-    print(f"requested-goal success (evaluation): {req['eval'].text()}")
-    print(f"requested-goal success (all complete episodes): {req['all'].text()}")
+    print(f"verdict: {report.verdict}")
+    print(report.headline())
+    for f in report.findings:
+        print(f"  {f.line()}")
+    print(f"requested-goal success (all complete episodes, any split): {req['all'].text()}")
     print(
         f"hindsight episode success (NOT a result): {fmt(report.hindsight['episode_success'])}; "
         f"training hindsight ratio: {fmt(report.hindsight['hindsight_ratio_training'])}"
@@ -68,46 +87,68 @@ def _print_summary(report: AuditReport) -> None:
     print(f"report: {report.files['report.md']}")
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    """``her audit``: verify the evaluation in bags and report what they say about a policy."""
+
+    bags: tuple[ExistingPath, ...] = field(metadata={"positional": True})
+    """Bag or session directories."""
+    out: OutputDir
+    """Directory for report.md, report.json and the plots."""
+    training_log: ExistingFile | None = None
+    """The trainer's JSON-lines log (train_log.jsonl)."""
+    artefact: ExistingPath | None = None
+    """Policy artefact directory: the audit checks the evaluation was recorded by it."""
+    region: tuple[str, ...] | None = None
+    """Task goal region corners LOW HIGH, each comma-separated (0.35,-0.15,0.05 0.65,0.15,0.35)
+    or all values in a row; default: the bags' plan or config."""
+    tolerance: PositiveFloat | None = None
+    """Success tolerance (default: the goal space's; overriding it leaves the verdict unverified)."""
+    cell_size: PositiveFloat = CELL_SIZE
+    """Coverage cell edge, in the goal space's units."""
+    allow_unverified: bool = False
+    """Exit 0 instead of 3 when the evaluation cannot be verified (older bags, no artefact)."""
+
+    def corners(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The region's (low, high) corners, or None when not given."""
+        if self.region is None:
+            return None
+        values = tuple(v for text in self.region for v in _floats(text))
+        half = len(values) // 2
+        return values[:half], values[half:]
+
+    def __post_init__(self) -> None:
+        if self.region is None:
+            return
+        try:
+            values = [v for text in self.region for v in _floats(text)]
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"--region: {exc}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"--region {' '.join(self.region)}: every value must be finite")
+        if len(values) < 2 or len(values) % 2:
+            raise ConfigError(
+                f"--region {' '.join(self.region)}: give the low corner then the high "
+                "corner, the same number of values each (e.g. 0.35 -0.15 0.05 0.65 0.15 0.35)"
+            )
+
+
 def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``audit BAGS... --out DIR [--training-log F] [--artefact A]`` on argparse subparsers.
 
-    Exit status: 0 audited, 1 the reward-recompute test failed, 2 unreadable input.
+    Exit status: 0 verified, 3 unverified (0 with --allow-unverified), 1 failed, 2 unreadable input.
     """
     p = subparsers.add_parser(
         "audit",
         help="bags (and a training log) to a report with plots",
-        description="Audit recorded episodes: requested-goal success beside hindsight figures, "
-        "coverage, safety cost, reward recompute and a failure label per failed episode. "
-        "Exit 0 audited, 1 reward-recompute test failed, 2 unreadable input.",
+        description="Audit recorded episodes: verify the evaluation against what its bags "
+        "promise (verdict verified | unverified | failed, with findings), requested-goal success "
+        "beside hindsight figures, coverage, safety cost, reward recompute and a failure label "
+        "per failed episode. Exit 0 verified, 3 unverified (0 with --allow-unverified), "
+        "1 failed, 2 unreadable input.",
     )
-    p.add_argument("bags", nargs="+", help="bag or session directories")
-    p.add_argument("--out", required=True, help="directory for report.md, report.json and PNGs")
-    p.add_argument(
-        "--training-log", default=None, help="trainer's JSON-lines log (train_log.jsonl)"
-    )
-    p.add_argument("--artefact", default=None, help="policy artefact directory (names its hash)")
-    p.add_argument(
-        "--region",
-        nargs=2,
-        type=_floats,
-        metavar=("LOW", "HIGH"),
-        default=None,
-        help="task goal region corners, e.g. 0.35,-0.15,0.05 0.65,0.15,0.35 "
-        "(default: the bags' config goal_region)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="success tolerance (default: the goal space's)",
-    )
-    p.add_argument(
-        "--cell-size",
-        type=float,
-        default=CELL_SIZE,
-        help=f"coverage cell edge (default {CELL_SIZE})",
-    )
-    p.set_defaults(func=_cmd_audit)
+    add_settings_arguments(p, AuditSettings)
+    p.set_defaults(handler=_cmd_audit)
     return p
 
 
@@ -118,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_audit_command(sub)
     args = parser.parse_args(["audit", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return int(args.func(args))
+        return int(args.handler(args))
     except HerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -145,9 +145,17 @@ def start_reasons(bag: Path) -> dict[int, str]:
 
 
 def gather_episodes(
-    bag_paths: Sequence[Path], result: ReadResult, dim: int
+    bag_paths: Sequence[Path],
+    result: ReadResult,
+    dim: int,
+    *,
+    reasons: Mapping[tuple[Path, int], str] | None = None,
+    discarded: set[tuple[Path, int]] | None = None,
 ) -> list[AuditedEpisode]:
-    """Validated episodes plus those left out only for recompute mismatches, in bag order."""
+    """Validated episodes plus those left out only for recompute mismatches, in bag order
+    (``reasons``: the START reasons, if already read; else read from the bags). The
+    ``discarded`` episodes (evaluation episodes, which count as failures) are audited from
+    their raw messages too, as aborted ones, so each gets a failure label."""
     errors: dict[tuple[Path, int], set[str]] = {}
     for p in result.report.problems:
         if p.severity == "error" and p.episode_id is not None:
@@ -158,12 +166,19 @@ def gather_episodes(
         by_bag.setdefault(ep.bag, []).append(ep)
     eps: list[AuditedEpisode] = []
     for bag in bag_paths:
-        reasons = start_reasons(bag)
+        bag_reasons = (
+            {eid: r for (b, eid), r in reasons.items() if b == bag}
+            if reasons is not None
+            else start_reasons(bag)
+        )
         for ep in by_bag.get(bag, []):
-            eps.append(AuditedEpisode.from_episode(ep, reasons.get(ep.episode_id, "")))
-        wanted = {eid for (b, eid) in recompute_only if b == bag}
+            eps.append(AuditedEpisode.from_episode(ep, bag_reasons.get(ep.episode_id, "")))
+        wanted = {eid for (b, eid) in recompute_only | (discarded or set()) if b == bag}
         if wanted:
-            eps.extend(raw_episodes(bag, wanted, dim).values())
+            for raw in raw_episodes(bag, wanted, dim).values():
+                if (bag, raw.episode_id) in (discarded or set()):
+                    raw = dataclasses.replace(raw, note="discarded: audited from its raw messages")
+                eps.append(raw)
     order = {bag: i for i, bag in enumerate(bag_paths)}
     eps.sort(key=lambda e: (order[e.bag], e.episode_id))
     return eps

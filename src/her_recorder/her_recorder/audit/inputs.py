@@ -17,7 +17,7 @@ import numpy as np
 from her_goals import GoalRegion
 from her_goals.config import from_mapping
 from her_goals.errors import ConfigError
-from her_goals.provenance import ArtefactMetadataError, read_policy_metadata
+from her_goals.provenance import ArtefactMetadataError, read_policy_metadata, verify_artefact_files
 from her_goals.training_log import read_rows
 from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.model import TrainingLogSummary, nanmean
@@ -30,7 +30,9 @@ def load_artefact_metadata(path: Path) -> dict[str, Any]:
     """``policy.json`` of a policy artefact (a directory or the file), its hash verified
     (``her_goals.provenance.read_policy_metadata``, the loader's own check)."""
     try:
-        return read_policy_metadata(path)
+        metadata = read_policy_metadata(path)
+        verify_artefact_files(path, metadata)
+        return metadata
     except ArtefactMetadataError as exc:
         raise AuditError(f"{exc}; or audit without --artefact") from None
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from her_goals import GoalRegion, GoalSpace
 from her_recorder import interfaces as ifc
-from her_recorder.audit.episodes import AuditedEpisode, split_word
+from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.model import EpisodeAudit, Rate, Split, TrainingLogSummary, nanmean
 from her_recorder.reader import ValidationReport
 
@@ -68,7 +68,7 @@ def episode_audit(
     ep: AuditedEpisode,
     space: GoalSpace,
     success_space: GoalSpace,
-    bag_split: Split | None,
+    split: Split,
     relabel: Mapping[str, Any],
 ) -> EpisodeAudit:
     """The numbers of one episode; success with ``success_space``, recompute with ``space``."""
@@ -88,7 +88,7 @@ def episode_audit(
     return EpisodeAudit(
         bag=str(ep.bag),
         episode_id=ep.episode_id,
-        split=split_word(ep.start_reason) or bag_split or "unknown",
+        split=split,
         status=ep.status,
         steps=len(ep.reward),
         desired_goal=ep.requested_goal.tolist(),
@@ -257,6 +257,64 @@ def safety(audits: list[EpisodeAudit]) -> dict[str, Any]:
         "steps_by_flag": dict(sorted(flags.items())),
         "aborted": sum(1 for a in audits if a.status == "aborted"),
     }
+
+
+def sensing(
+    eps: list[AuditedEpisode], space: GoalSpace, splits: dict[Any, str]
+) -> dict[str, Any]:
+    """Honest sensing: how close calls were, how often sensing noise changed a verdict, and
+    (randomised simulation) success by physics parameter."""
+    tol = float(space.tolerance)
+    margins, flips, with_truth = [], 0, 0
+    flips_by_split: Counter[str] = Counter()
+    for e in eps:
+        if e.status != "complete" or not len(e.next_achieved_goal):
+            continue
+        measured = e.next_achieved_goal[-1]
+        margins.append(tol - float(space.distance(measured, e.requested_goal)))
+        if e.true_next_achieved_goal is not None and len(e.true_next_achieved_goal):
+            with_truth += 1
+            truth = e.true_next_achieved_goal[-1]
+            if bool(space.is_success(measured, e.requested_goal)) != bool(space.is_success(truth, e.requested_goal)):
+                flips += 1
+                flips_by_split[splits.get((str(e.bag), e.episode_id), "?")] += 1
+    close = [m for m in margins if abs(m) < 0.1 * tol]
+    return {
+        "episodes": len(margins),
+        "margin_min": min(margins) if margins else math.nan,
+        "margin_median": float(np.median(margins)) if margins else math.nan,
+        "close_calls": len(close),
+        "close_call_band": 0.1 * tol,
+        "episodes_with_true_state": with_truth,
+        "verdict_flips": flips,
+        "verdict_flips_by_split": dict(flips_by_split),
+        "by_sim_params": _success_by_params(eps, space),
+    }
+
+
+def _success_by_params(eps: list[AuditedEpisode], space: GoalSpace) -> dict[str, Any]:
+    """For each parameter that varies across episodes: success below and above its median."""
+    rows = [(e.sim_params, bool(space.is_success(e.next_achieved_goal[-1], e.requested_goal)))
+            for e in eps if e.sim_params and e.status == "complete" and len(e.next_achieved_goal)]  # fmt: skip
+    out: dict[str, Any] = {}
+    if len(rows) < 4:
+        return out
+    names = sorted({k for params, _ in rows for k, v in params.items() if isinstance(v, int | float)})
+    for name in names:
+        values = np.array([float(p.get(name) or 0.0) for p, _ in rows])
+        if np.ptp(values) == 0:
+            continue
+        wins = np.array([ok for _, ok in rows])
+        cut = float(np.median(values))
+        low, high = values <= cut, values > cut
+        out[name] = {
+            "median": cut,
+            "success_low": float(wins[low].mean()) if low.any() else math.nan,
+            "success_high": float(wins[high].mean()) if high.any() else math.nan,
+            "n_low": int(low.sum()),
+            "n_high": int(high.sum()),
+        }
+    return out
 
 
 def _recompute_examples(

@@ -69,6 +69,29 @@ class FailureLabel:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing the audit found about the evaluation, under a stable code
+    (:data:`her_recorder.audit.findings.CODES`)."""
+
+    code: str
+    severity: str
+    """``failed``, ``unverified`` or ``warning``."""
+    message: str
+    """What was found, with the numbers."""
+    meaning: str
+    """What it means for the result."""
+    fix: str
+    """What to do."""
+    bags: list[str]
+    episodes: list[list[Any]]
+    """``[bag, episode_id]`` of every episode it concerns."""
+
+    def line(self) -> str:
+        """``FAILED EVAL_GOAL_NOT_FROM_STREAM: message``."""
+        return f"{self.severity.upper()} {self.code}: {self.message}"
+
+
 @dataclass
 class EpisodeAudit:
     """The audit of one episode."""
@@ -157,7 +180,27 @@ class AuditReport:
     read: dict[str, Any]
     audit_record: dict[str, Any]
     notes: list[str]
+    verdict: str = "unverified"
+    """``verified``, ``unverified`` or ``failed`` (her_recorder.audit.findings)."""
+    findings: list[Finding] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    """The evaluation the verdict is about: its plan(s), episode accounting and the
+    headline requested-goal success (aborted, discarded and invalid episodes as failures)."""
     files: dict[str, str] = field(default_factory=dict)
+    sensing: dict[str, Any] = field(default_factory=dict)
+    """Success margins against the tolerance, verdicts sensing noise changed (simulation with
+    true states), and success by randomised physics parameter."""
+
+    def headline(self) -> str:
+        """The requested-goal success line: the number only when verified, else labelled."""
+        rate: Rate | None = self.evaluation.get("headline")
+        what = "requested-goal success (evaluation"
+        if rate is None or not rate.n:
+            return f"{what}): none - verdict {self.verdict}"
+        if self.verdict == "verified":
+            return f"{what}, verified): {rate.text()}"
+        codes = ", ".join(f.code for f in self.findings if f.severity == self.verdict)
+        return f"{what}): {self.verdict.upper()} {rate.text()} [{codes}]"
 
     def to_json(self) -> str:
         """``report.json``: plain JSON (NaN written as null)."""

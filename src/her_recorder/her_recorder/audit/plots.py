@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 SUCCESS_VS_EPISODES = "success_vs_episodes.png"
 REQUESTED_VS_HINDSIGHT = "requested_vs_hindsight.png"
 COVERAGE = "coverage.png"
+LEARNING_CURVE = "learning_curve.png"
 
 
 def provenance(report: AuditReport, *, max_bags: int = 3) -> tuple[str, str]:
@@ -38,9 +39,12 @@ def provenance(report: AuditReport, *, max_bags: int = 3) -> tuple[str, str]:
         f" +{len(names) - max_bags} more" if len(names) > max_bags else ""
     )
     hashes = ", ".join(report.config_hashes) or "none"
-    short = f"bags: {shown} | config hash: {hashes} | artefact hash: {report.artefact_hash[:16]}"
+    short = (
+        f"verdict: {report.verdict} | bags: {shown} | config hash: {hashes} | "
+        f"artefact hash: {report.artefact_hash[:16]}"
+    )
     full = (
-        f"bags: {', '.join(report.bags)}; config hash: {hashes}; "
+        f"verdict: {report.verdict}; bags: {', '.join(report.bags)}; config hash: {hashes}; "
         f"artefact hash: {report.artefact_hash}"
     )
     return short, full
@@ -190,8 +194,9 @@ def _requested_vs_hindsight(report: AuditReport, out: Path) -> str:
         [(req[k].ci_low, req[k].ci_high) if req[k].n else (0.0, 0.0) for k, _ in keys],
     )
     left.set_ylabel("fraction")
+    what = "the result" if report.verdict == "verified" else f"{report.verdict.upper()}: not a result"
     left.set_title(
-        f"Requested-goal success (the result)\ntolerance {report.tolerance} "
+        f"Requested-goal success ({what})\ntolerance {report.tolerance} "
         f"{report.goal_space.get('units', '')}, Wilson 95% CI"
     )
     h = report.hindsight
@@ -357,8 +362,19 @@ def write_plots(
     report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion, out: Path
 ) -> dict[str, str]:
     """Write the audit's PNGs into ``out``; returns name -> path."""
-    return {
+    files = {
         SUCCESS_VS_EPISODES: _success_vs_episodes(report, out),
         REQUESTED_VS_HINDSIGHT: _requested_vs_hindsight(report, out),
         COVERAGE: _coverage(report, eps, region, out),
     }
+    if report.training_log is not None:
+        from her_goals.training_log import read_rows
+        from her_recorder.audit.curves import plot_learning_curve
+
+        curve = plot_learning_curve(
+            read_rows(report.training_log.path), out / LEARNING_CURVE,
+            title=f"training: requested-goal success on held-out goals ({Path(report.training_log.path).name})",
+        )  # fmt: skip
+        if curve is not None:
+            files[LEARNING_CURVE] = str(curve)
+    return files

@@ -1,6 +1,8 @@
 """``report.md``: the audit report as Markdown, one function per section.
 
-Requested-goal success (the result) comes first, the hindsight figures (NOT
+The verdict and its findings come first (the headline requested-goal success is printed
+as a result only when the evaluation is verified, else labelled UNVERIFIED or FAILED);
+then requested-goal success per split, the hindsight figures (NOT
 results) after it and labelled so; then the training log, coverage, safety,
 reward recompute, failed episodes with their rules, the audit record and what
 was read.
@@ -45,11 +47,13 @@ def markdown(r: AuditReport) -> str:
     lines: list[str] = []
     for section in (
         _header,
+        _verdict,
         _requested,
         _hindsight,
         _training_log,
         _coverage,
         _safety,
+        _sensing,
         _recompute,
         _failures,
         _record,
@@ -74,13 +78,53 @@ def _header(r: AuditReport) -> list[str]:
     ]
 
 
-def _requested(r: AuditReport) -> list[str]:
+def _verdict(r: AuditReport) -> list[str]:
+    ev = r.evaluation
+    acc = ev.get("accounting", {})
     lines = [
-        "## Requested-goal success (the result)",
+        f"**verdict: {r.verdict}**",
+        "",
+        f"- {r.headline()}",
+    ]
+    if ev.get("episodes"):
+        lines.append(
+            f"- evaluation episodes: {ev['episodes']} in the bags, {ev.get('planned_episodes', 0)} planned; "
+            + ", ".join(f"{n} {k}" for k, n in acc.items())
+            + f"; {ev.get('headline_rule', '')}"
+        )
+        only = ev.get("complete_only")
+        if only is not None and only.n:
+            lines.append(f"- beside it, ended episodes only (NOT the headline): {only.text()}")
+    lines.append("")
+    if not r.findings:
+        return [*lines, "No findings: every invariant the headline relies on holds.", ""]
+    lines += ["| severity | code | what was found | what it means | fix |", "|---|---|---|---|---|"]
+    for f in r.findings:
+        lines.append(f"| {f.severity} | `{f.code}` | {_cell(f.message)} | {f.meaning} | {f.fix} |")
+    return [*lines, ""]
+
+
+def _cell(text: str, limit: int = 600) -> str:
+    text = text.replace("|", "/").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _requested(r: AuditReport) -> list[str]:
+    verified = r.verdict == "verified"
+    lines = [
+        "## Requested-goal success (the result)"
+        if verified
+        else f"## Requested-goal success ({r.verdict.upper()}: not a result)",
         "",
         "From each episode's original desired goal (START event) and the final achieved goal, "
-        "`goal_space.is_success` with the tolerance above; Wilson 95% interval.",
+        "`goal_space.is_success` with the tolerance above; Wilson 95% interval. Complete "
+        "episodes only, per split; the headline above counts aborted and discarded evaluation "
+        "episodes as failures.",
         "",
+    ]
+    if not verified:
+        lines += [f"The verdict is **{r.verdict}**: see the findings above before using any figure below.", ""]
+    lines += [
         "| episodes | successes / n | success | 95% CI |",
         "|---|---|---|---|",
     ]
@@ -184,6 +228,40 @@ def _safety(r: AuditReport) -> list[str]:
     return lines
 
 
+def _sensing(r: AuditReport) -> list[str]:
+    s = r.sensing
+    if not s or not s.get("episodes"):
+        return []
+    lines = [
+        "## Sensing: margins and verdicts",
+        "",
+        f"Success margin (tolerance minus the final distance to the requested goal, measured "
+        f"state): min {fmt(s['margin_min'])}, median {fmt(s['margin_median'])}; "
+        f"{s['close_calls']} of {s['episodes']} complete episode(s) within "
+        f"{fmt(s['close_call_band'])} of the tolerance (close calls).",
+    ]
+    if s["episodes_with_true_state"]:
+        lines.append(
+            f"Simulation with sensing noise: the measured final state's verdict differed from the "
+            f"true state's in {s['verdict_flips']} of {s['episodes_with_true_state']} episode(s) "
+            f"({json.dumps(s['verdict_flips_by_split'])})."
+        )
+    if s["by_sim_params"]:
+        lines += [
+            "",
+            "Success by randomised parameter (below / above its median):",
+            "",
+            "| parameter | median | success below | success above |",
+            "|---|---|---|---|",
+        ]
+        for name, row in s["by_sim_params"].items():
+            lines.append(
+                f"| {name} | {fmt(row['median'])} | {fmt(row['success_low'])} ({row['n_low']}) | "
+                f"{fmt(row['success_high'])} ({row['n_high']}) |"
+            )
+    return [*lines, ""]
+
+
 def _recompute(r: AuditReport) -> list[str]:
     rc = r.reward_recompute
     lines = [
@@ -207,7 +285,8 @@ def _failures(r: AuditReport) -> list[str]:
         "",
         "## Failed episodes",
         "",
-        "Counts: " + ", ".join(f"{k}: {v}" for k, v in r.failures.items()) + ".",
+        "Counts: " + ", ".join(f"{k}: {v}" for k, v in r.failures.items())
+        + f" ({r.failures.get('unclassified', 0)} unclassified: the last resort).",
         "",
         "| bag | episode | split | label | final distance | numbers |",
         "|---|---|---|---|---|---|",
@@ -221,8 +300,9 @@ def _failures(r: AuditReport) -> list[str]:
             )
     lines += [
         "",
-        "Aborted episodes are not labelled (they did not run to their end); they are listed "
-        "under Safety cost.",
+        "Aborted episodes count as failures and are labelled by the same rules (their abort "
+        "reason is under Safety cost); discarded, incomplete and invalid evaluation episodes "
+        "are not audited step by step: the findings above name them.",
         "",
         "### Rules (the first that fires is the label)",
         "",

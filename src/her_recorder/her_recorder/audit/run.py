@@ -4,8 +4,10 @@
 (:mod:`~her_recorder.audit.episodes`), resolves the settings and their sources
 (:mod:`~her_recorder.audit.inputs`), computes the numbers
 (:mod:`~her_recorder.audit.metrics`), labels each failed episode
-(:mod:`~her_recorder.audit.rules`) and writes the report
-(:mod:`~her_recorder.audit.report`, :mod:`~her_recorder.audit.plots`).
+(:mod:`~her_recorder.audit.rules`), verifies the evaluation against what its bags
+promise (:mod:`~her_recorder.audit.ledger`, :mod:`~her_recorder.audit.verify`: the
+verdict and its findings) and writes the report (:mod:`~her_recorder.audit.report`,
+:mod:`~her_recorder.audit.plots`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from numpy.typing import NDArray
 
 from her_goals import GoalRegion, GoalSpace
 from her_recorder.audit import inputs, metrics
-from her_recorder.audit.episodes import AuditedEpisode, bag_meta, bag_split, gather_episodes
+from her_recorder.audit.episodes import AuditedEpisode, bag_meta, gather_episodes
+from her_recorder.audit.ledger import read_ledger
 from her_recorder.audit.metrics import CELL_SIZE, Grid
-from her_recorder.audit.model import AuditReport, EpisodeAudit, TrainingLogSummary
+from her_recorder.audit.model import AuditReport, EpisodeAudit, Split, TrainingLogSummary
 from her_recorder.audit.rules import LABELS, LabelContext, label_failure, training_cells
+from her_recorder.audit.verify import classify, verify
 from her_recorder.bagmeta import BagMeta
 from her_recorder.errors import AuditError
 from her_recorder.reader import Episode, find_bags, read_episodes
@@ -87,19 +91,43 @@ def run_audit(
     bag_paths = find_bags(bags)
     notes: list[str] = []
     metas = {bag: bag_meta(bag) for bag in bag_paths}
-    result = read_episodes(bag_paths, include_aborted=True, log_summary=False)
+    readable = _same_goal_space(bag_paths, metas, notes)
+    result = read_episodes(readable, include_aborted=True, log_summary=False)
     space = _goal_space(result.episodes, metas)
     success_space = _success_space(space, tolerance, notes)
-    eps = gather_episodes(bag_paths, result, space.dim)
+    ledger = read_ledger(bag_paths, metas)
+    splits = classify(ledger)
+    reasons = {(e.bag, e.episode_id): e.start_reason for b in ledger for e in b.episodes}
+    discarded = {
+        (e.bag, e.episode_id)
+        for b in ledger
+        for e in b.episodes
+        if e.end == "DISCARD" and e.steps and splits[e.key] == "eval" and b.bag in readable
+    }
+    eps = gather_episodes(bag_paths, result, space.dim, reasons=reasons, discarded=discarded)
     prov = _provenance(metas, space, artefact, training_log, notes)
     relabel = inputs.relabel_settings(prov.training_log, prov.artefact_config, prov.bag_configs)
+    if goal_region is not None and goal_region.dim != space.dim:
+        raise AuditError(
+            f"--region has {goal_region.dim} values per corner, but goal space {space.name!r} has "
+            f"{space.dim} dimensions ({space.units}); give both corners with {space.dim} values"
+        )
     region, region_source = inputs.goal_region(goal_region, prov.bag_configs, eps)
     fields, fields_source = inputs.observation_fields(prov.artefact, prov.bag_configs)
-    audits = _episode_audits(eps, metas, space, success_space, relabel, notes)
+    audits = _episode_audits(eps, splits, space, success_space, relabel, notes)
     grid = Grid(region, cell_size)
     ctx = _label_context(eps, audits, space, success_space.tolerance, grid, notes)
     _layout_notes(ctx, region_source, fields, notes)
     failures = _label_failures(eps, audits, ctx)
+    checked = verify(
+        ledger,
+        audits,
+        result.report.problems,
+        artefact=prov.artefact,
+        tolerance=tolerance,
+        region=goal_region,
+        splits=splits,
+    )
     report = AuditReport(
         bags=[str(b) for b in bag_paths],
         config_hashes=prov.config_hashes,
@@ -123,10 +151,35 @@ def run_audit(
         },
         audit_record={},
         notes=notes,
+        verdict=checked.verdict,
+        findings=checked.findings,
+        evaluation=checked.evaluation,
+        sensing=metrics.sensing(eps, space, {k: v for k, v in splits.items()}),
     )
     report.audit_record = _audit_record(report)
     _write_outputs(report, eps, region, space, Path(out_dir), plots=plots)
     return report
+
+
+def _same_goal_space(
+    bag_paths: list[Path], metas: Mapping[Path, BagMeta | None], notes: list[str]
+) -> list[Path]:
+    """The bags the reader reads: those in the goal space of the first evaluation bag (else
+    the first bag's). Rewards in two goal spaces do not compare; a bag in another one is not
+    read step by step, but its episodes are in the ledger, so the verdict names it."""
+    known = [(b, m) for b, m in metas.items() if m is not None]
+    evaluation = [(b, m) for b, m in known if m.plan is not None and m.plan.split == "eval"]
+    if not known:
+        return bag_paths
+    reference = (evaluation or known)[0][1].goal_space
+    keep = [b for b in bag_paths if metas[b] is None or metas[b].goal_space.same_as(reference)]  # type: ignore[union-attr]
+    for bag in bag_paths:
+        if bag not in keep:
+            notes.append(
+                f"{bag}: recorded in goal space {metas[bag].goal_space.spec()}, not the evaluation's "  # type: ignore[union-attr]
+                f"{reference.spec()}: not read step by step (its episodes are in the findings)"
+            )
+    return keep
 
 
 def _goal_space(episodes: list[Episode], metas: Mapping[Path, BagMeta | None]) -> GoalSpace:
@@ -203,15 +256,19 @@ def _artefact_notes(
 
 def _episode_audits(
     eps: list[AuditedEpisode],
-    metas: Mapping[Path, BagMeta | None],
+    splits: Mapping[tuple[str, int], Split],
     space: GoalSpace,
     success_space: GoalSpace,
     relabel: Mapping[str, Any],
     notes: list[str],
 ) -> list[EpisodeAudit]:
     """Per-episode numbers; a note when no episode says it is an evaluation episode."""
-    splits = {bag: bag_split(meta) for bag, meta in metas.items()}
-    audits = [metrics.episode_audit(e, space, success_space, splits[e.bag], relabel) for e in eps]
+    audits = [
+        metrics.episode_audit(
+            e, space, success_space, splits.get((str(e.bag), e.episode_id), "unknown"), relabel
+        )
+        for e in eps
+    ]
     if audits and not any(a.split == "eval" for a in audits):
         notes.append(
             "no episode is marked as an evaluation episode (held-out goals): the success "
@@ -280,11 +337,10 @@ def _layout_notes(
 def _label_failures(
     eps: list[AuditedEpisode], audits: list[EpisodeAudit], ctx: LabelContext
 ) -> Counter[str]:
-    """Label every complete episode that missed its requested goal; count the labels."""
-    # Aborted episodes did not run to their end: they are counted (and shown under
-    # safety), not labelled; a label explains a complete episode that missed its goal.
+    """Label every failed episode (complete ones that missed their requested goal and aborted
+    ones, which count as failures); count the labels."""
     for i, (e, audit) in enumerate(zip(eps, audits)):
-        if audit.status == "complete" and not audit.requested_success:
+        if not audit.counted_success:
             audit.failure = label_failure(i, e, audit, ctx)
     return Counter(a.failure.label for a in audits if a.failure is not None)
 
@@ -293,11 +349,14 @@ def _audit_record(r: AuditReport) -> dict[str, Any]:
     """Seeds, settings and the reported metrics in one place, as saved in report.json."""
     log = r.training_log
     return {
+        "verdict": r.verdict,
+        "findings": [f.code for f in r.findings],
         "goal_space": r.goal_space,
         "tolerance": r.tolerance,
         "relabel_strategy": r.relabel,
         "reward_recompute_test": r.reward_recompute["status_line"],
         "reported_metrics": {
+            "requested_success_headline": asdict(r.evaluation["headline"]),
             "requested_success_eval": asdict(r.requested_success["eval"]),
             "requested_success_all": asdict(r.requested_success["all"]),
             "hindsight_ratio_training": log.hindsight_ratio_mean if log else None,

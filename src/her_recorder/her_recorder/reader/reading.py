@@ -11,6 +11,7 @@ Nothing is dropped silently.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.serde import SerdeError
+from rosbags.typesys import TypesysError
 
 from her_goals import GoalSpace, get_goal_space
 from her_recorder import interfaces as ifc
@@ -47,17 +49,22 @@ class EpisodeMessages:
     """EpisodeEvent messages (START and END/ABORT/DISCARD)."""
     steps: list[Any] = field(default_factory=list)
     """Step messages."""
+    goals: list[Any] = field(default_factory=list)
+    """``/her/desired_goal`` Goal messages (the requested goal as published, with its tolerance)."""
+    truths: list[Any] = field(default_factory=list)
+    """Simulation only: ``/her/true_achieved_goal`` Goal messages, one per step."""
+    sim_params: dict[str, Any] | None = None
+    """Simulation only: the episode's ``/her/sim_params`` record."""
 
 
 def collect_episode_messages(
     source: BagSource, problems: list[Problem] | None = None
 ) -> dict[int, EpisodeMessages]:
-    """Decode the Step and EpisodeEvent messages of one bag, grouped by episode id.
+    """Decode the Step, EpisodeEvent and desired-goal messages of one bag, grouped by episode id.
 
     Messages that do not decode are skipped and reported in ``problems``.
     """
     bag = source.info.path
-    store = ifc.typestore()
     undecodable: list[Problem] = []
 
     def consume(messages: Iterator[RawMessage]) -> dict[int, EpisodeMessages]:
@@ -67,11 +74,15 @@ def collect_episode_messages(
             if (topic, msgtype) not in (
                 (ifc.TOPIC_STEP, ifc.STEP_TYPE),
                 (ifc.TOPIC_EPISODE, ifc.EVENT_TYPE),
+                (ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE),
+                (ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE),
+                (ifc.TOPIC_SIM_PARAMS, ifc.STRING_TYPE),
             ):
                 continue
             try:
+                store = ifc.typestore_for(msgtype, source.msgdefs.get(topic, ""))
                 msg: Any = store.deserialize_cdr(data, msgtype)
-            except (SerdeError, ValueError, IndexError) as exc:
+            except (SerdeError, TypesysError, ValueError, IndexError) as exc:
                 undecodable.append(
                     Problem(
                         bag,
@@ -82,12 +93,34 @@ def collect_episode_messages(
                     )
                 )
                 continue
+            if topic == ifc.TOPIC_SIM_PARAMS:
+                try:
+                    record = json.loads(msg.data)
+                    grouped.setdefault(int(record["episode_id"]), EpisodeMessages()).sim_params = dict(
+                        record["params"]
+                    )
+                except (ValueError, KeyError, TypeError):
+                    undecodable.append(
+                        Problem(bag, None, None, "undecodable", f"{topic} at {t} ns is not an episode record")
+                    )
+                continue
             episode = grouped.setdefault(int(msg.episode_id), EpisodeMessages())
-            (episode.steps if msgtype == ifc.STEP_TYPE else episode.events).append(msg)
+            if topic == ifc.TOPIC_TRUE_ACHIEVED_GOAL:
+                episode.truths.append(msg)
+            elif msgtype == ifc.STEP_TYPE:
+                episode.steps.append(msg)
+            elif msgtype == ifc.EVENT_TYPE:
+                episode.events.append(msg)
+            else:
+                episode.goals.append(msg)
         return grouped
 
     grouped = source.collect(
-        consume, only_topics={ifc.TOPIC_STEP, ifc.TOPIC_EPISODE, ifc.TOPIC_DESIRED_GOAL}
+        consume,
+        only_topics={
+            ifc.TOPIC_STEP, ifc.TOPIC_EPISODE, ifc.TOPIC_DESIRED_GOAL,
+            ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.TOPIC_SIM_PARAMS,
+        },
     )
     if problems is not None and undecodable:
         problems.extend(undecodable[:MAX_UNDECODABLE_LISTED])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.serde import SerdeError
+from rosbags.typesys import TypesysError
 
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
@@ -148,15 +149,15 @@ class BagSource:
 
 def decode_events(source: BagSource) -> list[Any]:
     """The bag's decoded EpisodeEvent messages (undecodable ones skipped), in bag order."""
-    store = ifc.typestore()
 
     def consume(messages: Iterator[RawMessage]) -> list[Any]:
         events: list[Any] = []
         for msg in messages:
             if msg.msgtype == ifc.EVENT_TYPE:
                 try:
+                    store = ifc.typestore_for(msg.msgtype, source.msgdefs.get(msg.topic, ""))
                     events.append(store.deserialize_cdr(msg.data, msg.msgtype))
-                except SerdeError:
+                except (SerdeError, TypesysError, ValueError, IndexError):
                     continue
         return events
 

@@ -48,12 +48,13 @@ GOAL_FIELDS = ("achieved_goal", "next_achieved_goal", "desired_goal")
 
 
 def _fielddefs_of(msgdef: str, msgtype: str) -> Any:
-    first = msgdef.split("=" * 80)[0]
-    return get_types_from_msg(first, msgtype)[msgtype]
+    return get_types_from_msg(ifc.first_section(msgdef), msgtype)[msgtype]
 
 
 def check_schema(src: BagSource, bag: Path, problems: list[Problem]) -> None:
-    """Refuse a bag whose HER topics carry another type or another definition than ours."""
+    """Refuse a bag whose HER topics carry another type, or a definition without the fields
+    the reader needs; a definition without the provenance fields (an older her_recorder's)
+    is read with the bag's own definition and reported."""
     store = ifc.typestore()
     seen = {topic: msgtype for topic, msgtype in src.topic_counts}
     for topic, expected in (
@@ -83,17 +84,34 @@ def check_schema(src: BagSource, bag: Path, problems: list[Problem]) -> None:
             )
             continue
         try:
-            theirs = _fielddefs_of(text, expected)
+            theirs = dict(_fielddefs_of(text, expected)[1])
         except (TypesysError, KeyError, ValueError) as exc:
             raise BagMismatchError(
                 f"{bag}: the {expected} definition in the bag does not parse: {exc}"
             ) from None
-        ours = store.fielddefs[expected]
-        if [f[0] for f in theirs[1]] != [f[0] for f in ours[1]] or theirs[1] != ours[1]:
+        ours = dict(store.fielddefs[expected][1])
+        optional = set(ifc.PROVENANCE_FIELDS.get(expected, ()))
+        needed = {name: kind for name, kind in ours.items() if name not in optional}
+        wrong = sorted(n for n, kind in needed.items() if theirs.get(n) != kind)
+        if wrong:
             raise BagMismatchError(
-                f"{bag}: {expected} was recorded with another definition "
-                f"(fields {[f[0] for f in theirs[1]]}; this version has {[f[0] for f in ours[1]]}). "
+                f"{bag}: {expected} was recorded with another definition (fields "
+                f"{sorted(theirs)}; this version needs {sorted(needed)}, differing in {wrong}). "
                 "Read it with the her_recorder version that wrote it, or convert it."
+            )
+        lacking = sorted(n for n in optional if n not in theirs)
+        if lacking or set(theirs) - set(ours):
+            problems.append(
+                Problem(
+                    bag,
+                    None,
+                    None,
+                    "old_schema",
+                    f"{expected} was recorded with an older definition (without {lacking}); "
+                    "read with the bag's own definition, so where its evaluation came from "
+                    "is not recorded",
+                    "warning",
+                )
             )
 
 
@@ -491,4 +509,14 @@ class EpisodeChecker:
             success=1.0 if (not aborted and bounds.end.success) else 0.0,
             end_reason=str(bounds.end.reason),
             status="aborted" if aborted else "complete",
+            true_next_achieved_goal=_truths(messages, len(steps), space.dim),
+            sim_params=messages.sim_params,
         )
+
+
+def _truths(messages: EpisodeMessages, n_steps: int, dim: int) -> NDArray[np.float64] | None:
+    """The true next achieved goals (simulation), when every step has one; else None."""
+    if len(messages.truths) != n_steps:
+        return None
+    values = np.asarray([m.value for m in messages.truths], dtype=np.float64)
+    return values.reshape(n_steps, dim) if values.size == n_steps * dim else None

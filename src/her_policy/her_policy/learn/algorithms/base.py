@@ -17,6 +17,7 @@ the buffer (a simulator, or bags offline).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.weights import ActorWeights, Head
-from her_policy.errors import PolicyError
+from her_policy.errors import PolicyError, TrainingDivergedError
 from her_policy.learn.buffer import HerBatch
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.nets import Adam, linear_layers
@@ -174,6 +175,28 @@ class Learner:
 
     def modules(self) -> dict[str, nn.Module | Adam]:
         raise NotImplementedError
+
+    def check_finite(self, when: str, metrics: dict[str, float] | None = None) -> None:
+        """Raise :class:`TrainingDivergedError` if a loss, a weight or a normaliser statistic
+        is NaN or inf; ``when`` says where training is (env step, update)."""
+        bad = [name for name, value in (metrics or {}).items() if not math.isfinite(value)]
+        with torch.no_grad():
+            for key, module in self.modules().items():
+                if isinstance(module, nn.Module):
+                    for name, param in module.named_parameters():
+                        if not bool(torch.isfinite(param).all()):
+                            bad.append(f"{key}.{name}")
+                            break
+        stats = self.normaliser.stats()
+        bad += [k for k in ("obs_mean", "obs_std", "goal_mean", "goal_std") if not np.isfinite(stats[k]).all()]
+        if bad:
+            cfg = self.config
+            raise TrainingDivergedError(
+                f"training diverged at {when}: {', '.join(bad)} not finite. Likely cause: a learning "
+                f"rate too high for this task (actor_lr {cfg.actor_lr}, critic_lr {cfg.critic_lr}), or "
+                "non-finite observations or rewards from the env. No artefact was written; lower the "
+                "learning rates (or check the env) and train again."
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: networks, optimisers, normaliser, counters."""

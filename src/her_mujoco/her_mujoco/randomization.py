@@ -1,0 +1,212 @@
+"""Domain randomisation and named perturbations of the simulated arm, in physical units.
+
+A :class:`SimParams` is one concrete setting of everything the bridge can get wrong about
+a real arm: actuation latency (control ticks), joint friction and damping (absolute,
+N m and N m s/rad: the model's own are 0 friction, so scaling would change nothing),
+actuator gains, block mass and friction, table friction (MuJoCo uses the larger of two
+touching geoms' friction, so the block's and the table's both matter), sensor noise on
+joint positions, joint velocities and the object pose, and object-pose dropouts and
+delays. :class:`ArmSim.set_params <her_mujoco.sim.ArmSim.set_params>` applies one.
+
+:class:`DomainRandomization` holds a range per parameter; training samples one
+:class:`SimParams` per episode (``her train --randomize default``) and records it in the
+episode's bag. :data:`PERTURBATION_SUITE` is the robustness report's standard set of single
+perturbations, named with their physical values (``latency=40ms``, ``block_friction=0.5x``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from her_goals.config import from_mapping, suggest
+from her_goals.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """One setting of the simulated arm's physics and sensing (nominal = all defaults)."""
+
+    latency_ticks: int = 0
+    """Actuation delay: a command reaches the joints this many control ticks later."""
+    joint_friction_nm: float = 0.0
+    """Dry friction (MuJoCo frictionloss) on every arm joint, N m (absolute)."""
+    joint_damping_nms: float | None = None
+    """Viscous damping on every arm joint, N m s/rad (absolute); None: the model's."""
+    actuator_gain_scale: float = 1.0
+    """Scale of the joint servos' stiffness and damping (kp, kv)."""
+    block_mass_scale: float = 1.0
+    block_friction_scale: float = 1.0
+    table_friction_scale: float = 1.0
+    joint_position_noise_rad: float = 0.0
+    """Std of Gaussian noise on measured joint positions (rad; m for the fingers)."""
+    joint_velocity_noise: float = 0.0
+    """Std of Gaussian noise on measured joint velocities (rad/s)."""
+    object_position_noise_m: float = 0.0
+    """Std of Gaussian noise on the measured object position (m)."""
+    object_dropout_prob: float = 0.0
+    """Chance per tick that no new object pose arrives (the last one stays, stale)."""
+    object_delay_ticks: int = 0
+    """The measured object pose is this many ticks old."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if not math.isfinite(float(value)) or float(value) < 0:
+                raise ConfigError(f"sim params: {f.name} must be a finite number >= 0, got {value}")
+        if self.object_dropout_prob > 1:
+            raise ConfigError(f"sim params: object_dropout_prob must be <= 1, got {self.object_dropout_prob}")
+        for name in ("actuator_gain_scale", "block_mass_scale", "block_friction_scale", "table_friction_scale"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"sim params: {name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def nominal(self) -> bool:
+        return self == SimParams()
+
+    @property
+    def senses_noisily(self) -> bool:
+        return bool(
+            self.joint_position_noise_rad or self.joint_velocity_noise or self.object_position_noise_m
+            or self.object_dropout_prob or self.object_delay_ticks
+        )  # fmt: skip
+
+    def name(self, control_period_s: float = 0.04) -> str:
+        """What differs from nominal, with physical values: ``latency=40ms,block_friction=0.5x``."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            parts.append(_LABEL[f.name](value, control_period_s))
+        return ",".join(parts) or "nominal"
+
+    def record(self) -> dict[str, Any]:
+        """Plain values for a bag's episode record."""
+        return dataclasses.asdict(self)
+
+
+_LABEL: dict[str, Any] = {
+    "latency_ticks": lambda v, dt: f"latency={v * dt * 1e3:.0f}ms",
+    "joint_friction_nm": lambda v, dt: f"joint_friction={v:g}Nm",
+    "joint_damping_nms": lambda v, dt: f"joint_damping={v:g}Nms/rad",
+    "actuator_gain_scale": lambda v, dt: f"actuator_gain={v:g}x",
+    "block_mass_scale": lambda v, dt: f"block_mass={v:g}x",
+    "block_friction_scale": lambda v, dt: f"block_friction={v:g}x",
+    "table_friction_scale": lambda v, dt: f"table_friction={v:g}x",
+    "joint_position_noise_rad": lambda v, dt: f"joint_noise={v:g}rad",
+    "joint_velocity_noise": lambda v, dt: f"joint_velocity_noise={v:g}rad/s",
+    "object_position_noise_m": lambda v, dt: f"object_noise={v * 1e3:g}mm",
+    "object_dropout_prob": lambda v, dt: f"object_dropout={v:g}",
+    "object_delay_ticks": lambda v, dt: f"object_delay={v * dt * 1e3:.0f}ms",
+}
+
+
+@dataclass(frozen=True)
+class DomainRandomization:
+    """A range [low, high] per parameter, sampled uniformly per episode (ints inclusive)."""
+
+    latency_ticks: tuple[int, int] = (0, 0)
+    joint_friction_nm: tuple[float, float] = (0.0, 0.0)
+    joint_damping_nms: tuple[float, float] | None = None
+    actuator_gain_scale: tuple[float, float] = (1.0, 1.0)
+    block_mass_scale: tuple[float, float] = (1.0, 1.0)
+    block_friction_scale: tuple[float, float] = (1.0, 1.0)
+    table_friction_scale: tuple[float, float] = (1.0, 1.0)
+    joint_position_noise_rad: tuple[float, float] = (0.0, 0.0)
+    joint_velocity_noise: tuple[float, float] = (0.0, 0.0)
+    object_position_noise_m: tuple[float, float] = (0.0, 0.0)
+    object_dropout_prob: tuple[float, float] = (0.0, 0.0)
+    object_delay_ticks: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            bounds = getattr(self, f.name)
+            if bounds is None:
+                continue
+            low, high = bounds
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ConfigError(f"randomize: {f.name} needs finite low <= high, got {bounds}")
+            SimParams(**{f.name: low})  # the same range checks as a concrete setting
+            SimParams(**{f.name: high})
+
+    def sample(self, rng: np.random.Generator) -> SimParams:
+        """One episode's parameters; the same ``rng`` state gives the same draw."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            bounds = getattr(self, f.name)
+            if bounds is None:
+                continue
+            low, high = bounds
+            if isinstance(low, int) and isinstance(high, int) and f.name.endswith("ticks"):
+                values[f.name] = int(rng.integers(low, high + 1))
+            else:
+                values[f.name] = float(rng.uniform(low, high)) if high > low else float(low)
+        return SimParams(**values)
+
+    @classmethod
+    def from_spec(cls, spec: str | dict[str, Any]) -> DomainRandomization:
+        """``"default"`` (:data:`DEFAULT_RANDOMIZATION`), ``"none"``, or a mapping of ranges."""
+        if isinstance(spec, str):
+            if spec not in RANDOMIZATIONS:
+                raise ConfigError(
+                    f"--randomize {spec!r}: unknown.{suggest(spec, RANDOMIZATIONS)} Use "
+                    f"{', '.join(RANDOMIZATIONS)} or a YAML block of ranges."
+                )
+            return RANDOMIZATIONS[spec]
+        return from_mapping(cls, spec, where="randomize")
+
+
+DEFAULT_RANDOMIZATION = DomainRandomization(
+    latency_ticks=(0, 1),
+    joint_friction_nm=(0.0, 0.5),
+    joint_damping_nms=(0.5, 3.0),
+    actuator_gain_scale=(0.7, 1.3),
+    block_mass_scale=(0.5, 2.0),
+    block_friction_scale=(0.5, 2.0),
+    table_friction_scale=(0.5, 2.0),
+    joint_position_noise_rad=(0.0, 0.005),
+    joint_velocity_noise=(0.0, 0.05),
+    object_position_noise_m=(0.0, 0.005),
+    object_dropout_prob=(0.0, 0.1),
+    object_delay_ticks=(0, 1),
+)
+"""The standard ranges of ``--randomize default``: each covers its single perturbation of
+:data:`PERTURBATION_SUITE`."""
+
+RANDOMIZATIONS: dict[str, DomainRandomization] = {
+    "none": DomainRandomization(),
+    "default": DEFAULT_RANDOMIZATION,
+}
+
+
+def _suite() -> dict[str, SimParams]:
+    single = [
+        SimParams(latency_ticks=1),
+        SimParams(joint_friction_nm=0.5, joint_damping_nms=3.0),
+        SimParams(block_friction_scale=0.5, table_friction_scale=0.5),
+        SimParams(block_friction_scale=2.0, table_friction_scale=2.0),
+        SimParams(block_mass_scale=2.0),
+        SimParams(joint_position_noise_rad=0.005),
+        SimParams(object_position_noise_m=0.005),
+        SimParams(actuator_gain_scale=0.7),
+    ]
+    together: dict[str, Any] = {}
+    for p in single:
+        for f in dataclasses.fields(p):
+            value = getattr(p, f.name)
+            if value != f.default and f.name not in together:
+                together[f.name] = value
+    suite = {p.name(): p for p in single}
+    suite["all"] = SimParams(**together)
+    return suite
+
+
+PERTURBATION_SUITE: dict[str, SimParams] = _suite()
+"""The robustness report's standard single perturbations (at 25 Hz) and all of them together."""

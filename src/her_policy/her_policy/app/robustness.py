@@ -1,0 +1,240 @@
+"""``her robustness``: how a policy degrades under named perturbations of the simulated arm.
+
+Every condition (nominal, each perturbation of the suite, all of them together, or the
+user's own ``--perturbation key=value,...``) runs the *same* held-out requested goals with
+the same block placements through the full control loop (limits, IK, safety monitor). For
+each: requested-goal success judged on the **true** final state with its Wilson interval,
+the drop in points from nominal, the mean safety cost per episode, and how often the
+**measured** state (what the loop and a robot's bags see) gave a different verdict than
+the truth (honest sensing). Writes ``robustness.md``, ``robustness.json`` and
+``robustness.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from her_goals.checks import Count, NonNegativeInt, OutputDir
+from her_goals.errors import ConfigError
+from her_goals.settings_cli import add_settings_arguments, settings_from_args
+from her_goals.stats import wilson_interval
+from her_goals.tasks import get_task
+
+
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """``her robustness``: a policy's requested-goal success under a suite of perturbations."""
+
+    policy: str = field(metadata={"positional": True})
+    """Policy artefact directory, or 'scripted' (the task's controller, as a stand-in)."""
+    task: str = "push"
+    """Registered task."""
+    goals: Count = 100
+    """Held-out requested goals per condition (the same goals in every condition)."""
+    perturbation: tuple[str, ...] = ()
+    """Conditions to run instead of the standard suite, each KEY=VALUE[,KEY=VALUE...] of
+    SimParams fields (e.g. latency_ticks=2 or block_friction_scale=0.5,table_friction_scale=0.5)."""
+    out: OutputDir | None = None
+    """Directory for robustness.md/.json/.png (default: beside the artefact)."""
+    seed: NonNegativeInt = 0
+    """Held-out stream seed."""
+
+    def __post_init__(self) -> None:
+        try:
+            get_task(self.task)
+        except ConfigError as exc:
+            raise ConfigError(f"--task: {exc}") from None
+        if self.policy != "scripted" and not Path(self.policy).exists():
+            raise ConfigError(f"POLICY {self.policy!r}: not 'scripted' and no such artefact directory")
+        for spec in self.perturbation:
+            parse_perturbation(spec)
+
+
+def parse_perturbation(spec: str) -> Any:
+    """``key=value,key=value`` of SimParams fields to a SimParams (errors name the key)."""
+    from her_goals.config import from_mapping
+    from her_mujoco.randomization import SimParams
+
+    values: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, text = part.partition("=")
+        if not sep:
+            raise ConfigError(f"--perturbation {spec!r}: {part!r} is not KEY=VALUE")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"--perturbation {spec!r}: {key}={text!r} is not a number") from None
+        values[key.strip()] = int(number) if key.strip().endswith("ticks") and number.is_integer() else number
+    return from_mapping(SimParams, values, where="--perturbation")
+
+
+@dataclass
+class ConditionResult:
+    """One condition's outcome on the shared held-out goals."""
+
+    name: str
+    params: dict[str, Any]
+    n_goals: int
+    successes: int
+    ci_low: float
+    ci_high: float
+    drop_points: float
+    safety_cost_mean: float
+    measured_successes: int
+    verdict_flips: int
+    """Episodes where the measured final state's verdict differs from the true one's."""
+    success_margin_mean: float
+    """Mean of tolerance - final distance (true state), goal-space units: how close calls were."""
+
+    @property
+    def success(self) -> float:
+        return self.successes / self.n_goals if self.n_goals else math.nan
+
+
+def run_condition(
+    env: Any, actor: Any, goals: Any, params: Any, *, seed: int, name: str
+) -> ConditionResult:
+    """Run the goals under ``params``; success judged on the true final state."""
+    from her_policy.app.sim import sim_control_loop
+
+    task = env.unwrapped
+    sim, space = task.sim, task.goal_space
+    loop = sim_control_loop(env, actor)
+    horizon = int(env.spec.max_episode_steps) if env.spec and env.spec.max_episode_steps else 50
+    wins = measured_wins = flips = 0
+    costs, margins = [], []
+    for i, goal in enumerate(goals):
+        sim.set_params(params, seed=seed + i)
+        env.reset(seed=seed + i, options={"desired_goal": np.asarray(goal, dtype=np.float64)})
+        result = loop.run_episode(goal, max_ticks=horizon)
+        true_achieved = task.achieved_goal_extractor(sim.true_state())
+        measured = task.achieved_goal_extractor(sim.state())
+        true_ok = bool(space.is_success(true_achieved, goal))
+        measured_ok = bool(space.is_success(measured, goal))
+        wins += true_ok
+        measured_wins += measured_ok
+        flips += true_ok != measured_ok
+        costs.append(result.safety_cost)
+        margins.append(float(space.tolerance - space.distance(true_achieved, goal)))
+    sim.set_params(type(params)())
+    n = len(costs)
+    low, high = wilson_interval(wins, n)
+    return ConditionResult(
+        name, params.record(), n, wins, low, high, 0.0, float(np.mean(costs)) if n else 0.0,
+        measured_wins, flips, float(np.mean(margins)) if n else math.nan,
+    )  # fmt: skip
+
+
+def run_robustness(
+    policy: str, task: str, goals: int, conditions: dict[str, Any], *, seed: int = 0, report: Any = None
+) -> list[ConditionResult]:
+    """Nominal first, then every condition, on the same held-out goals."""
+    import her_mujoco
+    from her_goals.evaluation import EvaluationPlan
+    from her_mujoco.randomization import SimParams
+    from her_policy.app.sim import policy_actor
+
+    env = her_mujoco.make_task(task)
+    actor = policy_actor(env, policy, seed=seed)
+    base: Any = env.unwrapped
+    plan = EvaluationPlan.for_task(task, "eval", planned_episodes=goals, stream_seed=seed, sampler=base.goal_sampler)
+    heldout = plan.goals()
+    results = []
+    for name, params in {"nominal": SimParams(), **conditions}.items():
+        result = run_condition(env, actor, heldout, params, seed=10_000 + seed, name=name)
+        results.append(result)
+        if report is not None:
+            report(f"  {name:<40} {result.success:.2f} [{result.ci_low:.2f}, {result.ci_high:.2f}]")
+    env.close()
+    nominal = results[0].success
+    for r in results:
+        r.drop_points = round(100.0 * (nominal - r.success), 1)
+    return results
+
+
+def markdown(results: list[ConditionResult], title: str) -> str:
+    lines = [
+        f"# Robustness: {title}",
+        "",
+        "Requested-goal success on the same held-out goals under each condition, judged on the",
+        "true final state (Wilson 95% interval); drop in points from nominal; mean safety cost",
+        "per episode; episodes where the measured state's verdict differed from the truth.",
+        "",
+        "| condition | success | 95% CI | drop (points) | safety cost | verdict flips | margin |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.success:.2f} | [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.drop_points:+.1f} "
+            f"| {r.safety_cost_mean:.2f} | {r.verdict_flips}/{r.n_goals} | {r.success_margin_mean:+.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in results]
+    y = np.array([r.success for r in results])
+    err = np.array([[r.success - r.ci_low for r in results], [r.ci_high - r.success for r in results]])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(results) + 1.2))
+    ax.barh(names, y, xerr=err, color=["tab:green", *["tab:blue"] * (len(results) - 1)], capsize=3)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("requested-goal success (true state)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def add_robustness_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``her robustness``."""
+    text = (
+        "Requested-goal success of a policy under the standard perturbation suite (latency, "
+        "joint friction/damping, block friction and mass, sensor noise, actuator gains) and all "
+        "together, on the same held-out goals; markdown, JSON and a plot."
+    )
+    parser: argparse.ArgumentParser = subparsers.add_parser("robustness", help=text, description=text)
+    add_settings_arguments(parser, RobustnessSettings)
+    parser.set_defaults(handler=robustness_command)
+    return parser
+
+
+def robustness_command(args: argparse.Namespace) -> int:
+    from her_mujoco.randomization import PERTURBATION_SUITE
+
+    settings = settings_from_args(RobustnessSettings, args)
+    if settings.perturbation:
+        conditions = {}
+        for spec in settings.perturbation:
+            params = parse_perturbation(spec)
+            conditions[params.name()] = params
+    else:
+        conditions = dict(PERTURBATION_SUITE)
+    out = Path(settings.out) if settings.out else (
+        Path(settings.policy).parent / "robustness" if settings.policy != "scripted" else Path("robustness")
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{settings.task}, policy {Path(settings.policy).name}, {settings.goals} held-out goals"
+    print(f"robustness of {settings.policy} on {settings.task} ({settings.goals} held-out goals per condition):")
+    results = run_robustness(
+        settings.policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
+    )
+    (out / "robustness.md").write_text(markdown(results, title))
+    (out / "robustness.json").write_text(json.dumps([dataclasses.asdict(r) | {"success": r.success} for r in results], indent=1))
+    plot(results, out / "robustness.png", title)
+    print(f"report: {out / 'robustness.md'}")
+    return 0

@@ -1,0 +1,383 @@
+"""The continuous learner: follows recording sessions, trains while the arm runs, publishes versions.
+
+``her learn --watch SESSION... --out RUN`` (and the fleet's learner) runs this loop:
+
+1. **Ingest.** Every closed episode of the watched sessions (an END on disk, after the
+   recorder's per-episode fsync; a torn last episode of a bag being written is not closed
+   and waits) goes into the HER replay buffer exactly once, keyed by
+   ``(session id, bag, episode id)``.
+2. **Train.** Gradient updates keep the update-to-data ratio of the task's preset
+   (``updates_per_step`` updates per ingested env step), so learning goes on as data
+   arrives and never runs away on a stalled arm.
+3. **Publish.** Every ``publish_every`` updates a numbered artefact version is published
+   (:mod:`her_policy.artefact.versions`), naming exactly the episodes that trained it;
+   the running arm swaps to it between episodes.
+4. **Checkpoint.** After each version the learner, its normaliser, the buffer and the set
+   of ingested episodes are written atomically to ``RUN/checkpoint``; a learner killed and
+   restarted resumes there, re-ingests what came after it, and so loses no episode and
+   counts none twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from her_goals.config import to_plain
+from her_goals.episode_arrays import EpisodeArrays
+from her_goals.spaces import GoalSpace
+from her_policy.artefact.layout import PolicyLayout
+from her_policy.artefact.store import save_artefact
+from her_policy.artefact.versions import EpisodeKey, publish_version, published
+from her_policy.errors import PolicyError
+from her_policy.learn.algorithms import Learner, make_learner
+from her_policy.learn.buffer import HerReplayBuffer
+from her_policy.learn.config import TrainConfig
+from her_policy.learn.train import store_episode, train_from_buffer
+
+CHECKPOINT = "checkpoint"
+
+
+class SessionError(PolicyError):
+    """A watched directory that is not a recording session of the learner's task."""
+
+
+# -- watching sessions ---------------------------------------------------------------------
+@dataclass
+class _BagState:
+    size: int = -1
+    mtime_ns: int = -1
+    closed: bool = False
+
+
+@dataclass
+class SessionWatcher:
+    """Closed episodes of one or more recording sessions, each handed out once."""
+
+    sessions: Sequence[Path]
+    seen: set[EpisodeKey] = field(default_factory=set)
+    task: str | None = None
+    goal_space: GoalSpace | None = None
+    _bags: dict[Path, _BagState] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse a watched path that is not (or cannot become) a recording session."""
+        from her_recorder.reader import find_bags
+
+        for session in self.sessions:
+            if session.exists() and not session.is_dir():
+                raise SessionError(f"--watch {session}: a file, not a session directory of bags")
+            if session.is_dir() and any(session.iterdir()):
+                try:
+                    find_bags(session)
+                except Exception as exc:  # a BagFormatError with the reader's own reason
+                    raise SessionError(
+                        f"--watch {session} is not a recording session ({exc}); give the "
+                        "directory the recorder node or her sim --out writes bags into"
+                    ) from None
+
+    def _changed(self, bag: Path) -> bool:
+        state = self._bags.setdefault(bag, _BagState())
+        if state.closed:
+            return False
+        files = [f for f in bag.iterdir() if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        mtime = max((f.stat().st_mtime_ns for f in files), default=0)
+        if (size, mtime) == (state.size, state.mtime_ns):
+            return False
+        state.size, state.mtime_ns = size, mtime
+        state.closed = (bag / "metadata.yaml").is_file()
+        return True
+
+    def poll(self) -> list[tuple[EpisodeKey, EpisodeArrays]]:
+        """New closed episodes since the last poll (never one already handed out)."""
+        from her_recorder.reader import bag_summary, find_bags, read_episodes
+
+        out: list[tuple[EpisodeKey, EpisodeArrays]] = []
+        for session in self.sessions:
+            if not session.is_dir():
+                continue
+            for bag in find_bags(session):
+                if not self._changed(bag):
+                    continue
+                meta = bag_summary(bag).meta
+                if meta is None:
+                    continue  # a bag whose recorder has not written its metadata record yet
+                self._check_task(bag, meta.task, meta.goal_space)
+                result = read_episodes(bag, goal_space=self.goal_space, log_summary=False)
+                # The recorder's session id (kept across resumed recordings): two arms' session
+                # directories may share a name, their ids never.
+                session_id = meta.session or str(session.resolve())
+                for episode in result.episodes:
+                    key = (session_id, bag.name, int(episode.episode_id))
+                    if key not in self.seen:
+                        self.seen.add(key)
+                        out.append((key, episode))
+        out.sort(key=lambda item: item[0])
+        return out
+
+    def _check_task(self, bag: Path, task: str, space: GoalSpace) -> None:
+        if self.goal_space is None:
+            self.task, self.goal_space = task or self.task, space
+            return
+        if not space.same_as(self.goal_space) or (task and self.task and task != self.task):
+            raise SessionError(
+                f"{bag} holds task {task!r} in goal space {space.spec()}, but this learner "
+                f"trains {self.task!r} in {self.goal_space.spec()}; watch sessions of one task"
+            )
+
+
+# -- the learner ---------------------------------------------------------------------------
+@dataclass
+class LearnerStatus:
+    """Where a continuous learner is (what ``her learn`` prints and the fleet reports)."""
+
+    episodes: int
+    env_steps: int
+    updates: int
+    version: int
+    wall_s: float
+
+    def line(self) -> str:
+        return (
+            f"{self.episodes} episodes, {self.env_steps} env steps ingested; {self.updates} "
+            f"updates; version v{self.version:04d}; {self.wall_s:.0f} s"
+        )
+
+
+class ContinuousLearner:
+    """See the module docstring. ``layout`` is the policy's; ``config`` the training settings."""
+
+    def __init__(
+        self,
+        sessions: Sequence[Path],
+        out: Path,
+        config: TrainConfig,
+        layout: PolicyLayout,
+        *,
+        goal_space: GoalSpace,
+        task: str,
+        episode_length: int,
+        publish_every: int = 2000,
+        min_transitions: int | None = None,
+    ) -> None:
+        if publish_every < 1:
+            raise PolicyError(f"publish_every must be >= 1 update, got {publish_every}")
+        self.out = Path(out)
+        self.config = config
+        self.layout = layout
+        self.task = task
+        self.publish_every = publish_every
+        self.min_transitions = min_transitions or config.batch_size
+        self.watcher = SessionWatcher([Path(s) for s in sessions], task=task, goal_space=goal_space)
+        self.watcher.check()
+        if config.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)  # as her train: no oversubscribed cores
+        self.gamma = config.resolved_gamma(episode_length)
+        self.learner: Learner = make_learner(layout, config, gamma=self.gamma)
+        self.buffer = HerReplayBuffer(
+            goal_space,
+            layout.observation_dim,
+            layout.action_dim,
+            capacity=config.buffer_capacity,
+            strategy=config.relabel_strategy,
+            k=config.replay_k,
+            relabel_prob=config.relabel_prob,
+            moving_share=config.moving_share,
+            seed=config.seed,
+        )
+        self.rng = np.random.default_rng(config.seed)
+        self.env_steps = 0
+        self.updates = 0
+        self.version = 0
+        self._last_published_at = 0
+        self._start = time.monotonic()
+        self.resumed = self._resume()
+
+    @property
+    def versions(self) -> Path:
+        return self.out / "versions"
+
+    def status(self) -> LearnerStatus:
+        return LearnerStatus(
+            len(self.watcher.seen), self.env_steps, self.updates, self.version,
+            time.monotonic() - self._start,
+        )  # fmt: skip
+
+    # -- one round ---------------------------------------------------------------------
+    def ingest(self) -> int:
+        """Store every new closed episode; returns how many."""
+        new = self.watcher.poll()
+        for _, episode in new:
+            store_episode(self.buffer, self.learner, episode)
+            self.env_steps += episode.n_steps
+        return len(new)
+
+    def train(self, max_updates: int | None = None) -> int:
+        """Updates owed by the update-to-data ratio (at most ``max_updates``); returns how many."""
+        if self.buffer.n_transitions < self.min_transitions:
+            return 0
+        owed = int(self.config.updates_per_step * self.env_steps) - self.updates
+        n = max(0, owed if max_updates is None else min(owed, max_updates))
+        if n:
+            stats = train_from_buffer(
+                self.learner, self.buffer, n, batch_size=self.config.batch_size, rng=self.rng
+            )
+            self.updates += n
+            self.learner.check_finite(f"update {self.updates} (continuous)", stats.metrics)
+        return n
+
+    def publish_if_due(self, *, force: bool = False) -> Path | None:
+        """Publish a version when ``publish_every`` updates have passed since the last one."""
+        due = self.updates - self._last_published_at >= self.publish_every
+        if not (due or (force and self.updates > self._last_published_at)):
+            return None
+        number = max([self.version, *published(self.versions)]) + 1
+        staging = self.out / f".staging-v{number:04d}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_artefact(
+            staging,
+            snapshot=self.learner.snapshot(),
+            layout=self.layout,
+            goal_space=self.buffer.goal_space,
+            algorithm=self.learner.algorithm,
+            config=self.config,
+            seeds={"run": self.config.seed},
+            data_hashes={"replay_episodes_sha256": self.buffer.data_hash},
+            provenance={
+                "env": f"task:{self.task}",
+                "continuous": True,
+                "version": number,
+                "env_steps": self.env_steps,
+                "updates": self.updates,
+                "episodes": len(self.watcher.seen),
+                "gamma": self.gamma,
+            },
+        )
+        path = publish_version(self.versions, number, staging, sorted(self.watcher.seen))
+        self.version = number
+        self._last_published_at = self.updates
+        self.checkpoint()
+        return path
+
+    def step(self, max_updates: int = 200) -> tuple[int, int, Path | None]:
+        """One round: ingest, train (at most ``max_updates``), publish if due."""
+        n_new = self.ingest()
+        n_updates = self.train(max_updates)
+        return n_new, n_updates, self.publish_if_due()
+
+    def run(
+        self,
+        *,
+        poll_s: float = 1.0,
+        until: Callable[[ContinuousLearner], bool] | None = None,
+        report: Callable[[str], Any] | None = None,
+    ) -> None:
+        """Rounds until ``until(self)`` is true (or Ctrl-C); sleeps ``poll_s`` when idle."""
+        while until is None or not until(self):
+            n_new, n_updates, version = self.step()
+            if version is not None and report is not None:
+                report(f"published {version.name}: {self.status().line()}")
+            if not n_new and not n_updates:
+                time.sleep(poll_s)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def checkpoint(self) -> Path:
+        """Write learner, normaliser, buffer and ingested episodes atomically to RUN/checkpoint."""
+        import torch
+
+        final = self.out / CHECKPOINT
+        tmp = self.out / f".{CHECKPOINT}.tmp"
+        old = self.out / f".{CHECKPOINT}.old"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        torch.save(self.learner.state_dict(), tmp / "learner.pt")
+        self.buffer.save(str(tmp / "buffer.npz"))
+        state = {
+            "seen": sorted(list(k) for k in self.watcher.seen),
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "version": self.version,
+            "last_published_at": self._last_published_at,
+            "config": to_plain(self.config),
+        }
+        (tmp / "state.json").write_text(json.dumps(state))
+        for f in tmp.iterdir():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old.exists():
+            shutil.rmtree(old)
+        return final
+
+    def _resume(self) -> bool:
+        import torch
+
+        for candidate in (self.out / CHECKPOINT, self.out / f".{CHECKPOINT}.old"):
+            if (candidate / "state.json").is_file():
+                break
+        else:
+            return False
+        state = json.loads((candidate / "state.json").read_text())
+        self.learner.load_state_dict(torch.load(candidate / "learner.pt", weights_only=False))
+        self.buffer.load(str(candidate / "buffer.npz"))
+        self.watcher.seen = {(str(s), str(b), int(e)) for s, b, e in state["seen"]}
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self.version = int(state["version"])
+        self._last_published_at = int(state["last_published_at"])
+        return True
+
+
+def episodes_in(versions: Path, number: int) -> list[EpisodeKey]:
+    """The episodes version ``number`` names (for tests and the audit)."""
+    from her_policy.artefact.versions import trained_on, version_name
+
+    return trained_on(versions / version_name(number))
+
+
+def continuous_learner(
+    sessions: Sequence[Path],
+    out: Path,
+    *,
+    task: str,
+    overrides: dict[str, Any] | None = None,
+    publish_every: int = 2000,
+) -> ContinuousLearner:
+    """A continuous learner for a registered task, with the task's training preset."""
+    from her_goals.spaces import get_goal_space
+    from her_goals.tasks import get_task
+    from her_policy.learn.config import build_train_config
+    from her_policy.learn.envs import EnvSource, layout_of
+
+    spec = get_task(task)
+    config = build_train_config({"task": task, "progress": False, **(overrides or {})})
+    env = EnvSource(task=task)()
+    layout = layout_of(env)
+    env.close()
+    return ContinuousLearner(
+        sessions,
+        out,
+        config,
+        layout,
+        goal_space=get_goal_space(spec.goal_space, tolerance=spec.tolerance),
+        task=task,
+        episode_length=spec.episode_steps,
+        publish_every=publish_every,
+    )

@@ -1,0 +1,56 @@
+"""Learning-curve plots: requested-goal success with its Wilson interval, against env steps and wall-clock.
+
+Every training run (``her train``, ``her loop``, ``her fleet``) writes one beside its
+training log, and ``her audit`` draws the same from a training log it is given. Only
+requested-goal success on held-out goals is plotted as a result; nothing hindsight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def plot_learning_curve(
+    rows: Sequence[Any], path: Path, *, title: str, target: float | None = 0.9
+) -> Path | None:
+    """Write a two-panel PNG (success vs env steps, vs wall-clock) from rows with
+    ``env_steps``, ``train_wall_s`` (or ``wall_s``), ``requested_success``, ``ci_low``,
+    ``ci_high``; None when there is nothing to plot."""
+    points = [r for r in rows if _get(r, "requested_success") == _get(r, "requested_success")]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [float(_get(r, "env_steps")) for r in points]
+    wall = [float(_get(r, "train_wall_s", _get(r, "wall_s", 0.0))) for r in points]
+    success = [float(_get(r, "requested_success")) for r in points]
+    low = [float(_get(r, "ci_low", s)) for r, s in zip(points, success)]
+    high = [float(_get(r, "ci_high", s)) for r, s in zip(points, success)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, x, label in ((axes[0], steps, "env steps"), (axes[1], wall, "wall-clock (s)")):
+        ax.fill_between(x, low, high, alpha=0.25, color="tab:blue", label="Wilson 95% interval")
+        ax.plot(x, success, marker="o", color="tab:blue", label="requested-goal success")
+        if target is not None:
+            ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"{target:g}")
+        ax.set_xlabel(label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("success on held-out goals")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _get(row: Any, name: str, default: Any = float("nan")) -> Any:
+    if isinstance(row, dict):
+        return row.get(name, default)
+    return getattr(row, name, default)

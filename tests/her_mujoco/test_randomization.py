@@ -1,0 +1,107 @@
+"""Domain randomisation: sampled within range and seeded, applied to the model, zero size = nominal."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from her_goals.errors import ConfigError
+from her_mujoco import ArmSim, make_task
+from her_mujoco.randomization import (
+    DEFAULT_RANDOMIZATION,
+    PERTURBATION_SUITE,
+    DomainRandomization,
+    SimParams,
+)
+
+
+def test_samples_are_in_range_and_the_same_seed_gives_the_same_parameters() -> None:
+    a = [DEFAULT_RANDOMIZATION.sample(np.random.default_rng(7)) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    rng = np.random.default_rng(0)
+    draws = [DEFAULT_RANDOMIZATION.sample(rng) for _ in range(200)]
+    assert len({d.block_mass_scale for d in draws}) > 100  # really random
+    for f in dataclasses.fields(DEFAULT_RANDOMIZATION):
+        bounds = getattr(DEFAULT_RANDOMIZATION, f.name)
+        if bounds is None:
+            continue
+        values = [getattr(d, f.name) for d in draws]
+        assert min(values) >= bounds[0] and max(values) <= bounds[1], f.name
+    assert {d.latency_ticks for d in draws} == {0, 1}
+
+
+def test_parameters_are_applied_to_the_model_and_nominal_restores_it() -> None:
+    sim = ArmSim()
+    m = sim.model
+    before = (m.dof_frictionloss.copy(), m.dof_damping.copy(), m.actuator_gainprm.copy(),
+              m.body_mass.copy(), m.geom_friction.copy())  # fmt: skip
+    params = SimParams(
+        joint_friction_nm=0.4, joint_damping_nms=2.5, actuator_gain_scale=0.7,
+        block_mass_scale=2.0, block_friction_scale=0.5, table_friction_scale=2.0,
+    )  # fmt: skip
+    sim.set_params(params)
+    arm = sim._dofadr[:7]
+    np.testing.assert_allclose(m.dof_frictionloss[arm], 0.4)
+    np.testing.assert_allclose(m.dof_damping[arm], 2.5)
+    np.testing.assert_allclose(m.actuator_gainprm[sim._arm_act, 0], 0.7 * before[2][sim._arm_act, 0])
+    block = sim._block_body
+    assert m.body_mass[block] == pytest.approx(2.0 * before[3][block])
+    table = sim._table_geom
+    assert m.geom_friction[table, 0] == pytest.approx(2.0 * before[4][table, 0])
+    sim.set_params(SimParams())
+    for now, then in zip((m.dof_frictionloss, m.dof_damping, m.actuator_gainprm, m.body_mass, m.geom_friction), before):
+        np.testing.assert_array_equal(now, then)
+
+
+def test_latency_delays_commands_and_sensing_noise_leaves_the_truth_alone() -> None:
+    sim = ArmSim()
+    sim.set_params(SimParams(latency_ticks=2, joint_position_noise_rad=0.01, object_position_noise_m=0.005), seed=3)
+    sim.reset()
+    home = sim.data.ctrl[sim._arm_act].copy()
+    target = sim.arm_qpos.copy() + 0.1
+    sim.set_joint_targets(target)
+    np.testing.assert_array_equal(sim.data.ctrl[sim._arm_act], home)
+    sim.step()
+    sim.set_joint_targets(target)
+    np.testing.assert_array_equal(sim.data.ctrl[sim._arm_act], home)
+    sim.step()
+    sim.set_joint_targets(target)
+    np.testing.assert_allclose(sim.data.ctrl[sim._arm_act], target)
+    measured, true = sim.state(), sim.true_state()
+    assert not np.allclose(measured.position, true.position)
+    assert np.abs(measured.position - true.position).max() < 0.06
+    np.testing.assert_array_equal(true.position, sim.data.qpos[sim._qadr])
+
+
+def test_a_perturbation_of_zero_size_reproduces_the_nominal_result_exactly() -> None:
+    from her_goals.evaluation import EvaluationPlan
+    from her_policy.app.robustness import run_condition
+    from her_policy.app.sim import policy_actor
+
+    env = make_task("push")
+    goals = EvaluationPlan.for_task("push", "eval", planned_episodes=4, sampler=env.unwrapped.goal_sampler).goals()
+    actor = policy_actor(env, "scripted")
+    nominal = run_condition(env, actor, goals, SimParams(), seed=5, name="nominal")
+    zero = run_condition(
+        env, actor, goals, SimParams(joint_position_noise_rad=0.0, block_mass_scale=1.0, latency_ticks=0),
+        seed=5, name="zero",
+    )  # fmt: skip
+    assert (zero.successes, zero.safety_cost_mean, zero.success_margin_mean) == (
+        nominal.successes, nominal.safety_cost_mean, nominal.success_margin_mean
+    )
+    friction = run_condition(env, actor, goals, SimParams(block_friction_scale=0.5, table_friction_scale=0.5), seed=5, name="f")
+    assert friction.success_margin_mean != nominal.success_margin_mean  # the perturbation acts
+
+
+def test_the_suite_is_named_with_physical_values_and_bad_ranges_are_refused() -> None:
+    names = set(PERTURBATION_SUITE)
+    assert {"latency=40ms", "block_friction=0.5x,table_friction=0.5x", "block_mass=2x",
+            "joint_noise=0.005rad", "object_noise=5mm", "actuator_gain=0.7x", "all"} <= names  # fmt: skip
+    with pytest.raises(ConfigError, match="low <= high"):
+        DomainRandomization(block_mass_scale=(2.0, 1.0))
+    with pytest.raises(ConfigError, match="block_mass_scale"):
+        DomainRandomization(block_mass_scale=(0.0, 1.0))
+    with pytest.raises(ConfigError, match="unknown"):
+        DomainRandomization.from_spec("defualt")
