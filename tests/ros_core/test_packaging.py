@@ -201,3 +201,11 @@ def test_topic_names_are_relative_so_stacks_can_be_namespaced():
                     and " " not in n.value}
         allowed = bag_names if path.name == "recorder_node.py" else {"/tf", "/tf_static"}  # remapped into the namespace
         assert literals <= allowed, f"{path.name}: absolute names {sorted(literals - allowed)}"
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_core_packages_run_pytest_without_ross_launch_plugins(pkg: str):
+    """With launch_testing's plugin loaded, one module-level importorskip empties the whole colcon
+    test session of a package (pytest 7.4); only her_bringup runs launch tests."""
+    cfg = (ROOT / "src" / pkg / "setup.cfg").read_text()
+    assert "-p no:launch_testing" in cfg and "../../tests/ros\n" not in cfg + "\n"
