@@ -1,12 +1,9 @@
 """ament_python build of her_policy (ROS 2); without ROS the root pyproject.toml installs it."""
 
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "her_policy"
-# The stack's launch files and node/safety configs live at the repository root (launch/,
-# config/); launch and config here are symlinks to them, and her_policy installs them.
+# The launch files and node parameters are her_bringup's.
 
 setup(
     name=PACKAGE,
@@ -16,8 +13,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
-        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
+        ("bin", ["scripts/her"]),  # `her` on PATH once the workspace is sourced
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},
@@ -26,5 +22,5 @@ setup(
     maintainer_email="maintainers@her-ros.dev",
     description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
     license="Apache-2.0",
-    entry_points={"console_scripts": ["policy_node = her_policy.policy_node:main"]},
+    entry_points={"console_scripts": ["policy_node = her_policy.policy_node:main", "her = her_policy.app.cli:main"]},
 )

@@ -40,7 +40,8 @@ class Probe(Node):
             ("/forward_position_controller/commands", Float64MultiArray, 10),
         ):
             self.create_subscription(cls, topic, lambda msg, t=topic: self._keep(t, msg), qos)
-        self.estop_pub = self.create_publisher(Bool, "/her/estop", LATCHED)
+        # As `ros2 topic pub` publishes by default: reliable, volatile.
+        self.estop_pub = self.create_publisher(Bool, "/her/estop", 10)
         self.spinner = MultiThreadedExecutor()
         self.spinner.add_node(self)
         self.thread = threading.Thread(target=self.spinner.spin, daemon=True)
@@ -65,6 +66,10 @@ class Probe(Node):
             time.sleep(0.05)
         raise AssertionError(f"nothing on {topic} passed the check within {timeout} s")
 
+    def listen(self, topic: str, cls: Any, qos: Any) -> None:
+        """Also keep the messages of ``topic`` (e.g. a namespaced stack's)."""
+        self.create_subscription(cls, topic, lambda msg, t=topic: self._keep(t, msg), qos)
+
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
         client = self.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
@@ -84,3 +89,14 @@ def start_probe() -> Probe:
     if not rclpy.ok():
         rclpy.init()
     return Probe()
+
+
+def lifecycle(probe: Probe, node: str, transition: str = "") -> Any:
+    """``ros2 lifecycle get NODE`` (the state label) or ``... set NODE TRANSITION`` (success)."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    if not transition:
+        return probe.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+    request = ChangeState.Request(transition=Transition(label=transition))
+    return probe.call(ChangeState, f"{node}/change_state", request).success

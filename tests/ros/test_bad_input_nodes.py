@@ -1,5 +1,7 @@
 """Bad input to the real nodes: wrong parameter types, an artefact for another goal space, wrong
-joint names, out-of-order stamps. Each node logs, publishes a diagnostic, holds, and stays up.
+joint names, out-of-order stamps. Each node logs, publishes a diagnostic, holds, and stays up;
+the managed policy node refuses to configure with an artefact that does not fit, stays
+unconfigured (visible through the lifecycle services) and configures once the parameter is fixed.
 
 Skipped without rclpy/launch_pytest or without the built workspace.
 """
@@ -18,14 +20,13 @@ rclpy = pytest.importorskip("rclpy")
 launch_pytest = pytest.importorskip("launch_pytest")
 ament = pytest.importorskip("ament_index_python.packages")
 try:
-    ament.get_package_share_directory("her_policy")
+    ament.get_package_share_directory("her_bringup")
 except ament.PackageNotFoundError:
     pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
 
-from launch_ros.actions import Node  # noqa: E402
-from ros_probe_node import start_probe  # noqa: E402
-
 import launch  # noqa: E402
+from launch_ros.actions import LifecycleNode, Node  # noqa: E402
+from ros_probe_node import lifecycle, start_probe  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ros_core"))
 from ros_testlib import write_artefact  # noqa: E402
@@ -47,8 +48,10 @@ def bad_stack(push_artefact: Path) -> Any:
     return launch.LaunchDescription([
         Node(package="her_goals", executable="goals_node", name="goals_node", output="screen",
              parameters=[{"achieved_rate_hz": "fast", "task": "reach"}]),
-        Node(package="her_policy", executable="policy_node", name="policy_node", output="screen",
-             parameters=[{"task": "reach", "artefact": str(push_artefact)}]),
+        LifecycleNode(package="her_policy", executable="policy_node", name="policy_node", namespace="",
+                      output="screen", parameters=[{"task": "reach", "artefact": str(push_artefact)}]),
+        LifecycleNode(package="her_policy", executable="policy_node", name="policy_good", namespace="",
+                      output="screen", parameters=[{"task": "reach", "fallback": "hold"}]),
         launch_pytest.actions.ReadyToTest(),
     ])
 
@@ -85,9 +88,20 @@ def test_wrong_parameter_type_is_reported_not_a_crash(probe: Any):
 
 
 @pytest.mark.launch(fixture=bad_stack)
-def test_artefact_for_another_goal_space_holds_the_arm(probe: Any):
-    status = diag(probe, "her_policy", "not used, holding")
+def test_artefact_for_another_goal_space_is_refused_at_configure_and_recoverable(probe: Any):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    assert lifecycle(probe, "/policy_node") == "unconfigured"
+    assert not lifecycle(probe, "/policy_node", "configure")
+    status = diag(probe, "her_policy: /policy_node", "configure failed")
     assert status.level == ERROR and "object_position" in status.message
+    assert lifecycle(probe, "/policy_node") == "unconfigured"  # visible, and nothing is commanded
+    empty = Parameter(name="artefact", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=""))
+    probe.call(SetParameters, "/policy_node/set_parameters", SetParameters.Request(parameters=[empty]))
+    assert lifecycle(probe, "/policy_node", "configure")  # fixed parameter: configures (fallback hold)
+    assert lifecycle(probe, "/policy_node") == "inactive"
+    assert lifecycle(probe, "/policy_node", "cleanup")
 
 
 @pytest.mark.launch(fixture=bad_stack)
@@ -103,7 +117,18 @@ def test_wrong_joint_names_and_out_of_order_stamps(probe: Any):
     for i in range(20):
         pub.publish(joint_state([n.upper() for n in NAMES], now + i * 10_000_000))
         time.sleep(0.02)
-    status = diag(probe, "her_policy", "lacks joint(s)", since=t)
+    # configure checks the joint names against what the driver publishes
+    assert not lifecycle(probe, "/policy_good", "configure")
+    status = diag(probe, "her_policy: /policy_good", "lacks the arm's joint(s)", since=t)
+    assert status.level == ERROR and "JOINT1" in status.message
+    pub.publish(joint_state(NAMES, probe.get_clock().now().nanoseconds))
+    time.sleep(0.2)
+    assert lifecycle(probe, "/policy_good", "configure") and lifecycle(probe, "/policy_good", "activate")
+    t = time.monotonic()
+    for _ in range(20):  # an active node told the wrong names: reported, the state goes stale
+        pub.publish(joint_state([n.upper() for n in NAMES], probe.get_clock().now().nanoseconds))
+        time.sleep(0.02)
+    status = diag(probe, "her_policy: /policy_good", "lacks joint(s)", since=t)
     assert status.level == ERROR and "JOINT1" in status.message
     # Good names, then one message stamped in the past: dropped and counted.
     good = probe.get_clock().now().nanoseconds
@@ -111,7 +136,7 @@ def test_wrong_joint_names_and_out_of_order_stamps(probe: Any):
     time.sleep(0.1)
     pub.publish(joint_state(NAMES, good - 500_000_000))
     t = time.monotonic()
-    status = diag(probe, "her_policy", "stamp went backwards", since=t)
+    status = diag(probe, "her_policy: /policy_good", "stamp went backwards", since=t)
     counts = {kv.key: kv.value for kv in status.values}
     assert counts["out_of_order_joint_states"] == "1"
     # An episode under this artefact: the policy holds at the measured position.

@@ -222,6 +222,7 @@ def test_exploration_noise_and_random_actions(types: mc.MessageTypes):
 
 
 def test_command_topics_per_interface():
-    assert PolicyConfig().topic == "/forward_position_controller/commands"
-    assert PolicyConfig(command_interface="trajectory").topic == "/joint_trajectory_controller/joint_trajectory"
+    # Relative: resolved in the node's namespace (a second arm under arm2/ has its own controllers).
+    assert PolicyConfig().topic == "forward_position_controller/commands"
+    assert PolicyConfig(command_interface="trajectory").topic == "joint_trajectory_controller/joint_trajectory"
     assert PolicyConfig(command_topic="/arm/cmd").topic == "/arm/cmd"

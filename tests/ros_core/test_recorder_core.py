@@ -166,6 +166,31 @@ def test_config_checks():
         RecorderCore(RecorderConfig(task="door"))
 
 
+def test_every_written_episode_is_announced_and_num_episodes_ends_the_recording(tmp_path: Path):
+    lines: list[str] = []
+    c = core(tmp_path, num_episodes=3, end_grace_s=1.0)
+    c.on_written = lines.append
+    c.on_event(event(0, 1, t=S), S)  # END that waits for its steps: written later, from tick()
+    c.on_event(event(1, 1, 4, reason="time_limit", t=2 * S), 2 * S)
+    assert not lines
+    for s in steps(1, 4):
+        c.on_step(s, 2 * S)
+    assert len(lines) == 1 and "episode 0 written (END time_limit, 4 steps" in lines[0]
+    c.on_event(event(0, 2, t=3 * S), 3 * S)  # END whose steps never come: written after the grace
+    c.on_event(event(1, 2, 5, reason="time_limit", t=4 * S), 4 * S)
+    c.tick(int(4.5 * S))
+    assert len(lines) == 1
+    c.tick(6 * S)
+    assert len(lines) == 2 and "END time_limit, 0 steps" in lines[1] and not c.done
+    c.on_event(event(0, 3, t=7 * S), 7 * S)
+    c.on_event(event(0, 4, t=8 * S), 8 * S)  # a START supersedes: episode 3 is aborted
+    assert len(lines) == 3 and "ABORT" in lines[2] and "3 of 3" in lines[2] and c.done
+    assert c.ros_episode is None  # done: episode 4 is not recorded
+    assert c.health.counters["episodes_not_recorded"] == 1
+    result = finish(c, tmp_path)
+    assert len(result.episodes) == 1
+
+
 def test_a_robot_evaluation_carries_the_demos_provenance(tmp_path: Path, types: mc.MessageTypes):
     """goals node -> recorder node, the ROS way: the bags hold the plan the parameters give, each
     START its split and stream index, each Step its policy; the audit verifies them as it

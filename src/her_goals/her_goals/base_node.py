@@ -1,4 +1,4 @@
-"""What every HER-ROS node shares with rclpy: QoS profiles and one ``main()``.
+"""What every HER-ROS node shares with rclpy: QoS profiles, tf2 lookups and one ``main()``.
 
 Only ``*_node.py`` files import rclpy (ARCHITECTURE.md, rule 1); this one holds the
 pieces the four nodes would otherwise repeat.
@@ -11,10 +11,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from tf2_ros import Buffer, ExtrapolationException, TransformException, TransformListener
 
+from her_goals.errors import StateError
+from her_goals.rosglue.frames import Transform, transform_fields
 from her_goals.rosglue.qos import QosSpec
 
 N = TypeVar("N", bound=Node)
@@ -30,19 +35,61 @@ def profile(spec: QosSpec) -> QoSProfile:
     )
 
 
+class TfLookup:
+    """tf2 for :func:`her_goals.rosglue.frames.pose_in_frame`: ``lookup(target, source, stamp_ns)``.
+
+    The transform at the pose's stamp (interpolated; static transforms at any stamp), else the
+    latest one (its stamp then says how stale it is); :class:`StateError` when tf2 has none.
+    Subscribes to ``/tf`` and ``/tf_static`` (her_bringup remaps them into the namespace).
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.buffer = Buffer()
+        self.listener = TransformListener(self.buffer, node)
+
+    def __call__(self, target: str, source: str, stamp_ns: int) -> Transform:
+        try:
+            try:
+                found = self.buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
+            except ExtrapolationException:
+                found = self.buffer.lookup_transform(target, source, Time())
+        except TransformException as exc:
+            raise StateError(f"no transform {target} <- {source}: {exc}") from None
+        return transform_fields(found)
+
+
+def subscribe_any_qos(
+    node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None], specs: tuple[QosSpec, ...]
+) -> list[Any]:
+    """One subscription per QoS in ``specs``, same topic and callback (``qos.ESTOP_SUBSCRIPTIONS``).
+
+    Some of them are incompatible with any given publisher by design (another one matches it),
+    so rclpy's "incompatible QoS" warning is not logged for them.
+    """
+    quiet = SubscriptionEventCallbacks(incompatible_qos=lambda info: None)
+    return [node.create_subscription(msg_type, topic, callback, profile(spec), event_callbacks=quiet)
+            for spec in specs]
+
+
 def run_node(
     factory: Callable[[], N], args: list[str] | None = None, *, close: Callable[[N], Any] | None = None
 ) -> None:
     """Init rclpy, spin the node, and clean up on Ctrl-C, SIGTERM or an external shutdown.
 
-    ``close(node)`` runs before the node is destroyed (the recorder closes its bag there),
-    with a second Ctrl-C ignored so it cannot cut the cleanup short.
+    A node with a ``finished`` future (the recorder after ``num_episodes``) is spun until it
+    completes, then cleaned up the same way: the process exits 0. ``close(node)`` runs before
+    the node is destroyed (the recorder closes its bag there), with a second Ctrl-C ignored so
+    it cannot cut the cleanup short.
     """
     rclpy.init(args=args)
     node: N | None = None
     try:
         node = factory()
-        rclpy.spin(node)
+        finished = getattr(node, "finished", None)
+        if finished is None:
+            rclpy.spin(node)
+        else:
+            rclpy.spin_until_future_complete(node, finished)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -16,7 +16,12 @@
 
 Bad input is reported to :attr:`GoalsCore.health` (logged once, published on
 ``/diagnostics``) and never raised: a message without the arm's joints, an
-object pose in another frame, a stamp older than the last one (dropped).
+object pose whose transform to the goal frame is missing or stale (tf2, see
+:mod:`her_goals.rosglue.frames`), a stamp older than the last one (dropped).
+
+An episode runs only while the nodes of ``wait_for_nodes`` listen to the episode topic:
+when one stops (a policy node deactivated through its lifecycle, a crashed recorder), the
+running episode is aborted, naming it.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from her_goals.extractors import (
     RobotState,
 )
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
-from her_goals.rosglue.health import ERROR, STALE, WARN, Health
+from her_goals.rosglue import topics
+from her_goals.rosglue.frames import Lookup, pose_in_frame
+from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
@@ -68,12 +75,17 @@ class GoalsConfig:
     wait_for_nodes: tuple[str, ...] = doc(
         ("policy_node",), "auto start only once these nodes subscribe to /her/episode (policy, recorder)")
     arm_config: str = doc("", "arm config YAML (her_goals ArmConfig); empty = the packaged arm")
+    joint_states_topic: str = doc(topics.JOINT_STATES, "the arm driver's joint states (relative: in the node's namespace)")
+    object_pose_topic: str = doc(topics.OBJECT_POSE, "the object pose from perception, in any frame tf2 can transform to the goal frame")
+    transform_timeout_s: float = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
+        topics.check_topic(self.joint_states_topic, "goals_node: joint_states_topic")
+        topics.check_topic(self.object_pose_topic, "goals_node: object_pose_topic")
         if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
             raise ConfigError(f"goals_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
-        for name in ("episode_timeout_s", "achieved_rate_hz", "state_timeout_s"):
+        for name in ("episode_timeout_s", "achieved_rate_hz", "state_timeout_s", "transform_timeout_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ConfigError(f"goals_node: {name} must be a positive number, got {value}")
@@ -155,13 +167,14 @@ class GoalsCore:
         self.health.clear("joint_states")
         self._joints = (names, position, stamp)
 
-    def on_object_pose(self, msg: Any) -> None:
+    def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
+        """An object pose, transformed to the goal frame through ``lookup`` (tf2) when needed."""
         pose, stamp, frame = pose_fields(msg)
-        if frame != self.space.frame:
-            self.health.report(
-                "object_pose", ERROR,
-                f"/object_pose is in frame {frame!r}, goals are in {self.space.frame!r}; dropped",
-            )
+        try:
+            pose = pose_in_frame(pose, stamp, frame, self.space.frame, lookup, self.config.transform_timeout_s)
+        except StateError as exc:
+            self.health.count("object_poses_without_transform")
+            self.health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
             return
         if self._pose is not None and stamp < self._pose[1]:
             self.health.count("out_of_order_object_poses")
@@ -261,6 +274,13 @@ class GoalsCore:
         """
         event = self._ended(self.book.on_time(now_ns))
         cfg = self.config
+        if self.book.running and listeners is not None and cfg.wait_for_nodes:
+            gone = set(cfg.wait_for_nodes) - listeners()
+            if gone:
+                event = self.abort(f"{','.join(sorted(gone))} stopped listening", now_ns) or event
+        if cfg.num_episodes and self.started >= cfg.num_episodes and not self.book.running and not self._starting:
+            self.health.report("done", OK, f"all num_episodes={cfg.num_episodes} episodes run: no more auto "
+                               "starts (~/start_episode still starts one)")
         due = (
             cfg.auto_start
             and not self.auto_paused

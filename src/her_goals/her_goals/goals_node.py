@@ -12,11 +12,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from her_goals.base_node import profile, run_node
+from her_goals.base_node import TfLookup, profile, run_node
 from her_goals.errors import HerError
 from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.rosglue import msgconv as mc
-from her_goals.rosglue import qos
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 
@@ -32,8 +32,9 @@ class GoalsNode(Node):
         self.types = mc.MessageTypes.from_ros()
         values = declare_config(self, GoalsConfig, self.types)
         self.reset_service = str(self.declare_parameter("reset_service", "").value)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.health = Health("her_goals: goals_node", on_change=log_to(self.get_logger()))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        name = f"her_goals: {self.get_fully_qualified_name()}"
+        self.health = Health(name, on_change=log_to(self.get_logger()))
         self.core: GoalsCore | None = None
         try:
             self.core = GoalsCore(config_from_parameters(GoalsConfig, values, where="goals_node"))
@@ -42,14 +43,16 @@ class GoalsNode(Node):
             self.create_timer(1.0, self.publish_diagnostics)
             return
         self.health = self.core.health
-        self.health.on_change = log_to(self.get_logger())
-        self.desired_pub = self.create_publisher(Goal, "/her/desired_goal", LATCHED)
-        self.achieved_pub = self.create_publisher(Goal, "/her/achieved_goal", RELIABLE)
-        self.event_pub = self.create_publisher(EpisodeEvent, "/her/episode", RELIABLE)
-        sensor = SENSOR
-        self.create_subscription(JointState, "/joint_states", self.core.on_joint_state, sensor)
-        self.create_subscription(PoseStamped, "/object_pose", self.core.on_object_pose, sensor)
-        self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
+        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        config = self.core.config
+        self.desired_pub = self.create_publisher(Goal, topics.DESIRED_GOAL, LATCHED)
+        self.achieved_pub = self.create_publisher(Goal, topics.ACHIEVED_GOAL, RELIABLE)
+        self.event_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, RELIABLE)
+        self.tf = TfLookup(self)  # an object pose in a camera frame is transformed to the goal frame
+        self.create_subscription(JointState, config.joint_states_topic, self.core.on_joint_state, SENSOR)
+        core = self.core
+        self.create_subscription(PoseStamped, config.object_pose_topic, lambda m: core.on_object_pose(m, self.tf), SENSOR)
+        self.create_subscription(Step, topics.STEP, self.on_step, RELIABLE)
         self.create_service(StartEpisode, "~/start_episode", self.on_start)
         self.create_service(Trigger, "~/abort_episode", self.on_abort)
         self.reset_client = self.create_client(ResetSim, self.reset_service) if self.reset_service else None
@@ -117,7 +120,8 @@ class GoalsNode(Node):
     def tick(self) -> None:
         assert self.core is not None
         now = self.now_ns()
-        event, goal = self.core.tick(now, lambda: {i.node_name for i in self.get_subscriptions_info_by_topic("/her/episode")})
+        episode_topic = self.event_pub.topic_name  # resolved in this node's namespace
+        event, goal = self.core.tick(now, lambda: {i.node_name for i in self.get_subscriptions_info_by_topic(episode_topic)})
         self.publish_event(event)
         if goal is not None:
             self.begin(goal, "auto")

@@ -14,6 +14,11 @@ driver with ros2_control controllers:
   task does (parked out of reach for reach, at least 10 cm from the goal for
   the object tasks), and shows the goal with the marker.
 
+Like a robot, the bridge publishes its transforms: with ``object_frame`` set to a camera
+frame, ``/object_pose`` is published in that frame (as a perception node would) and the
+camera's pose in the arm's base frame (``camera_xyz_m``, ``camera_rpy_rad``) goes out on
+``/tf_static``, so the goals and policy nodes go through tf2.
+
 Sim-to-real knobs: ``command_latency_s`` delays commands, ``state_latency_s``
 delays measurements, ``joint_noise_std_rad``/``object_noise_std_m`` add Gaussian
 noise to what is published (the simulation itself stays noise-free). Time is the
@@ -34,6 +39,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import ConfigError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.rosglue import topics
+from her_goals.rosglue.frames import Transform, from_xyz_rpy, invert, transform_pose
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.params import doc
 from her_goals.tasks import get_task
@@ -57,9 +64,18 @@ class BridgeConfig:
     object_noise_std_m: float = doc(0.0, "Gaussian noise on the published object position (m)")
     seed: int = doc(0, "seed of object placement and noise")
     publish_clock: bool = doc(False, "publish /clock from the simulation (other nodes: use_sim_time)")
+    joint_states_topic: str = doc(topics.JOINT_STATES, "where the joint states go (relative: in the node's namespace)")
+    object_pose_topic: str = doc(topics.OBJECT_POSE, "where the object pose goes (relative: in the node's namespace)")
+    object_frame: str = doc("", "frame of the published object pose; empty = the arm's base frame, another name = a camera at camera_xyz_m/camera_rpy_rad (on /tf_static)")
+    camera_xyz_m: tuple[float, ...] = doc((1.2, 0.0, 0.8), "camera position in the base frame (m), with object_frame")
+    camera_rpy_rad: tuple[float, ...] = doc((0.0, 0.6, 3.14159), "camera roll, pitch, yaw in the base frame (rad), with object_frame")
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
+        topics.check_topic(self.joint_states_topic, "bridge_node: joint_states_topic")
+        topics.check_topic(self.object_pose_topic, "bridge_node: object_pose_topic")
+        if len(self.camera_xyz_m) != 3 or len(self.camera_rpy_rad) != 3:
+            raise ConfigError("bridge_node: camera_xyz_m and camera_rpy_rad need 3 values each")
         if not 1.0 <= self.rate_hz <= 1000.0:
             raise ConfigError(f"bridge_node: rate_hz {self.rate_hz} is not in [1, 1000] Hz")
         if not 0.01 <= self.real_time_factor <= 100.0:
@@ -101,6 +117,12 @@ class BridgeCore:
         self._commands: collections.deque[tuple[int, Vector | None, float | None]] = collections.deque()
         self._states: collections.deque[Measurement] = collections.deque()
         self.joint_names = tuple(self.arm.arm_joints)
+        self.object_frame = config.object_frame or self.arm.base_frame
+        self.camera: Transform | None = None
+        """``base <- camera`` when the object pose is published in a camera frame."""
+        if self.object_frame != self.arm.base_frame:
+            self.camera = from_xyz_rpy(self.arm.base_frame, self.object_frame, config.camera_xyz_m, config.camera_rpy_rad)
+        self._to_camera = invert(self.camera) if self.camera is not None else None
         self._target: Vector = np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
         self._opening: float = float(self.arm.home_gripper_opening_m)
         self.reset()
@@ -190,6 +212,16 @@ class BridgeCore:
         self._commands.clear()
         self._states.clear()
         return self.sim.object_pose()
+
+    def static_transforms(self) -> list[Transform]:
+        """What goes out on ``/tf_static``: the camera's pose in the base frame, if any."""
+        return [self.camera] if self.camera is not None else []
+
+    def published_pose(self, pose: Vector) -> tuple[Vector, str]:
+        """The object pose as perception publishes it: in ``object_frame``."""
+        if self._to_camera is None:
+            return pose, self.object_frame
+        return transform_pose(self._to_camera, pose), self.object_frame
 
     def _placement(self, goal: Vector | None) -> Vector:
         task = get_task(self.config.task)

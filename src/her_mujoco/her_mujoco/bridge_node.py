@@ -11,12 +11,14 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+from tf2_ros import StaticTransformBroadcaster
 from trajectory_msgs.msg import JointTrajectory
 
 from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
-from her_goals.rosglue import qos
+from her_goals.rosglue import qos, topics
+from her_goals.rosglue.frames import transform_stamped_msg
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
@@ -28,16 +30,17 @@ class BridgeNode(Node):
         super().__init__("bridge_node")
         self.types = mc.MessageTypes.from_ros()
         values = declare_config(self, BridgeConfig, self.types)
-        topics = {
+        commands = {
             name: str(self.declare_parameter(name, default).value)
             for name, default in (
-                ("command_topic", "/forward_position_controller/commands"),
-                ("trajectory_topic", "/joint_trajectory_controller/joint_trajectory"),
-                ("gripper_topic", "/gripper_controller/commands"),
+                ("command_topic", topics.FORWARD_COMMANDS),
+                ("trajectory_topic", topics.TRAJECTORY_COMMANDS),
+                ("gripper_topic", topics.GRIPPER_COMMANDS),
             )
         }
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.health = Health("her_mujoco: bridge_node", on_change=log_to(self.get_logger()))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        name = f"her_mujoco: {self.get_fully_qualified_name()}"
+        self.health = Health(name, on_change=log_to(self.get_logger()))
         self.core: BridgeCore | None = None
         try:
             config = config_from_parameters(BridgeConfig, values, where="bridge_node")
@@ -47,22 +50,23 @@ class BridgeNode(Node):
             self.create_timer(1.0, self.publish_diagnostics)
             return
         self.health = self.core.health
-        self.health.on_change = log_to(self.get_logger())
-        self.frame = self.core.arm.base_frame
-        sensor = SENSOR
-        self.joint_pub = self.create_publisher(JointState, "/joint_states", sensor)
-        self.pose_pub = self.create_publisher(PoseStamped, "/object_pose", sensor)
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if config.publish_clock else None
-        self.create_subscription(Float64MultiArray, topics["command_topic"], self.on_command, 10)
-        self.create_subscription(JointTrajectory, topics["trajectory_topic"], self.on_trajectory, 10)
-        if topics["gripper_topic"]:
-            self.create_subscription(Float64MultiArray, topics["gripper_topic"], self.on_gripper, 10)
+        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        self.joint_pub = self.create_publisher(JointState, config.joint_states_topic, SENSOR)
+        self.pose_pub = self.create_publisher(PoseStamped, config.object_pose_topic, SENSOR)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10) if config.publish_clock else None
+        self.tf_static = StaticTransformBroadcaster(self)  # like a robot: the camera's calibrated pose
+        if self.core.static_transforms():
+            self.tf_static.sendTransform([transform_stamped_msg(self.types, t) for t in self.core.static_transforms()])
+        self.create_subscription(Float64MultiArray, commands["command_topic"], self.on_command, 10)
+        self.create_subscription(JointTrajectory, commands["trajectory_topic"], self.on_trajectory, 10)
+        if commands["gripper_topic"]:
+            self.create_subscription(Float64MultiArray, commands["gripper_topic"], self.on_gripper, 10)
         self.create_service(ResetSim, "~/reset", self.on_reset)
         self.create_timer(config.wall_period_s, self.tick)
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(
             f"MuJoCo arm ({config.task}) at {config.rate_hz:g} Hz; commands on "
-            f"{topics['command_topic']} or {topics['trajectory_topic']}"
+            f"{commands['command_topic']} or {commands['trajectory_topic']}; object pose in {self.core.object_frame}"
         )
 
     def on_command(self, msg: Float64MultiArray) -> None:
@@ -104,7 +108,8 @@ class BridgeNode(Node):
                 mc.joint_state_msg(self.types, m.names, m.position, m.velocity, m.effort, stamp)
             )
             if m.object_pose is not None:
-                self.pose_pub.publish(mc.pose_stamped_msg(self.types, m.object_pose, stamp, self.frame))
+                pose, frame = self.core.published_pose(m.object_pose)
+                self.pose_pub.publish(mc.pose_stamped_msg(self.types, pose, stamp, frame))
 
     def publish_diagnostics(self) -> None:
         values = self.core.status_values() if self.core is not None else {}

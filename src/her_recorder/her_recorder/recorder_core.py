@@ -25,6 +25,10 @@ node has them, the artefact named by its hash); each START carries the goals nod
 
 ``pause`` aborts the episode being recorded (``recorder_paused``) and ignores new
 ones until ``resume``; ``discard`` throws the open episode away (DISCARD).
+Every episode that reaches the bag (END, ABORT or DISCARD) is announced once through
+:attr:`RecorderCore.on_written` (the node's log). With ``num_episodes`` the recorder is
+:attr:`RecorderCore.done` once that many episodes are written: it records no more, and the
+node closes the bag and exits (the recording launch then ends).
 :meth:`RecorderCore.close` aborts an open episode and closes the bag cleanly: the
 node calls it on SIGINT/SIGTERM.
 """
@@ -32,6 +36,7 @@ node calls it on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +46,7 @@ from her_goals.episode import EventKind
 from her_goals.errors import HerError
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.provenance import read_policy_metadata
+from her_goals.rosglue import topics
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
 from her_goals.rosglue.params import doc
@@ -61,7 +67,9 @@ class RecorderConfig:
     task: str = doc("reach", "task name stored in the bags")
     goal_space: str = doc("", "goal space of the episodes (her_goals registry name); empty = the task's")
     tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
-    raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes")
+    raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes (their names in the bag)")
+    joint_states_topic: str = doc(topics.JOINT_STATES, "where /joint_states of the bag is subscribed (relative: in the node's namespace)")
+    object_pose_topic: str = doc(topics.OBJECT_POSE, "where /object_pose of the bag is subscribed (relative: in the node's namespace)")
     end_grace_s: float = doc(2.0, "how long an END waits for steps still in flight (s)")
     max_episodes_per_bag: int = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
     compression: Literal["none", "zstd"] = doc("none", "MCAP chunk compression")
@@ -71,7 +79,8 @@ class RecorderConfig:
     split: Literal["train", "heldout"] = doc(
         "train", "the goals node's goal stream (its split); heldout: the bags are an evaluation")
     goal_seed: int = doc(0, "the goals node's seed (its held-out stream), stored in the evaluation plan")
-    num_episodes: int = doc(0, "the goals node's num_episodes: episodes the evaluation plans; 0 = open-ended")
+    num_episodes: int = doc(0, "the goals node's num_episodes: episodes the evaluation plans; the recorder closes "
+                               "the bag and exits once that many are written; 0 = open-ended")
     artefact: str = doc("", "the policy node's artefact: its hash names the acting policy; empty = fallback")
     fallback: Literal["hold", "scripted", "random"] = doc("hold", "the policy node's fallback without an artefact")
     random_eps: float = doc(0.0, "the policy node's random_eps (exploration: not the policy's own actions)")
@@ -84,8 +93,15 @@ class RecorderConfig:
             raise RecorderConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
         if not self.bag_dir:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
+        topics.check_topic(self.joint_states_topic, "recorder_node: joint_states_topic")
+        topics.check_topic(self.object_pose_topic, "recorder_node: object_pose_topic")
         if self.num_episodes < 0 or self.random_eps < 0 or self.noise_std < 0:
             raise RecorderConfigError("recorder_node: num_episodes, random_eps and noise_std must be >= 0")
+
+    def subscription(self, bag_topic: str) -> str:
+        """The topic the node subscribes to for ``bag_topic`` (one of ``raw_topics``)."""
+        named = {"/joint_states": self.joint_states_topic, "/object_pose": self.object_pose_topic}
+        return named.get(bag_topic, bag_topic.lstrip("/"))
 
     def plan(self, space: GoalSpace) -> EvaluationPlan | None:
         """The evaluation plan these parameters describe (None for a task not registered)."""
@@ -142,6 +158,15 @@ class RecorderCore:
         self._early: collections.deque[StepData] = collections.deque(maxlen=_MAX_EARLY_STEPS)
         self._done_ids: collections.deque[int] = collections.deque(maxlen=64)
         self.last_bag: Path | None = None
+        self.written = 0
+        """Episodes that reached the bag (END, ABORT or DISCARD) in this run."""
+        self.on_written: Callable[[str], None] | None = None
+        """Called with one line per episode written (the node logs it)."""
+
+    @property
+    def done(self) -> bool:
+        """True once ``num_episodes`` (> 0) episodes are written: nothing more is recorded."""
+        return 0 < self.config.num_episodes <= self.written
 
     def open(self) -> None:
         self.recorder.open()
@@ -150,6 +175,8 @@ class RecorderCore:
         """Abort an open episode (``recorder_closed``) and close the bag; safe to call twice."""
         if self._ending is not None:
             self._finish(self._ending[0])
+        elif self.ros_episode is not None:
+            self._abort("recorder_closed")
         self.recorder.close()
         self.ros_episode = None
 
@@ -158,7 +185,7 @@ class RecorderCore:
         if event.event == EventKind.START:
             if self.ros_episode is not None:
                 self._abort("superseded by a new START")
-            if self.paused:
+            if self.paused or self.done:
                 self.health.count("episodes_not_recorded")
                 return
             if event.goal_space != self.space.name:
@@ -237,6 +264,7 @@ class RecorderCore:
         if self.ros_episode is None:
             return False, "no episode is being recorded (finished episodes are on disk; delete the bag)"
         ros_id, done = self.ros_episode, self.recorder.discard_episode("operator")
+        self._written(done, "DISCARD")
         self._forget(ros_id)
         return True, f"discarded episode {done.episode_id} ({done.num_steps} steps)"
 
@@ -253,6 +281,7 @@ class RecorderCore:
             else:
                 done = self.recorder.abort_episode(event.reason, stamp_ns=event.stamp_ns)
             self.last_bag = done.bag
+            self._written(done, EventKind(event.event).name, f"goals_node episode {event.episode_id}")
         except HerError as exc:
             self.health.report("record", ERROR, f"episode {event.episode_id} end not recorded: {exc}")
         if ros_id is not None:
@@ -261,8 +290,17 @@ class RecorderCore:
     def _abort(self, reason: str) -> None:
         if self.ros_episode is not None:
             ros_id = self.ros_episode
-            self.recorder.abort_episode(reason)
+            self._written(self.recorder.abort_episode(reason), "ABORT", f"goals_node episode {ros_id}")
             self._forget(ros_id)
+
+    def _written(self, done: Any, outcome: str, source: str = "") -> None:
+        self.written += 1
+        self.last_bag = done.bag
+        if self.on_written is not None:
+            self.on_written(
+                f"episode {done.episode_id} written ({outcome} {done.reason}, {done.num_steps} steps"
+                f"{', ' + source if source else ''}) to {done.bag}"
+                + (f"; {self.written} of {self.config.num_episodes}" if self.config.num_episodes else ""))
 
     def _forget(self, ros_id: int) -> None:
         self._done_ids.append(ros_id)
@@ -273,5 +311,5 @@ class RecorderCore:
             "bag_dir": str(self.recorder.path), "episodes_recorded": self.recorded,
             "recording_episode": self.ros_episode if self.ros_episode is not None else "none",
             "paused": self.paused, "dropped_messages": self.recorder.dropped_messages,
-            "bags": len(self.recorder.bag_paths),
+            "bags": len(self.recorder.bag_paths), "episodes_written": self.written,
         }

@@ -8,13 +8,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from her_interfaces.msg import EpisodeEvent, Goal, Step
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
 from her_goals.base_node import profile, run_node
 from her_goals.errors import HerError
 from her_goals.rosglue import msgconv as mc
-from her_goals.rosglue import qos
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.health import ERROR, Health, log_to
 from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_recorder.errors import RecorderConfigError
@@ -33,8 +34,9 @@ class RecorderNode(Node):
         super().__init__("recorder_node")
         self.types = mc.MessageTypes.from_ros()
         values = declare_config(self, RecorderConfig, self.types)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.health = Health("her_recorder: recorder_node", on_change=log_to(self.get_logger()))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        name = f"her_recorder: {self.get_fully_qualified_name()}"
+        self.health = Health(name, on_change=log_to(self.get_logger()))
         self.core: RecorderCore | None = None
         try:
             config = config_from_parameters(RecorderConfig, values, where="recorder_node")
@@ -49,14 +51,16 @@ class RecorderNode(Node):
             self.create_timer(1.0, self.publish_diagnostics)
             return
         self.health = self.core.health
-        self.health.on_change = log_to(self.get_logger())
-        self.create_subscription(EpisodeEvent, "/her/episode", self.on_event, RELIABLE)
-        self.create_subscription(Step, "/her/step", self.on_step, RELIABLE)
-        for topic in config.raw_topics:
+        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        self.core.on_written = self.get_logger().info  # one line per episode that reaches the bag
+        self.finished = Future()  # done when num_episodes are written: run_node closes the bag, exits
+        self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_event, RELIABLE)
+        self.create_subscription(Step, topics.STEP, self.on_step, RELIABLE)
+        for topic in config.raw_topics:  # the bag's topic names; subscribed to as the config says
             msgtype = TOPIC_TYPES[topic]
             self.create_subscription(
-                RAW_CLASSES[topic], topic, lambda data, t=topic, m=msgtype: self.on_raw(t, m, data),
-                SENSOR, raw=True,
+                RAW_CLASSES[topic], config.subscription(topic),
+                lambda data, t=topic, m=msgtype: self.on_raw(t, m, data), SENSOR, raw=True,
             )
         for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):
             self.create_service(Trigger, f"~/{name}", lambda req, res, h=handler: self.on_service(h, res))
@@ -70,8 +74,6 @@ class RecorderNode(Node):
     def on_event(self, msg: EpisodeEvent) -> None:
         assert self.core is not None
         self.core.on_event(mc.episode_event_data(msg), self.now_ns())
-        if msg.event != EpisodeEvent.START and self.core.ros_episode is None:
-            self.get_logger().info(f"episode {msg.episode_id} written to {self.core.last_bag}")
 
     def on_step(self, msg: Step) -> None:
         assert self.core is not None
@@ -89,6 +91,9 @@ class RecorderNode(Node):
     def tick(self) -> None:
         assert self.core is not None
         self.core.tick(self.now_ns())
+        if self.core.done and not self.finished.done():
+            self.get_logger().info(f"num_episodes {self.core.config.num_episodes} written: closing the bag, exiting")
+            self.finished.set_result(True)
 
     def publish_diagnostics(self) -> None:
         values = self.core.status_values() if self.core is not None else {}

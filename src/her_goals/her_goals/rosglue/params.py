@@ -96,3 +96,9 @@ def declare_config(node: Any, cls: type[Any], types: Any) -> dict[str, Any]:
         )
         values[name] = param.value
     return values
+
+
+def current_values(node: Any, cls: type[Any]) -> dict[str, Any]:
+    """``{name: value}`` of the parameters :func:`declare_config` declared, as they are now
+    (a managed node reads them at configure, so ``ros2 param set`` then reconfigure applies)."""
+    return {name: node.get_parameter(name).value for name in parameter_specs(cls)}

@@ -12,6 +12,9 @@ what the live topic offered.
   enough to ride out a slow disk.
 * ``SENSOR`` (best effort, volatile, depth 5): ``/joint_states`` and ``/object_pose``, as
   drivers publish them (rclpy's ``qos_profile_sensor_data``).
+* ``ESTOP_SUBSCRIPTIONS``: the software e-stop listens with three subscriptions at once, so
+  that no publisher a user or a safety PLC bridge is likely to use goes unmatched (see
+  :func:`compatible` for the rule and the table there).
 """
 
 from __future__ import annotations
@@ -33,3 +36,38 @@ LATCHED = QosSpec(depth=1, reliable=True, latched=True)
 RELIABLE = QosSpec(depth=100)
 RECORDER = QosSpec(depth=1000)
 SENSOR = QosSpec(depth=5, reliable=False)
+
+
+def compatible(offered: QosSpec, requested: QosSpec) -> bool:
+    """Whether a publisher offering ``offered`` matches a subscription requesting ``requested``.
+
+    DDS's request-vs-offered rule for the two policies we set: a RELIABLE subscription
+    matches only RELIABLE publishers, a TRANSIENT_LOCAL subscription only TRANSIENT_LOCAL
+    publishers; a BEST_EFFORT or VOLATILE subscription matches either. An unmatched
+    publisher's messages are silently never delivered (``ros2 topic pub --once`` then waits
+    forever for a subscriber), which is why the e-stop subscribes three ways.
+    """
+    return (offered.reliable or not requested.reliable) and (offered.latched or not requested.latched)
+
+
+ESTOP_SUBSCRIPTIONS = (
+    QosSpec(depth=10, reliable=True, latched=True),
+    QosSpec(depth=10, reliable=True, latched=False),
+    QosSpec(depth=10, reliable=False, latched=False),
+)
+"""The e-stop's subscriptions, all on the same topic and callback:
+
+=========================================  ==========================================
+publisher (what a user or bridge offers)    matched by
+=========================================  ==========================================
+reliable + volatile (``ros2 topic pub``)    reliable volatile (and best effort)
+reliable + transient local (latched)        all three; the latched one also delivers a
+                                            stop published before the node started
+best effort + volatile (sensor-style)       best effort
+best effort + transient local               best effort
+=========================================  ==========================================
+
+A reliable publisher is always matched by a reliable subscription (no silent loss on a
+lossy link). The same message may arrive twice (once per matching subscription); engaging
+is idempotent, so that is harmless.
+"""

@@ -5,9 +5,9 @@
 joint step -> safety monitor) to the node's inputs:
 
 * ``/joint_states`` and ``/object_pose`` (latest message of each; a message that
-  lacks the arm's joint names, an object pose in another frame or a stamp older
-  than the last one is dropped and reported; the state then turns stale and the
-  monitor holds);
+  lacks the arm's joint names, an object pose whose transform to the goal frame is
+  missing or stale, or a stamp older than the last one is dropped and reported; the
+  state then turns stale and the monitor holds);
 * ``/her/episode`` (START: gate the goal, reset the pipeline; END/ABORT: stop);
 * ``/her/estop`` (latched by the monitor until :meth:`PolicyCore.reset_estop`).
 
@@ -19,8 +19,9 @@ last step is marked truncated (a time limit), an e-stop ends the episode with th
 ESTOP-flagged step, which the goals node turns into ABORT ``estop``.
 
 A policy artefact that does not fit (another goal space, another observation
-layout - another arm or task - or another action size) is not loaded: the node
-reports why and holds the arm.
+layout - another arm or task - or another action size) is not loaded:
+:attr:`PolicyCore.artefact_error` says why (the managed node refuses to configure,
+:mod:`her_policy.deploy.managed`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.ik import cartesian_step
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder
+from her_goals.rosglue import topics
+from her_goals.rosglue.frames import Lookup, pose_in_frame
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health, worst
 from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.rosglue.params import doc
@@ -81,18 +84,25 @@ class PolicyConfig:
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
     command_interface: Literal["forward", "trajectory"] = doc(
         "forward", "forward_command_controller (Float64MultiArray) or joint_trajectory_controller")
-    command_topic: str = doc("", "command topic; empty = the controller's default for the interface")
-    gripper_topic: str = doc("/gripper_controller/commands", "gripper opening (m) as Float64MultiArray; empty = none")
+    command_topic: str = doc("", "command topic; empty = the controller's default for the interface (relative)")
+    gripper_topic: str = doc(topics.GRIPPER_COMMANDS, "gripper opening (m) as Float64MultiArray; empty = none")
     object_timeout_s: float = doc(0.5, "an object pose older than this is treated as missing (s)")
     diagnostics_rate_hz: float = doc(2.0, "rate of /diagnostics (Hz)")
+    joint_states_topic: str = doc(topics.JOINT_STATES, "the arm driver's joint states (relative: in the node's namespace); read at startup")
+    object_pose_topic: str = doc(topics.OBJECT_POSE, "the object pose, in any frame tf2 can transform to the goal frame; read at startup")
+    estop_topic: str = doc(topics.ESTOP, "software e-stop (std_msgs/Bool, any QoS); read at startup")
+    transform_timeout_s: float = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
+        for name in ("joint_states_topic", "object_pose_topic", "estop_topic", "command_topic", "gripper_topic"):
+            if getattr(self, name) or name not in ("command_topic", "gripper_topic"):
+                topics.check_topic(getattr(self, name), f"policy_node: {name}")
         if not 0.0 <= self.random_eps <= 1.0 or not self.noise_std >= 0.0:
             raise ConfigError("policy_node: random_eps must be in [0, 1] and noise_std >= 0")
         if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
             raise ConfigError(f"policy_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
-        for name in ("object_timeout_s", "diagnostics_rate_hz"):
+        for name in ("object_timeout_s", "diagnostics_rate_hz", "transform_timeout_s"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"policy_node: {name} must be a positive number, got {getattr(self, name)}")
 
@@ -101,8 +111,8 @@ class PolicyConfig:
         if self.command_topic:
             return self.command_topic
         if self.command_interface == "forward":
-            return "/forward_position_controller/commands"
-        return "/joint_trajectory_controller/joint_trajectory"
+            return topics.FORWARD_COMMANDS
+        return topics.TRAJECTORY_COMMANDS
 
 
 class TickOut(NamedTuple):
@@ -154,6 +164,8 @@ class PolicyCore:
                 return np.asarray(self.kin.fk(s.joints(self.joint_names)), dtype=np.float64)
         self.rng = np.random.default_rng(config.seed)
         self.actor_kind, self.artefact_hash = "hold", ""
+        self.artefact_error = ""
+        """Why the configured artefact was not used ("" when it was, or none was asked for)."""
         self._actor = actor if actor is not None else self._load_actor(task)
         if actor is not None:
             self.actor_kind = "injected"
@@ -187,6 +199,7 @@ class PolicyCore:
                                self.stack.limits.action_dim, cfg.task)
                 actor = RuntimeActor.from_artefact(cfg.artefact, expect_goal_space=self.space)
             except (HerError, OSError, KeyError, ValueError) as exc:
+                self.artefact_error = f"artefact {cfg.artefact} not used: {exc}"
                 self.health.report("artefact", ERROR, f"artefact {cfg.artefact} not used, holding: {exc}")
                 return None
             self.actor_kind, self.artefact_hash = "artefact", actor.artefact_hash
@@ -234,10 +247,14 @@ class PolicyCore:
         self.health.clear("joint_states")
         self._joints = (names, pos, vel, eff, stamp)
 
-    def on_object_pose(self, msg: Any) -> None:
+    def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
+        """An object pose, transformed to the goal frame through ``lookup`` (tf2) when needed."""
         pose, stamp, frame = pose_fields(msg)
-        if frame != self.space.frame:
-            self.health.report("object_pose", ERROR, f"/object_pose in frame {frame!r}, need {self.space.frame!r}; dropped")
+        try:
+            pose = pose_in_frame(pose, stamp, frame, self.space.frame, lookup, self.config.transform_timeout_s)
+        except StateError as exc:
+            self.health.count("object_poses_without_transform")
+            self.health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
             return
         if self._pose is not None and stamp < self._pose[1]:
             self.health.count("out_of_order_object_poses")
@@ -250,6 +267,11 @@ class PolicyCore:
         self.estop_signal = bool(active)
         if active:
             self.monitor.trigger_estop()
+
+    def engage_estop(self) -> tuple[bool, str]:
+        """The ``~/estop`` service: latch the stop (released by :meth:`reset_estop`)."""
+        self.monitor.trigger_estop()
+        return True, "engaged by the ~/estop service: holding the arm until ~/reset_estop"
 
     def reset_estop(self) -> tuple[bool, str]:
         if not self.monitor.reset_estop(signal_active=self.estop_signal):

@@ -72,7 +72,15 @@ def default_config_path() -> Path:
 
 
 def load_safety_config(path: str | Path | None = None) -> SafetyStackConfig:
-    """Load :class:`SafetyStackConfig` strictly (unknown keys are errors with a suggestion)."""
-    return load_dataclass(SafetyStackConfig, default_config_path() if path is None else path)
+    """Load :class:`SafetyStackConfig` strictly (unknown keys are errors with a suggestion).
+
+    Without a path: the repository's ``config/safety.yaml``, or, in an installed package (the
+    ROS 2 build) where there is none, the built-in defaults, which equal that file.
+    """
+    if path is None:
+        path = default_config_path()
+        if not path.is_file():
+            return SafetyStackConfig()
+    return load_dataclass(SafetyStackConfig, path)
 
 

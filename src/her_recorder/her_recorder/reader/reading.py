@@ -26,6 +26,7 @@ from her_recorder import interfaces as ifc
 from her_recorder.errors import BagFormatError
 from her_recorder.reader.discovery import BagInfo, find_bags, inspect_bag
 from her_recorder.reader.model import BagReport, Episode, Problem, ReadResult, ValidationReport
+from her_recorder.reader.plain import goal_space_from_messages, without_cut_at_start
 from her_recorder.reader.source import BagSource, RawMessage, decode_events
 from her_recorder.reader.validation import (
     EpisodeChecker,
@@ -197,7 +198,13 @@ class _Reading:
         bag_problems: list[Problem],
     ) -> None:
         check_schema(src, bag, bag_problems)
-        space = resolve_goal_space(bag, src.meta, self.wanted, bag_problems)
+        if src.meta is None:  # a plain `ros2 bag record` (reader/plain.py)
+            grouped, cut = without_cut_at_start(bag, grouped, bag_problems)
+            if cut:
+                self.report.left_out["cut_by_recording"] += cut
+                bag_report.episodes_left_out += cut
+        hint = self.wanted or (goal_space_from_messages(bag, grouped, bag_problems) if src.meta is None else None)
+        space = resolve_goal_space(bag, src.meta, hint, bag_problems)
         self.wanted = self.wanted or space
         task = src.meta.task if src.meta is not None else ""
         if info.metadata is not None and not info.needs_recovery:
