@@ -159,6 +159,10 @@ DRAWER_TRAVEL_M = 0.2
 DRAWER_MIN_START_GOAL_M = 0.05
 """The drawer starts anywhere in its travel at least this far from the goal (2.5 x tolerance):
 a drawer task never starts solved, and half its episodes open the drawer, half close it."""
+DRAWER_TOOL_START_M = (0.5, 0.0, 0.12)
+"""Tool start of the drawer task (m, base_link): above the middle of the handle's travel, the
+fingertips 5 cm above the drawer and 7.5 cm above the handle bar. From the arm's home (tcp 20 cm
+up) random exploration touched the drawer in 1% of episodes; from here in 8%."""
 register_task(
     TaskSpec(
         name="drawer",
