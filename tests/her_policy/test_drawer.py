@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from her_goals.evaluation import EvaluationPlan
 from her_goals.tasks import DRAWER_TRAVEL_M
@@ -112,3 +113,21 @@ def test_a_drawer_the_tool_never_reached_is_an_exploration_failure_not_a_represe
     # The first never came near the handle: the drawer was not explored, its goal is not misread.
     assert labels[0] == LABEL_EXPLORATION and LABEL_REPRESENTATION not in labels
     env.close()
+
+
+@pytest.mark.slow
+def test_the_drawer_preset_learns_the_drawer_within_its_step_budget(tmp_path: Path) -> None:
+    """Issue 10's target: >= 0.9 requested-goal success on 100 held-out goals within 150k env steps.
+
+    Measured with the shipped preset (2 shared, busy cores): seed 0 stopped at 70k steps with
+    0.97 [0.915, 0.990] on 100 held-out goals, 475 s training wall-clock.
+    """
+    from her_policy.learn.config import build_train_config
+    from her_policy.learn.train import train
+
+    config = build_train_config({"task": "drawer", "seed": 0, "out": tmp_path / "run", "progress": False})
+    assert config.max_wall_s is None and config.env_steps <= 150_000  # a step budget, no wall cap
+    result = train(config)
+    assert result.final is not None and result.final.n_episodes == 100
+    assert result.final.requested_success >= 0.9, result.summary()
+    assert result.env_steps <= 150_000
