@@ -194,7 +194,7 @@ def test_an_arm_model_without_the_drawer_joint_is_a_clear_error() -> None:
         DrawerEnv(arm_config={"model_path": packaged_model_path()})
     message = str(info.value)
     assert "has no drawer joint 'drawer_slide'" in message
-    assert "her_arm_drawer.xml" in message and "leave model_path unset" in message
+    assert "Fix: set model_path" in message and str(packaged_drawer_model_path()) in message
     assert str(packaged_model_path()) in message  # names the model it looked in
 
 

@@ -82,10 +82,10 @@ class DrawerGeometry:
     ) -> DrawerGeometry:
         """Read the drawer of ``model``: a ConfigError naming the missing joint or site and the fix."""
         fix = (
-            "The drawer task needs the arm model with the drawer, "
-            f"{packaged_drawer_model_path().name} (the task's default: leave model_path unset "
-            f"for it), or a model with a limited slide joint {joint!r} and a site "
-            f"{handle_site!r} on the handle."
+            f"Fix: set model_path in the arm config to the arm model with the drawer, "
+            f"{packaged_drawer_model_path()} (the drawer task's default when no arm config is "
+            f"given), or add a limited slide joint {joint!r} and a site {handle_site!r} on its "
+            "handle to your model."
         )
         j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
         if j < 0:
