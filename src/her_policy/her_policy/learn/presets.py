@@ -59,9 +59,10 @@ PRESETS["push"] = dict(PRESETS["fetch_push"])
 PRESETS["pick_and_place"] = dict(PRESETS["fetch_push"])
 # The drawer (issue 10): a 1-D goal (slide position), moved by hooking the handle (open) or
 # pushing it (shut). The fetch_push recipe as it is learns it; the budget is issue 10's 150k steps
-# and the run stops at 0.95 on 50 held-out goals. Measured (2 shared, busy cores): seeds 0
-# and 1 stopped at 70k steps with 0.97 and 0.99 on 100 held-out goals, ~470 s of training.
-# Shutting is learned first (0.4-0.5 at 30-50k steps), hooking and opening by 60-70k.
+# and the run stops at 0.95 on 50 held-out goals. Measured (2 shared cores, load ~7): seeds
+# 0, 1, 2 stopped at 70k, 70k, 80k steps with 0.97, 0.99, 0.98 on 100 held-out goals, after
+# 475, 458, 496 s of training. Shutting is learned first (0.4-0.5 at 30-50k steps), hooking
+# and opening by 60-80k.
 # Spelled out (not derived from fetch_push) so that retuning push does not change it.
 PRESETS["drawer"] = {
     "algo": "ddpg",
