@@ -12,7 +12,13 @@ from her_mujoco import ENV_CLASSES, make_task
 from her_policy.deploy.scripted import scripted_controller
 
 TASKS = list(ENV_CLASSES)
-OBS_SIZE = {"reach": 8, "push": 23, "pick_and_place": 23}
+OBS_SIZE = {"reach": 8, "push": 23, "pick_and_place": 23, "drawer": 16}
+GOAL_SPACE = {  # name, dim, tolerance
+    "reach": ("ee_position", 3, 0.05),
+    "push": ("object_position", 3, 0.05),
+    "pick_and_place": ("object_position", 3, 0.05),
+    "drawer": ("joint_position", 1, 0.02),
+}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -21,7 +27,8 @@ def test_every_task_builds_resets_and_steps_with_the_right_shapes(task: str) -> 
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert obs["observation"].shape == (OBS_SIZE[task],)
-    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (3,)
+    name, dim, tolerance = GOAL_SPACE[task]
+    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (dim,)
     assert env.action_space.shape == (4,)
     assert info["is_success"] == 0.0  # no task starts solved
     for _ in range(5):
@@ -29,8 +36,8 @@ def test_every_task_builds_resets_and_steps_with_the_right_shapes(task: str) -> 
         for value in obs.values():
             assert value.dtype == np.float64 and np.isfinite(value).all()
         assert reward in (-1.0, 0.0) and not terminated and not truncated
-    assert env.unwrapped.goal_space.name == ("ee_position" if task == "reach" else "object_position")
-    assert env.unwrapped.goal_space.tolerance == 0.05
+    assert env.unwrapped.goal_space.name == name
+    assert env.unwrapped.goal_space.tolerance == tolerance
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -102,8 +109,9 @@ def test_requested_held_out_goals_are_used_and_shown(task: str) -> None:
         obs, info = env.reset(options={"desired_goal": goal})
         np.testing.assert_array_equal(obs["desired_goal"], goal)
         assert info["split"] == "requested"
-        # The goal marker shows the desired goal.
-        np.testing.assert_allclose(base.sim.data.mocap_pos[0], goal)
+        # The goal marker shows the desired goal (the drawer's: its handle at the goal opening).
+        shown = base.drawer.handle_position(goal[0]) if task == "drawer" else goal
+        np.testing.assert_allclose(base.sim.data.mocap_pos[0], shown)
         if base.has_object:  # the block never starts on (or within 10 cm of) the goal
             assert np.linalg.norm(obs["achieved_goal"] - goal) >= 0.1
     # The held-out list does not depend on how the env was reset.

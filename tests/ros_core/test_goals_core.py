@@ -191,3 +191,24 @@ def test_heldout_episodes_name_their_stream_index_and_goal(types: mc.MessageType
     core.choose_goal([], "train")
     started = core.start(core.sampler.sample(), 10 * S)  # not the goal choose_goal drew
     assert (started.split, started.stream_index) == ("requested", -1)
+
+
+def test_the_drawer_goal_is_the_drawer_joint_of_the_joint_states(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="drawer"))
+    assert core.space.name == "joint_position" and core.space.tolerance == 0.02
+    names = (*NAMES, "drawer_slide")
+    msg = cdr_roundtrip(
+        mc.joint_state_msg(types, names, np.array([*HOME_QPOS_RAD, 0.04, 0.04, 0.12]), np.zeros(len(names)), [], 5 * S)
+    )
+    core.on_joint_state(msg)
+    value, stamp = core.achieved(5 * S + 1000)
+    np.testing.assert_allclose(value, [0.12])
+    assert stamp == 5 * S
+    # A goal beyond the drawer's travel (or in degrees) is refused.
+    np.testing.assert_array_equal(core.choose_goal([0.1]), [0.1])
+    with pytest.raises(HerError, match="outside the task region"):
+        core.choose_goal([45.0])
+    # Joint states without the drawer joint: reported, not raised, naming the joint.
+    core.on_joint_state(joint_state(types, 6 * S))
+    message = core.health.problems["joint_states"][1]
+    assert "lacks joint(s) ['drawer_slide']" in message and "publish it in /joint_states" in message

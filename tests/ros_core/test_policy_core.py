@@ -226,3 +226,28 @@ def test_command_topics_per_interface():
     assert PolicyConfig().topic == "forward_position_controller/commands"
     assert PolicyConfig(command_interface="trajectory").topic == "joint_trajectory_controller/joint_trajectory"
     assert PolicyConfig(command_topic="/arm/cmd").topic == "/arm/cmd"
+
+
+def test_the_drawer_task_reads_the_drawer_joint_and_its_geometry_from_the_arm_model(types, tmp_path: Path):
+    from her_goals.errors import ConfigError
+    from her_goals.robot.drawer import packaged_drawer_model_path
+
+    with pytest.raises(ConfigError, match="has no drawer joint 'drawer_slide'"):
+        PolicyCore(PolicyConfig(task="drawer", fallback="scripted"))  # the packaged arm has no drawer
+    arm = tmp_path / "arm.yaml"
+    arm.write_text(f"model_path: {packaged_drawer_model_path()}\nobject_body: null\n")
+    core = PolicyCore(PolicyConfig(task="drawer", fallback="scripted", arm_config=str(arm)))
+    assert core.observe.layout.names[-4:] == ("drawer_pos", "drawer_vel", "handle_pos", "handle_rel_pos")
+    core.on_event(mc.EventData(0, 0, "drawer", "joint_position", np.array([0.15]), 0, False, "auto", 0))
+    names = (*NAMES, "drawer_slide")
+    core.on_joint_state(js(types, 0, np.array([*HOME, 0.05]), names))
+    out = core.tick(0)
+    assert out.command is not None and not core.last.hold
+    core.on_joint_state(js(types, 40 * MS, np.array([*HOME, 0.06]), names))
+    (step,) = core.tick(40 * MS).steps
+    np.testing.assert_allclose(step.achieved_goal, [0.05])  # the drawer joint, as measured
+    np.testing.assert_allclose(step.next_achieved_goal, [0.06])
+    assert step.reward == -1.0
+    # Joint states without the drawer's joint are dropped, naming it.
+    core.on_joint_state(js(types, 80 * MS))
+    assert "lacks joint(s) ['drawer_slide']" in core.health.diagnostic().message

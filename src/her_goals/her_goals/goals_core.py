@@ -9,7 +9,8 @@
   where its goal came from (``split``, ``stream_index``), so ``her audit`` can re-derive
   an evaluation recorded on the robot;
 * the achieved goal measured from the latest state (forward kinematics of the
-  arm joints for ``ee_position``, the object pose for ``object_position``), with
+  arm joints for ``ee_position``, the object pose for ``object_position``, the drawer's
+  joint in ``/joint_states`` for ``joint_position``), with
   the measurement's stamp and the goal frame, while the state is fresh;
 * episode events from :class:`her_goals.episode.EpisodeBook`, auto-starting the
   next episode ``start_delay_s`` after the last one ended.
@@ -39,10 +40,12 @@ from her_goals.evaluation import EVAL, NO_INDEX, REQUESTED, TRAIN, EvaluationPla
 from her_goals.extractors import (
     AchievedGoalExtractor,
     EndEffectorPositionExtractor,
+    JointAngleExtractor,
     ObjectPositionExtractor,
     RobotState,
 )
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.drawer import DRAWER_JOINT
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Lookup, pose_in_frame
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
@@ -53,6 +56,9 @@ from her_goals.spaces import GoalSpace, get_goal_space
 from her_goals.tasks import get_task
 
 Vector = NDArray[np.float64]
+
+JOINT_GOALS = {"joint_position": DRAWER_JOINT}
+"""Goal spaces measured as one joint of /joint_states, and that joint (the drawer task's slide)."""
 
 @dataclass(frozen=True)
 class GoalsConfig:
@@ -130,6 +136,8 @@ class GoalsCore:
 
                 kinematics = Kinematics(self.arm)
             self.extractor = EndEffectorPositionExtractor(self.space, self.arm.arm_joints, kinematics.fk)
+        elif self.space.name in JOINT_GOALS:
+            self.extractor = JointAngleExtractor(self.space, JOINT_GOALS[self.space.name])
         else:
             self.extractor = ObjectPositionExtractor(self.space)
         self._joints: tuple[tuple[str, ...], Vector, int] | None = None
@@ -155,13 +163,18 @@ class GoalsCore:
             self.health.count("out_of_order_joint_states")
             self.health.report("joint_order", WARN, "/joint_states stamps went backwards; dropped")
             return
-        if self.space.name == "ee_position":
-            missing = [n for n in self.arm.arm_joints if n not in names]
+        if self.space.name in ("ee_position", *JOINT_GOALS):
+            needed = self.arm.arm_joints if self.space.name == "ee_position" else (JOINT_GOALS[self.space.name],)
+            missing = [n for n in needed if n not in names]
             if missing:
+                what, fix = (
+                    ("arm joint(s)", "fix arm_joints in the arm config or remap the driver")
+                    if self.space.name == "ee_position"
+                    else ("joint(s)", f"the {self.config.task} task's achieved goal is joint {missing[0]!r}: "
+                          "publish it in /joint_states (merge the drawer's sensor with the arm's states)")
+                )  # fmt: skip
                 self.health.report(
-                    "joint_states", ERROR,
-                    f"/joint_states lacks arm joint(s) {missing} (it has {list(names)}); "
-                    "fix arm_joints in the arm config or remap the driver",
+                    "joint_states", ERROR, f"/joint_states lacks {what} {missing} (it has {list(names)}); {fix}"
                 )
                 return
         self.health.clear("joint_states")
@@ -303,7 +316,7 @@ class GoalsCore:
     def fresh(self, now_ns: int) -> bool:
         """True when the state the achieved goal needs is younger than ``state_timeout_s``."""
         stamp = self._pose[1] if self.space.name == "object_position" and self._pose else None
-        if self.space.name == "ee_position" and self._joints is not None:
+        if self.space.name in ("ee_position", *JOINT_GOALS) and self._joints is not None:
             stamp = self._joints[2]
         return stamp is not None and abs(now_ns - stamp) * 1e-9 <= self.config.state_timeout_s
 

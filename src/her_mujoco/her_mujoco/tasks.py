@@ -367,7 +367,7 @@ def register_tasks() -> None:
         if spec.env_id and spec.env_id not in gym.registry:
             gym.register(
                 id=spec.env_id,
-                entry_point=f"her_mujoco.tasks:{cls.__name__}",
+                entry_point=f"{cls.__module__}:{cls.__name__}",
                 max_episode_steps=spec.episode_steps,
             )
 

@@ -21,9 +21,16 @@ object_rel_pos         3      object_pos - tcp_pos (m)                [object ta
 object_rot             3      roll, pitch, yaw, R = Rz Ry Rx (rad)    [object tasks]
 object_vel             3      object linear velocity (m/s)            [object tasks]
 object_angvel          3      object angular velocity, base frame (rad/s) [object tasks]
+drawer_pos             1      drawer opening = its slide joint (m, 0 closed) [drawer task]
+drawer_vel             1      rate of change of the opening (m/s)     [drawer task]
+handle_pos             3      drawer handle centre (m, base_link)     [drawer task]
+handle_rel_pos         3      handle_pos - tcp_pos (m)                [drawer task]
 =====================  =====  =====================================================
 
-Reach uses the first 8 entries; Push and PickAndPlace all 23.
+Reach uses the first 8 entries; Push and PickAndPlace all 23; the drawer task the 8 arm
+entries and the 8 drawer ones (16). The drawer's fields come from its joint in the same
+state (``/joint_states`` on a robot) and its fixed geometry
+(:class:`her_goals.robot.drawer.DrawerGeometry`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from transforms3d.euler import quat2euler
 from her_goals.config import suggest
 from her_goals.errors import StateError
 from her_goals.extractors import RobotState
+from her_goals.robot.drawer import DrawerGeometry
 from her_goals.robot.kinematics import Kinematics
 
 ARM_FIELDS: tuple[tuple[str, int, str, str], ...] = (
@@ -55,6 +63,12 @@ OBJECT_FIELDS: tuple[tuple[str, int, str, str], ...] = (
     ("object_rot", 3, "rad", "object roll, pitch, yaw (R = Rz Ry Rx)"),
     ("object_vel", 3, "m/s", "object linear velocity (finite difference)"),
     ("object_angvel", 3, "rad/s", "object angular velocity in base_link (finite difference)"),
+)
+DRAWER_FIELDS: tuple[tuple[str, int, str, str], ...] = (
+    ("drawer_pos", 1, "m", "drawer opening: its slide joint's position (0 = closed)"),
+    ("drawer_vel", 1, "m/s", "rate of change of the drawer opening (finite difference)"),
+    ("handle_pos", 3, "m", "drawer handle centre in base_link"),
+    ("handle_rel_pos", 3, "m", "handle_pos - tcp_pos"),
 )
 
 
@@ -81,9 +95,9 @@ class ObservationLayout:
     fields: tuple[ObsField, ...]
 
     @classmethod
-    def build(cls, with_object: bool) -> ObservationLayout:
-        """The layout of the arm-only (Reach) or the object (Push/PickAndPlace) observation."""
-        specs = ARM_FIELDS + (OBJECT_FIELDS if with_object else ())
+    def build(cls, with_object: bool, *, with_drawer: bool = False) -> ObservationLayout:
+        """The layout of the arm-only (Reach), the object (Push/PickAndPlace) or the drawer observation."""
+        specs = ARM_FIELDS + (OBJECT_FIELDS if with_object else ()) + (DRAWER_FIELDS if with_drawer else ())
         fields, start = [], 0
         for name, size, units, description in specs:
             fields.append(ObsField(name, start, start + size, units, description))
@@ -141,6 +155,7 @@ class ObservationBuilder:
         control_period_s: float,
         *,
         with_object: bool,
+        drawer: DrawerGeometry | None = None,
     ) -> None:
         if not control_period_s > 0:
             raise StateError(f"control period must be positive, got {control_period_s} s")
@@ -149,7 +164,9 @@ class ObservationBuilder:
         self.gripper_joints = tuple(gripper_joints)
         self.control_period_s = float(control_period_s)
         self.with_object = with_object
-        self.layout = ObservationLayout.build(with_object)
+        self.drawer = drawer
+        """The drawer whose fields the observation has (drawer task), or None."""
+        self.layout = ObservationLayout.build(with_object, with_drawer=drawer is not None)
         at = ObservationLayout.build(True).slice  # object-task slices extend the arm ones
         self._tcp, self._tcp_vel = at("tcp_pos"), at("tcp_vel")
         self._open, self._open_rate = at("gripper_opening").start, at("gripper_opening_rate").start
@@ -161,6 +178,10 @@ class ObservationBuilder:
         # Index arrays per joint-name order seen: a driver's order never changes, so the
         # name lookup runs once rather than every step.
         self._index: dict[tuple[str, ...], tuple[NDArray[np.intp], NDArray[np.intp]]] = {}
+        if drawer is not None:
+            at = self.layout.slice
+            self._drawer_pos, self._drawer_vel = at("drawer_pos"), at("drawer_vel")
+            self._handle, self._handle_rel = at("handle_pos"), at("handle_rel_pos")
 
     def _indices(self, state: RobotState) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         idx = self._index.get(state.joint_names)
@@ -218,8 +239,28 @@ class ObservationBuilder:
                 angvel = np.empty(3)
                 mujoco.mju_quat2Vel(angvel, delta, self.control_period_s)
                 obs[self._obj_angvel] = angvel
+        if self.drawer is not None:
+            opening = self.drawer_opening(state)
+            handle = self.drawer.handle_position(opening)
+            obs[self._drawer_pos] = opening
+            obs[self._handle] = handle
+            obs[self._handle_rel] = handle - tcp
+            if previous is not None:
+                obs[self._drawer_vel] = (opening - self.drawer_opening(previous)) * inv_dt
         self._last_state, self._last_tcp = state, tcp
         return obs
+
+    def drawer_opening(self, state: RobotState) -> float:
+        """The drawer's opening (m) in ``state``: its slide joint's position."""
+        if self.drawer is None:
+            raise StateError("this observation has no drawer (build it with drawer=DrawerGeometry)")
+        try:
+            return float(state.joints((self.drawer.joint,))[0])
+        except StateError as exc:
+            raise StateError(
+                f"the drawer observation needs the drawer joint {self.drawer.joint!r} in the joint "
+                f"state: {exc}"
+            ) from exc
 
     @staticmethod
     def _object_pose(state: RobotState) -> NDArray[np.float64]:

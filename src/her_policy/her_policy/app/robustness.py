@@ -188,6 +188,7 @@ def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
     names = [r.name for r in results]
     y = np.array([r.success for r in results])
     err = np.array([[r.success - r.ci_low for r in results], [r.ci_high - r.success for r in results]])
+    err = np.maximum(err, 0.0)  # a Wilson bound at 10/10 can round a hair below the rate
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(results) + 1.2))
     ax.barh(names, y, xerr=err, color=["tab:green", *["tab:blue"] * (len(results) - 1)], capsize=3)
     ax.invert_yaxis()

@@ -65,6 +65,7 @@ def sim_control_loop(
         sim.config.gripper_joints,
         dt,
         with_object=task.has_object,
+        drawer=getattr(task, "drawer", None),  # the drawer task's observation group
     )
     ik_settings = task.ik_settings
     pipeline = build_pipeline(
@@ -203,6 +204,10 @@ def run_requested_goals(
     return results
 
 
+_GOAL_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
+"""The observation field that measures each task goal space's achieved goal."""
+
+
 def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) -> Actor:
     """The actor ``her sim`` drives the arm with.
 
@@ -222,9 +227,7 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
         from her_policy.deploy.scripted import scripted_controller
 
         controller = scripted_controller(env)
-        goal_slice = task.observation_layout.slice(
-            "tcp_pos" if task.goal_space.name == "ee_position" else "object_pos"
-        )
+        goal_slice = task.observation_layout.slice(_GOAL_FIELD[task.goal_space.name])
 
         def base(o: NDArray[np.float64], g: NDArray[np.float64]) -> ArrayLike:
             return controller({"observation": o, "desired_goal": g, "achieved_goal": o[goal_slice]})

@@ -39,8 +39,9 @@ from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.evaluation import policy_id
-from her_goals.extractors import ObjectPositionExtractor, RobotState
+from her_goals.extractors import JointAngleExtractor, ObjectPositionExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.drawer import DrawerGeometry
 from her_goals.robot.ik import cartesian_step
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder
@@ -151,15 +152,23 @@ class PolicyCore:
         self.task = task
         self.space = get_goal_space(task.goal_space, tolerance=config.tolerance_m or task.tolerance)
         # One kinematics pass per joint vector, shared by observation, IK and monitor (duck-typed).
-        kin: Any = CachedKinematics(Kinematics(self.arm), copy=False)
+        kinematics = Kinematics(self.arm)
+        kin: Any = CachedKinematics(kinematics, copy=False)
         self.kin = kin
         self.joint_names = tuple(self.arm.arm_joints)
         self.required = self.joint_names + tuple(self.arm.gripper_joints)
         self.period_s = self.stack.loop.period_s
-        self.observe = ObservationBuilder(self.kin, self.arm.gripper_joints, self.period_s, with_object=task.has_object)
+        # The drawer task: its joint comes with /joint_states, its geometry from the arm model.
+        drawer = (DrawerGeometry.from_model(kinematics.model, model_name=f"arm model {self.arm.resolved_model_path}")
+                  if "drawer" in task.observation else None)
+        self.observe = ObservationBuilder(self.kin, self.arm.gripper_joints, self.period_s, with_object=task.has_object,
+                                          drawer=drawer)
         self.needs_object = task.has_object
         achieved: Callable[[RobotState], Vector] = ObjectPositionExtractor(self.space).__call__
-        if self.space.name == "ee_position":
+        if drawer is not None:
+            self.required += (drawer.joint,)
+            achieved = JointAngleExtractor(self.space, drawer.joint).__call__
+        elif self.space.name == "ee_position":
             def achieved(s: RobotState) -> Vector:
                 return np.asarray(self.kin.fk(s.joints(self.joint_names)), dtype=np.float64)
         self.rng = np.random.default_rng(config.seed)

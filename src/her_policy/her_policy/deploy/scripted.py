@@ -123,10 +123,64 @@ class PickAndPlaceController:
         return _action(above - tcp, GRIPPER_OPEN)
 
 
-_CONTROLLERS: dict[str, type[ReachController | PushController | PickAndPlaceController]] = {
+class DrawerController:
+    """Drawer task: hook the handle from behind and pull it open, or push it shut from in front.
+
+    Assumes the packaged drawer (``her_arm_drawer.xml``): it opens toward the arm base (-x),
+    its handle a bar along y with a gap between bar and drawer face.
+    """
+
+    open_direction = np.array([-1.0, 0.0, 0.0])
+    """Direction (base_link) the handle moves as the drawer opens."""
+    hook_offset_m = 0.021
+    """tcp distance behind the bar centre (toward the face) while pulling: the fingers (2.2 cm
+    thick) touch the 8 mm bar."""
+    push_offset_m = 0.021
+    """tcp distance in front of the bar centre while pushing shut: touching it."""
+    work_height_m = -0.015
+    """tcp height relative to the bar centre while hooking or pushing: the fingertips below it."""
+    clear_height_m = 0.07
+    """tcp height above the bar centre when moving into position: the fingers clear it."""
+    done_m = 0.005
+    """Opening error at which the controller holds still."""
+
+    def __init__(self, layout: ObservationLayout) -> None:
+        self._tcp = layout.slice("tcp_pos")
+        self._handle = layout.slice("handle_pos")
+        self._drawer = layout.slice("drawer_pos")
+
+    def __call__(self, obs: Observation) -> NDArray[np.float32]:
+        vec = obs["observation"]
+        tcp, handle = vec[self._tcp], vec[self._handle]
+        error = float(obs["desired_goal"][0] - vec[self._drawer][0])
+        if abs(error) < self.done_m:
+            return _action(np.zeros(3), GRIPPER_SHUT)
+        d = self.open_direction
+        # Opening: work from behind the bar (the face side) and move along d; shutting: from in front.
+        target = -self.hook_offset_m if error > 0 else self.push_offset_m
+        work = handle + target * d + np.array([0.0, 0.0, self.work_height_m])
+        rel = tcp - handle
+        along = float(rel @ d)
+        lateral = float(np.linalg.norm(rel[:2] - along * d[:2]))
+        low = tcp[2] < handle[2] + 0.01
+        on_side = -0.055 < along < -0.012 if error > 0 else 0.012 < along < 0.06
+        if low and on_side and lateral < 0.02:
+            # In place: move the handle by the remaining error, slowing down near the goal.
+            step = float(np.clip(error, -0.03, 0.03)) * d
+            return _action(work - tcp + step, GRIPPER_SHUT)
+        if float(np.linalg.norm(tcp[:2] - work[:2])) < 0.012:
+            return _action(work - tcp, GRIPPER_SHUT)  # straight down into place
+        if tcp[2] < handle[2] + self.clear_height_m - 0.02:
+            return _action(np.array([0.0, 0.0, handle[2] + self.clear_height_m - tcp[2]]), GRIPPER_SHUT)
+        above = work + np.array([0.0, 0.0, self.clear_height_m - self.work_height_m])
+        return _action(above - tcp, GRIPPER_SHUT)
+
+
+_CONTROLLERS: dict[str, type[ReachController | PushController | PickAndPlaceController | DrawerController]] = {
     "reach": ReachController,
     "push": PushController,
     "pick_and_place": PickAndPlaceController,
+    "drawer": DrawerController,
 }
 
 
@@ -135,7 +189,8 @@ def scripted_controller(env_or_task: Any, layout: ObservationLayout | None = Non
     if isinstance(env_or_task, str):
         task = env_or_task
         if layout is None:
-            layout = ObservationLayout.build(with_object=get_task(task).has_object)
+            spec = get_task(task)
+            layout = ObservationLayout.build(spec.has_object, with_drawer="drawer" in spec.observation)
     else:
         base = env_or_task.unwrapped
         task = getattr(base, "task_name", "")

@@ -57,6 +57,29 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["reach"] = dict(PRESETS["fetch_reach"])
 PRESETS["push"] = dict(PRESETS["fetch_push"])
 PRESETS["pick_and_place"] = dict(PRESETS["fetch_push"])
+# The drawer (issue 10): a 1-D goal (slide position), moved by hooking the handle (open) or
+# pushing it (shut). The fetch_push recipe as it is learns it; the budget is issue 10's 150k steps
+# and the run stops at 0.95 on 50 held-out goals. Measured (2 shared cores, load ~7): seeds
+# 0, 1, 2 stopped at 70k, 70k, 80k steps with 0.97, 0.99, 0.98 on 100 held-out goals, after
+# 475, 458, 496 s of training. Shutting is learned first (0.4-0.5 at 30-50k steps), hooking
+# and opening by 60-80k.
+# Spelled out (not derived from fetch_push) so that retuning push does not change it.
+PRESETS["drawer"] = {
+    "algo": "ddpg",
+    "env_steps": 150_000,
+    "n_envs": 4,
+    "hidden": [256, 256],
+    "updates_per_step": 0.2,
+    "batch_size": 512,
+    "gamma": 0.98,
+    "tau": 0.05,
+    "target_update_every": 40,
+    "moving_share": 0.5,
+    "eval_every": 10_000,
+    "eval_episodes": 50,
+    "target_success": 0.95,
+    "parallel": "on",
+}
 """Tuned settings by name. A task names its preset in its TaskSpec; a Gymnasium env id in
 :data:`PRESET_FOR`."""
 

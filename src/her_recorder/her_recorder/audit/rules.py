@@ -23,10 +23,12 @@ RARE_EPISODES = 2
 """Exploration failure: fewer than this many other training episodes reached the goal's cell."""
 STATIC_FRACTION = 0.1
 """Goal-representation failure: the achieved goal moved less than this x tolerance."""
-MEASURED_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos"}
+MEASURED_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
 """Observation field (her_mujoco layout names) that each goal space's achieved goal measures."""
-OBJECT_SPACES = frozenset({"object_position"})
-"""Goal spaces whose achieved goal is an object the arm must first reach."""
+OBJECT_SPACES = frozenset({"object_position", "joint_position"})
+"""Goal spaces whose achieved goal is an object the arm must first reach (a block, a drawer)."""
+REACH_FIELD = {"object_position": "object_pos", "joint_position": "handle_pos"}
+"""Observation field (a position, m) the tool must come near to move an object space's goal."""
 
 LABEL_REWARD = "reward-recompute bug"
 LABEL_MISMATCH = "evaluation-distribution mismatch"
@@ -48,10 +50,11 @@ RULES: dict[str, str] = {
     ),
     LABEL_REPRESENTATION: (
         "the achieved goal disagrees with the observation field it measures (tcp_pos for "
-        "ee_position, object_pos for object_position) by more than the tolerance; or it "
-        f"moved less than {STATIC_FRACTION} x tolerance over the episode while the robot "
-        "moved (tcp_pos moved >= tolerance and, for object goals, came within "
-        f"{NEAR_FACTOR} x tolerance of the object; without an observation layout: the "
+        "ee_position, object_pos for object_position, drawer_pos for joint_position) by more "
+        f"than the tolerance; or it moved less than {STATIC_FRACTION} x tolerance over the "
+        "episode while the robot moved (tcp_pos moved >= tolerance and, for object goals, came "
+        f"within {NEAR_FACTOR} x tolerance of the object or the drawer's handle_pos; without an "
+        "observation layout: the "
         "observation vector changed by >= tolerance, not applied to object goals)"
     ),
     LABEL_EXPLORATION: (
@@ -177,13 +180,14 @@ def _exploration_rule(
 
 
 def _field(
-    obs: NDArray[np.float64], name: str | None, ctx: LabelContext
+    obs: NDArray[np.float64], name: str | None, ctx: LabelContext, size: int | None = None
 ) -> NDArray[np.float64] | None:
-    """Observation columns of layout field ``name``, if the layout has it with the goal's size."""
+    """Observation columns of layout field ``name``, if the layout has it with ``size`` columns
+    (default: the goal's size)."""
     if name is None or name not in ctx.fields:
         return None
     lo, hi = ctx.fields[name]
-    if hi > obs.shape[1] or hi - lo != ctx.space.dim:
+    if hi > obs.shape[1] or hi - lo != (ctx.space.dim if size is None else size):
         return None
     return obs[:, lo:hi]
 
@@ -205,7 +209,7 @@ def representation_evidence(ep: AuditedEpisode, ctx: LabelContext) -> dict[str, 
         "achieved_goal_moved": moved,
         "static_threshold": STATIC_FRACTION * tol,
     }
-    tcp = _field(obs, "tcp_pos", ctx)
+    tcp = _field(obs, "tcp_pos", ctx, size=3)
     if tcp is not None:
         return _robot_moved(tcp, obs, evidence, ctx)
     if ctx.space.name in OBJECT_SPACES:
@@ -228,7 +232,7 @@ def _robot_moved(
     if tcp_moved < tol:
         return None
     if ctx.space.name in OBJECT_SPACES:
-        obj = _field(obs, "object_pos", ctx)
+        obj = _field(obs, REACH_FIELD.get(ctx.space.name), ctx, size=3)
         if obj is None:
             return None
         closest = float(np.min(np.linalg.norm(tcp - obj, axis=-1)))

@@ -1,0 +1,250 @@
+"""The drawer task (``HerDrawer-v0``): open or shut a drawer to a goal opening.
+
+Scene: ``her_goals/robot/models/her_arm_drawer.xml``, the arm of ``her_arm.xml`` (attached,
+not copied) and a cabinet whose drawer slides toward the arm base on joint ``drawer_slide``
+(0 = closed, 0.2 m = fully open). The other tasks' scene has no drawer.
+
+The goal space is ``joint_position`` (one value, metres of slide travel) with the task's 2 cm
+tolerance; the achieved goal is the drawer joint's position, read by
+:class:`her_goals.JointAngleExtractor` from the :class:`~her_goals.RobotState` the simulator
+reports, where :class:`DrawerSim` lists the drawer joint after the arm's and the gripper's -
+as a robot's ``/joint_states`` would. The reward is the goal space's, so it is recomputable
+from the joint value alone.
+
+Each episode the drawer starts anywhere in its travel at least ``DRAWER_MIN_START_GOAL_M``
+from the goal: goals span closed to fully open and none is reached at the start. The action
+is the arm tasks' (tool step of at most 5 cm + gripper); the observation is the arm fields
+plus the drawer group (``her_goals.robot.observation``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import ArrayLike, NDArray
+
+from her_goals.config import from_mapping, suggest
+from her_goals.errors import ConfigError, GoalShapeError, StateError
+from her_goals.extractors import JointAngleExtractor, RobotState
+from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.arm_model import load_model
+from her_goals.robot.drawer import (
+    DRAWER_HANDLE_SITE,
+    DRAWER_JOINT,
+    DrawerGeometry,
+    packaged_drawer_model_path,
+)
+from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_goals.robot.kinematics import Kinematics
+from her_goals.robot.observation import ObservationBuilder
+from her_goals.tasks import DRAWER_MIN_START_GOAL_M, DRAWER_TOOL_START_M
+from her_mujoco.sim import ArmSim
+from her_mujoco.tasks import ENV_CLASSES, HerArmEnv
+
+_RESET_OPTIONS = ("desired_goal", "split", "drawer_position")
+
+
+def drawer_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | None = None) -> ArmConfig:
+    """The arm config of the drawer task: the drawer model and no block, unless the user says otherwise.
+
+    A mapping or YAML file fills in ``model_path`` (the packaged drawer model) and
+    ``object_body: null`` where it does not set them; an :class:`ArmConfig` is used as given.
+    """
+    if isinstance(arm_config, ArmConfig):
+        return arm_config
+    if isinstance(arm_config, str | Path):
+        return load_arm_config(arm_config)  # a file names its own model
+    values = {"model_path": packaged_drawer_model_path(), "object_body": None, **dict(arm_config or {})}
+    return from_mapping(ArmConfig, values, where="arm_config")
+
+
+class DrawerSim(ArmSim):
+    """:class:`ArmSim` of a scene with a drawer: the drawer joint is in every reported state.
+
+    ``state().joint_names`` is the arm's joints, the gripper's, then ``drawer_joint``;
+    :meth:`reset` takes the drawer's opening (m).
+    """
+
+    def __init__(
+        self,
+        config: ArmConfig | None = None,
+        *,
+        model: mujoco.MjModel | None = None,
+        drawer_joint: str = DRAWER_JOINT,
+        handle_site: str = DRAWER_HANDLE_SITE,
+    ) -> None:
+        config = config if config is not None else drawer_arm_config()
+        model = model if model is not None else load_model(config)
+        self.drawer = DrawerGeometry.from_model(
+            model, joint=drawer_joint, handle_site=handle_site,
+            model_name=f"arm model {config.resolved_model_path}",
+        )  # fmt: skip
+        """The drawer's joint, handle geometry and range (from the model)."""
+        joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, drawer_joint)
+        self._drawer_qadr = int(model.jnt_qposadr[joint])
+        self._drawer_dofadr = int(model.jnt_dofadr[joint])
+        self._drawer_start = 0.0
+        super().__init__(config, model=model)
+        self.joint_names = (*self.joint_names, drawer_joint)
+        self._qadr = np.append(self._qadr, self._drawer_qadr)
+        self._dofadr = np.append(self._dofadr, self._drawer_dofadr)
+
+    def reset(
+        self,
+        seed: int | None = None,
+        *,
+        object_position: ArrayLike | None = None,
+        qpos: ArrayLike | None = None,
+        gripper_opening_m: float | None = None,
+        drawer_position_m: float | None = None,
+    ) -> RobotState:
+        """:meth:`ArmSim.reset`, with the drawer at ``drawer_position_m`` (default closed), at rest."""
+        opening = 0.0 if drawer_position_m is None else float(drawer_position_m)
+        self.drawer.check_goal(np.array([opening]), "drawer_position_m")
+        super().reset(seed, object_position=object_position, qpos=qpos, gripper_opening_m=gripper_opening_m)
+        self.data.qpos[self._drawer_qadr] = opening
+        mujoco.mj_forward(self.model, self.data)
+        return self.state()
+
+    @property
+    def drawer_position_m(self) -> float:
+        """The drawer's opening (m): its slide joint's position in the physics."""
+        return float(self.data.qpos[self._drawer_qadr])
+
+
+class DrawerEnv(HerArmEnv):
+    """Pull the drawer open or push it shut to a goal opening (m); see the module docstring."""
+
+    spec_name = "drawer"
+
+    def __init__(
+        self,
+        arm_config: ArmConfig | Mapping[str, Any] | str | Path | None = None,
+        *,
+        tolerance_m: float | None = None,
+        goal_seed: int = 0,
+        ik_settings: IKSettings = DEFAULT_IK,
+        render_mode: str | None = None,
+    ) -> None:
+        config = drawer_arm_config(arm_config)
+        super().__init__(
+            config, tolerance_m=tolerance_m, goal_seed=goal_seed, ik_settings=ik_settings,
+            render_mode=render_mode,
+        )  # fmt: skip
+        # The base built an ArmSim of this model; the drawer's reports the drawer joint too.
+        self.sim: DrawerSim = DrawerSim(self.arm_config, model=self.sim.model)
+        self.drawer = self.sim.drawer
+        """The drawer's joint, handle geometry and travel, read from the model."""
+        low, high = self.goal_region.low[0], self.goal_region.high[0]
+        if low < self.drawer.low_m or high > self.drawer.high_m:
+            raise ConfigError(
+                f"task {self.task_name!r}: goals span {low:g}..{high:g} m but the drawer joint "
+                f"{self.drawer.joint!r} of {self.arm_config.resolved_model_path} travels "
+                f"{self.drawer.low_m:g}..{self.drawer.high_m:g} m; use the packaged drawer model "
+                "or give the joint that range"
+            )
+        self.observation_builder = ObservationBuilder(
+            self.kinematics,
+            self.arm_config.gripper_joints,
+            self.control_period_s,
+            with_object=False,
+            drawer=self.drawer,
+        )
+        self.observation_layout = self.observation_builder.layout
+        self._tcp_slice = self.observation_layout.slice("tcp_pos")
+        self.achieved_goal_extractor = JointAngleExtractor(self.goal_space, self.drawer.joint)
+        self.start_qpos = posture_for(self.kinematics, DRAWER_TOOL_START_M)
+        """Arm joint positions at reset: the tool at DRAWER_TOOL_START_M, pointing down."""
+        dim = self.goal_space.dim
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-np.inf, np.inf, (self.observation_layout.size,), np.float64),
+                "achieved_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+                "desired_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+            }
+        )
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+        """Start an episode; ``options`` may request a goal, a split or the drawer's start.
+
+        ``{"desired_goal": [g]}`` uses goal ``g`` (m; outside the drawer's travel is a
+        GoalError naming it); ``{"split": "heldout"}`` draws a held-out evaluation goal,
+        ``"train"`` (default) a training goal; ``{"drawer_position": q}`` starts the drawer
+        at opening ``q`` (m) instead of a random one at least DRAWER_MIN_START_GOAL_M from
+        the goal.
+        """
+        gym.Env.reset(self, seed=seed)
+        if seed is not None:
+            self.goal_sampler.reset(seed)  # the training stream only; held-out goals stay fixed
+        options = dict(options or {})
+        for key in options:
+            if key not in _RESET_OPTIONS:
+                raise ConfigError(
+                    f"unknown reset option {key!r}.{suggest(key, _RESET_OPTIONS)} "
+                    f"Valid options: {', '.join(_RESET_OPTIONS)}."
+                )
+        split = options.get("split", "train")
+        if "desired_goal" in options:
+            goal = self.goal_space.check(options["desired_goal"], "options['desired_goal']")
+            if goal.shape != (self.goal_space.dim,):
+                raise GoalShapeError(
+                    f"options['desired_goal'] has shape {goal.shape}; reset takes one drawer goal "
+                    "of shape (1,) (the opening in m), not a batch"
+                )
+            goal = self.drawer.check_goal(goal, "options['desired_goal']").copy()
+            split = "requested"
+        elif split == "heldout":
+            goal = self.goal_sampler.heldout(1, seed=int(self.np_random.integers(2**62)))[0]
+        elif split == "train":
+            goal = self.goal_sampler.sample()
+        else:
+            raise ConfigError(f"reset option split={split!r}: use 'train' or 'heldout'")
+        self._goal = goal
+        if "drawer_position" in options:
+            start = float(self.drawer.check_goal(np.ravel(options["drawer_position"]), "options['drawer_position']")[0])
+        else:
+            start = sample_drawer_start(self.drawer, self.np_random, float(goal[0]))
+        self.sim.reset(qpos=self.start_qpos, drawer_position_m=start)
+        self.sim.set_goal_marker(self.drawer.handle_position(goal[0]))
+        self._state = self.sim.state()
+        obs = self._observe(self._state, None)
+        self._needs_reset = False
+        return obs, {"is_success": self._success(obs), "split": split, "physics_diverged": False}
+
+
+def posture_for(kinematics: Kinematics, tcp_m: tuple[float, float, float]) -> NDArray[np.float64]:
+    """Arm joint positions (rad) with the tool at ``tcp_m`` pointing down, by IK from home."""
+    target = np.asarray(tcp_m, dtype=np.float64)
+    q = np.array(kinematics.home_qpos, dtype=np.float64)
+    for _ in range(200):
+        error = target - kinematics.fk(q)
+        if float(np.linalg.norm(error)) < 1e-3:
+            return q
+        q = cartesian_step(kinematics, q, error, 1.0)
+    raise ConfigError(
+        f"the arm cannot put its tool at {list(tcp_m)} m (the drawer task's start); "
+        f"IK ended {float(np.linalg.norm(error)):.3g} m away. Check the arm model and home_qpos_rad."
+    )
+
+
+def sample_drawer_start(drawer: DrawerGeometry, rng: np.random.Generator, goal_m: float) -> float:
+    """A drawer opening uniform over the travel at least DRAWER_MIN_START_GOAL_M from ``goal_m``."""
+    low, high, gap = drawer.low_m, drawer.high_m, DRAWER_MIN_START_GOAL_M
+    below, above = max(0.0, goal_m - gap - low), max(0.0, high - goal_m - gap)
+    if below + above <= 0.0:
+        raise StateError(
+            f"no drawer start at least {gap} m from goal {goal_m:g} m within {low:g}..{high:g} m"
+        )
+    u = float(rng.uniform(0.0, below + above))
+    return low + u if u < below else goal_m + gap + (u - below)
+
+
+ENV_CLASSES[DrawerEnv.spec_name] = DrawerEnv
