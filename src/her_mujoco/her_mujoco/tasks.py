@@ -58,6 +58,11 @@ OBJECT_START_LOW = np.array([0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 OBJECT_START_HIGH = np.array([0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 MIN_START_GOAL_DISTANCE_M = 0.1
 """Block start and goal are at least this far apart (a task never starts solved)."""
+MIN_TOOL_OBJECT_XY_M = 0.1
+"""Block start is at least this far (xy) from the tool's start (Fetch's rule: no block
+under the gripper at reset)."""
+HOME_TCP_M = np.array([0.5, 0.0, 0.2])
+"""Tool position of the arm config's home posture (the packaged arm)."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """Reach has no object; the model's block waits here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
@@ -86,6 +91,10 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     goal_space_name: ClassVar[str]
     has_object: ClassVar[bool]
     goal_region: ClassVar[GoalRegion]
+    tool_start_m: ClassVar[tuple[float, float, float] | None] = None
+    """Tool position at reset (m, base_link); None: the arm config's home posture."""
+    start_gripper_opening_m: ClassVar[float | None] = None
+    """Gripper opening at reset (m); None: the arm config's home opening."""
 
     def __init__(
         self,
@@ -142,6 +151,11 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         )
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._max_opening = self.arm_config.gripper_max_opening_m
+        self._start_qpos = (
+            None if self.tool_start_m is None else self._solve_start_posture(np.asarray(self.tool_start_m))
+        )
+        q0 = self.arm_config.home_qpos_rad if self._start_qpos is None else self._start_qpos
+        self._tool_start = self.kinematics.fk(np.asarray(q0, dtype=np.float64))
         self._goal = np.zeros(dim)
         self._state: RobotState | None = None
         self._obs: dict[str, NDArray[np.float64]] | None = None
@@ -214,7 +228,11 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                 object_position = self._sample_object_start(goal)
         elif self.arm_config.object_body is not None:
             object_position = PARKED_OBJECT_M
-        self.sim.reset(object_position=object_position)
+        self.sim.reset(
+            object_position=object_position,
+            qpos=self._start_qpos,
+            gripper_opening_m=self.start_gripper_opening_m,
+        )
         self.sim.set_goal_marker(goal)
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
@@ -280,12 +298,33 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
         for _ in range(1000):
             start = self.np_random.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
-            if np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
+            if (
+                np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M
+                and np.linalg.norm(start[:2] - self._tool_start[:2]) >= MIN_TOOL_OBJECT_XY_M
+            ):
                 return start
         raise ConfigError(
             f"could not place the block at least {MIN_START_GOAL_DISTANCE_M} m from goal "
-            f"{goal.tolist()} inside {OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
+            f"{goal.tolist()} and {MIN_TOOL_OBJECT_XY_M} m (xy) from the tool inside "
+            f"{OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
         )
+
+    def _solve_start_posture(self, tool: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Joint positions with the tool at ``tool``, pointing down: the IK run from home."""
+        q = np.asarray(self.arm_config.home_qpos_rad, dtype=np.float64)
+        for _ in range(300):
+            err = tool - self.kinematics.fk(q)
+            if np.linalg.norm(err) < 1e-5:
+                break
+            step = err * min(1.0, MAX_STEP_M / float(np.linalg.norm(err)))
+            q = cartesian_step(self.kinematics, q, step, self.control_period_s, settings=self.ik_settings)
+        miss = float(np.linalg.norm(tool - self.kinematics.fk(q)))
+        if miss > 1e-3:
+            raise ConfigError(
+                f"task {self.task_name!r}: the arm cannot put its tool at the start position "
+                f"{tool.tolist()} (IK misses by {miss:.4f} m); choose one within reach"
+            )
+        return q
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.
