@@ -95,6 +95,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     """Tool position at reset (m, base_link); None: the arm config's home posture."""
     start_gripper_opening_m: ClassVar[float | None] = None
     """Gripper opening at reset (m); None: the arm config's home opening."""
+    block_gripper: ClassVar[bool] = False
+    """Hold the gripper shut and ignore action[3] (Fetch's block_gripper, used by FetchPush)."""
 
     def __init__(
         self,
@@ -231,7 +233,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.sim.reset(
             object_position=object_position,
             qpos=self._start_qpos,
-            gripper_opening_m=self.start_gripper_opening_m,
+            gripper_opening_m=0.0 if self.block_gripper else self.start_gripper_opening_m,
         )
         self.sim.set_goal_marker(goal)
         self._state = self.sim.state()
@@ -263,7 +265,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         q_target = cartesian_step(
             self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
         )
-        self.sim.set_joint_targets(q_target, 0.5 * (a[3] + 1.0) * self._max_opening)
+        opening = 0.0 if self.block_gripper else 0.5 * (a[3] + 1.0) * self._max_opening
+        self.sim.set_joint_targets(q_target, opening)
         self.sim.step()
 
         diverged = self.sim.diverged
