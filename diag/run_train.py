@@ -24,8 +24,9 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 class PatchedSource:
     """Picklable env factory: apply patches to her_mujoco.tasks, then build the env."""
 
-    def __init__(self, task: str | None, env_id: str | None, patches: tuple[tuple[str, object], ...]):
-        self.task, self.env_id, self.patches = task, env_id, patches
+    def __init__(self, task: str | None, env_id: str | None, patches: tuple[tuple[str, object], ...],
+                 kwargs: tuple[tuple[str, object], ...] = ()):
+        self.task, self.env_id, self.patches, self.kwargs = task, env_id, patches, kwargs
 
     def __call__(self):
         from her_policy.envs import EnvSource
@@ -42,7 +43,7 @@ class PatchedSource:
                     setattr(getattr(T, cls), attr, value)
                 else:
                     setattr(T, name, value)
-            env = EnvSource(task=self.task)()
+            env = EnvSource(task=self.task, kwargs=self.kwargs)()
             if model_patches:
                 import mujoco
 
@@ -110,7 +111,8 @@ def main() -> None:
               f"moving {row.moving_fraction:.3f}  pos_orig {row.original_positive_fraction:.3f}  "
               f"pos_rel {row.hindsight_positive_fraction:.3f}  q {q:.2f}  wall {row.train_wall_s:.0f}s", flush=True)
 
-    src = PS(a.task, a.env, patches)
+    kw = (("train_grasped_start", cfg.grasped_start),) if cfg.grasped_start else ()
+    src = PS(a.task, a.env, patches, kw)
     res = train(cfg, env_factory=src, on_eval=on_eval)
     print(res.summary(), flush=True)
     log.write(json.dumps({"final": res.final.as_dict() if res.final else None, "env_steps": res.env_steps,

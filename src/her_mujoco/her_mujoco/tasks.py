@@ -63,6 +63,8 @@ MIN_TOOL_OBJECT_XY_M = 0.1
 under the gripper at reset)."""
 HOME_TCP_M = np.array([0.5, 0.0, 0.2])
 """Tool position of the arm config's home posture (the packaged arm)."""
+GRASP_OFFSET_M = 0.02
+"""Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """Reach has no object; the model's block waits here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
@@ -106,7 +108,17 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         goal_seed: int = 0,
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
+        train_grasped_start: float = 0.0,
     ) -> None:
+        if not 0.0 <= train_grasped_start <= 1.0 or (train_grasped_start and not self.has_object):
+            raise ConfigError(
+                f"train_grasped_start={train_grasped_start}: give a share in [0, 1], and only "
+                "for tasks with an object"
+            )
+        self.train_grasped_start = float(train_grasped_start)
+        """Share of training-split resets that start with the block held in the gripper at
+        the tool's start position (the HER paper's pick-and-place exploration aid);
+        requested and held-out goals always start with the block on the table."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
                 f"render_mode {render_mode!r} is not supported; use one of "
@@ -223,7 +235,18 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self._goal = goal
 
         object_position: NDArray[np.float64] | None = None
-        if self.has_object:
+        grasped = (
+            split == "train"
+            and "object_position" not in options
+            and self.train_grasped_start > 0.0
+            and self.np_random.random() < self.train_grasped_start
+        )
+        if grasped:
+            object_position = self._tool_start + np.array([0.0, 0.0, GRASP_OFFSET_M])
+            grasped = bool(np.linalg.norm(object_position - goal) >= MIN_START_GOAL_DISTANCE_M)
+        if grasped:
+            pass
+        elif self.has_object:
             if "object_position" in options:
                 object_position = np.asarray(options["object_position"], dtype=np.float64)
             else:
@@ -233,8 +256,13 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.sim.reset(
             object_position=object_position,
             qpos=self._start_qpos,
-            gripper_opening_m=0.0 if self.block_gripper else self.start_gripper_opening_m,
+            gripper_opening_m=2 * BLOCK_HALF_SIZE_M if grasped else (
+                0.0 if self.block_gripper else self.start_gripper_opening_m
+            ),
         )
+        if grasped:
+            self.sim.set_joint_targets(self._start_qpos if self._start_qpos is not None
+                                       else np.asarray(self.arm_config.home_qpos_rad), 0.0)
         self.sim.set_goal_marker(goal)
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
@@ -243,6 +271,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             "is_success": self._success(obs),
             "split": split,
             "physics_diverged": False,
+            "grasped_start": grasped,
         }
         return obs, info
 

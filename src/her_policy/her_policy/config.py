@@ -63,6 +63,9 @@ class TrainConfig:
     """Std of Gaussian action noise, in units of the action half-range (None: 0.2 ddpg/td3, 0 sac)."""
     random_eps: float | None = None
     """Chance of a uniformly random action per step (None: 0.3 ddpg, 0 td3/sac)."""
+    grasped_start: float = 0.0
+    """Share of training episodes of an her_mujoco object task that start with the block held
+    in the gripper (the HER paper's pick-and-place aid); evaluation episodes never do."""
     # -- updates ---------------------------------------------------------------
     updates_per_step: float = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
@@ -156,6 +159,12 @@ class TrainConfig:
             raise ConfigError(f"updates_per_step must be >= 0, got {self.updates_per_step}")
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden widths must be >= 1, got {self.hidden}")
+        if not 0.0 <= self.grasped_start <= 1.0:
+            raise ConfigError(f"grasped_start must be in [0, 1], got {self.grasped_start}")
+        if self.grasped_start and self.env is not None:
+            raise ConfigError(
+                f"grasped_start is an her_mujoco task option; env {self.env!r} has no such reset"
+            )
         if self.seed < 0 or self.seed >= 10**9:
             raise ConfigError(f"seed must be in [0, 1e9), got {self.seed}")
         if self.n_envs >= 1000:
