@@ -35,15 +35,19 @@ class PatchedSource:
             import her_mujoco.tasks as T
 
             model_patches = []
+            arm: dict = {}
             for name, value in self.patches:
-                if name.startswith(("body:", "geom:")):
+                if name.startswith("arm:"):
+                    arm[name[4:]] = value
+                elif name.startswith(("body:", "geom:")):
                     model_patches.append((name, value))
                 elif "." in name:
                     cls, attr = name.split(".")
                     setattr(getattr(T, cls), attr, value)
                 else:
                     setattr(T, name, value)
-            env = EnvSource(task=self.task, kwargs=self.kwargs)()
+            kwargs = self.kwargs + ((("arm_config", arm),) if arm else ())
+            env = EnvSource(task=self.task, kwargs=kwargs)()
             if model_patches:
                 import mujoco
 
