@@ -56,18 +56,70 @@ WORKSPACE_HIGH = np.array([0.70, 0.30, 0.40])
 # Block start region: 30 cm square centred under the tool's home position (Fetch: +-15 cm).
 OBJECT_START_LOW = np.array([0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 OBJECT_START_HIGH = np.array([0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M])
-MIN_START_GOAL_DISTANCE_M = 0.1
-"""Block start and goal are at least this far apart (a task never starts solved)."""
+MIN_START_GOAL_DISTANCE_M = 0.05
+"""Block start and goal are at least this far apart, and never closer than the success
+tolerance: a task never starts solved. (FetchPush/PickAndPlace have no such rule: 7% of
+their goals are within 5 cm of the block's start, solved before any action.)"""
 MIN_TOOL_OBJECT_XY_M = 0.1
 """Block start is at least this far (xy) from the tool's start (Fetch's rule: no block
 under the gripper at reset)."""
-HOME_TCP_M = np.array([0.5, 0.0, 0.2])
-"""Tool position of the arm config's home posture (the packaged arm)."""
 GRASP_OFFSET_M = 0.02
 """Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """Reach has no object; the model's block waits here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
+
+
+def solve_start_posture(
+    kinematics: Kinematics,
+    tool: ArrayLike,
+    dt_s: float,
+    settings: IKSettings = DEFAULT_IK,
+    *,
+    what: str = "task",
+) -> NDArray[np.float64]:
+    """Joint positions (rad) with the tool at ``tool`` (m, base_link), pointing down.
+
+    The differential IK run from the home posture, so the redundant joint ends where
+    the IK's null-space pull leaves it. A ConfigError if the IK cannot get within 1 mm.
+    """
+    target = np.asarray(tool, dtype=np.float64)
+    q = kinematics.home_qpos.copy()
+    for _ in range(2000):
+        err = target - kinematics.fk(q)
+        if np.linalg.norm(err) < 1e-5:
+            break
+        step = err * min(1.0, MAX_STEP_M / float(np.linalg.norm(err)))
+        q = cartesian_step(kinematics, q, step, dt_s, settings=settings)
+    miss = float(np.linalg.norm(target - kinematics.fk(q)))
+    if miss > 1e-3:
+        raise ConfigError(
+            f"{what}: the arm cannot put its tool at the start position {target.tolist()} "
+            f"(IK misses by {miss:.4f} m); choose one within reach"
+        )
+    return q
+
+
+def sample_object_start(
+    rng: np.random.Generator,
+    goal: NDArray[np.float64] | None,
+    tool_xy: ArrayLike,
+    min_goal_distance_m: float = MIN_START_GOAL_DISTANCE_M,
+) -> NDArray[np.float64]:
+    """A block start on the table, at least ``min_goal_distance_m`` from ``goal`` and
+    MIN_TOOL_OBJECT_XY_M (xy) from the tool (Fetch's rule), uniform otherwise."""
+    tool_xy = np.asarray(tool_xy, dtype=np.float64)[:2]
+    for _ in range(1000):
+        start = rng.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
+        if (goal is None or np.linalg.norm(start - goal) >= min_goal_distance_m) and (
+            np.linalg.norm(start[:2] - tool_xy) >= MIN_TOOL_OBJECT_XY_M
+        ):
+            return start
+    raise ConfigError(
+        f"could not place the block at least {min_goal_distance_m} m from goal "
+        f"{None if goal is None else goal.tolist()} and {MIN_TOOL_OBJECT_XY_M} m (xy) from "
+        f"the tool inside {OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
+    )
 
 
 def _coerce_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | None) -> ArmConfig:
@@ -147,6 +199,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self._tcp_slice = self.observation_layout.slice("tcp_pos")
         self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance_m)
         self.goal_sampler = GoalSampler(self.goal_space, self.goal_region, seed=goal_seed)
+        self._min_goal_distance_m = max(MIN_START_GOAL_DISTANCE_M, self.goal_space.tolerance)
         """Public sampler: ``goal_sampler.heldout(n)`` gives the evaluation goals."""
         self.achieved_goal_extractor: AchievedGoalExtractor = (
             ObjectPositionExtractor(self.goal_space)
@@ -166,7 +219,15 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._max_opening = self.arm_config.gripper_max_opening_m
         self._start_qpos = (
-            None if self.tool_start_m is None else self._solve_start_posture(np.asarray(self.tool_start_m))
+            None
+            if self.tool_start_m is None
+            else solve_start_posture(
+                self.kinematics,
+                self.tool_start_m,
+                self.control_period_s,
+                self.ik_settings,
+                what=f"task {self.task_name!r}",
+            )
         )
         q0 = self.arm_config.home_qpos_rad if self._start_qpos is None else self._start_qpos
         self._tool_start = self.kinematics.fk(np.asarray(q0, dtype=np.float64))
@@ -243,7 +304,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         )
         if grasped:
             object_position = self._tool_start + np.array([0.0, 0.0, GRASP_OFFSET_M])
-            grasped = bool(np.linalg.norm(object_position - goal) >= MIN_START_GOAL_DISTANCE_M)
+            grasped = bool(np.linalg.norm(object_position - goal) >= self._min_goal_distance_m)
         if grasped:
             pass
         elif self.has_object:
@@ -328,35 +389,9 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         return float(self.goal_space.is_success(obs["achieved_goal"], obs["desired_goal"]))
 
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
-        for _ in range(1000):
-            start = self.np_random.uniform(OBJECT_START_LOW, OBJECT_START_HIGH)
-            if (
-                np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M
-                and np.linalg.norm(start[:2] - self._tool_start[:2]) >= MIN_TOOL_OBJECT_XY_M
-            ):
-                return start
-        raise ConfigError(
-            f"could not place the block at least {MIN_START_GOAL_DISTANCE_M} m from goal "
-            f"{goal.tolist()} and {MIN_TOOL_OBJECT_XY_M} m (xy) from the tool inside "
-            f"{OBJECT_START_LOW.tolist()}..{OBJECT_START_HIGH.tolist()}"
+        return sample_object_start(
+            self.np_random, goal, self._tool_start, self._min_goal_distance_m
         )
-
-    def _solve_start_posture(self, tool: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Joint positions with the tool at ``tool``, pointing down: the IK run from home."""
-        q = np.asarray(self.arm_config.home_qpos_rad, dtype=np.float64)
-        for _ in range(300):
-            err = tool - self.kinematics.fk(q)
-            if np.linalg.norm(err) < 1e-5:
-                break
-            step = err * min(1.0, MAX_STEP_M / float(np.linalg.norm(err)))
-            q = cartesian_step(self.kinematics, q, step, self.control_period_s, settings=self.ik_settings)
-        miss = float(np.linalg.norm(tool - self.kinematics.fk(q)))
-        if miss > 1e-3:
-            raise ConfigError(
-                f"task {self.task_name!r}: the arm cannot put its tool at the start position "
-                f"{tool.tolist()} (IK misses by {miss:.4f} m); choose one within reach"
-            )
-        return q
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.
@@ -391,11 +426,18 @@ class ReachEnv(HerArmEnv):
 
 
 class PushEnv(HerArmEnv):
-    """Push the block across the table to a goal on the table."""
+    """Push the block across the table to a goal on the table.
+
+    As in FetchPush: the tool starts at the block's height (tcp 0.9 cm below the block
+    centre, fingertips 1.1 cm above the table), the block at least 10 cm (xy) from it,
+    and the gripper is held shut (action[3] is ignored).
+    """
 
     task_name = "push"
     goal_space_name = "object_position"
     has_object = True
+    tool_start_m = (0.5, 0.0, TABLE_Z_M + BLOCK_HALF_SIZE_M - 0.009)
+    block_gripper = True
     goal_region = GoalRegion(
         low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
         high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
@@ -403,11 +445,17 @@ class PushEnv(HerArmEnv):
 
 
 class PickAndPlaceEnv(HerArmEnv):
-    """Move the block to a goal on the table (half the goals) or up to 30 cm above it."""
+    """Move the block to a goal on the table (half the goals) or up to 30 cm above it.
+
+    As in FetchPickAndPlace, the tool starts 11 cm above the block's centre height with
+    the gripper open. (Fetch's air goals reach 45 cm; this arm's reach with the gripper
+    pointing down ends near a 40 cm tcp height at the far corners, hence 30 cm.)
+    """
 
     task_name = "pick_and_place"
     goal_space_name = "object_position"
     has_object = True
+    tool_start_m = (0.5, 0.0, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.11)
     goal_region = GoalRegion(
         low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
         high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.3),

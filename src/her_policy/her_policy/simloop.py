@@ -78,9 +78,12 @@ def sim_control_loop(
         tcp_slice=observe.layout.slice("tcp_pos"),
     )
 
+    # Tasks that hold the gripper shut (push, as FetchPush) ignore the gripper action.
+    hold_shut = bool(getattr(task, "block_gripper", False))
+
     def send(decision: SafetyDecision) -> None:
         if decision.command is not None:
-            sim.set_joint_targets(decision.command, decision.gripper_m)
+            sim.set_joint_targets(decision.command, 0.0 if hold_shut else decision.gripper_m)
         sim.step()
 
     read_state = sim.state if raw_recorder is None else _recording_reader(sim, raw_recorder)
