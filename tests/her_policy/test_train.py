@@ -193,3 +193,16 @@ def test_cli_subcommands_are_registered() -> None:
     parser = build_parser()
     names = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert {"train", "eval"} <= set(names)
+
+
+def test_arm_task_presets_have_an_env_step_budget_and_no_wall_clock_cap() -> None:
+    for task, preset in (("push", "push"), ("pick_and_place", "pick_and_place")):
+        cfg = build_train_config({"task": task})
+        assert cfg.env_steps == PRESETS[preset]["env_steps"] and cfg.max_wall_s is None
+    for name, values in PRESETS.items():
+        assert "max_wall_s" not in values, name
+    assert build_train_config({"task": "pick_and_place"}).grasped_start == 0.5
+    with pytest.raises(ConfigError, match="grasped_start is an her_mujoco task option"):
+        build_train_config({"env": "FetchPush-v4", "grasped_start": 0.5})
+    with pytest.raises(ConfigError, match="grasped_start must be in"):
+        build_train_config({"task": "push", "grasped_start": 2.0})

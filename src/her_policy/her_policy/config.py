@@ -228,7 +228,45 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 10_000,
         "eval_episodes": 50,
         "target_success": 0.95,
-        "max_wall_s": 900.0,
+        "parallel": "on",
+    },
+    "push": {
+        # The fetch_push recipe on the arm's push task (issue 10): the same learner, an
+        # env-step budget (150k) and no wall-clock cap. See PUSH_FINDINGS.md for curves.
+        "algo": "ddpg",
+        "env_steps": 150_000,
+        "n_envs": 4,
+        "hidden": [256, 256],
+        "updates_per_step": 0.2,
+        "batch_size": 512,
+        "gamma": 0.98,
+        "tau": 0.05,
+        "target_update_every": 40,
+        "moving_share": 0.5,
+        "n_step": 3,
+        "eval_every": 10_000,
+        "eval_episodes": 50,
+        "target_success": 0.95,
+        "parallel": "on",
+    },
+    "pick_and_place": {
+        # The push recipe plus the HER paper's pick-and-place aid: half of the training
+        # episodes start with the block held in the gripper (evaluation never does).
+        "algo": "ddpg",
+        "env_steps": 500_000,
+        "n_envs": 4,
+        "hidden": [256, 256],
+        "updates_per_step": 0.2,
+        "batch_size": 512,
+        "gamma": 0.98,
+        "tau": 0.05,
+        "target_update_every": 40,
+        "moving_share": 0.5,
+        "n_step": 3,
+        "grasped_start": 0.5,
+        "eval_every": 20_000,
+        "eval_episodes": 50,
+        "target_success": 0.95,
         "parallel": "on",
     },
 }
@@ -238,9 +276,9 @@ PRESET_FOR: dict[str, str] = {
     "FetchReach-v4": "fetch_reach",
     "task:reach": "fetch_reach",
     "FetchPush-v4": "fetch_push",
-    "task:push": "fetch_push",
+    "task:push": "push",
     "FetchPickAndPlace-v4": "fetch_push",
-    "task:pick_and_place": "fetch_push",
+    "task:pick_and_place": "pick_and_place",
 }
 
 
