@@ -63,6 +63,8 @@ their goals are within 5 cm of the block's start, solved before any action.)"""
 MIN_TOOL_OBJECT_XY_M = 0.1
 """Block start is at least this far (xy) from the tool's start (Fetch's rule: no block
 under the gripper at reset)."""
+TABLE_GRASP_TCP_Z_M = 0.015
+"""tcp height of a grasp on the table: fingertips 1 cm above it."""
 GRASP_OFFSET_M = 0.02
 """Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
@@ -77,17 +79,21 @@ def solve_start_posture(
     settings: IKSettings = DEFAULT_IK,
     *,
     what: str = "task",
+    q0: ArrayLike | None = None,
+    tol_m: float = 1e-5,
 ) -> NDArray[np.float64]:
     """Joint positions (rad) with the tool at ``tool`` (m, base_link), pointing down.
 
     The differential IK run from the home posture, so the redundant joint ends where
-    the IK's null-space pull leaves it. A ConfigError if the IK cannot get within 1 mm.
+    the IK's null-space pull leaves it (or from ``q0``), until within ``tol_m``; the
+    damping and the null-space pull can stall it near 0.2 mm, so a solve that must be fast
+    gives a looser ``tol_m``. A ConfigError if the IK cannot get within 1 mm.
     """
     target = np.asarray(tool, dtype=np.float64)
-    q = kinematics.home_qpos.copy()
+    q = kinematics.home_qpos.copy() if q0 is None else np.array(q0, dtype=np.float64)
     for _ in range(2000):
         err = target - kinematics.fk(q)
-        if np.linalg.norm(err) < 1e-5:
+        if np.linalg.norm(err) < tol_m:
             break
         step = err * min(1.0, MAX_STEP_M / float(np.linalg.norm(err)))
         q = cartesian_step(kinematics, q, step, dt_s, settings=settings)
@@ -149,6 +155,9 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     """Tool position at reset (m, base_link); None: the arm config's home posture."""
     start_gripper_opening_m: ClassVar[float | None] = None
     """Gripper opening at reset (m); None: the arm config's home opening."""
+    grasp_on_table: ClassVar[bool] = False
+    """Grasped training starts hold the block where it starts on the table (else lifted at
+    the tool's start position, as in the HER paper)."""
     block_gripper: ClassVar[bool] = False
     """Hold the gripper shut and ignore action[3] (Fetch's block_gripper, used by FetchPush)."""
 
@@ -302,7 +311,16 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             and self.train_grasped_start > 0.0
             and self.np_random.random() < self.train_grasped_start
         )
-        if grasped:
+        start_q = self._start_qpos
+        if grasped and self.grasp_on_table:
+            # Grasp where the block starts: tool lowered around it on the table.
+            object_position = self._sample_object_start(goal)
+            tool = object_position - np.array([0.0, 0.0, BLOCK_HALF_SIZE_M - TABLE_GRASP_TCP_Z_M])
+            start_q = solve_start_posture(
+                self.kinematics, tool, self.control_period_s, self.ik_settings,
+                what=f"task {self.task_name!r} grasped start", q0=self._start_qpos, tol_m=5e-4,
+            )
+        elif grasped:
             object_position = self._tool_start + np.array([0.0, 0.0, GRASP_OFFSET_M])
             grasped = bool(np.linalg.norm(object_position - goal) >= self._min_goal_distance_m)
         if grasped:
@@ -316,14 +334,15 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             object_position = PARKED_OBJECT_M
         self.sim.reset(
             object_position=object_position,
-            qpos=self._start_qpos,
+            qpos=start_q,
             gripper_opening_m=2 * BLOCK_HALF_SIZE_M if grasped else (
                 0.0 if self.block_gripper else self.start_gripper_opening_m
             ),
         )
         if grasped:
-            self.sim.set_joint_targets(self._start_qpos if self._start_qpos is not None
-                                       else np.asarray(self.arm_config.home_qpos_rad), 0.0)
+            self.sim.set_joint_targets(
+                start_q if start_q is not None else np.asarray(self.arm_config.home_qpos_rad), 0.0
+            )
         self.sim.set_goal_marker(goal)
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
