@@ -79,3 +79,18 @@ def test_bridge_resets_to_the_task_start_and_holds_the_push_gripper_shut() -> No
     assert bridge.sim.gripper_opening_m < 0.005
     reach = BridgeCore(BridgeConfig(task="reach"))
     np.testing.assert_allclose(reach.sim.tcp_position(), [0.5, 0.0, 0.2], atol=1e-3)
+
+
+def test_grasped_starts_on_the_table_hold_the_block_where_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from her_mujoco.tasks import PickAndPlaceEnv
+
+    monkeypatch.setattr(PickAndPlaceEnv, "grasp_on_table", True)
+    env = make_task("pick_and_place", train_grasped_start=1.0)
+    obs, info = env.reset(seed=3)
+    block, tcp = obs["achieved_goal"], obs["observation"][:3]
+    assert info["grasped_start"] and block[2] == pytest.approx(BLOCK_HALF_SIZE_M)
+    np.testing.assert_allclose(tcp[:2], block[:2], atol=1e-3)
+    assert _opening(env, obs) == pytest.approx(2 * BLOCK_HALF_SIZE_M, abs=1e-3)
+    for _ in range(6):  # straight up with the gripper shut: the block is lifted
+        obs, *_ = env.step(np.array([0.0, 0.0, 1.0, -1.0], np.float32))
+    assert obs["achieved_goal"][2] > 0.1
