@@ -43,7 +43,10 @@ def test_push_holds_the_gripper_shut_whatever_the_action() -> None:
     assert _opening(env, obs) < 0.005
 
 
-def test_grasped_starts_are_for_training_goals_only_and_hold_the_block() -> None:
+def test_grasped_starts_are_for_training_goals_only_and_hold_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    from her_mujoco.tasks import PickAndPlaceEnv
+
+    monkeypatch.setattr(PickAndPlaceEnv, "grasp_on_table", False)  # the HER paper's state
     env = make_task("pick_and_place", train_grasped_start=1.0)
     obs, info = env.reset(seed=0)
     assert info["grasped_start"]
@@ -81,10 +84,7 @@ def test_bridge_resets_to_the_task_start_and_holds_the_push_gripper_shut() -> No
     np.testing.assert_allclose(reach.sim.tcp_position(), [0.5, 0.0, 0.2], atol=1e-3)
 
 
-def test_grasped_starts_on_the_table_hold_the_block_where_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from her_mujoco.tasks import PickAndPlaceEnv
-
-    monkeypatch.setattr(PickAndPlaceEnv, "grasp_on_table", True)
+def test_grasped_starts_on_the_table_hold_the_block_where_it_starts() -> None:
     env = make_task("pick_and_place", train_grasped_start=1.0)
     obs, info = env.reset(seed=3)
     block, tcp = obs["achieved_goal"], obs["observation"][:3]

@@ -156,8 +156,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     start_gripper_opening_m: ClassVar[float | None] = None
     """Gripper opening at reset (m); None: the arm config's home opening."""
     grasp_on_table: ClassVar[bool] = False
-    """Grasped training starts hold the block where it starts on the table (else lifted at
-    the tool's start position, as in the HER paper)."""
+    """Grasped training starts hold the block where it starts on the table (pick_and_place)
+    instead of lifted at the tool's start position (the HER paper's single state)."""
     block_gripper: ClassVar[bool] = False
     """Hold the gripper shut and ignore action[3] (Fetch's block_gripper, used by FetchPush)."""
 
@@ -475,6 +475,7 @@ class PickAndPlaceEnv(HerArmEnv):
     goal_space_name = "object_position"
     has_object = True
     tool_start_m = (0.5, 0.0, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.11)
+    grasp_on_table = True
     goal_region = GoalRegion(
         low=(0.35, -0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M),
         high=(0.65, 0.15, TABLE_Z_M + BLOCK_HALF_SIZE_M + 0.3),
