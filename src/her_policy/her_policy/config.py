@@ -65,7 +65,7 @@ class TrainConfig:
     """Chance of a uniformly random action per step (None: 0.3 ddpg, 0 td3/sac)."""
     grasped_start: float = 0.0
     """Share of training episodes of an her_mujoco object task that start with the block held
-    in the gripper (the HER paper's pick-and-place aid); evaluation episodes never do."""
+    in the gripper (after the HER paper's pick-and-place aid); evaluation episodes never do."""
     # -- updates ---------------------------------------------------------------
     updates_per_step: float = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
@@ -250,8 +250,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "parallel": "on",
     },
     "pick_and_place": {
-        # The push recipe plus the HER paper's pick-and-place aid: half of the training
-        # episodes start with the block held in the gripper (evaluation never does).
+        # The push recipe plus a pick-and-place exploration aid after the HER paper: half
+        # of the training episodes start with the block held in the closed gripper where
+        # it lies on the table (evaluation episodes never do).
         "algo": "ddpg",
         "env_steps": 500_000,
         "n_envs": 4,
