@@ -109,6 +109,15 @@ def main() -> None:
             lines = (Path(cfg.out) / "train_log.jsonl").read_text().splitlines()
             q = json.loads(lines[-1]).get("metrics", {}).get("q_mean", float("nan"))
         rec["q_mean"] = q
+        if cfg.out is not None:  # keep every periodic policy for failure analysis
+            from pathlib import Path
+
+            from her_policy.artefact import save_artefact
+            from her_policy.envs import layout_of
+
+            save_artefact(Path(cfg.out) / f"policy_{row.env_steps:07d}", snapshot=learner.snapshot(),
+                          layout=_layout[0], goal_space=_space[0], algorithm=learner.algorithm, config=cfg,
+                          seeds={"run": cfg.seed}, data_hashes={}, provenance={"env_steps": row.env_steps})
         log.write(json.dumps(rec) + "\n")
         log.flush()
         print(f"{row.env_steps:7d} steps  succ {row.requested_success:.2f}  train_ep_succ {row.train_episode_success:.2f}  "
@@ -117,6 +126,11 @@ def main() -> None:
 
     kw = (("train_grasped_start", cfg.grasped_start),) if cfg.grasped_start else ()
     src = PS(a.task, a.env, patches, kw)
+    from her_policy.envs import goal_space_of, layout_of
+
+    _probe = src()
+    _layout, _space = [layout_of(_probe)], [goal_space_of(_probe, name=a.env)]
+    _probe.close()
     res = train(cfg, env_factory=src, on_eval=on_eval)
     print(res.summary(), flush=True)
     log.write(json.dumps({"final": res.final.as_dict() if res.final else None, "env_steps": res.env_steps,
