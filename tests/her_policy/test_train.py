@@ -208,3 +208,16 @@ def test_a_diverging_run_stops_naming_the_step_and_writes_no_artefact(tmp_path: 
     message = str(err.value)
     assert "env step" in message and "not finite" in message and "learning rate" in message
     assert not list(tmp_path.rglob("actor.npz")), "a diverged run must not leave an artefact"
+
+
+def test_arm_task_presets_have_an_env_step_budget_and_no_wall_clock_cap() -> None:
+    for task, preset in (("push", "push"), ("pick_and_place", "pick_and_place")):
+        cfg = build_train_config({"task": task})
+        assert cfg.env_steps == PRESETS[preset]["env_steps"] and cfg.max_wall_s is None
+    for name, values in PRESETS.items():
+        assert "max_wall_s" not in values, name
+    assert build_train_config({"task": "pick_and_place"}).grasped_start == 0.5
+    with pytest.raises(ConfigError, match="grasped_start is an her_mujoco task option"):
+        build_train_config({"env": "FetchPush-v4", "grasped_start": 0.5})
+    with pytest.raises(ConfigError, match=r"grasped-start = 2.0: must be in \[0, 1\]"):
+        build_train_config({"task": "push", "grasped_start": 2.0})

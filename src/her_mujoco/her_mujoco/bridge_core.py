@@ -10,9 +10,9 @@ driver with ros2_control controllers:
   reported, never half-applied;
 * every :meth:`BridgeCore.step` advances ``1 / rate_hz`` of simulated time and
   yields the joint state and object pose to publish;
-* :meth:`BridgeCore.reset` puts the arm home and places the object the way the
-  task does (parked out of reach for reach, at least 10 cm from the goal for
-  the object tasks), and shows the goal with the marker.
+* :meth:`BridgeCore.reset` puts the arm in the task's start posture and places the
+  object the way the task does (parked out of reach for reach; for the object tasks
+  at least 5 cm from the goal and 10 cm from the tool), and shows the goal with the marker.
 
 Like a robot, the bridge publishes its transforms: with ``object_frame`` set to a camera
 frame, ``/object_pose`` is published in that frame (as a perception node would) and the
@@ -39,13 +39,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import ConfigError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
+from her_goals.robot.kinematics import Kinematics
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Transform, from_xyz_rpy, invert, transform_pose
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.params import doc
 from her_goals.tasks import get_task
 from her_mujoco.sim import ArmSim
-from her_mujoco.tasks import PARKED_OBJECT_M, sample_object_start
+from her_mujoco.tasks import PARKED_OBJECT_M, sample_object_start, solve_start_posture
 
 Vector = NDArray[np.float64]
 
@@ -123,7 +124,19 @@ class BridgeCore:
         if self.object_frame != self.arm.base_frame:
             self.camera = from_xyz_rpy(self.arm.base_frame, self.object_frame, config.camera_xyz_m, config.camera_rpy_rad)
         self._to_camera = invert(self.camera) if self.camera is not None else None
-        self._target: Vector = np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
+        # The task's start posture (push: tool at the block's height), as the task env resets.
+        task = get_task(config.task)
+        tool_start = task.tool_start
+        self._start_q: Vector = (
+            np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
+            if tool_start is None
+            else solve_start_posture(Kinematics(self.arm, self.sim.model), tool_start,
+                                     1.0 / arm.control_rate_hz, what=f"bridge task {config.task!r}")
+        )
+        self._tool_start: Vector = Kinematics(self.arm, self.sim.model).fk(self._start_q)
+        # Push holds the gripper shut whatever is commanded (FetchPush's block_gripper).
+        self._hold_shut = task.block_gripper
+        self._target: Vector = self._start_q.copy()
         self._opening: float = float(self.arm.home_gripper_opening_m)
         self.reset()
 
@@ -168,7 +181,7 @@ class BridgeCore:
         while self._commands and self._commands[0][0] <= self.clock_ns:
             _, q, opening = self._commands.popleft()
             self._target = q if q is not None else self._target
-            self._opening = opening if opening is not None else self._opening
+            self._opening = opening if opening is not None and not self._hold_shut else self._opening
             self.sim.set_joint_targets(self._target, self._opening)
         self.sim.step()
         self.clock_ns += self.step_ns
@@ -194,7 +207,7 @@ class BridgeCore:
         return Measurement(self.clock_ns, s.joint_names, position, s.velocity.copy(), s.effort.copy(), pose)
 
     def reset(self, object_position: ArrayLike = (), desired_goal: ArrayLike = (), seed: int = -1) -> Vector | None:
-        """Arm home, object placed (given, or by the task's rule), goal marker at ``desired_goal``."""
+        """Arm at the task's start, object placed (given, or by the task's rule), goal marker at ``desired_goal``."""
         if seed >= 0:
             self.rng = np.random.default_rng(seed)
         goal = np.asarray(desired_goal, dtype=np.float64).reshape(-1)
@@ -204,9 +217,10 @@ class BridgeCore:
                              f"got {obj.size} and {goal.size}")
         if obj.size == 0:
             obj = self._placement(goal if goal.size else None)
-        self.sim.reset(object_position=obj if self.arm.object_body is not None else None)
-        self._target = np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
-        self._opening = float(self.arm.home_gripper_opening_m)
+        self._opening = 0.0 if self._hold_shut else float(self.arm.home_gripper_opening_m)
+        self.sim.reset(object_position=obj if self.arm.object_body is not None else None,
+                       qpos=self._start_q, gripper_opening_m=self._opening)
+        self._target = self._start_q.copy()
         if goal.size:
             self.sim.set_goal_marker(goal)
         self._commands.clear()
@@ -227,7 +241,10 @@ class BridgeCore:
         task = get_task(self.config.task)
         if not task.has_object:
             return PARKED_OBJECT_M.copy()
-        return sample_object_start(task, self.rng, goal)
+        try:
+            return sample_object_start(task, self.rng, goal, self._tool_start)
+        except ConfigError as exc:
+            raise StateError(f"reset: {exc}") from None
 
     def status_values(self) -> dict[str, Any]:
         return {"sim_time_s": self.clock_ns * 1e-9, "task": self.config.task,

@@ -40,10 +40,9 @@ from her_goals.robot.drawer import (
     DrawerGeometry,
     packaged_drawer_model_path,
 )
-from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
-from her_goals.robot.kinematics import Kinematics
+from her_goals.robot.ik import DEFAULT_IK, IKSettings
 from her_goals.robot.observation import ObservationBuilder
-from her_goals.tasks import DRAWER_MIN_START_GOAL_M, DRAWER_TOOL_START_M
+from her_goals.tasks import DRAWER_MIN_START_GOAL_M
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import ENV_CLASSES, HerArmEnv
 
@@ -159,7 +158,9 @@ class DrawerEnv(HerArmEnv):
         self.observation_layout = self.observation_builder.layout
         self._tcp_slice = self.observation_layout.slice("tcp_pos")
         self.achieved_goal_extractor = JointAngleExtractor(self.goal_space, self.drawer.joint)
-        self.start_qpos = posture_for(self.kinematics, DRAWER_TOOL_START_M)
+        self.start_qpos = (
+            self._start_qpos if self._start_qpos is not None else np.asarray(self.arm_config.home_qpos_rad)
+        )
         """Arm joint positions at reset: the tool at DRAWER_TOOL_START_M, pointing down."""
         dim = self.goal_space.dim
         self.observation_space = spaces.Dict(
@@ -218,21 +219,6 @@ class DrawerEnv(HerArmEnv):
         obs = self._observe(self._state, None)
         self._needs_reset = False
         return obs, {"is_success": self._success(obs), "split": split, "physics_diverged": False}
-
-
-def posture_for(kinematics: Kinematics, tcp_m: tuple[float, float, float]) -> NDArray[np.float64]:
-    """Arm joint positions (rad) with the tool at ``tcp_m`` pointing down, by IK from home."""
-    target = np.asarray(tcp_m, dtype=np.float64)
-    q = np.array(kinematics.home_qpos, dtype=np.float64)
-    for _ in range(200):
-        error = target - kinematics.fk(q)
-        if float(np.linalg.norm(error)) < 1e-3:
-            return q
-        q = cartesian_step(kinematics, q, error, 1.0)
-    raise ConfigError(
-        f"the arm cannot put its tool at {list(tcp_m)} m (the drawer task's start); "
-        f"IK ended {float(np.linalg.norm(error)):.3g} m away. Check the arm model and home_qpos_rad."
-    )
 
 
 def sample_drawer_start(drawer: DrawerGeometry, rng: np.random.Generator, goal_m: float) -> float:

@@ -44,6 +44,7 @@ from her_goals.tasks import (
     BLOCK_HALF_SIZE_M,
     MAX_STEP_M,
     MIN_START_GOAL_DISTANCE_M,
+    MIN_TOOL_OBJECT_XY_M,
     TABLE_Z_M,
     TASKS,
     TaskSpec,
@@ -58,9 +59,73 @@ from her_mujoco.sim import ArmSim
 # its edge: the IK gets within 1 cm of them).
 WORKSPACE_LOW = np.array([0.25, -0.30, 0.01])
 WORKSPACE_HIGH = np.array([0.70, 0.30, 0.40])
+TABLE_GRASP_TCP_Z_M = 0.015
+"""tcp height of a grasp on the table: fingertips 1 cm above it."""
+GRASP_OFFSET_M = 0.02
+"""Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
+
+
+def solve_start_posture(
+    kinematics: Kinematics,
+    tool: ArrayLike,
+    dt_s: float,
+    settings: IKSettings = DEFAULT_IK,
+    *,
+    what: str = "task",
+    q0: ArrayLike | None = None,
+    tol_m: float = 1e-5,
+) -> NDArray[np.float64]:
+    """Joint positions (rad) with the tool at ``tool`` (m, base_link), pointing down.
+
+    The differential IK run from the home posture, so the redundant joint ends where
+    the IK's null-space pull leaves it (or from ``q0``), until within ``tol_m``; the
+    damping and the null-space pull can stall it near 0.2 mm, so a solve that must be fast
+    gives a looser ``tol_m``. A ConfigError if the IK cannot get within 1 mm.
+    """
+    target = np.asarray(tool, dtype=np.float64)
+    q = kinematics.home_qpos.copy() if q0 is None else np.array(q0, dtype=np.float64)
+    for _ in range(2000):
+        err = target - kinematics.fk(q)
+        if np.linalg.norm(err) < tol_m:
+            break
+        step = err * min(1.0, MAX_STEP_M / float(np.linalg.norm(err)))
+        q = cartesian_step(kinematics, q, step, dt_s, settings=settings)
+    miss = float(np.linalg.norm(target - kinematics.fk(q)))
+    if miss > 1e-3:
+        raise ConfigError(
+            f"{what}: the arm cannot put its tool at the start position {target.tolist()} "
+            f"(IK misses by {miss:.4f} m); choose one within reach"
+        )
+    return q
+
+
+def sample_object_start(
+    task: TaskSpec,
+    rng: np.random.Generator,
+    goal: NDArray[np.float64] | None,
+    tool_xy: ArrayLike,
+) -> NDArray[np.float64]:
+    """An object start in the task's start region, at least ``max(MIN_START_GOAL_DISTANCE_M,
+    tolerance)`` from ``goal`` (never solved at reset) and MIN_TOOL_OBJECT_XY_M (xy) from the
+    tool (Fetch's rule: no block under the gripper), uniform otherwise."""
+    if task.object_start is None:
+        raise ConfigError(f"task {task.name!r} has no object to place")
+    min_goal = max(MIN_START_GOAL_DISTANCE_M, task.tolerance)
+    tool_xy = np.asarray(tool_xy, dtype=np.float64)[:2]
+    for _ in range(1000):
+        start = task.object_start.sample(rng, 1)[0]
+        if (goal is None or np.linalg.norm(start - goal) >= min_goal) and (
+            np.linalg.norm(start[:2] - tool_xy) >= MIN_TOOL_OBJECT_XY_M
+        ):
+            return start
+    raise ConfigError(
+        f"could not place the object at least {min_goal} m from goal "
+        f"{None if goal is None else np.asarray(goal).tolist()} and {MIN_TOOL_OBJECT_XY_M} m (xy) "
+        f"from the tool inside {task.object_start.low}..{task.object_start.high}"
+    )
 
 
 def _coerce_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | None) -> ArmConfig:
@@ -89,6 +154,15 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     goal_space_name: ClassVar[str]
     has_object: ClassVar[bool]
     goal_region: ClassVar[GoalRegion]
+    tool_start_m: ClassVar[tuple[float, float, float] | None] = None
+    """Tool position at reset (m, base_link; the task's ``tool_start``); None: home posture."""
+    start_gripper_opening_m: ClassVar[float | None] = None
+    """Gripper opening at reset (m); None: the arm config's home opening."""
+    grasp_on_table: ClassVar[bool] = False
+    """Grasped training starts hold the block where it starts on the table (pick_and_place)
+    instead of lifted at the tool's start position (the HER paper's single state)."""
+    block_gripper: ClassVar[bool] = False
+    """Hold the gripper shut and ignore action[3] (the task's ``block_gripper``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -98,6 +172,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         cls.goal_space_name = cls.task.goal_space
         cls.has_object = cls.task.has_object
         cls.goal_region = cls.task.goal_region
+        cls.tool_start_m = cls.task.tool_start
+        cls.block_gripper = cls.task.block_gripper
 
     def __init__(
         self,
@@ -107,7 +183,17 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         goal_seed: int = 0,
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
+        train_grasped_start: float = 0.0,
     ) -> None:
+        if not 0.0 <= train_grasped_start <= 1.0 or (train_grasped_start and not self.has_object):
+            raise ConfigError(
+                f"train_grasped_start={train_grasped_start}: give a share in [0, 1], and only "
+                "for tasks with an object"
+            )
+        self.train_grasped_start = float(train_grasped_start)
+        """Share of training-split resets that start with the block held in the gripper at
+        the tool's start position (the HER paper's pick-and-place exploration aid);
+        requested and held-out goals always start with the block on the table."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
                 f"render_mode {render_mode!r} is not supported; use one of "
@@ -155,6 +241,19 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         )
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._max_opening = self.arm_config.gripper_max_opening_m
+        self._start_qpos = (
+            None
+            if self.tool_start_m is None
+            else solve_start_posture(
+                self.kinematics,
+                self.tool_start_m,
+                self.control_period_s,
+                self.ik_settings,
+                what=f"task {self.task_name!r}",
+            )
+        )
+        q0 = self.arm_config.home_qpos_rad if self._start_qpos is None else self._start_qpos
+        self._tool_start = self.kinematics.fk(np.asarray(q0, dtype=np.float64))
         self._goal = np.zeros(dim)
         self._state: RobotState | None = None
         self._obs: dict[str, NDArray[np.float64]] | None = None
@@ -220,14 +319,46 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self._goal = goal
 
         object_position: NDArray[np.float64] | None = None
-        if self.has_object:
+        grasped = (
+            split == "train"
+            and "object_position" not in options
+            and self.train_grasped_start > 0.0
+            and self.np_random.random() < self.train_grasped_start
+        )
+        start_q = self._start_qpos
+        if grasped and self.grasp_on_table:
+            # Grasp where the block starts: tool lowered around it on the table.
+            object_position = self._sample_object_start(goal)
+            tool = object_position - np.array([0.0, 0.0, BLOCK_HALF_SIZE_M - TABLE_GRASP_TCP_Z_M])
+            start_q = solve_start_posture(
+                self.kinematics, tool, self.control_period_s, self.ik_settings,
+                what=f"task {self.task_name!r} grasped start", q0=self._start_qpos, tol_m=5e-4,
+            )
+        elif grasped:
+            object_position = self._tool_start + np.array([0.0, 0.0, GRASP_OFFSET_M])
+            grasped = bool(
+                np.linalg.norm(object_position - goal) >= max(MIN_START_GOAL_DISTANCE_M, self.goal_space.tolerance)
+            )
+        if grasped:
+            pass
+        elif self.has_object:
             if "object_position" in options:
                 object_position = np.asarray(options["object_position"], dtype=np.float64)
             else:
                 object_position = self._sample_object_start(goal)
         elif self.arm_config.object_body is not None:
             object_position = PARKED_OBJECT_M
-        self.sim.reset(object_position=object_position)
+        self.sim.reset(
+            object_position=object_position,
+            qpos=start_q,
+            gripper_opening_m=2 * BLOCK_HALF_SIZE_M if grasped else (
+                0.0 if self.block_gripper else self.start_gripper_opening_m
+            ),
+        )
+        if grasped:
+            self.sim.set_joint_targets(
+                start_q if start_q is not None else np.asarray(self.arm_config.home_qpos_rad), 0.0
+            )
         self.sim.set_goal_marker(goal)
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
@@ -236,6 +367,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             "is_success": self._success(obs),
             "split": split,
             "physics_diverged": False,
+            "grasped_start": grasped,
         }
         return obs, info
 
@@ -263,7 +395,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         q_target = cartesian_step(
             self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
         )
-        self.sim.set_joint_targets(q_target, 0.5 * (a[3] + 1.0) * self._max_opening)
+        opening = 0.0 if self.block_gripper else 0.5 * (a[3] + 1.0) * self._max_opening
+        self.sim.set_joint_targets(q_target, opening)
         self.sim.step()
 
         diverged = self.sim.diverged
@@ -296,7 +429,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         return float(self.goal_space.is_success(obs["achieved_goal"], obs["desired_goal"]))
 
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
-        return sample_object_start(self.task, self.np_random, goal)
+        return sample_object_start(self.task, self.np_random, goal, self._tool_start)
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.
@@ -327,31 +460,26 @@ class ReachEnv(HerArmEnv):
 
 
 class PushEnv(HerArmEnv):
-    """Push the block across the table to a goal on the table."""
+    """Push the block across the table to a goal on the table.
+
+    As in FetchPush: the tool starts at the block's height (tcp 0.9 cm below the block
+    centre, fingertips 1.1 cm above the table), the block at least 10 cm (xy) from it,
+    and the gripper is held shut (action[3] is ignored).
+    """
 
     spec_name = "push"
 
 
 class PickAndPlaceEnv(HerArmEnv):
-    """Move the block to a goal on the table (half the goals) or up to 30 cm above it."""
+    """Move the block to a goal on the table (half the goals) or up to 30 cm above it.
+
+    As in FetchPickAndPlace, the tool starts 11 cm above the block's centre height with
+    the gripper open. (Fetch's air goals reach 45 cm; this arm's reach with the gripper
+    pointing down ends near a 40 cm tcp height at the far corners, hence 30 cm.)
+    """
 
     spec_name = "pick_and_place"
-
-
-def sample_object_start(
-    task: TaskSpec, rng: np.random.Generator, goal: NDArray[np.float64] | None
-) -> NDArray[np.float64]:
-    """An object start in the task's start region at least MIN_START_GOAL_DISTANCE_M from ``goal``."""
-    if task.object_start is None:
-        raise ConfigError(f"task {task.name!r} has no object to place")
-    for _ in range(1000):
-        start = task.object_start.sample(rng, 1)[0]
-        if goal is None or np.linalg.norm(start - goal) >= MIN_START_GOAL_DISTANCE_M:
-            return start
-    raise ConfigError(
-        f"could not place the object at least {MIN_START_GOAL_DISTANCE_M} m from goal "
-        f"{np.asarray(goal).tolist()} inside {task.object_start.low}..{task.object_start.high}"
-    )
+    grasp_on_table = True
 
 
 ENV_CLASSES: dict[str, type[HerArmEnv]] = {

@@ -77,6 +77,7 @@ def sim_control_loop(
         achieved_goal=task.achieved_goal_extractor,
         goal_region=task.goal_region,
         tcp_slice=observe.layout.slice("tcp_pos"),
+        hold_gripper_shut=task.block_gripper,  # push: the fingers shut, as in training
     )
 
     def send(decision: SafetyDecision) -> None:

@@ -92,6 +92,7 @@ class TickPipeline:
         tool_position: Callable[[Vector], ArrayLike] | None = None,
         tcp_slice: slice | None = None,
         clip_target_to_workspace: bool = True,
+        hold_gripper_shut: bool = False,
     ) -> None:
         if limits.n_joints != monitor.n_joints:
             raise ConfigError(
@@ -106,6 +107,8 @@ class TickPipeline:
         self.tool_position = tool_position if tool_position is not None else monitor._kin.fk
         self.tcp_slice = tcp_slice
         self.clip_target_to_workspace = clip_target_to_workspace
+        self.hold_gripper_shut = hold_gripper_shut
+        """Command the smallest opening whatever the actor asks (a task's ``block_gripper``)."""
         # The workspace box shrunk by 1 mm, so a clipped target is not on the monitor's boundary.
         self._box_lo = monitor.workspace_low_m + 1e-3
         self._box_hi = monitor.workspace_high_m - 1e-3
@@ -185,6 +188,8 @@ class TickPipeline:
             flags = limited.flags
             limited_action = limited.action
             gripper_m = limited.gripper_m
+            if self.hold_gripper_shut and gripper_m is not None:
+                gripper_m = self.limits.config.gripper_range_m[0]
             if not flags & _NON_FINITE:
                 try:
                     command, flags, step_fraction, detail = self._command(
@@ -353,12 +358,14 @@ def build_pipeline(
     achieved_goal: Callable[[RobotState], ArrayLike] | None = None,
     goal_region: GoalRegion | None = None,
     tcp_slice: slice | None = None,
+    hold_gripper_shut: bool = False,
 ) -> TickPipeline:
     """Wire limits, monitor and pipeline from one :class:`SafetyStackConfig`.
 
     ``kinematics`` has ``joint_names``, ``joint_limits``, ``velocity_limits``, ``fk``,
     ``jacobian`` (and optionally ``pose_and_jacobian``), like
     ``her_goals.robot.kinematics.Kinematics`` or :class:`her_policy.deploy.toy_arm.ToyArm`.
+    ``hold_gripper_shut``: the task's ``block_gripper`` (push: trained with the fingers shut).
     """
     vel_step = (
         np.asarray(kinematics.velocity_limits, dtype=np.float64)
@@ -384,4 +391,5 @@ def build_pipeline(
         achieved_goal=achieved_goal,
         tcp_slice=tcp_slice,
         clip_target_to_workspace=config.loop.clip_target_to_workspace,
+        hold_gripper_shut=hold_gripper_shut,
     )

@@ -184,7 +184,8 @@ class PolicyCore:
         self.pipeline: TickPipeline = build_pipeline(
             self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
             ik=lambda q, step: cartesian_step(self.kin, q, step, self.period_s), achieved_goal=achieved,
-            goal_region=task.goal_region, tcp_slice=self.observe.layout.slice("tcp_pos"))
+            goal_region=task.goal_region, tcp_slice=self.observe.layout.slice("tcp_pos"),
+            hold_gripper_shut=task.block_gripper)
         self.monitor = self.pipeline.monitor
         self._joints: tuple[tuple[str, ...], Vector, Vector, Vector, int] | None = None
         self._pose: tuple[Vector, int] | None = None

@@ -67,6 +67,10 @@ class TrainConfig:
     """Std of Gaussian action noise, in units of the action half-range (None: 0.2 ddpg/td3, 0 sac)."""
     random_eps: Fraction | None = None
     """Chance of a uniformly random action per step (None: 0.3 ddpg, 0 td3/sac)."""
+    grasped_start: Fraction = 0.0
+    """Share of training episodes of an her_mujoco object task that start with the block held
+    in the closed gripper where it lies (after the HER paper's pick-and-place aid); evaluation
+    episodes never do."""
     # -- updates ---------------------------------------------------------------
     updates_per_step: NonNegativeFloat = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
@@ -141,6 +145,11 @@ class TrainConfig:
         if self.task is not None and self.env is not None:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
         check_fields(self, where="train config")
+        if self.grasped_start and self.env is not None:
+            raise ConfigError(
+                f"grasped_start is an her_mujoco task option; env {self.env!r} has no such reset. "
+                "Drop grasped_start or train a --task"
+            )
 
     # -- algorithm-dependent defaults ------------------------------------------
     @property

@@ -17,6 +17,7 @@ a buffer filled from recorded episodes, no env needed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -191,6 +192,11 @@ def train(
         if cfg.env is None and cfg.task is None:
             raise PolicyError("train() needs config.env or config.task, or an env_factory")
         env_factory = EnvSource(env_id=cfg.env, task=cfg.task)
+    if cfg.grasped_start and isinstance(env_factory, EnvSource) and env_factory.task is not None:
+        # Only training-split resets use it; evaluation asks for requested goals.
+        env_factory = dataclasses.replace(
+            env_factory, kwargs=(*env_factory.kwargs, ("train_grasped_start", cfg.grasped_start))
+        )
     probe = env_factory()
     space = goal_space_of(probe, name=cfg.env)
     layout = layout_of(probe)
