@@ -100,8 +100,10 @@ class EpisodeArrays:
         terminated: bool,
         truncated: bool,
         success: float,
+        sim_params: dict[str, Any] | None = None,
     ) -> EpisodeArrays:
-        """An episode from a rollout's ``T + 1`` observations and achieved goals (views, no copy)."""
+        """An episode from a rollout's ``T + 1`` observations and achieved goals (views, no copy);
+        ``sim_params``: the simulated episode's randomised physics and sensing, if any."""
         obs = np.asarray(observations, dtype=np.float64)
         ag = np.asarray(achieved_goals, dtype=np.float64)
         act = np.asarray(actions, dtype=np.float64)
@@ -125,4 +127,5 @@ class EpisodeArrays:
             terminated=end_terminated,
             truncated=end_truncated,
             success=float(success),
+            sim_params=sim_params,
         )

@@ -43,6 +43,7 @@ from her_goals.robot.drawer import (
 from her_goals.robot.ik import DEFAULT_IK, IKSettings
 from her_goals.robot.observation import ObservationBuilder
 from her_goals.tasks import DRAWER_MIN_START_GOAL_M
+from her_mujoco.randomization import DomainRandomization
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import ENV_CLASSES, HerArmEnv
 
@@ -130,11 +131,12 @@ class DrawerEnv(HerArmEnv):
         goal_seed: int = 0,
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
+        randomization: DomainRandomization | None = None,
     ) -> None:
         config = drawer_arm_config(arm_config)
         super().__init__(
             config, tolerance_m=tolerance_m, goal_seed=goal_seed, ik_settings=ik_settings,
-            render_mode=render_mode,
+            render_mode=render_mode, randomization=randomization,
         )  # fmt: skip
         # The base built an ArmSim of this model; the drawer's reports the drawer joint too.
         self.sim: DrawerSim = DrawerSim(self.arm_config, model=self.sim.model)
@@ -185,6 +187,7 @@ class DrawerEnv(HerArmEnv):
         gym.Env.reset(self, seed=seed)
         if seed is not None:
             self.goal_sampler.reset(seed)  # the training stream only; held-out goals stay fixed
+            self._dr_rng = np.random.default_rng([seed, 0xD0])
         options = dict(options or {})
         for key in options:
             if key not in _RESET_OPTIONS:
@@ -213,12 +216,16 @@ class DrawerEnv(HerArmEnv):
             start = float(self.drawer.check_goal(np.ravel(options["drawer_position"]), "options['drawer_position']")[0])
         else:
             start = sample_drawer_start(self.drawer, self.np_random, float(goal[0]))
+        sim_params = self._randomize(split)
         self.sim.reset(qpos=self.start_qpos, drawer_position_m=start)
         self.sim.set_goal_marker(self.drawer.handle_position(goal[0]))
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
         self._needs_reset = False
-        return obs, {"is_success": self._success(obs), "split": split, "physics_diverged": False}
+        info: dict[str, Any] = {"is_success": self._success(obs), "split": split, "physics_diverged": False}
+        if sim_params is not None:
+            info["sim_params"] = sim_params
+        return obs, info
 
 
 def sample_drawer_start(drawer: DrawerGeometry, rng: np.random.Generator, goal_m: float) -> float:

@@ -51,6 +51,7 @@ from her_goals.tasks import (
     get_task,
 )
 from her_mujoco.errors import ActionError, EpisodeOrderError
+from her_mujoco.randomization import DomainRandomization, SimParams
 from her_mujoco.sim import ArmSim
 
 # Where the tool may be sent (m, base_link): over the table, clear of the base, with
@@ -184,6 +185,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
         train_grasped_start: float = 0.0,
+        randomization: DomainRandomization | None = None,
     ) -> None:
         if not 0.0 <= train_grasped_start <= 1.0 or (train_grasped_start and not self.has_object):
             raise ConfigError(
@@ -191,6 +193,12 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                 "for tasks with an object"
             )
         self.train_grasped_start = float(train_grasped_start)
+        self.randomization = randomization
+        """Domain randomisation of training-split resets (``her train --randomize``): each one
+        draws its physics and sensing (:class:`SimParams`) from these ranges, reported in the
+        reset's ``info["sim_params"]``; requested and held-out goals run as the sim is set."""
+        self._randomized = False
+        self._dr_rng = np.random.default_rng(0)
         """Share of training-split resets that start with the block held in the gripper at
         the tool's start position (the HER paper's pick-and-place exploration aid);
         requested and held-out goals always start with the block on the table."""
@@ -293,6 +301,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         if seed is not None:
             # Reseeds the training stream only; the held-out list stays fixed.
             self.goal_sampler.reset(seed)
+            self._dr_rng = np.random.default_rng([seed, 0xD0])
         options = dict(options or {})
         for key in options:
             if key not in _RESET_OPTIONS:
@@ -348,6 +357,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                 object_position = self._sample_object_start(goal)
         elif self.arm_config.object_body is not None:
             object_position = PARKED_OBJECT_M
+        sim_params = self._randomize(split)
         self.sim.reset(
             object_position=object_position,
             qpos=start_q,
@@ -369,7 +379,25 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             "physics_diverged": False,
             "grasped_start": grasped,
         }
+        if sim_params is not None:
+            info["sim_params"] = sim_params
         return obs, info
+
+    def _randomize(self, split: str) -> dict[str, Any] | None:
+        """Before a reset: a training episode draws its SimParams from ``randomization`` (from
+        its own stream, so goals and starts are those of the unrandomised run); any other
+        episode after randomised ones runs nominal. Returns the record of what was drawn."""
+        if self.randomization is None:
+            return None
+        if split != "train":
+            if self._randomized:
+                self.sim.set_params(SimParams())
+                self._randomized = False
+            return None
+        params = self.randomization.sample(self._dr_rng)
+        self.sim.set_params(params, seed=int(self._dr_rng.integers(2**31)))
+        self._randomized = True
+        return params.record()
 
     def step(
         self, action: ArrayLike

@@ -79,6 +79,7 @@ class BagRoundTrip:
             reason=self.split,
             split=self.split,
             stream_index=NO_INDEX,
+            sim_params=episode.sim_params,
         )
         for t in range(n):
             last = t == n - 1

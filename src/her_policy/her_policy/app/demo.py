@@ -38,6 +38,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     # push and pick_and_place: their presets' env-step budgets (150k, 500k), no wall-clock cap.
     "push": {},
     "pick_and_place": {},
+    "drawer": {},
 }
 """Per-task overrides of the training preset (``her train --task`` uses the same preset)."""
 
@@ -248,7 +249,7 @@ class DemoSettings:
     """``her demo``: train, deploy through the safety monitor, and audit a task on the MuJoCo arm."""
 
     task: str = "reach"
-    """Task to run: reach (minutes), push or pick_and_place (longer)."""
+    """Task to run: reach (minutes), push, drawer or pick_and_place (longer)."""
     out: OutputDir | None = None
     """Run directory (default runs/demo-<task>-<time>); must not hold a demo run yet."""
     seed: NonNegativeInt = 0
@@ -257,8 +258,14 @@ class DemoSettings:
     """Held-out requested goals to evaluate."""
     quiet: bool = False
     """No progress display."""
+    randomize: str = "none"
+    """Domain randomisation of the training episodes: none or default (her_mujoco.randomization);
+    each episode's parameters go into its training bag. The evaluation runs nominal."""
 
     def __post_init__(self) -> None:
+        from her_mujoco.randomization import DomainRandomization
+
+        DomainRandomization.from_spec(self.randomize)
         if self.task not in DEMO_SETTINGS:
             raise ConfigError(
                 f"--task {self.task!r}: no demo for it.{suggest(self.task, DEMO_SETTINGS)} "
@@ -287,6 +294,7 @@ def _main(args: argparse.Namespace) -> int:
         seed=settings.seed,
         eval_goals=settings.eval_goals,
         progress=not settings.quiet,
+        overrides={"randomize": settings.randomize} if settings.randomize != "none" else None,
     )
     print(result.summary())
     return 0 if result.verdict == "verified" else 1

@@ -62,10 +62,12 @@ class Collector:
         act_lists: list[list[Any]] = [[] for _ in range(n)]
         ends: list[tuple[bool, bool, float]] = [(False, False, 0.0)] * n
         current = []
+        params: list[dict[str, Any] | None] = []
         for i, env in enumerate(self.envs):
             # Seed once: later resets continue each env's own random stream.
             kwargs = {"seed": training_seed(self.seed, i)} if not self._seeded else {}
-            o, _ = env.reset(**kwargs)
+            o, reset_info = env.reset(**kwargs)
+            params.append(reset_info.get("sim_params"))  # domain randomisation, into the bag
             current.append(o)
             obs_lists[i].append(o["observation"])
             ag_lists[i].append(o["achieved_goal"])
@@ -119,6 +121,7 @@ class Collector:
                     terminated=ends[i][0],
                     truncated=ends[i][1],
                     success=ends[i][2],
+                    sim_params=params[i],
                 )
             )
         return episodes

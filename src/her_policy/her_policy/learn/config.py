@@ -71,6 +71,10 @@ class TrainConfig:
     """Share of training episodes of an her_mujoco object task that start with the block held
     in the closed gripper where it lies (after the HER paper's pick-and-place aid); evaluation
     episodes never do."""
+    randomize: str | dict[str, Any] = "none"
+    """Domain randomisation of training episodes (her_mujoco tasks): none, default (the
+    standard ranges of her_mujoco.randomization) or, in YAML, a block of [low, high] ranges
+    per parameter. Each episode's drawn parameters go into its bag; evaluation runs nominal."""
     # -- updates ---------------------------------------------------------------
     updates_per_step: NonNegativeFloat = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
@@ -145,6 +149,15 @@ class TrainConfig:
         if self.task is not None and self.env is not None:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
         check_fields(self, where="train config")
+        if self.randomize != "none":
+            from her_mujoco.randomization import DomainRandomization
+
+            DomainRandomization.from_spec(self.randomize)  # names a typo or a bad range now
+            if self.env is not None:
+                raise ConfigError(
+                    f"randomize is an her_mujoco task option; env {self.env!r} cannot be randomised. "
+                    "Drop --randomize or train a --task"
+                )
         if self.grasped_start and self.env is not None:
             raise ConfigError(
                 f"grasped_start is an her_mujoco task option; env {self.env!r} has no such reset. "

@@ -192,11 +192,17 @@ def train(
         if cfg.env is None and cfg.task is None:
             raise PolicyError("train() needs config.env or config.task, or an env_factory")
         env_factory = EnvSource(env_id=cfg.env, task=cfg.task)
-    if cfg.grasped_start and isinstance(env_factory, EnvSource) and env_factory.task is not None:
-        # Only training-split resets use it; evaluation asks for requested goals.
-        env_factory = dataclasses.replace(
-            env_factory, kwargs=(*env_factory.kwargs, ("train_grasped_start", cfg.grasped_start))
-        )
+    if isinstance(env_factory, EnvSource) and env_factory.task is not None:
+        # Only training-split resets use these; evaluation asks for requested goals.
+        extra: list[tuple[str, Any]] = []
+        if cfg.grasped_start:
+            extra.append(("train_grasped_start", cfg.grasped_start))
+        if cfg.randomize != "none":
+            from her_mujoco.randomization import DomainRandomization
+
+            extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
+        if extra:
+            env_factory = dataclasses.replace(env_factory, kwargs=(*env_factory.kwargs, *extra))
     probe = env_factory()
     space = goal_space_of(probe, name=cfg.env)
     layout = layout_of(probe)
