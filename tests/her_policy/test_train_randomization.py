@@ -12,11 +12,11 @@ import pytest
 
 import her_mujoco
 from her_goals.errors import ConfigError
+from her_mujoco.randomization import DEFAULT_RANDOMIZATION, DomainRandomization
 from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.learn.collect import Collector, Exploration
 from her_policy.learn.config import build_train_config
 from her_policy.learn.envs import EnvSource, layout_of
-from her_mujoco.randomization import DEFAULT_RANDOMIZATION, DomainRandomization
 from her_recorder import EpisodeRecorder
 from her_recorder.reader import read_episodes
 
