@@ -251,3 +251,31 @@ def test_the_drawer_task_reads_the_drawer_joint_and_its_geometry_from_the_arm_mo
     # Joint states without the drawer's joint are dropped, naming it.
     core.on_joint_state(js(types, 80 * MS))
     assert "lacks joint(s) ['drawer_slide']" in core.health.diagnostic().message
+
+
+def test_following_a_learner_swaps_versions_only_when_an_episode_starts(types: mc.MessageTypes, tmp_path: Path):
+    from her_policy.artefact.versions import publish_version
+
+    run = tmp_path / "learner"  # her learn --out RUN: versions in RUN/versions
+    core = PolicyCore(PolicyConfig(task="reach", follow=str(run), fallback="scripted"))
+    assert core.actor_kind == "following" and core.policy == "scripted"  # no version yet
+    start(core)
+    core.on_joint_state(js(types, 0))
+    assert core.tick(0).command is not None and not core.last.hold
+    # A version published mid-episode does not act in it: Steps still name the fallback.
+    publish_version(run / "versions", 1, write_artefact(tmp_path / "a1"), [("s", "b", 0)])
+    core.on_joint_state(js(types, 40 * MS))
+    assert [s.policy for s in core.tick(40 * MS).steps] == ["scripted"]
+    start(core, episode=1)  # between episodes: v0001 fits and swaps in
+    assert core.following.version == "v0001" and core.policy == core.artefact_hash != ""
+    # An unfit newer version (another goal space) is refused with a diagnostic; v0001 keeps acting.
+    publish_version(run / "versions", 2, write_artefact(tmp_path / "a2", goal_space="object_position"), [])
+    start(core, episode=2)
+    assert core.following.version == "v0001"
+    level, message = core.health.problems["version"]
+    assert level == WARN and "v0002 refused, v0001 keeps acting" in message
+
+
+def test_artefact_and_follow_together_are_refused():
+    with pytest.raises(Exception, match="artefact .* or follow"):
+        PolicyConfig(task="reach", artefact="x", follow="y")

@@ -38,7 +38,9 @@ from lifecycle_msgs.msg import Transition
 ARGS = (
     ("task", "reach", "reach | push | pick_and_place"),
     ("artefact", "", "policy artefact directory (her train --out DIR gives DIR/policy); empty = fallback"),
-    ("fallback", "hold", "without an artefact: hold | scripted | random"),
+    ("follow", "", "a continuous learner's run (her learn --out RUN): its newest fitting version acts, "
+     "swapped in when an episode starts; instead of artefact"),
+    ("fallback", "hold", "without an artefact (or before the first followed version): hold | scripted | random"),
     ("bag_dir", "her_bags", "session directory of the episode bags"),
     ("record", "true", "run the recorder node"),
     ("namespace", "", "namespace of the whole stack (topics, services, TF), e.g. arm1; empty = none"),
@@ -88,8 +90,8 @@ def generate_launch_description() -> LaunchDescription:
     )
     policy = LifecycleNode(
         package="her_policy", executable="policy_node", name="policy_node", namespace="", output="screen",
-        parameters=[config, {**common, "artefact": text("artefact"), "fallback": arg["fallback"],
-                             "safety_config": text("safety_config"), "arm_config": text("arm_config"),
+        parameters=[config, {**common, "artefact": text("artefact"), "follow": text("follow"),
+                             "fallback": arg["fallback"], "safety_config": text("safety_config"), "arm_config": text("arm_config"),
                              "command_interface": arg["command_interface"], "command_topic": text("command_topic"),
                              "gripper_topic": text("gripper_topic"), "random_eps": arg["random_eps"],
                              "noise_std": arg["noise_std"]}],

@@ -22,6 +22,7 @@ from launch_ros.substitutions import FindPackageShare
 SIM_ARGS = (
     ("task", "reach", "reach | push | pick_and_place"),
     ("artefact", "", "policy artefact directory (her train --out DIR gives DIR/policy); empty = fallback"),
+    ("follow", "", "a continuous learner's run (her learn --out RUN) to follow instead of an artefact"),
     ("bag_dir", "her_bags", "session directory of the episode bags"),
     ("namespace", "", "namespace of the whole stack, bridge included (e.g. arm1); empty = none"),
     ("config", "her_ros.yaml", "node parameter YAML (default: her_bringup's config/her_ros.yaml)"),
@@ -45,7 +46,7 @@ def generate_launch_description() -> LaunchDescription:
     arm = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "arm.launch.py"])),
         launch_arguments={
-            **{name: arg[name] for name in ("task", "artefact", "bag_dir", "config", "fallback",
+            **{name: arg[name] for name in ("task", "artefact", "follow", "bag_dir", "config", "fallback",
                                             "arm_config", "command_interface", "namespace")},
             "reset_service": "bridge_node/reset",  # relative: this namespace's bridge
         }.items(),

@@ -77,6 +77,19 @@ def publish_version(
     return final
 
 
+VERSIONS_DIR = "versions"
+"""Where a continuous learner's run directory (``her learn --out RUN``) keeps its versions."""
+
+
+def versions_dir(path: Path) -> Path:
+    """The versions directory of a learner's run ``path`` (``RUN/versions``), or ``path`` itself
+    when it is one already (it holds versions, or a ``LATEST`` pointer, or is named so)."""
+    path = Path(path)
+    if path.name == VERSIONS_DIR or (path / LATEST_FILE).exists() or published(path):
+        return path
+    return path / VERSIONS_DIR
+
+
 def published(versions: Path) -> list[int]:
     """Numbers of the complete versions in ``versions``, ascending."""
     if not versions.is_dir():

@@ -30,6 +30,7 @@ import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -53,7 +54,9 @@ from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.spaces import get_goal_space
 from her_goals.tasks import TaskSpec, get_task
+from her_policy.artefact.versions import versions_dir
 from her_policy.deploy.fit import check_artefact
+from her_policy.deploy.hot_swap import FollowingPolicy, SwapEvent
 from her_policy.deploy.pipeline import (
     CachedKinematics,
     Observed,
@@ -75,6 +78,9 @@ class PolicyConfig:
 
     task: str = doc("reach", "registered task (her_goals.tasks): observation layout, goal space, goal region")
     artefact: str = doc("", "policy artefact directory (her train --out DIR)/policy; empty = fallback")
+    follow: str = doc("", "a continuous learner's run directory (her learn --out RUN) to follow: its newest "
+                      "version that fits acts, swapped in only when an episode starts; the fallback acts "
+                      "until the first; empty = the fixed artefact")
     fallback: Literal["hold", "scripted", "random"] = doc(
         "hold", "without an artefact: hold the arm, the task's scripted controller, or random actions")
     random_eps: float = doc(0.0, "exploration: chance per tick of a uniform random action")
@@ -96,6 +102,8 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
+        if self.artefact and self.follow:
+            raise ConfigError("policy_node: give artefact (a fixed policy) or follow (a learner's versions), not both")
         for name in ("joint_states_topic", "object_pose_topic", "estop_topic", "command_topic", "gripper_topic"):
             if getattr(self, name) or name not in ("command_topic", "gripper_topic"):
                 topics.check_topic(getattr(self, name), f"policy_node: {name}")
@@ -175,11 +183,12 @@ class PolicyCore:
         self.actor_kind, self.artefact_hash = "hold", ""
         self.artefact_error = ""
         """Why the configured artefact was not used ("" when it was, or none was asked for)."""
+        self.following: FollowingPolicy | None = None
+        """With ``follow``: the learner's versions, swapped in when an episode starts."""
         self._actor = actor if actor is not None else self._load_actor(task)
         if actor is not None:
             self.actor_kind = "injected"
-        self.policy = policy_id(self.artefact_hash or self.actor_kind, noise_std=config.noise_std,
-                                random_eps=config.random_eps)
+        self.policy = self._policy_name()
         """Named in every Step: the artefact hash (or the fallback), ``+explore`` with exploration."""
         self.pipeline: TickPipeline = build_pipeline(
             self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
@@ -198,6 +207,16 @@ class PolicyCore:
     # -- the actor ---------------------------------------------------------------------------
     def _load_actor(self, task: TaskSpec) -> Any:
         cfg = self.config
+        if cfg.follow:
+            fallback = self._load_fallback(task)
+            fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]
+            self.following = FollowingPolicy(
+                versions_dir(Path(cfg.follow)), self.space, cfg.task, fields, self.stack.limits.action_dim,
+                fallback=fallback, on_swap=self._swapped)
+            self.following.between_episodes()  # a version already published acts from the start
+            self._follow_kind = self.actor_kind
+            self.actor_kind = "following"
+            return self.following
         if cfg.artefact:
             try:
                 from her_policy.artefact.store import load_artefact
@@ -214,6 +233,10 @@ class PolicyCore:
                 return None
             self.actor_kind, self.artefact_hash = "artefact", actor.artefact_hash
             return actor
+        return self._load_fallback(task)
+
+    def _load_fallback(self, task: TaskSpec) -> Any:
+        cfg = self.config
         if cfg.fallback == "scripted":
             from her_policy.deploy.scripted import scripted_controller
 
@@ -225,6 +248,27 @@ class PolicyCore:
             return lambda o, g: self.rng.uniform(-1.0, 1.0, self.stack.limits.action_dim)
         self.health.report("artefact", WARN, "no artefact and fallback 'hold': the arm is held")
         return None
+
+    def _swapped(self, event: SwapEvent) -> None:
+        if event.swapped:
+            self.health.clear("version")
+            self.artefact_hash = self.following.artefact_hash if self.following is not None else ""
+        else:  # refused: the running version (or the fallback) keeps acting
+            self.health.report("version", WARN, event.reason)
+
+    def _between_episodes(self) -> None:
+        """Following a learner: swap in a newer version that fits, then name the actor in Steps."""
+        if self.following is None:
+            return
+        self.following.between_episodes()
+        self.policy = self._policy_name()
+
+    def _policy_name(self) -> str:
+        if self.following is not None:
+            base = self.following.artefact_hash or self._follow_kind
+        else:
+            base = self.artefact_hash or self.actor_kind
+        return policy_id(base, noise_std=self.config.noise_std, random_eps=self.config.random_eps)
 
     def _act(self, observation: Vector, goal: Vector) -> Vector:
         if self._actor is None:
@@ -297,6 +341,7 @@ class PolicyCore:
                 self.episode = None
                 return
             self.health.clear("episode")
+            self._between_episodes()  # never mid-episode
             gate = self.monitor.check_episode(event.desired_goal)
             self.episode = _Episode(event.episode_id, np.asarray(event.desired_goal, dtype=np.float64),
                                     refused="" if gate.accepted else gate.detail)

@@ -36,7 +36,7 @@ from her_goals.episode_arrays import EpisodeArrays
 from her_goals.spaces import GoalSpace
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.store import save_artefact
-from her_policy.artefact.versions import EpisodeKey, publish_version, published
+from her_policy.artefact.versions import VERSIONS_DIR, EpisodeKey, publish_version, published
 from her_policy.errors import PolicyError
 from her_policy.learn.algorithms import Learner, make_learner
 from her_policy.learn.buffer import HerReplayBuffer
@@ -206,7 +206,7 @@ class ContinuousLearner:
 
     @property
     def versions(self) -> Path:
-        return self.out / "versions"
+        return self.out / VERSIONS_DIR
 
     def status(self) -> LearnerStatus:
         return LearnerStatus(
