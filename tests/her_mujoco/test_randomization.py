@@ -105,3 +105,22 @@ def test_the_suite_is_named_with_physical_values_and_bad_ranges_are_refused() ->
         DomainRandomization(block_mass_scale=(0.0, 1.0))
     with pytest.raises(ConfigError, match="unknown"):
         DomainRandomization.from_spec("defualt")
+
+
+def test_robustness_compares_policies_side_by_side_on_the_same_goals(tmp_path) -> None:
+    import json
+
+    from her_policy.app.cli import main
+
+    out = tmp_path / "rb"
+    code = main(["robustness", "scripted", "--compare", "scripted", "--task", "push", "--goals", "3",
+                 "--perturbation", "block_friction_scale=0.5,table_friction_scale=0.5", "--out", str(out)])
+    assert code == 0
+    table = (out / "robustness.md").read_text()
+    assert "| condition | scripted | scripted' |" in table and "| block_friction=0.5x,table_friction=0.5x |" in table
+    both = json.loads((out / "robustness.json").read_text())
+    assert list(both) == ["scripted", "scripted'"]
+    # Same goals, same conditions, a deterministic controller: the same outcome in both columns.
+    assert [r["successes"] for r in both["scripted"]] == [r["successes"] for r in both["scripted'"]]
+    assert (out / "robustness.png").stat().st_size > 0
+    assert main(["robustness", "scripted", "--compare", str(tmp_path / "nope"), "--task", "push"]) == 2

@@ -7,7 +7,8 @@ each: requested-goal success judged on the **true** final state with its Wilson 
 the drop in points from nominal, the mean safety cost per episode, and how often the
 **measured** state (what the loop and a robot's bags see) gave a different verdict than
 the truth (honest sensing). Writes ``robustness.md``, ``robustness.json`` and
-``robustness.png``.
+``robustness.png``. ``--compare`` runs more policies (say, one trained with ``--randomize
+default`` beside one trained without) on the same goals and conditions, side by side.
 """
 
 from __future__ import annotations
@@ -46,14 +47,18 @@ class RobustnessSettings:
     """Directory for robustness.md/.json/.png (default: beside the artefact)."""
     seed: NonNegativeInt = 0
     """Held-out stream seed."""
+    compare: tuple[str, ...] = ()
+    """More policies (artefact directories or 'scripted') run on the same goals and conditions,
+    reported side by side with POLICY (e.g. a --randomize default policy beside a nominal one)."""
 
     def __post_init__(self) -> None:
         try:
             get_task(self.task)
         except ConfigError as exc:
             raise ConfigError(f"--task: {exc}") from None
-        if self.policy != "scripted" and not Path(self.policy).exists():
-            raise ConfigError(f"POLICY {self.policy!r}: not 'scripted' and no such artefact directory")
+        for name, policy in (("POLICY", self.policy), *(("--compare", p) for p in self.compare)):
+            if policy != "scripted" and not Path(policy).exists():
+                raise ConfigError(f"{name} {policy!r}: not 'scripted' and no such artefact directory")
         for spec in self.perturbation:
             parse_perturbation(spec)
 
@@ -179,6 +184,57 @@ def markdown(results: list[ConditionResult], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def policy_label(policy: str) -> str:
+    """A short name for a policy: its run directory for ``RUN/policy``, else its directory name."""
+    path = Path(policy)
+    return path.parent.name if path.name == "policy" and path.parent.name else path.name
+
+
+def markdown_side_by_side(by_policy: dict[str, list[ConditionResult]], title: str) -> str:
+    labels = list(by_policy)
+    lines = [
+        f"# Robustness: {title}",
+        "",
+        "Requested-goal success (true final state) of each policy on the same held-out goals and",
+        "conditions; the drop in points from that policy's own nominal in parentheses.",
+        "",
+        "| condition | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for i, first in enumerate(by_policy[labels[0]]):
+        cells = [f"{rs[i].success:.2f} ({0.0 - rs[i].drop_points + 0.0:+.0f})" for rs in by_policy.values()]
+        lines.append(f"| {first.name} | " + " | ".join(cells) + " |")
+    for label, results in by_policy.items():
+        lines += ["", markdown(results, f"{label}").replace("# Robustness: ", "## ")]
+    return "\n".join(lines) + "\n"
+
+
+def plot_side_by_side(by_policy: dict[str, list[ConditionResult]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(by_policy)
+    names = [r.name for r in by_policy[labels[0]]]
+    height = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) * max(1, len(labels) / 1.5) + 1.4))
+    for k, (label, results) in enumerate(by_policy.items()):
+        y = np.array([r.success for r in results])
+        err = np.maximum([[r.success - r.ci_low for r in results], [r.ci_high - r.success for r in results]], 0.0)
+        ax.barh(np.arange(len(names)) + k * height, y, height=height, xerr=err, capsize=2, label=label)
+    ax.set_yticks(np.arange(len(names)) + height * (len(labels) - 1) / 2, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("requested-goal success (true state)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -229,7 +285,25 @@ def robustness_command(args: argparse.Namespace) -> int:
         Path(settings.policy).parent / "robustness" if settings.policy != "scripted" else Path("robustness")
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    title = f"{settings.task}, policy {Path(settings.policy).name}, {settings.goals} held-out goals"
+    if settings.compare:
+        by_policy: dict[str, list[ConditionResult]] = {}
+        for policy in (settings.policy, *settings.compare):
+            label = policy_label(policy)
+            while label in by_policy:
+                label += "'"
+            print(f"robustness of {policy} on {settings.task} ({settings.goals} held-out goals per condition):")
+            by_policy[label] = run_robustness(
+                policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
+            )
+        title = f"{settings.task}, {' vs '.join(by_policy)}, {settings.goals} held-out goals"
+        (out / "robustness.md").write_text(markdown_side_by_side(by_policy, title))
+        (out / "robustness.json").write_text(json.dumps(
+            {label: [dataclasses.asdict(r) | {"success": r.success} for r in rs] for label, rs in by_policy.items()},
+            indent=1))  # fmt: skip
+        plot_side_by_side(by_policy, out / "robustness.png", title)
+        print(f"report: {out / 'robustness.md'}")
+        return 0
+    title = f"{settings.task}, policy {policy_label(settings.policy)}, {settings.goals} held-out goals"
     print(f"robustness of {settings.policy} on {settings.task} ({settings.goals} held-out goals per condition):")
     results = run_robustness(
         settings.policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
