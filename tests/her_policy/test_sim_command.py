@@ -1,5 +1,6 @@
 """her sim: episodes of the MuJoCo arm recorded to bags through limits and the safety monitor."""
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,17 @@ def test_sim_with_a_missing_artefact_is_a_clear_error(tmp_path: Path) -> None:
     out = her("sim", "--policy", str(tmp_path / "nope"), "--out", str(tmp_path / "bags"))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "nope" in out.stderr
+
+
+def test_recorded_episodes_follow_one_another_in_time(tmp_path: Path) -> None:
+    """ros2 bag play orders by stamp: each episode's messages come after the previous one's."""
+    from mcap.reader import make_reader
+
+    out = tmp_path / "bags"
+    assert her("sim", "--task", "reach", "--episodes", "3", "--out", str(out)).returncode == 0
+    read = read_episodes(out, goal_space=get_goal_space("ee_position"), log_summary=False)
+    spans = [(int(e.stamp_ns.min()), int(e.stamp_ns.max())) for e in read.episodes]
+    assert len(spans) == 3 and all(a[1] < b[0] for a, b in itertools.pairwise(spans)), spans
+    with next(out.rglob("*.mcap")).open("rb") as fh:  # every message of the bag, in play order
+        starts = [m.log_time for _, c, m in make_reader(fh).iter_messages() if c.topic == "/her/episode"]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts) == 6  # START, END per episode

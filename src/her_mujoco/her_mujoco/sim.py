@@ -5,6 +5,10 @@ exactly one control period per :meth:`ArmSim.step`, and reports what a real arm
 driver reports: joint positions, velocities and efforts, the object pose, and a
 timestamp in integer nanoseconds (:meth:`ArmSim.state` as a
 :class:`her_goals.RobotState`).
+
+Simulated time never goes back: a reset starts the next episode one control period after
+the last state of the previous one, so the stamps of every episode recorded from one sim
+(``her sim``, ``her demo``) follow one another and ``ros2 bag play`` replays them in order.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class ArmSim:
         # Integer time keeps stamps exact over long runs (no float accumulation).
         self._timestep_ns = round(float(m.opt.timestep) * 1e9)
         self._physics_steps = 0
+        self._clock_base_ns = 0
+        """Simulated time at the last reset: monotonic across episodes."""
 
         arm = resolve_joints(m, cfg.arm_joints, "arm_joints")
         grip = resolve_joints(m, cfg.gripper_joints, "gripper_joints")
@@ -127,7 +133,8 @@ class ArmSim:
 
         With a ``seed`` and no ``object_position``, the object's xy is drawn uniformly
         within ``object_xy_range_m`` of ``object_start_m``; without a seed it is placed
-        at ``object_start_m``. Time restarts at 0 ns.
+        at ``object_start_m``. Time goes on: a reset after steps is a control period after the
+        last state (a bag's stamps never go back); the first episode starts at 0 ns.
         """
         cfg, m, d = self.config, self.model, self.data
         if seed is not None:
@@ -155,6 +162,8 @@ class ArmSim:
         self._reset_perturbation(q, opening)
         self.set_joint_targets(q, opening)
         mujoco.mj_forward(m, d)
+        if self._physics_steps:  # an episode ran: the next one starts a control period later
+            self._clock_base_ns += (self._physics_steps + self.n_substeps) * self._timestep_ns
         self._physics_steps = 0
         self._warning_count = self._count_warnings()
         self.diverged = False
@@ -203,8 +212,8 @@ class ArmSim:
     # -- measurements -------------------------------------------------------
     @property
     def time_ns(self) -> int:
-        """Simulated time since reset in integer nanoseconds."""
-        return self._physics_steps * self._timestep_ns
+        """Simulated time in integer nanoseconds, monotonic across resets (see :meth:`reset`)."""
+        return self._clock_base_ns + self._physics_steps * self._timestep_ns
 
     @property
     def arm_qpos(self) -> NDArray[np.float64]:
