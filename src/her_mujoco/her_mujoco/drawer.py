@@ -23,14 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import ArrayLike, NDArray
 
-from her_goals.config import from_mapping, suggest
-from her_goals.errors import ConfigError, GoalShapeError, StateError
+from her_goals.config import from_mapping
+from her_goals.errors import ConfigError, StateError
 from her_goals.extractors import JointAngleExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.arm_model import load_model
@@ -46,8 +45,6 @@ from her_goals.tasks import DRAWER_MIN_START_GOAL_M
 from her_mujoco.randomization import DomainRandomization
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import ENV_CLASSES, HerArmEnv
-
-_RESET_OPTIONS = ("desired_goal", "split", "drawer_position")
 
 
 def drawer_arm_config(arm_config: ArmConfig | Mapping[str, Any] | str | Path | None = None) -> ArmConfig:
@@ -122,6 +119,7 @@ class DrawerEnv(HerArmEnv):
     """Pull the drawer open or push it shut to a goal opening (m); see the module docstring."""
 
     spec_name = "drawer"
+    reset_options = ("desired_goal", "split", "drawer_position")
 
     def __init__(
         self,
@@ -173,6 +171,9 @@ class DrawerEnv(HerArmEnv):
             }
         )
 
+    def _check_requested_goal(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self.drawer.check_goal(goal, "options['desired_goal']")
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
@@ -184,34 +185,7 @@ class DrawerEnv(HerArmEnv):
         at opening ``q`` (m) instead of a random one at least DRAWER_MIN_START_GOAL_M from
         the goal.
         """
-        gym.Env.reset(self, seed=seed)
-        if seed is not None:
-            self.goal_sampler.reset(seed)  # the training stream only; held-out goals stay fixed
-            self._dr_rng = np.random.default_rng([seed, 0xD0])
-        options = dict(options or {})
-        for key in options:
-            if key not in _RESET_OPTIONS:
-                raise ConfigError(
-                    f"unknown reset option {key!r}.{suggest(key, _RESET_OPTIONS)} "
-                    f"Valid options: {', '.join(_RESET_OPTIONS)}."
-                )
-        split = options.get("split", "train")
-        if "desired_goal" in options:
-            goal = self.goal_space.check(options["desired_goal"], "options['desired_goal']")
-            if goal.shape != (self.goal_space.dim,):
-                raise GoalShapeError(
-                    f"options['desired_goal'] has shape {goal.shape}; reset takes one drawer goal "
-                    "of shape (1,) (the opening in m), not a batch"
-                )
-            goal = self.drawer.check_goal(goal, "options['desired_goal']").copy()
-            split = "requested"
-        elif split == "heldout":
-            goal = self.goal_sampler.heldout(1, seed=int(self.np_random.integers(2**62)))[0]
-        elif split == "train":
-            goal = self.goal_sampler.sample()
-        else:
-            raise ConfigError(f"reset option split={split!r}: use 'train' or 'heldout'")
-        self._goal = goal
+        options, split, goal = self._begin_reset(seed, options)
         if "drawer_position" in options:
             start = float(self.drawer.check_goal(np.ravel(options["drawer_position"]), "options['drawer_position']")[0])
         else:

@@ -288,26 +288,25 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         return self._goal.copy()
 
     # -- episode ------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
-        """Start an episode; ``options`` may request a goal, a split or an object position.
+    reset_options: ClassVar[tuple[str, ...]] = _RESET_OPTIONS
+    """The ``options`` keys :meth:`reset` takes."""
 
-        ``{"desired_goal": g}`` uses goal ``g`` (checked by the goal space: wrong shape
-        or NaN raises); ``{"split": "heldout"}`` draws a held-out evaluation goal,
-        ``"train"`` (default) a training goal; ``{"object_position": p}`` places the block.
-        """
-        super().reset(seed=seed)
+    def _begin_reset(
+        self, seed: int | None, options: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], str, NDArray[np.float64]]:
+        """What every task's reset does first: seed the streams, check the options, choose the
+        goal (requested, held-out or training); returns the options, the split and the goal."""
+        gym.Env.reset(self, seed=seed)
         if seed is not None:
             # Reseeds the training stream only; the held-out list stays fixed.
             self.goal_sampler.reset(seed)
             self._dr_rng = np.random.default_rng([seed, 0xD0])
         options = dict(options or {})
         for key in options:
-            if key not in _RESET_OPTIONS:
+            if key not in self.reset_options:
                 raise ConfigError(
-                    f"unknown reset option {key!r}.{suggest(key, _RESET_OPTIONS)} "
-                    f"Valid options: {', '.join(_RESET_OPTIONS)}."
+                    f"unknown reset option {key!r}.{suggest(key, self.reset_options)} "
+                    f"Valid options: {', '.join(self.reset_options)}."
                 )
         split = options.get("split", "train")
         if "desired_goal" in options:
@@ -317,7 +316,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                     f"options['desired_goal'] has shape {goal.shape}; reset takes one goal of "
                     f"shape ({self.goal_space.dim},), not a batch"
                 )
-            goal = goal.copy()
+            goal = self._check_requested_goal(goal).copy()
             split = "requested"
         elif split == "heldout":
             goal = self.goal_sampler.heldout(1, seed=int(self.np_random.integers(2**62)))[0]
@@ -326,6 +325,22 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         else:
             raise ConfigError(f"reset option split={split!r}: use 'train' or 'heldout'")
         self._goal = goal
+        return options, split, goal
+
+    def _check_requested_goal(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
+        """A task's own check of a requested goal beyond the goal space's (the drawer: its travel)."""
+        return goal
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+        """Start an episode; ``options`` may request a goal, a split or an object position.
+
+        ``{"desired_goal": g}`` uses goal ``g`` (checked by the goal space: wrong shape
+        or NaN raises); ``{"split": "heldout"}`` draws a held-out evaluation goal,
+        ``"train"`` (default) a training goal; ``{"object_position": p}`` places the block.
+        """
+        options, split, goal = self._begin_reset(seed, options)
 
         object_position: NDArray[np.float64] | None = None
         grasped = (
