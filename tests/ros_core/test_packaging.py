@@ -124,10 +124,14 @@ def test_launch_files_name_real_executables_and_declare_the_asked_arguments():
         ast.parse(text)
         for pkg, exe in re.findall(r'package="(\w+)", executable="(\w+)"', text):
             assert NODES.get(pkg) == exe, (path.name, pkg, exe)
-        for arg in ("task", "artefact", "bag_dir"):
+        # The loop launch derives the artefact (follow) and the bags from its run directory.
+        asked = ("task", "run") if path.name == "loop.launch.py" else ("task", "artefact", "bag_dir")
+        for arg in asked:
             assert f'("{arg}"' in text or path.name == "sim.launch.py", (path.name, arg)
     sim = (BRINGUP / "launch" / "sim.launch.py").read_text()
     assert "arm.launch.py" in sim and "bridge_node" in sim
+    loop = (BRINGUP / "launch" / "loop.launch.py").read_text()
+    assert "sim.launch.py" in loop and '"her", "learn"' in loop and '"follow": learner' in loop
 
 
 def test_node_yaml_sections_match_the_node_configs():
