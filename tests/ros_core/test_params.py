@@ -47,9 +47,9 @@ def test_wrong_type_is_a_config_error_naming_the_parameter():
 
 def test_wrong_units_are_caught_by_range_checks():
     # 0.01 "Hz" for a 100 Hz bridge is a period typed into a rate.
-    with pytest.raises(ConfigError, match=r"rate_hz 0.01 is not in \[1, 1000\] Hz"):
+    with pytest.raises(ConfigError, match=r"bridge_node.rate_hz = 0.01: must be in \[1, 1000\]"):
         config_from_parameters(BridgeConfig, {"rate_hz": 0.01}, where="bridge_node")
-    with pytest.raises(ConfigError, match="random_eps must be in"):
+    with pytest.raises(ConfigError, match=r"policy_node.random_eps = 30.0: must be in \[0, 1\]"):
         config_from_parameters(PolicyConfig, {"random_eps": 30.0}, where="policy_node")
 
 
@@ -76,3 +76,21 @@ def test_declare_config_declares_every_field_dynamically_typed():
     values = declare_config(node, GoalsConfig, types)
     assert set(node.declared) == set(parameter_specs(GoalsConfig))
     assert config_from_parameters(GoalsConfig, values, where="g").tolerance_m == 0.02
+
+
+@pytest.mark.parametrize(
+    ("cls", "node"),
+    [(GoalsConfig, "goals_node"), (PolicyConfig, "policy_node"), (RecorderConfig, "recorder_node"),
+     (BridgeConfig, "bridge_node")],
+)
+def test_every_declared_node_range_is_in_its_description_and_refused_outside(cls: type, node: str):
+    from her_goals.checks import declared_ranges
+
+    ranges = declared_ranges(cls)
+    assert ranges, f"{node} declares no parameter range"
+    specs = parameter_specs(cls)
+    for name, text in ranges.items():
+        assert specs[name][1].endswith(f"[{text}]"), (name, specs[name][1])  # ros2 param describe shows it
+        bad = -1 if isinstance(specs[name][0], int) else -1.0
+        with pytest.raises(ConfigError, match=rf"{node}\.{name} = -1(\.0)?: must be"):
+            config_from_parameters(cls, {name: bad}, where=node)

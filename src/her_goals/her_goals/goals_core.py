@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from her_goals.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, check_fields
 from her_goals.episode import EpisodeBook, Event, EventKind
-from her_goals.errors import ConfigError, HerError, StateError
+from her_goals.errors import HerError, StateError
 from her_goals.evaluation import EVAL, NO_INDEX, REQUESTED, TRAIN, EvaluationPlan, heldout_goal
 from her_goals.extractors import (
     AchievedGoalExtractor,
@@ -65,40 +66,31 @@ class GoalsConfig:
     """Parameters of goals_node (units in the names)."""
 
     task: str = doc("reach", "registered task (her_goals.tasks) whose goal space, goal region and episode length are used")
-    tolerance_m: float = doc(0.0, "success threshold on the goal distance (goal-space units); 0 = the task's")
+    tolerance_m: NonNegativeFloat = doc(0.0, "success threshold on the goal distance (goal-space units); 0 = the task's")
     goal_region_low_m: tuple[float, ...] = doc((), "lower corner of the goal region (m); empty = the task's")
     goal_region_high_m: tuple[float, ...] = doc((), "upper corner of the goal region (m); empty = the task's")
     split: Literal["train", "heldout"] = doc("train", "goal stream of auto-started episodes")
     seed: int = doc(0, "seed of the goal sampler and of the held-out stream (the recorder's goal_seed)")
-    max_steps: int = doc(0, "policy steps per episode before END time_limit; 0 = the task's episode length")
-    episode_timeout_s: float = doc(30.0, "ABORT an episode that has not ended after this long (s)")
+    max_steps: NonNegativeInt = doc(0, "policy steps per episode before END time_limit; 0 = the task's episode length")
+    episode_timeout_s: PositiveFloat = doc(30.0, "ABORT an episode that has not ended after this long (s)")
     end_on_success: bool = doc(False, "END at the first successful step instead of the time limit")
     auto_start: bool = doc(True, "start the next episode by itself after start_delay_s")
-    num_episodes: int = doc(0, "episodes to auto-start; 0 = no limit")
-    start_delay_s: float = doc(1.0, "pause between an episode's end and the next auto start (s)")
-    achieved_rate_hz: float = doc(25.0, "rate of /her/achieved_goal (Hz)")
-    state_timeout_s: float = doc(0.5, "state older than this is stale: no achieved goal, no auto start (s)")
+    num_episodes: NonNegativeInt = doc(0, "episodes to auto-start; 0 = no limit")
+    start_delay_s: NonNegativeFloat = doc(1.0, "pause between an episode's end and the next auto start (s)")
+    achieved_rate_hz: Annotated[float, Range(gt=0, le=1000)] = doc(25.0, "rate of /her/achieved_goal (Hz)")
+    state_timeout_s: PositiveFloat = doc(0.5, "state older than this is stale: no achieved goal, no auto start (s)")
     wait_for_nodes: tuple[str, ...] = doc(
         ("policy_node",), "auto start only once these nodes subscribe to /her/episode (policy, recorder)")
     arm_config: str = doc("", "arm config YAML (her_goals ArmConfig); empty = the packaged arm")
     joint_states_topic: str = doc(topics.JOINT_STATES, "the arm driver's joint states (relative: in the node's namespace)")
     object_pose_topic: str = doc(topics.OBJECT_POSE, "the object pose from perception, in any frame tf2 can transform to the goal frame")
-    transform_timeout_s: float = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
+    transform_timeout_s: PositiveFloat = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
         topics.check_topic(self.joint_states_topic, "goals_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "goals_node: object_pose_topic")
-        if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
-            raise ConfigError(f"goals_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
-        for name in ("episode_timeout_s", "achieved_rate_hz", "state_timeout_s", "transform_timeout_s"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ConfigError(f"goals_node: {name} must be a positive number, got {value}")
-        if not 0 < self.achieved_rate_hz <= 1000:
-            raise ConfigError(f"goals_node: achieved_rate_hz {self.achieved_rate_hz} is not in (0, 1000] Hz")
-        if self.start_delay_s < 0 or self.num_episodes < 0 or self.max_steps < 0:
-            raise ConfigError("goals_node: start_delay_s, num_episodes and max_steps must be >= 0")
+        check_fields(self, where="goals_node")  # the ranges declared on the fields
 
     @property
     def episode_steps(self) -> int:

@@ -32,11 +32,12 @@ import collections
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.checks import Range, check_fields
 from her_goals.errors import ConfigError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.kinematics import Kinematics
@@ -51,18 +52,22 @@ from her_mujoco.tasks import PARKED_OBJECT_M, sample_object_start, solve_start_p
 Vector = NDArray[np.float64]
 
 
+_SimKnob = Annotated[float, Range(ge=0, le=10)]
+"""A sim-to-real knob (latency in s, noise in rad or m): 0 (off) to 10."""
+
+
 @dataclass(frozen=True)
 class BridgeConfig:
     """Parameters of bridge_node (units in the names)."""
 
     task: str = doc("reach", "registered task (her_goals.tasks) whose object placement reset uses")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
-    rate_hz: float = doc(100.0, "simulation step and /joint_states rate (Hz)")
-    real_time_factor: float = doc(1.0, "simulated seconds per wall-clock second")
-    command_latency_s: float = doc(0.0, "delay before a received command reaches the simulated arm (s)")
-    state_latency_s: float = doc(0.0, "delay before a measured state is published (s)")
-    joint_noise_std_rad: float = doc(0.0, "Gaussian noise on published joint positions (rad, m for fingers)")
-    object_noise_std_m: float = doc(0.0, "Gaussian noise on the published object position (m)")
+    rate_hz: Annotated[float, Range(ge=1, le=1000)] = doc(100.0, "simulation step and /joint_states rate (Hz)")
+    real_time_factor: Annotated[float, Range(ge=0.01, le=100)] = doc(1.0, "simulated seconds per wall-clock second")
+    command_latency_s: _SimKnob = doc(0.0, "delay before a received command reaches the simulated arm (s)")
+    state_latency_s: _SimKnob = doc(0.0, "delay before a measured state is published (s)")
+    joint_noise_std_rad: _SimKnob = doc(0.0, "Gaussian noise on published joint positions (rad, m for fingers)")
+    object_noise_std_m: _SimKnob = doc(0.0, "Gaussian noise on the published object position (m)")
     seed: int = doc(0, "seed of object placement and noise")
     publish_clock: bool = doc(False, "publish /clock from the simulation (other nodes: use_sim_time)")
     joint_states_topic: str = doc(topics.JOINT_STATES, "where the joint states go (relative: in the node's namespace)")
@@ -77,14 +82,7 @@ class BridgeConfig:
         topics.check_topic(self.object_pose_topic, "bridge_node: object_pose_topic")
         if len(self.camera_xyz_m) != 3 or len(self.camera_rpy_rad) != 3:
             raise ConfigError("bridge_node: camera_xyz_m and camera_rpy_rad need 3 values each")
-        if not 1.0 <= self.rate_hz <= 1000.0:
-            raise ConfigError(f"bridge_node: rate_hz {self.rate_hz} is not in [1, 1000] Hz")
-        if not 0.01 <= self.real_time_factor <= 100.0:
-            raise ConfigError(f"bridge_node: real_time_factor {self.real_time_factor} is not in [0.01, 100]")
-        for name in ("command_latency_s", "state_latency_s", "joint_noise_std_rad", "object_noise_std_m"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and 0.0 <= value <= 10.0):
-                raise ConfigError(f"bridge_node: {name} must be in [0, 10], got {value}")
+        check_fields(self, where="bridge_node")  # the ranges declared on the fields
 
     @property
     def wall_period_s(self) -> float:

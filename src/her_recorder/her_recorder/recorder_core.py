@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from her_goals.checks import Fraction, NonNegativeFloat, NonNegativeInt, check_fields
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
-from her_goals.errors import HerError
+from her_goals.errors import ConfigError, HerError
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.provenance import read_policy_metadata
 from her_goals.rosglue import topics
@@ -66,37 +67,35 @@ class RecorderConfig:
     bag_dir: str = doc("her_bags", "session directory of the episode bags (bag_0000, bag_0001, ...)")
     task: str = doc("reach", "task name stored in the bags")
     goal_space: str = doc("", "goal space of the episodes (her_goals registry name); empty = the task's")
-    tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
+    tolerance_m: NonNegativeFloat = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
     raw_topics: tuple[str, ...] = doc(("/joint_states", "/object_pose"), "state topics recorded inside episodes (their names in the bag)")
     joint_states_topic: str = doc(topics.JOINT_STATES, "where /joint_states of the bag is subscribed (relative: in the node's namespace)")
     object_pose_topic: str = doc(topics.OBJECT_POSE, "where /object_pose of the bag is subscribed (relative: in the node's namespace)")
-    end_grace_s: float = doc(2.0, "how long an END waits for steps still in flight (s)")
-    max_episodes_per_bag: int = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
+    end_grace_s: NonNegativeFloat = doc(2.0, "how long an END waits for steps still in flight (s)")
+    max_episodes_per_bag: NonNegativeInt = doc(0, "start a new bag after this many episodes; 0 = one bag per run")
     compression: Literal["none", "zstd"] = doc("none", "MCAP chunk compression")
-    queue_size: int = doc(10000, "write queue (messages); 0 writes in the callback")
+    queue_size: NonNegativeInt = doc(10000, "write queue (messages); 0 writes in the callback")
     fsync: bool = doc(True, "fsync at every episode boundary")
     resume: bool = doc(True, "continue an existing session directory in a new bag")
     split: Literal["train", "heldout"] = doc(
         "train", "the goals node's goal stream (its split); heldout: the bags are an evaluation")
     goal_seed: int = doc(0, "the goals node's seed (its held-out stream), stored in the evaluation plan")
-    num_episodes: int = doc(0, "the goals node's num_episodes: episodes the evaluation plans; the recorder closes "
+    num_episodes: NonNegativeInt = doc(0, "the goals node's num_episodes: episodes the evaluation plans; the recorder closes "
                                "the bag and exits once that many are written; 0 = open-ended")
     artefact: str = doc("", "the policy node's artefact: its hash names the acting policy; empty = fallback")
     fallback: Literal["hold", "scripted", "random"] = doc("hold", "the policy node's fallback without an artefact")
-    random_eps: float = doc(0.0, "the policy node's random_eps (exploration: not the policy's own actions)")
-    noise_std: float = doc(0.0, "the policy node's noise_std (exploration: not the policy's own actions)")
+    random_eps: Fraction = doc(0.0, "the policy node's random_eps (exploration: not the policy's own actions)")
+    noise_std: NonNegativeFloat = doc(0.0, "the policy node's noise_std (exploration: not the policy's own actions)")
 
     def __post_init__(self) -> None:
-        if not (self.tolerance_m >= 0 and self.end_grace_s >= 0):
-            raise RecorderConfigError("recorder_node: tolerance_m (0 = the task's) and end_grace_s must be >= 0")
-        if self.max_episodes_per_bag < 0 or self.queue_size < 0:
-            raise RecorderConfigError("recorder_node: max_episodes_per_bag and queue_size must be >= 0")
+        try:
+            check_fields(self, where="recorder_node")  # the ranges declared on the fields
+        except ConfigError as exc:
+            raise RecorderConfigError(str(exc)) from None
         if not self.bag_dir:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
         topics.check_topic(self.joint_states_topic, "recorder_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "recorder_node: object_pose_topic")
-        if self.num_episodes < 0 or self.random_eps < 0 or self.noise_std < 0:
-            raise RecorderConfigError("recorder_node: num_episodes, random_eps and noise_std must be >= 0")
 
     def subscription(self, bag_topic: str) -> str:
         """The topic the node subscribes to for ``bag_topic`` (one of ``raw_topics``)."""

@@ -51,8 +51,12 @@ def _ros_value(value: Any) -> Any:
 def parameter_specs(cls: type[Any]) -> dict[str, tuple[Any, str]]:
     """``{name: (ROS default, description)}`` of a config dataclass's fields.
 
-    None and paths become strings (``""`` = None), tuples become lists.
+    None and paths become strings (``""`` = None), tuples become lists; a declared range
+    (``her_goals.checks``) ends the description (``ros2 param describe`` shows it).
     """
+    from her_goals.checks import declared_ranges
+
+    ranges = declared_ranges(cls)
     out: dict[str, tuple[Any, str]] = {}
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
@@ -63,7 +67,8 @@ def parameter_specs(cls: type[Any]) -> dict[str, tuple[Any, str]]:
             default = f.default_factory()
         else:
             raise TypeError(f"{cls.__name__}.{f.name} needs a default to be a ROS parameter")
-        out[f.name] = (_ros_value(default), str(f.metadata.get("doc", "")))
+        text = str(f.metadata.get("doc", ""))
+        out[f.name] = (_ros_value(default), f"{text} [{ranges[f.name]}]" if f.name in ranges else text)
     return out
 
 

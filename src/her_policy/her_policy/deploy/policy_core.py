@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from her_goals.checks import Fraction, NonNegativeFloat, PositiveFloat, check_fields
 from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
@@ -83,22 +84,22 @@ class PolicyConfig:
                       "until the first; empty = the fixed artefact")
     fallback: Literal["hold", "scripted", "random"] = doc(
         "hold", "without an artefact: hold the arm, the task's scripted controller, or random actions")
-    random_eps: float = doc(0.0, "exploration: chance per tick of a uniform random action")
-    noise_std: float = doc(0.0, "exploration: std of Gaussian noise on the action (action units)")
+    random_eps: Fraction = doc(0.0, "exploration: chance per tick of a uniform random action")
+    noise_std: NonNegativeFloat = doc(0.0, "exploration: std of Gaussian noise on the action (action units)")
     seed: int = doc(0, "seed of the exploration noise")
-    tolerance_m: float = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
+    tolerance_m: NonNegativeFloat = doc(0.0, "success threshold of the goal space (its units); 0 = the task's")
     safety_config: str = doc("", "safety stack YAML (loop, limits, safety); empty = built-in defaults")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
     command_interface: Literal["forward", "trajectory"] = doc(
         "forward", "forward_command_controller (Float64MultiArray) or joint_trajectory_controller")
     command_topic: str = doc("", "command topic; empty = the controller's default for the interface (relative)")
     gripper_topic: str = doc(topics.GRIPPER_COMMANDS, "gripper opening (m) as Float64MultiArray; empty = none")
-    object_timeout_s: float = doc(0.5, "an object pose older than this is treated as missing (s)")
-    diagnostics_rate_hz: float = doc(2.0, "rate of /diagnostics (Hz)")
+    object_timeout_s: PositiveFloat = doc(0.5, "an object pose older than this is treated as missing (s)")
+    diagnostics_rate_hz: PositiveFloat = doc(2.0, "rate of /diagnostics (Hz)")
     joint_states_topic: str = doc(topics.JOINT_STATES, "the arm driver's joint states (relative: in the node's namespace); read at startup")
     object_pose_topic: str = doc(topics.OBJECT_POSE, "the object pose, in any frame tf2 can transform to the goal frame; read at startup")
     estop_topic: str = doc(topics.ESTOP, "software e-stop (std_msgs/Bool, any QoS); read at startup")
-    transform_timeout_s: float = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
+    transform_timeout_s: PositiveFloat = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task names the closest one
@@ -107,13 +108,7 @@ class PolicyConfig:
         for name in ("joint_states_topic", "object_pose_topic", "estop_topic", "command_topic", "gripper_topic"):
             if getattr(self, name) or name not in ("command_topic", "gripper_topic"):
                 topics.check_topic(getattr(self, name), f"policy_node: {name}")
-        if not 0.0 <= self.random_eps <= 1.0 or not self.noise_std >= 0.0:
-            raise ConfigError("policy_node: random_eps must be in [0, 1] and noise_std >= 0")
-        if not (np.isfinite(self.tolerance_m) and self.tolerance_m >= 0):
-            raise ConfigError(f"policy_node: tolerance_m must be >= 0 (0 = the task's), got {self.tolerance_m}")
-        for name in ("object_timeout_s", "diagnostics_rate_hz", "transform_timeout_s"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ConfigError(f"policy_node: {name} must be a positive number, got {getattr(self, name)}")
+        check_fields(self, where="policy_node")  # the ranges declared on the fields
 
     @property
     def topic(self) -> str:
