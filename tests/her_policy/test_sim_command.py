@@ -75,3 +75,27 @@ def test_recorded_episodes_follow_one_another_in_time(tmp_path: Path) -> None:
     with next(out.rglob("*.mcap")).open("rb") as fh:  # every message of the bag, in play order
         starts = [m.log_time for _, c, m in make_reader(fh).iter_messages() if c.topic == "/her/episode"]
     assert starts == sorted(starts) and len(set(starts)) == len(starts) == 6  # START, END per episode
+
+
+def test_eval_record_writes_an_evaluation_the_audit_verifies(tmp_path: Path) -> None:
+    import her_mujoco
+    from her_goals.spaces import get_goal_space as space_of
+    from her_policy.app.cli import main
+    from her_policy.artefact.store import save_artefact
+    from her_policy.artefact.weights import ActorWeights
+    from her_policy.learn.envs import layout_of
+    from her_recorder.audit import run_audit
+
+    layout = layout_of(her_mujoco.make_task("reach"))
+    artefact = save_artefact(
+        tmp_path / "policy", layout=layout, goal_space=space_of("ee_position"), algorithm="ddpg",
+        snapshot=ActorWeights.random(layout.observation_dim, layout.goal_dim, layout.action_dim, (16,), seed=0),
+        config={"task": "reach"}, seeds={}, data_hashes={}, provenance={"env": "task:reach"},
+    )  # fmt: skip
+    bags = tmp_path / "eval"
+    assert main(["eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(bags), "--json"]) == 0
+    report = run_audit([bags], out_dir=tmp_path / "audit", artefact=artefact, plots=False)
+    assert report.verdict == "verified", report.findings
+    # A second recording into the same session would mix two evaluations: refused.
+    assert main(["eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(bags)]) == 2
+    assert main(["eval", str(artefact), "--env", "FetchReach-v4", "--record", str(tmp_path / "x")]) == 2

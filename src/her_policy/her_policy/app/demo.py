@@ -97,15 +97,12 @@ def run_demo(
     overrides: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Train ``task`` through bags, evaluate through the safety loop, audit; see the module doc."""
-    from tqdm import tqdm
 
     import her_mujoco
     from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
     from her_policy.app.bag_transport import BagRoundTrip
-    from her_policy.app.sim import run_requested_goals, sim_control_loop
-    from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.app.sim import record_evaluation
     from her_policy.deploy.settings import load_safety_config
-    from her_policy.deploy.sinks import RecorderSink
     from her_policy.learn.config import build_train_config
     from her_policy.learn.train import train
     from her_recorder.audit import run_audit
@@ -158,37 +155,16 @@ def run_demo(
         progress,
         f"[2/3] deploying {artefact} through the safety monitor on {eval_goals} held-out goals",
     )
-    actor = RuntimeActor.load(artefact, expect_goal_space=space)
-    # What the evaluation promises, stored in its bags: the audit re-derives every goal.
-    plan = EvaluationPlan.for_task(
-        task,
-        "eval",
-        planned_episodes=eval_goals,
-        policy=actor.artefact_hash,
-        stream_seed=seed,
-        sampler=arm_task.goal_sampler,
-    )
-    goals = plan.goals()
     eval_config = {
         "split": "eval",
         "train_config_hash": _config_hash(cfg),
         "artefact": str(artefact),
     }
-    with EpisodeRecorder(
-        out / "bags" / "eval",
-        goal_space=space,
-        task=task,
-        config=eval_config,
-        seeds={"run": seed},
-        plan=plan,
-    ) as recorder:
-        sink = RecorderSink(recorder, split=plan.split, policy=plan.policy)
-        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
-        bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
-        results = run_requested_goals(
-            env, loop, goals, seed=10_000 + seed, on_episode=lambda _r: bar.update(1)
-        )
-        bar.close()
+    # What the evaluation promises is stored in its bags: the audit re-derives every goal.
+    results, _plan = record_evaluation(
+        env, artefact, out / "bags" / "eval", episodes=eval_goals, stream_seed=seed,
+        config=eval_config, safety=safety, progress=progress,
+    )  # fmt: skip
     successes = sum(bool(r.success) for r in results)
     low, high = wilson_interval(successes, len(results))
 

@@ -205,6 +205,49 @@ def run_requested_goals(
     return results
 
 
+def record_evaluation(
+    env: Any,
+    artefact: Path,
+    out: Path,
+    *,
+    episodes: int,
+    stream_seed: int,
+    config: dict[str, Any],
+    safety: SafetyStackConfig | None = None,
+    progress: bool = False,
+) -> tuple[list[EpisodeResult], Any]:
+    """Evaluate ``artefact`` on held-out requested goals through limits and the safety monitor,
+    recorded to the session ``out`` with its evaluation plan (the goal stream and its seed, the
+    planned count, the artefact hash) so that ``her audit`` can verify it; returns the episode
+    results and the plan. ``her demo`` and ``her eval --record`` use it."""
+    from tqdm import tqdm
+
+    from her_goals.evaluation import EvaluationPlan
+    from her_policy.deploy.runtime import RuntimeActor
+    from her_policy.deploy.sinks import RecorderSink
+    from her_recorder.writer import EpisodeRecorder
+
+    task = env.unwrapped
+    actor = RuntimeActor.load(artefact, expect_goal_space=task.goal_space)
+    plan = EvaluationPlan.for_task(
+        task.task_name, "eval", planned_episodes=episodes, policy=actor.artefact_hash,
+        stream_seed=stream_seed, sampler=task.goal_sampler,
+    )  # fmt: skip
+    goals = plan.goals()
+    with EpisodeRecorder(
+        out, goal_space=task.goal_space, task=task.task_name, config=config,
+        seeds={"run": stream_seed}, plan=plan,
+    ) as recorder:  # fmt: skip
+        sink = RecorderSink(recorder, split=plan.split, policy=plan.policy)
+        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
+        bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
+        results = run_requested_goals(
+            env, loop, goals, seed=10_000 + stream_seed, on_episode=lambda _r: bar.update(1)
+        )
+        bar.close()
+    return results, plan
+
+
 _GOAL_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
 """The observation field that measures each task goal space's achieved goal."""
 

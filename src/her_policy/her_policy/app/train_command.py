@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from her_goals.checks import Count, ExistingFile, ExistingPath, NonNegativeInt
+from her_goals.checks import Count, ExistingFile, ExistingPath, NonNegativeInt, OutputDir
 from her_goals.errors import ConfigError
 from her_goals.settings_cli import add_settings_arguments, given_settings, settings_from_args
 from her_goals.tasks import get_task
@@ -45,8 +45,14 @@ class EvalSettings:
     """Which held-out goal set."""
     json: bool = False
     """Print the result as JSON."""
+    record: OutputDir | None = None
+    """Evaluate through action limits and the safety monitor on the MuJoCo arm task instead, and
+    record the episodes with their evaluation plan to this session directory (her audit DIR
+    --artefact ARTEFACT verifies it)."""
 
     def __post_init__(self) -> None:
+        if self.record is not None and self.env is not None:
+            raise ConfigError("--record runs the her_mujoco arm tasks through the safety loop; give --task, not --env")
         if self.task is not None:
             try:
                 get_task(self.task)
@@ -139,6 +145,8 @@ def eval_command(args: argparse.Namespace) -> int:
         env, task = trained.get("env"), trained.get("task")
         if env is None and task is None:
             raise PolicyError("the artefact does not say its env; pass --env or --task")
+    if settings.record is not None:
+        return _recorded_eval(settings, artefact, task, env)
     source = EnvSource(env_id=env, task=None if env is not None else task)
     result = evaluate(artefact, source, settings.episodes, heldout_seed=settings.heldout_seed)
     if settings.json:
@@ -149,4 +157,38 @@ def eval_command(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{source.name}: {result} [artefact {artefact.artefact_hash[:12]}]")
+    return 0
+
+
+def _recorded_eval(settings: EvalSettings, artefact: Any, task: str | None, env: str | None) -> int:
+    """``her eval --record DIR``: through the safety loop, recorded with its evaluation plan."""
+    import her_mujoco
+    from her_goals.stats import wilson_interval
+    from her_policy.app.sim import record_evaluation
+    from her_policy.errors import PolicyError
+
+    if task is None:
+        raise PolicyError(
+            f"--record evaluates on the MuJoCo arm tasks; the artefact was trained on {env!r}: give --task"
+        )
+    out = Path(settings.record) if settings.record is not None else Path()
+    if any(out.glob("bag_*")):
+        raise PolicyError(f"{out} already holds bags; --record needs a new session directory")
+    results, plan = record_evaluation(
+        her_mujoco.make_task(task), Path(settings.artefact), out, episodes=settings.episodes,
+        stream_seed=settings.heldout_seed, config={"split": "eval", "artefact": str(settings.artefact)},
+        progress=not settings.json,
+    )  # fmt: skip
+    wins = sum(bool(r.success) for r in results)
+    low, high = wilson_interval(wins, len(results))
+    if settings.json:
+        print(json.dumps({"requested_success": wins / len(results), "ci_low": low, "ci_high": high,
+                          "n_episodes": len(results), "artefact_hash": plan.policy, "task": task,
+                          "bags": str(out)}))  # fmt: skip
+    else:
+        print(
+            f"task:{task} through limits and the safety monitor: requested-goal success "
+            f"{wins / len(results):.3f} [{low:.3f}, {high:.3f}] (Wilson 95%, n={len(results)}) "
+            f"[artefact {plan.policy[:12]}]\nrecorded to {out}; verify: her audit {out} --artefact {settings.artefact} --out REPORT"
+        )
     return 0
