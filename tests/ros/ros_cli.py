@@ -10,6 +10,23 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+
+def bringup_share(*, launch_tests: bool = False) -> Path:
+    """her_bringup's installed share directory; skips the calling test module without ROS 2
+    (rclpy, and launch_pytest for ``launch_tests``) or without the built, sourced workspace."""
+    pytest.importorskip("rclpy")
+    if launch_tests:
+        pytest.importorskip("launch_pytest")
+    ament = pytest.importorskip("ament_index_python.packages")
+    try:
+        return Path(ament.get_package_share_directory("her_bringup"))
+    except ament.PackageNotFoundError:
+        pytest.skip("her_bringup is not built/sourced (colcon build, source install/setup.bash)",
+                    allow_module_level=True)
 
 
 def run(cmd: Sequence[str], timeout: float, *, check_timeout: bool = True) -> subprocess.CompletedProcess[str]:

@@ -16,17 +16,13 @@ import time
 from typing import Any
 
 import pytest
-from ros_cli import run, stop
+from ros_cli import bringup_share, run, stop
 
-rclpy = pytest.importorskip("rclpy")
-launch_pytest = pytest.importorskip("launch_pytest")
-ament = pytest.importorskip("ament_index_python.packages")
-try:
-    ament.get_package_share_directory("her_bringup")
-except ament.PackageNotFoundError:
-    pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
-
+bringup_share(launch_tests=True)
+import ament_index_python.packages as ament  # noqa: E402
 import launch  # noqa: E402
+import launch_pytest  # noqa: E402
+import rclpy  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 from ros_probe_node import start_probe  # noqa: E402
 

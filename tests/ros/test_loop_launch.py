@@ -11,15 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-from ros_cli import run
+from ros_cli import bringup_share, run
 
-pytest.importorskip("rclpy")
-ament = pytest.importorskip("ament_index_python.packages")
-try:
-    ament.get_package_share_directory("her_bringup")
-except ament.PackageNotFoundError:
-    pytest.skip("her_bringup is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
+bringup_share(launch_tests=False)
 
 
 def test_loop_launch_deploys_the_learners_versions_between_episodes(tmp_path: Path):

@@ -17,14 +17,10 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from ros_cli import run
+from ros_cli import bringup_share, run
 
-pytest.importorskip("rclpy")
-ament = pytest.importorskip("ament_index_python.packages")
-try:
-    ament.get_package_share_directory("her_bringup")
-except ament.PackageNotFoundError:
-    pytest.skip("her_bringup is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
+bringup_share(launch_tests=False)
+import ament_index_python.packages as ament  # noqa: E402
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -11,15 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-from ros_cli import run
+from ros_cli import bringup_share, run
 
-pytest.importorskip("rclpy")
-ament = pytest.importorskip("ament_index_python.packages")
-try:
-    ament.get_package_share_directory("her_bringup")
-except ament.PackageNotFoundError:
-    pytest.skip("her_bringup is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
+bringup_share(launch_tests=False)
 
 
 def test_record_launch_with_num_episodes_ends_and_logs_every_episode(tmp_path: Path):

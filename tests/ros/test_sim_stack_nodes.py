@@ -11,16 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ros_cli import bringup_share
 
-rclpy = pytest.importorskip("rclpy")
-launch_pytest = pytest.importorskip("launch_pytest")
-ament = pytest.importorskip("ament_index_python.packages")
-try:
-    SHARE = Path(ament.get_package_share_directory("her_bringup"))
-except ament.PackageNotFoundError:
-    pytest.skip("her_policy is not built/sourced (colcon build, source install/setup.bash)", allow_module_level=True)
-
+SHARE = bringup_share(launch_tests=True)
 import launch  # noqa: E402
+import launch_pytest  # noqa: E402
+import rclpy  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from ros_probe_node import lifecycle, start_probe  # noqa: E402
