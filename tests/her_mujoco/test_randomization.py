@@ -25,11 +25,18 @@ def test_samples_are_in_range_and_the_same_seed_gives_the_same_parameters() -> N
     assert len({d.block_mass_scale for d in draws}) > 100  # really random
     for f in dataclasses.fields(DEFAULT_RANDOMIZATION):
         bounds = getattr(DEFAULT_RANDOMIZATION, f.name)
-        if bounds is None:
+        if bounds is None or isinstance(bounds, bool):
             continue
         values = [getattr(d, f.name) for d in draws]
         assert min(values) >= bounds[0] and max(values) <= bounds[1], f.name
     assert {d.latency_ticks for d in draws} == {0, 1}
+    # One friction draw for block and table (MuJoCo's contact takes the larger): slippery
+    # contacts are as likely as the range says; untied, each is drawn on its own.
+    assert all(d.block_friction_scale == d.table_friction_scale for d in draws)
+    assert sum(d.block_friction_scale <= 0.75 for d in draws) > 20
+    untied = dataclasses.replace(DEFAULT_RANDOMIZATION, tie_friction=False)
+    loose = [untied.sample(rng) for _ in range(200)]
+    assert sum(max(d.block_friction_scale, d.table_friction_scale) <= 0.75 for d in loose) < 15
 
 
 def test_parameters_are_applied_to_the_model_and_nominal_restores_it() -> None:

@@ -124,11 +124,17 @@ class DomainRandomization:
     object_position_noise_m: tuple[float, float] = (0.0, 0.0)
     object_dropout_prob: tuple[float, float] = (0.0, 0.0)
     object_delay_ticks: tuple[int, int] = (0, 0)
+    tie_friction: bool = True
+    """Draw one scale for block and table friction (from ``block_friction_scale``). MuJoCo's
+    contact takes the larger of the two frictions, so independent draws rarely make a slippery
+    contact: with both in 0.5..2, P(max <= 0.75) = 2.8%. A push policy trained with independent
+    draws kept 0.93-0.99 under every single perturbation but block and table friction x0.5
+    (0.61, nominal 0.95); false: independent draws."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             bounds = getattr(self, f.name)
-            if bounds is None:
+            if bounds is None or isinstance(bounds, bool):
                 continue
             low, high = bounds
             if not (math.isfinite(low) and math.isfinite(high)) or low > high:
@@ -141,13 +147,15 @@ class DomainRandomization:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             bounds = getattr(self, f.name)
-            if bounds is None:
+            if bounds is None or isinstance(bounds, bool):
                 continue
             low, high = bounds
             if isinstance(low, int) and isinstance(high, int) and f.name.endswith("ticks"):
                 values[f.name] = int(rng.integers(low, high + 1))
             else:
                 values[f.name] = float(rng.uniform(low, high)) if high > low else float(low)
+        if self.tie_friction:
+            values["table_friction_scale"] = values["block_friction_scale"]
         return SimParams(**values)
 
     @classmethod
