@@ -64,8 +64,10 @@ PRESETS["reach"] = dict(PRESETS["fetch_reach"])
 PRESETS["push"] = {**PRESETS["fetch_push"], "env_steps": 150_000, "n_step": 3}
 # pick_and_place (issue 10): the push recipe plus the HER paper's exploration aid: half of the
 # training episodes start with the block held in the closed gripper where it lies on the table
-# (evaluation never does); 500k steps. Seed 0: 0.24 at 140k, 0.30 at 160k (50 goals); without
-# grasped starts (old preset) the block never moved.
+# (evaluation never does); 500k steps. Measured, seed 0 (2 cores shared with other training):
+# 0.30 at 160k, 0.56 at 300k, 0.92 at 420k, 0.96 at 500k on 50 held-out goals, 2410 s of
+# training; 0.97 [0.92, 0.99] on 100 held-out goals through the safety loop (44 of 45 goals in
+# the air, blocks lifted to a median 23 cm). Without grasped starts the block never moved.
 PRESETS["pick_and_place"] = {
     **PRESETS["fetch_push"], "env_steps": 500_000, "n_step": 3, "grasped_start": 0.5, "eval_every": 20_000,
 }
