@@ -127,9 +127,10 @@ class DomainRandomization:
     tie_friction: bool = True
     """Draw one scale for block and table friction (from ``block_friction_scale``). MuJoCo's
     contact takes the larger of the two frictions, so independent draws rarely make a slippery
-    contact: with both in 0.5..2, P(max <= 0.75) = 2.8%. A push policy trained with independent
-    draws kept 0.93-0.99 under every single perturbation but block and table friction x0.5
-    (0.61, nominal 0.95); false: independent draws."""
+    contact: with both in 0.5..2, P(max <= 0.75) = 2.8%; tied, the contact's friction scale is
+    uniform over the declared range. Measured on push (seed 0, 100 held-out goals): independent
+    draws, friction x0.5 0.61 and x2 0.88 (nominal 0.95); tied, 0.68 and 0.68 (nominal 0.92):
+    the friction extremes stay the weak spot either way. False: independent draws."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
