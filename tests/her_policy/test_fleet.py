@@ -49,6 +49,9 @@ def test_two_arms_on_reach_improve_and_survive_a_killed_arm_and_learner(tmp_path
     assert killed == {"arm": True, "learner": True}
     assert summary.restarts >= 1 and summary.rows
     assert max(r["requested_success"] for r in summary.rows) >= 0.9, summary.line()
+    # The learner kept reach's one update per env step within a round of calls plus what the
+    # kills cost: arms wait for it instead of running ahead.
+    assert summary.updates >= 0.8 * summary.env_steps - 2 * 2 * 50, summary.line()
     # Every completed episode of every arm (the killed arm's unclosed bag included) reaches
     # the learner exactly once: a learner resumed from the fleet's checkpoint catches up.
     sessions = sorted((tmp_path / "run").glob("arm_*/session"))
