@@ -113,3 +113,22 @@ def test_a_directory_that_is_not_a_session_or_holds_another_task_is_refused(
     lrn = learner([push], tmp_path / "run2")
     with pytest.raises(SessionError, match="push"):
         lrn.ingest()
+
+
+def test_the_continuous_learner_trains_with_the_presets_n_step_returns(tmp_path: Path, monkeypatch: Any) -> None:
+    """her learn, her loop and her fleet learn like her train: push's 3-step returns included."""
+    import her_policy.learn.continuous as continuous
+
+    seen: list[int] = []
+    real = continuous.train_from_buffer
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("n_step", 1))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(continuous, "train_from_buffer", spy)
+    session = tmp_path / "session"
+    record(session, 4)
+    run = continuous_learner([session], tmp_path / "run", task="reach", overrides={**SMALL, "n_step": 3})
+    run.ingest()
+    assert run.train() > 0 and seen == [3]

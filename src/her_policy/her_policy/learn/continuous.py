@@ -231,7 +231,8 @@ class ContinuousLearner:
         n = max(0, owed if max_updates is None else min(owed, max_updates))
         if n:
             stats = train_from_buffer(
-                self.learner, self.buffer, n, batch_size=self.config.batch_size, rng=self.rng
+                self.learner, self.buffer, n, batch_size=self.config.batch_size, rng=self.rng,
+                n_step=self.config.n_step,  # the preset's returns, as her train uses them
             )
             self.updates += n
             self.learner.check_finite(f"update {self.updates} (continuous)", stats.metrics)
