@@ -124,14 +124,14 @@ class BridgeCore:
         self._to_camera = invert(self.camera) if self.camera is not None else None
         # The task's start posture (push: tool at the block's height), as the task env resets.
         task = get_task(config.task)
-        tool_start = task.tool_start
+        kinematics = Kinematics(self.arm, self.sim.model)
         self._start_q: Vector = (
             np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
-            if tool_start is None
-            else solve_start_posture(Kinematics(self.arm, self.sim.model), tool_start,
-                                     1.0 / arm.control_rate_hz, what=f"bridge task {config.task!r}")
+            if task.tool_start is None
+            else solve_start_posture(kinematics, task.tool_start, 1.0 / arm.control_rate_hz,
+                                     what=f"bridge task {config.task!r}")
         )
-        self._tool_start: Vector = Kinematics(self.arm, self.sim.model).fk(self._start_q)
+        self._tool_start: Vector = kinematics.fk(self._start_q)
         # Push holds the gripper shut whatever is commanded (FetchPush's block_gripper).
         self._hold_shut = task.block_gripper
         self._target: Vector = self._start_q.copy()

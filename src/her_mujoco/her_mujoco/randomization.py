@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from her_goals.checks import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, check_fields
 from her_goals.config import from_mapping, suggest
 from her_goals.errors import ConfigError
 
@@ -31,40 +32,30 @@ from her_goals.errors import ConfigError
 class SimParams:
     """One setting of the simulated arm's physics and sensing (nominal = all defaults)."""
 
-    latency_ticks: int = 0
+    latency_ticks: NonNegativeInt = 0
     """Actuation delay: a command reaches the joints this many control ticks later."""
-    joint_friction_nm: float = 0.0
+    joint_friction_nm: NonNegativeFloat = 0.0
     """Dry friction (MuJoCo frictionloss) on every arm joint, N m (absolute)."""
-    joint_damping_nms: float | None = None
+    joint_damping_nms: NonNegativeFloat | None = None
     """Viscous damping on every arm joint, N m s/rad (absolute); None: the model's."""
-    actuator_gain_scale: float = 1.0
+    actuator_gain_scale: PositiveFloat = 1.0
     """Scale of the joint servos' stiffness and damping (kp, kv)."""
-    block_mass_scale: float = 1.0
-    block_friction_scale: float = 1.0
-    table_friction_scale: float = 1.0
-    joint_position_noise_rad: float = 0.0
+    block_mass_scale: PositiveFloat = 1.0
+    block_friction_scale: PositiveFloat = 1.0
+    table_friction_scale: PositiveFloat = 1.0
+    joint_position_noise_rad: NonNegativeFloat = 0.0
     """Std of Gaussian noise on measured joint positions (rad; m for the fingers)."""
-    joint_velocity_noise: float = 0.0
+    joint_velocity_noise: NonNegativeFloat = 0.0
     """Std of Gaussian noise on measured joint velocities (rad/s)."""
-    object_position_noise_m: float = 0.0
+    object_position_noise_m: NonNegativeFloat = 0.0
     """Std of Gaussian noise on the measured object position (m)."""
-    object_dropout_prob: float = 0.0
+    object_dropout_prob: Fraction = 0.0
     """Chance per tick that no new object pose arrives (the last one stays, stale)."""
-    object_delay_ticks: int = 0
+    object_delay_ticks: NonNegativeInt = 0
     """The measured object pose is this many ticks old."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if not math.isfinite(float(value)) or float(value) < 0:
-                raise ConfigError(f"sim params: {f.name} must be a finite number >= 0, got {value}")
-        if self.object_dropout_prob > 1:
-            raise ConfigError(f"sim params: object_dropout_prob must be <= 1, got {self.object_dropout_prob}")
-        for name in ("actuator_gain_scale", "block_mass_scale", "block_friction_scale", "table_friction_scale"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"sim params: {name} must be > 0, got {getattr(self, name)}")
+        check_fields(self, where="sim params")  # the ranges declared on the fields
 
     @property
     def nominal(self) -> bool:
