@@ -15,11 +15,18 @@ says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import os
+import types
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+
+from her_goals.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,45 @@ class PathKind:
         return None
 
 
-Constraint = Range | PathKind
+@dataclass(frozen=True)
+class Registered:
+    """A name in a registry (a task): one of ``names()``, a typo answered with the closest."""
+
+    what: str
+    """What the registry holds, singular ("task")."""
+    names: Callable[[], Iterable[str]]
+    """The registered names, read when a value is checked (tasks may be registered later)."""
+
+    def describe(self) -> str:
+        return f"a registered {self.what}: {', '.join(self.names())}"
+
+    def problem(self, value: Any) -> str | None:
+        names = tuple(self.names())
+        if value in names:
+            return None
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.what} {value!r}.{hint} {self.what.capitalize()}s: {', '.join(names)}."
+
+
+@dataclass(frozen=True)
+class Size:
+    """How many items a tuple holds: exactly ``n``, or at least ``at_least``."""
+
+    n: int | None = None
+    at_least: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.n} values" if self.n is not None else f"at least {self.at_least} values"
+
+    def problem(self, value: Any) -> str | None:
+        count = len(value)
+        if (self.n is not None and count != self.n) or (self.at_least is not None and count < self.at_least):
+            return f"needs {self.describe()}, got {count}"
+        return None
+
+
+Constraint = Range | PathKind | Registered | Size
 
 FiniteFloat = Annotated[float, Range()]
 PositiveFloat = Annotated[float, Range(gt=0)]
@@ -115,7 +160,7 @@ OutputDir = Annotated[Path, PathKind("output_dir")]
 
 def constraints_of(metadata: tuple[Any, ...]) -> tuple[Constraint, ...]:
     """The constraints among an ``Annotated`` type's metadata."""
-    return tuple(m for m in metadata if isinstance(m, Range | PathKind))
+    return tuple(m for m in metadata if isinstance(m, Range | PathKind | Registered | Size))
 
 
 def check_fields(instance: Any, *, where: str | None = None) -> None:
@@ -124,10 +169,6 @@ def check_fields(instance: Any, *, where: str | None = None) -> None:
     Call it from ``__post_init__``, so a settings object built in code is held to the same
     ranges as one loaded from YAML, flags or node parameters.
     """
-    import dataclasses
-
-    from her_goals.errors import ConfigError
-
     cls = type(instance)
     hints = _hints(cls)
     name = where or cls.__name__
@@ -142,18 +183,13 @@ _HINTS: dict[type, dict[str, Any]] = {}
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    import typing
-
     if cls not in _HINTS:
         _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
     return _HINTS[cls]
 
 
 def _problems(value: Any, annotation: Any) -> list[str]:
-    """Range problems of an already-typed value (unions and tuples looked into)."""
-    import types
-    import typing
-
+    """Range problems of an already-typed value (unions, tuples and mapping values looked into)."""
     if value is None:
         return []
     origin = typing.get_origin(annotation)
@@ -172,16 +208,18 @@ def _problems(value: Any, annotation: Any) -> list[str]:
                 return _problems(value, a)
         return []
     if origin in (tuple, list) and isinstance(value, tuple | list):
+        if origin is tuple and args and args[-1] is not Ellipsis and len(args) == len(value):
+            return [p for v, a in zip(value, args) for p in _problems(v, a)]
         item = args[0] if args else Any
         return [p for v in value for p in _problems(v, item)]
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return [p for v in value.values() for p in _problems(v, args[1])]
     if annotation is float and isinstance(value, float) and not math.isfinite(value):
         return ["must be a finite number"]
     return []
 
 
 def _matches(value: Any, annotation: Any) -> bool:
-    import typing
-
     base = typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
     base_origin = typing.get_origin(base) or base
     return isinstance(base_origin, type) and isinstance(value, base_origin)
@@ -189,8 +227,6 @@ def _matches(value: Any, annotation: Any) -> bool:
 
 def declared_ranges(cls: type) -> dict[str, str]:
     """``{field: "> 0"}`` for the fields of a settings dataclass that declare a range or path kind."""
-    import typing
-
     out: dict[str, str] = {}
     for name, annotation in _hints(cls).items():
         texts = []
@@ -198,7 +234,8 @@ def declared_ranges(cls: type) -> dict[str, str]:
         while stack:
             a = stack.pop()
             if typing.get_origin(a) is Annotated:
-                texts += [c.describe() for c in constraints_of(a.__metadata__)]
+                # Ranges and path kinds (a registered name or a tuple size is said by its error).
+                texts += [c.describe() for c in constraints_of(a.__metadata__) if isinstance(c, Range | PathKind)]
                 stack.append(typing.get_args(a)[0])
             else:
                 stack.extend(x for x in typing.get_args(a) if x is not type(None))

@@ -37,8 +37,8 @@ from numpy.typing import ArrayLike, NDArray
 from her_goals.config import from_mapping, to_plain
 from her_goals.errors import ConfigError
 from her_goals.sampling import GoalRegion, GoalSampler, cell_split
-from her_goals.spaces import GoalSpace, get_goal_space
-from her_goals.tasks import TaskSpec, get_task
+from her_goals.spaces import GoalSpace
+from her_goals.tasks import TaskSpec, get_task, task_goal_space
 
 Vector = NDArray[np.float64]
 
@@ -81,8 +81,7 @@ def policy_id(base: str, *, noise_std: float = 0.0, random_eps: float = 0.0) -> 
 
 def registered_goal_space(task: TaskSpec | str) -> GoalSpace:
     """The goal space of ``task`` as registered: its goal space with the task's tolerance."""
-    spec = get_task(task) if isinstance(task, str) else task
-    return get_goal_space(spec.goal_space, tolerance=spec.tolerance)
+    return task_goal_space(task)
 
 
 def stream_seed_of(stream_seed: int, index: int) -> int:

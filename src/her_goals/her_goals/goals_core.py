@@ -38,34 +38,25 @@ from her_goals.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, Ra
 from her_goals.episode import EpisodeBook, Event, EventKind
 from her_goals.errors import HerError, StateError
 from her_goals.evaluation import EVAL, NO_INDEX, REQUESTED, TRAIN, EvaluationPlan, heldout_goal
-from her_goals.extractors import (
-    AchievedGoalExtractor,
-    EndEffectorPositionExtractor,
-    JointAngleExtractor,
-    ObjectPositionExtractor,
-    RobotState,
-)
+from her_goals.extractors import AchievedGoalExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
-from her_goals.robot.drawer import DRAWER_JOINT
+from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Lookup, pose_in_frame
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
-from her_goals.spaces import GoalSpace, get_goal_space
-from her_goals.tasks import get_task
+from her_goals.spaces import GoalSpace
+from her_goals.tasks import TaskName, get_task
 
 Vector = NDArray[np.float64]
-
-JOINT_GOALS = {"joint_position": DRAWER_JOINT}
-"""Goal spaces measured as one joint of /joint_states, and that joint (the drawer task's slide)."""
 
 @dataclass(frozen=True)
 class GoalsConfig:
     """Parameters of goals_node (units in the names)."""
 
-    task: str = doc("reach", "registered task (her_goals.tasks) whose goal space, goal region and episode length are used")
+    task: TaskName = doc("reach", "registered task (her_goals.tasks) whose goal space, goal region and episode length are used")
     tolerance_m: NonNegativeFloat = doc(0.0, "success threshold on the goal distance (goal-space units); 0 = the task's")
     goal_region_low_m: tuple[float, ...] = doc((), "lower corner of the goal region (m); empty = the task's")
     goal_region_high_m: tuple[float, ...] = doc((), "upper corner of the goal region (m); empty = the task's")
@@ -87,25 +78,31 @@ class GoalsConfig:
     transform_timeout_s: PositiveFloat = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
-        get_task(self.task)  # an unknown task names the closest one
+        check_fields(self, where="goals_node")  # the task and the ranges declared on the fields
         topics.check_topic(self.joint_states_topic, "goals_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "goals_node: object_pose_topic")
-        check_fields(self, where="goals_node")  # the ranges declared on the fields
 
     @property
     def episode_steps(self) -> int:
         """Steps per episode: ``max_steps``, or the task's when 0."""
         return self.max_steps or get_task(self.task).episode_steps
 
-    def goal_space(self) -> GoalSpace:
-        task = get_task(self.task)
-        return get_goal_space(task.goal_space, tolerance=self.tolerance_m or task.tolerance)
-
-    def goal_region(self) -> GoalRegion:
-        region = get_task(self.task).goal_region
+    def goal_region(self) -> GoalRegion | None:
+        """The goal region the parameters give, or None for the task's."""
         if self.goal_region_low_m or self.goal_region_high_m:
-            return GoalRegion(self.goal_region_low_m, self.goal_region_high_m, region.floor_fraction)
-        return region
+            floor = get_task(self.task).goal_region.floor_fraction
+            return GoalRegion(self.goal_region_low_m, self.goal_region_high_m, floor)
+        return None
+
+    def rig(self, *, kinematics: Any = None) -> TaskRig:
+        """The task on the configured arm, with the tolerance and goal region the parameters give."""
+        arm = load_arm_config(self.arm_config) if self.arm_config else ArmConfig()
+        return TaskRig.build(self.task, arm, tolerance=self.tolerance_m, goal_region=self.goal_region(),
+                             kinematics=kinematics)
+
+    def goal_space(self) -> GoalSpace:
+        """The task's goal space, with ``tolerance_m`` when it is set."""
+        return self.rig().goal_space
 
 
 class GoalsCore:
@@ -113,25 +110,16 @@ class GoalsCore:
 
     def __init__(self, config: GoalsConfig, *, kinematics: Any = None) -> None:
         self.config = config
-        self.space = config.goal_space()
-        self.region = config.goal_region()
+        self.rig = config.rig(kinematics=kinematics)
+        self.space = self.rig.goal_space
+        self.region = self.rig.goal_region
         self.sampler = GoalSampler(self.space, self.region, seed=config.seed)
         self.book = EpisodeBook(
             self.space, config.episode_steps, config.episode_timeout_s, config.end_on_success
         )
         self.health = Health("her_goals: goals_node", config.task)
-        self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
-        self.extractor: AchievedGoalExtractor
-        if self.space.name == "ee_position":
-            if kinematics is None:
-                from her_goals.robot.kinematics import Kinematics
-
-                kinematics = Kinematics(self.arm)
-            self.extractor = EndEffectorPositionExtractor(self.space, self.arm.arm_joints, kinematics.fk)
-        elif self.space.name in JOINT_GOALS:
-            self.extractor = JointAngleExtractor(self.space, JOINT_GOALS[self.space.name])
-        else:
-            self.extractor = ObjectPositionExtractor(self.space)
+        self.arm: ArmConfig = self.rig.arm
+        self.extractor: AchievedGoalExtractor = self.rig.achieved_goal_extractor()
         self._joints: tuple[tuple[str, ...], Vector, int] | None = None
         self._pose: tuple[Vector, int] | None = None
         self._ended_ns: int | None = None
@@ -155,8 +143,8 @@ class GoalsCore:
             self.health.count("out_of_order_joint_states")
             self.health.report("joint_order", WARN, "/joint_states stamps went backwards; dropped")
             return
-        if self.space.name in ("ee_position", *JOINT_GOALS):
-            needed = self.arm.arm_joints if self.space.name == "ee_position" else (JOINT_GOALS[self.space.name],)
+        needed = self.rig.achieved_goal_joints
+        if needed:
             missing = [n for n in needed if n not in names]
             if missing:
                 what, fix = (
@@ -307,15 +295,16 @@ class GoalsCore:
 
     def fresh(self, now_ns: int) -> bool:
         """True when the state the achieved goal needs is younger than ``state_timeout_s``."""
-        stamp = self._pose[1] if self.space.name == "object_position" and self._pose else None
-        if self.space.name in ("ee_position", *JOINT_GOALS) and self._joints is not None:
+        from_pose = self.rig.achieved_from_object_pose
+        stamp = self._pose[1] if from_pose and self._pose else None
+        if not from_pose and self._joints is not None:
             stamp = self._joints[2]
         return stamp is not None and abs(now_ns - stamp) * 1e-9 <= self.config.state_timeout_s
 
     def achieved(self, now_ns: int) -> tuple[Vector, int] | None:
         """(achieved goal, measurement stamp) from the latest state, or None (stale or unusable)."""
         if not self.fresh(now_ns):
-            what = "/object_pose" if self.space.name == "object_position" else "/joint_states"
+            what = "/object_pose" if self.rig.achieved_from_object_pose else "/joint_states"
             self.health.report("stale", STALE, f"no fresh {what} (timeout {self.config.state_timeout_s:g} s)")
             return None
         self.health.clear("stale")
@@ -328,7 +317,7 @@ class GoalsCore:
             self.health.report("achieved", ERROR, f"achieved goal unavailable: {exc}")
             return None
         self.health.clear("achieved")
-        return value, pose_stamp if self.space.name == "object_position" else stamp
+        return value, pose_stamp if self.rig.achieved_from_object_pose else stamp
 
     def event_data(self, event: Event) -> EventData:
         """The EpisodeEvent message fields of ``event``."""

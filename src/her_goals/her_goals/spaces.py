@@ -180,7 +180,10 @@ JOINT_POSITION = GoalSpace(
     dim=1,
     units="m",
     frame="joint",
-    tolerance=0.01,
+    # The drawer task's 2 cm: a task's tolerance is the truth (her_goals.tasks.register_task gives
+    # the registered space its task's tolerance); 0.01 here once scored the drawer's bags twice as
+    # strictly as its env, presets and README figures (all 0.02) when read by name.
+    tolerance=0.02,
     description="travel of one prismatic joint (a drawer)",
 )
 

@@ -16,10 +16,13 @@ top at z = 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
+from her_goals.checks import Registered
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.sampling import GoalRegion
+from her_goals.spaces import GoalSpace, get_goal_space, register_goal_space
 
 TABLE_Z_M = 0.0
 """Height of the table top in base_link (m)."""
@@ -52,7 +55,8 @@ class TaskSpec:
     goal_region: GoalRegion
     """Where requested goals (training and held-out) are drawn from."""
     tolerance: float = 0.05
-    """Success threshold on the goal distance, in the goal space's units."""
+    """Success threshold on the goal distance, in the goal space's units: the one tolerance of
+    the task (:func:`register_task` gives the registered goal space this tolerance)."""
     object_start: GoalRegion | None = None
     """Where the object's centre starts (m, base_link); None: the task has no object."""
     episode_steps: int = 50
@@ -100,11 +104,35 @@ TASKS: dict[str, TaskSpec] = {}
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
-    """Add ``spec`` to :data:`TASKS` (a second task of the same name is an error)."""
+    """Add ``spec`` to :data:`TASKS` (a second task of the same name is an error).
+
+    The task's tolerance is the one truth: the registered goal space of the task takes it, so a
+    goal space looked up by name (a bag without HER metadata) scores as the task does. Two
+    tasks of one goal space must agree on it; a task that needs another tolerance registers a
+    goal space of its own (``her_goals.register_goal_space``).
+    """
     if spec.name in TASKS and TASKS[spec.name] != spec:
         raise ConfigError(f"a different task named {spec.name!r} is already registered")
+    space = get_goal_space(spec.goal_space)  # an unknown goal space names the closest one
+    for other in TASKS.values():
+        if other.name != spec.name and other.goal_space == spec.goal_space and other.tolerance != spec.tolerance:
+            raise ConfigError(
+                f"task {spec.name!r}: tolerance {spec.tolerance:g} {space.units} differs from task "
+                f"{other.name!r}'s {other.tolerance:g} in the same goal space {space.name!r}; a goal "
+                "space has one tolerance: register a goal space of its own for this task"
+            )
+    if space.tolerance != spec.tolerance:
+        register_goal_space(space.with_tolerance(spec.tolerance), overwrite=True)
     TASKS[spec.name] = spec
     return spec
+
+
+def task_goal_space(task: str | TaskSpec, *, tolerance: float | None = None) -> GoalSpace:
+    """The goal space of ``task`` with the task's tolerance (``tolerance`` overrides it: a node
+    parameter, an audit option). Every path that scores a task's goals takes it from here (or
+    from :class:`her_goals.robot.rig.TaskRig`, which calls this)."""
+    spec = get_task(task) if isinstance(task, str) else task
+    return get_goal_space(spec.goal_space, tolerance=spec.tolerance if tolerance is None else tolerance)
 
 
 def get_task(name: str) -> TaskSpec:
@@ -120,6 +148,11 @@ def get_task(name: str) -> TaskSpec:
 def task_names() -> tuple[str, ...]:
     """Names of the registered tasks, in registration order (for CLI choices)."""
     return tuple(TASKS)
+
+
+TaskName = Annotated[str, Registered("task", task_names)]
+"""A settings field naming a registered task (``--task``, a node's ``task`` parameter): checked
+against :data:`TASKS` like every declared range, the error naming the closest task."""
 
 
 register_task(

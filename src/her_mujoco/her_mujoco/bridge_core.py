@@ -41,11 +41,12 @@ from her_goals.checks import Range, check_fields
 from her_goals.errors import ConfigError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.kinematics import Kinematics
+from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Transform, from_xyz_rpy, invert, transform_pose
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.params import doc
-from her_goals.tasks import get_task
+from her_goals.tasks import TaskName
 from her_mujoco.sim import ArmSim
 from her_mujoco.tasks import PARKED_OBJECT_M, sample_object_start, solve_start_posture
 
@@ -60,7 +61,7 @@ _SimKnob = Annotated[float, Range(ge=0, le=10)]
 class BridgeConfig:
     """Parameters of bridge_node (units in the names)."""
 
-    task: str = doc("reach", "registered task (her_goals.tasks) whose object placement reset uses")
+    task: TaskName = doc("reach", "registered task (her_goals.tasks) whose object placement reset uses")
     arm_config: str = doc("", "arm config YAML; empty = the packaged arm")
     rate_hz: Annotated[float, Range(ge=1, le=1000)] = doc(100.0, "simulation step and /joint_states rate (Hz)")
     real_time_factor: Annotated[float, Range(ge=0.01, le=100)] = doc(1.0, "simulated seconds per wall-clock second")
@@ -77,12 +78,11 @@ class BridgeConfig:
     camera_rpy_rad: tuple[float, ...] = doc((0.0, 0.6, 3.14159), "camera roll, pitch, yaw in the base frame (rad), with object_frame")
 
     def __post_init__(self) -> None:
-        get_task(self.task)  # an unknown task names the closest one
+        check_fields(self, where="bridge_node")  # the task and the ranges declared on the fields
         topics.check_topic(self.joint_states_topic, "bridge_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "bridge_node: object_pose_topic")
         if len(self.camera_xyz_m) != 3 or len(self.camera_rpy_rad) != 3:
             raise ConfigError("bridge_node: camera_xyz_m and camera_rpy_rad need 3 values each")
-        check_fields(self, where="bridge_node")  # the ranges declared on the fields
 
     @property
     def wall_period_s(self) -> float:
@@ -123,8 +123,10 @@ class BridgeCore:
             self.camera = from_xyz_rpy(self.arm.base_frame, self.object_frame, config.camera_xyz_m, config.camera_rpy_rad)
         self._to_camera = invert(self.camera) if self.camera is not None else None
         # The task's start posture (push: tool at the block's height), as the task env resets.
-        task = get_task(config.task)
         kinematics = Kinematics(self.arm, self.sim.model)
+        self.rig = TaskRig.build(config.task, self.arm, kinematics=kinematics)
+        """The task on the simulated arm: its start, object placement and held gripper."""
+        task = self.rig.task
         self._start_q: Vector = (
             np.asarray(self.arm.home_qpos_rad, dtype=np.float64)
             if task.tool_start is None
@@ -133,7 +135,7 @@ class BridgeCore:
         )
         self._tool_start: Vector = kinematics.fk(self._start_q)
         # Push holds the gripper shut whatever is commanded (FetchPush's block_gripper).
-        self._hold_shut = task.block_gripper
+        self._hold_shut = self.rig.hold_gripper_shut
         self._target: Vector = self._start_q.copy()
         self._opening: float = float(self.arm.home_gripper_opening_m)
         self.reset()
@@ -236,7 +238,7 @@ class BridgeCore:
         return transform_pose(self._to_camera, pose), self.object_frame
 
     def _placement(self, goal: Vector | None) -> Vector:
-        task = get_task(self.config.task)
+        task = self.rig.task
         if not task.has_object:
             return PARKED_OBJECT_M.copy()
         try:

@@ -25,12 +25,11 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import from_mapping
 from her_goals.errors import ConfigError, StateError
-from her_goals.extractors import JointAngleExtractor, RobotState
+from her_goals.extractors import RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.arm_model import load_model
 from her_goals.robot.drawer import (
@@ -40,7 +39,6 @@ from her_goals.robot.drawer import (
     packaged_drawer_model_path,
 )
 from her_goals.robot.ik import DEFAULT_IK, IKSettings
-from her_goals.robot.observation import ObservationBuilder
 from her_goals.tasks import DRAWER_MIN_START_GOAL_M
 from her_mujoco.randomization import DomainRandomization
 from her_mujoco.sim import ArmSim
@@ -138,8 +136,11 @@ class DrawerEnv(HerArmEnv):
         )  # fmt: skip
         # The base built an ArmSim of this model; the drawer's reports the drawer joint too.
         self.sim: DrawerSim = DrawerSim(self.arm_config, model=self.sim.model)
-        self.drawer = self.sim.drawer
-        """The drawer's joint, handle geometry and travel, read from the model."""
+        drawer = self.rig.drawer
+        assert drawer is not None  # the drawer task's rig has one (or raised, naming the fix)
+        self.drawer: DrawerGeometry = drawer
+        """The drawer's joint, handle geometry and travel, read from the model (the rig's: the
+        observation's drawer fields use it; the simulator reads the same model)."""
         low, high = self.goal_region.low[0], self.goal_region.high[0]
         if low < self.drawer.low_m or high > self.drawer.high_m:
             raise ConfigError(
@@ -148,28 +149,10 @@ class DrawerEnv(HerArmEnv):
                 f"{self.drawer.low_m:g}..{self.drawer.high_m:g} m; use the packaged drawer model "
                 "or give the joint that range"
             )
-        self.observation_builder = ObservationBuilder(
-            self.kinematics,
-            self.arm_config.gripper_joints,
-            self.control_period_s,
-            with_object=False,
-            drawer=self.drawer,
-        )
-        self.observation_layout = self.observation_builder.layout
-        self._tcp_slice = self.observation_layout.slice("tcp_pos")
-        self.achieved_goal_extractor = JointAngleExtractor(self.goal_space, self.drawer.joint)
         self.start_qpos = (
             self._start_qpos if self._start_qpos is not None else np.asarray(self.arm_config.home_qpos_rad)
         )
         """Arm joint positions at reset: the tool at DRAWER_TOOL_START_M, pointing down."""
-        dim = self.goal_space.dim
-        self.observation_space = spaces.Dict(
-            {
-                "observation": spaces.Box(-np.inf, np.inf, (self.observation_layout.size,), np.float64),
-                "achieved_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
-                "desired_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
-            }
-        )
 
     def _check_requested_goal(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.drawer.check_goal(goal, "options['desired_goal']")

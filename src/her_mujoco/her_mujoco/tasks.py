@@ -28,18 +28,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.config import from_mapping, suggest
 from her_goals.errors import ConfigError, GoalShapeError
-from her_goals.extractors import (
-    AchievedGoalExtractor,
-    EndEffectorPositionExtractor,
-    ObjectPositionExtractor,
-    RobotState,
-)
+from her_goals.extractors import AchievedGoalExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout
+from her_goals.robot.rig import TaskRig
 from her_goals.sampling import GoalRegion, GoalSampler
-from her_goals.spaces import GoalSpace, get_goal_space
+from her_goals.spaces import GoalSpace
 from her_goals.tasks import (
     BLOCK_HALF_SIZE_M,
     MAX_STEP_M,
@@ -220,33 +216,12 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.kinematics = Kinematics(self.arm_config, self.sim.model)
         self.ik_settings = ik_settings
         self.control_period_s = self.sim.control_period_s
-        self.observation_builder = ObservationBuilder(
-            self.kinematics,
-            self.arm_config.gripper_joints,
-            self.control_period_s,
-            with_object=self.has_object,
-        )
-        self.observation_layout: ObservationLayout = self.observation_builder.layout
-        self._tcp_slice = self.observation_layout.slice("tcp_pos")
-        tolerance = self.task.tolerance if tolerance_m is None else tolerance_m
-        self.goal_space: GoalSpace = get_goal_space(self.goal_space_name, tolerance=tolerance)
+        self._set_rig(TaskRig.build(
+            self.task, self.arm_config, tolerance=tolerance_m, control_period_s=self.control_period_s,
+            kinematics=self.kinematics,
+        ))  # fmt: skip
         self.goal_sampler = GoalSampler(self.goal_space, self.goal_region, seed=goal_seed)
         """Public sampler: ``goal_sampler.heldout(n)`` gives the evaluation goals."""
-        self.achieved_goal_extractor: AchievedGoalExtractor = (
-            ObjectPositionExtractor(self.goal_space)
-            if self.goal_space_name == "object_position"
-            else EndEffectorPositionExtractor(
-                self.goal_space, self.kinematics.joint_names, self.kinematics.fk
-            )
-        )
-        dim = self.goal_space.dim
-        self.observation_space = spaces.Dict(
-            {
-                "observation": spaces.Box(-np.inf, np.inf, (self.observation_layout.size,), np.float64),
-                "achieved_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
-                "desired_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
-            }
-        )
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._max_opening = self.arm_config.gripper_max_opening_m
         self._start_qpos = (
@@ -262,12 +237,30 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         )
         q0 = self.arm_config.home_qpos_rad if self._start_qpos is None else self._start_qpos
         self._tool_start = self.kinematics.fk(np.asarray(q0, dtype=np.float64))
-        self._goal = np.zeros(dim)
+        self._goal = np.zeros(self.goal_space.dim)
         self._state: RobotState | None = None
         self._obs: dict[str, NDArray[np.float64]] | None = None
         self._tcp = np.zeros(3)
         self._needs_reset = True
         self._renderer: mujoco.Renderer | None = None
+
+    def _set_rig(self, rig: TaskRig) -> None:
+        """Take the goal space, observation, achieved goal and spaces of the task from its rig."""
+        self.rig = rig
+        """The task on this arm (her_goals.robot.rig): what the control loop and the nodes build from."""
+        self.goal_space: GoalSpace = rig.goal_space
+        self.observation_builder: ObservationBuilder = rig.observation_builder()
+        self.observation_layout: ObservationLayout = self.observation_builder.layout
+        self._tcp_slice = rig.tcp_slice
+        self.achieved_goal_extractor: AchievedGoalExtractor = rig.achieved_goal_extractor()
+        dim = self.goal_space.dim
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-np.inf, np.inf, (self.observation_layout.size,), np.float64),
+                "achieved_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+                "desired_goal": spaces.Box(-np.inf, np.inf, (dim,), np.float64),
+            }
+        )
 
     # -- the goal contract --------------------------------------------------
     def compute_reward(self, achieved_goal: ArrayLike, desired_goal: ArrayLike, info: Any = None) -> NDArray[np.float32]:

@@ -47,6 +47,7 @@ from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.provenance import read_policy_metadata
+from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
 from her_goals.rosglue.health import ERROR, WARN, Health
 from her_goals.rosglue.msgconv import EventData, StepData
@@ -102,9 +103,14 @@ class RecorderConfig:
         named = {"/joint_states": self.joint_states_topic, "/object_pose": self.object_pose_topic}
         return named.get(bag_topic, bag_topic.lstrip("/"))
 
+    def rig(self) -> TaskRig | None:
+        """The registered task's rig, with ``tolerance_m`` (None for a task not registered)."""
+        return TaskRig.build(self.task, tolerance=self.tolerance_m) if self.task in TASKS else None
+
     def plan(self, space: GoalSpace) -> EvaluationPlan | None:
         """The evaluation plan these parameters describe (None for a task not registered)."""
-        if self.task not in TASKS:
+        rig = self.rig()
+        if rig is None:
             return None
         if self.artefact:
             try:
@@ -113,13 +119,12 @@ class RecorderConfig:
                 raise RecorderConfigError(f"recorder_node: artefact: {exc}") from None
         else:
             base = self.fallback
-        task = TASKS[self.task]
         return EvaluationPlan.for_task(
             self.task, self.split,
             planned_episodes=self.num_episodes if self.split == "heldout" else 0,
             policy=policy_id(base, noise_std=self.noise_std, random_eps=self.random_eps),
-            stream_seed=self.goal_seed, goal_space=space, goal_region=task.goal_region,
-            sampler=GoalSampler(space, task.goal_region, seed=self.goal_seed),
+            stream_seed=self.goal_seed, goal_space=space, goal_region=rig.goal_region,
+            sampler=GoalSampler(space, rig.goal_region, seed=self.goal_seed),
         )
 
 
@@ -130,12 +135,16 @@ class RecorderCore:
         """``config_record`` is stored in every bag (default: this config and the task's goal
         region, which ``her audit`` reads as the region requested goals come from)."""
         self.config = config
-        task = TASKS.get(config.task)
+        rig = config.rig()
+        task = rig.task if rig is not None else None
         name = config.goal_space or (task.goal_space if task else "")
         if not name:
             raise RecorderConfigError(f"recorder_node: task {config.task!r} has no known goal space; set goal_space")
-        tolerance = config.tolerance_m or (task.tolerance if task else 0.05)
-        self.space = get_goal_space(name, tolerance=tolerance)
+        if rig is not None and name == rig.goal_space.name:
+            self.space = rig.goal_space  # the task's goal space with its tolerance (or tolerance_m)
+        else:  # another goal space named by the parameters
+            tolerance = config.tolerance_m or (task.tolerance if task else None)
+            self.space = get_goal_space(name, tolerance=tolerance)
         self.health = Health("her_recorder: recorder_node", str(Path(config.bag_dir).resolve()))
         if config_record is None:
             config_record = {"recorder_node": to_plain(config)}

@@ -516,14 +516,14 @@ class EpisodeRecorder:
                     f"needs ({dim},)"
                 )
         if reward is None or is_success is None:
-            try:
-                success = bool(self.goal_space.is_success(next_achieved, episode.desired_goal))
+            try:  # the goal space's reward (ARCHITECTURE.md, rule 2); success is reward + 1
+                computed = float(self.goal_space.compute_reward(next_achieved, episode.desired_goal))
             except GoalError:  # NaN/inf: record it, the reader reports it
-                success = False
+                computed = -1.0
             if reward is None:
-                reward = float(success) - 1.0
+                reward = computed
             if is_success is None:
-                is_success = success
+                is_success = computed == 0.0
         raw = _vector(action_raw, "action_raw")
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
         msg = self._types[ifc.STEP_TYPE](

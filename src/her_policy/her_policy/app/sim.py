@@ -23,7 +23,7 @@ from her_goals.errors import ConfigError
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.tasks import get_task
 from her_policy.deploy.loop import ControlLoop, EpisodeResult
-from her_policy.deploy.pipeline import CachedKinematics, build_pipeline
+from her_policy.deploy.pipeline import pipeline_for
 from her_policy.deploy.safety import SafetyDecision
 from her_policy.deploy.settings import SafetyStackConfig, load_safety_config
 from her_policy.deploy.sinks import StepSink
@@ -47,9 +47,6 @@ def sim_control_loop(
     open ``EpisodeRecorder``) every state read is also recorded as
     ``/joint_states`` and ``/object_pose``, as a robot's bag has them.
     """
-    from her_goals.robot.ik import cartesian_step
-    from her_goals.robot.observation import ObservationBuilder
-
     task = env.unwrapped
     sim = task.sim
     cfg = config if config is not None else load_safety_config()
@@ -57,28 +54,8 @@ def sim_control_loop(
     if abs(cfg.loop.period_s - dt) > 1e-9:
         # The policy was trained at the task's rate; the loop must tick at it too.
         cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, rate_hz=1.0 / dt))
-    # Typed Any: CachedKinematics has Kinematics' interface (one kinematics pass per
-    # tick shared by observation, IK and monitor) without being its subclass.
-    kin: Any = CachedKinematics(task.kinematics, copy=False)
-    observe = ObservationBuilder(
-        kin,
-        sim.config.gripper_joints,
-        dt,
-        with_object=task.has_object,
-        drawer=getattr(task, "drawer", None),  # the drawer task's observation group
-    )
-    ik_settings = task.ik_settings
-    pipeline = build_pipeline(
-        cfg,
-        actor=actor,
-        observe=observe,
-        kinematics=kin,
-        ik=lambda q, step: cartesian_step(kin, q, step, dt, settings=ik_settings),
-        achieved_goal=task.achieved_goal_extractor,
-        goal_region=task.goal_region,
-        tcp_slice=observe.layout.slice("tcp_pos"),
-        hold_gripper_shut=task.block_gripper,  # push: the fingers shut, as in training
-    )
+    # The env's rig: the goal space, observation and achieved goal the policy was trained with.
+    pipeline = pipeline_for(task.rig, cfg, actor, ik_settings=task.ik_settings)
 
     def send(decision: SafetyDecision) -> None:
         if decision.command is not None:

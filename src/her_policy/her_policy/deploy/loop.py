@@ -1,12 +1,12 @@
 """The control loop without ROS: runs the tick pipeline at a fixed rate against injected I/O.
 
-:class:`ControlLoop` runs :class:`~her_policy.deploy.pipeline.TickPipeline` at ``rate_hz``
-against injected I/O (``read_state``, ``send_command``, ``read_estop``), records every step
+:class:`ControlLoop` drives the episode stepper (:mod:`her_policy.deploy.stepper`, around
+:class:`~her_policy.deploy.pipeline.TickPipeline`) at ``rate_hz`` against injected I/O (``read_state``, ``send_command``, ``read_estop``), records every step
 (with its safety flags, cost and reasons) through a :class:`~her_policy.deploy.sinks.StepSink`
 and reports its cadence (:mod:`her_policy.deploy.cadence`): achieved rate, ticks over the
 budget, p50/p99 tick time and where the time went.
 
-The ROS ``policy_node`` wires the same pipeline to ``/joint_states``, the command topic,
+The ROS ``policy_node`` drives the same stepper and pipeline from ``/joint_states``, the command topic,
 ``/her/estop`` and ``/her/step`` (:mod:`her_policy.deploy.policy_core`); ``her demo`` and
 ``her sim`` wire it to the MuJoCo arm (:mod:`her_policy.app.sim`).
 """
@@ -24,16 +24,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from her_goals.extractors import RobotState
-from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, worse
+from her_goals.safety_flags import ALL_FLAGS, SafetyStatus, worse
 from her_goals.spaces import GoalSpace
 from her_policy.deploy.cadence import CadenceMeter, CadenceReport
-from her_policy.deploy.pipeline import Observed, TickPipeline, TickResult, Vector
-from her_policy.deploy.safety import SafetyDecision
+from her_policy.deploy.pipeline import TickPipeline, Vector
+from her_policy.deploy.safety import EpisodeCheck, SafetyDecision
 from her_policy.deploy.settings import ControlLoopConfig
 from her_policy.deploy.sinks import CallableSink, StepRecord, StepSink
+from her_policy.deploy.stepper import CompletedStep, EpisodeStepper, outcome
 
 log = logging.getLogger("her_policy.deploy.loop")
-_ESTOP = int(SafetyFlag.ESTOP)
 
 
 def set_realtime_priority(priority: int) -> bool:
@@ -125,6 +125,8 @@ class ControlLoop:
         self.read_errors = 0
         """Ticks on which read_state() raised and the previous state was used instead."""
         self._priority_set = False
+        self.stepper = EpisodeStepper(pipeline, abort_on_estop=config.abort_on_estop)
+        """The episode stepper this loop drives (the policy node drives the same one)."""
 
     def cadence(self) -> CadenceReport:
         """Cadence over every tick this loop has run."""
@@ -135,6 +137,9 @@ class ControlLoop:
     ) -> EpisodeResult:
         """Run one episode towards ``desired_goal`` (refused when the monitor rejects the goal).
 
+        The episode itself (the gate, the pending step, the time limit, the e-stop abort, the
+        last step's next observation) is the :class:`EpisodeStepper`'s, as on the policy node;
+        this driver reads the state, sends the command, keeps the rate and adds up the costs.
         A policy that follows published versions (``between_episodes``) may swap here, before
         the first tick, and only here: never mid-episode.
         """
@@ -146,35 +151,27 @@ class ControlLoop:
         goal = np.asarray(desired_goal, dtype=np.float64)
         self._goal_dim = goal.size
         n_ticks = self.episode_ticks if max_ticks is None else int(max_ticks)
-        monitor = self.pipeline.monitor
+        stepper = self.stepper
         meter = CadenceMeter(self.config.rate_hz)
         counts = dict.fromkeys((f.name or "" for f in ALL_FLAGS), 0)
         total_cost = 0.0
         interventions = 0
         worst_status = SafetyStatus.OK
-        self.pipeline.reset()
 
-        gate = monitor.check_episode(goal)
+        gate = stepper.start(goal, n_ticks)
         if not gate.accepted:
-            return self._refuse(
-                goal, gate.flags, gate.reasons, gate.safety_cost, gate.detail, meter
-            )
+            return self._refuse(goal, gate, meter)
 
         if self.realtime and self.config.thread_priority and not self._priority_set:
             self._priority_set = set_realtime_priority(self.config.thread_priority)
         sink = self.sink
         if sink is not None:
             sink.start_episode(goal, stamp_ns=max(0, self.now_ns()))
-        pending: TickResult | None = None
-        pending_stamp = 0
         previous: RobotState | None = None
-        aborted = False
-        reason = "time_limit"
         period_ns = round(1e9 / self.config.rate_hz)
         clock = time.perf_counter_ns
         deadline = clock()
-        ticks = 0
-        for _ in range(n_ticks):
+        while not stepper.finishing:
             start = clock()
             try:
                 state = self.read_state()
@@ -187,15 +184,13 @@ class ControlLoop:
                 state = previous
             estop = bool(self.read_estop()) if self.read_estop is not None else False
             stamp = self.now_ns()
-            result = self.pipeline.tick(state, stamp, goal, previous=previous, estop=estop)
+            result, done = stepper.tick(state, stamp, estop=estop)
             t_io = clock()
             self.send_command(result.decision)
-            if pending is not None and sink is not None:
-                sink.record_step(self._record(pending, pending_stamp, result))
-            pending, pending_stamp = result, stamp
+            if done is not None and sink is not None:
+                sink.record_step(self._record(done))
             previous = state
             d = result.decision
-            ticks += 1
             total_cost += d.safety_cost
             if d.flags:
                 interventions += 1
@@ -216,31 +211,27 @@ class ControlLoop:
             io_ns = end - t_io
             meter.add(start, work, result.stage_ns, io_ns, sleep_ns)
             self.meter.add(start, work, result.stage_ns, io_ns, sleep_ns)
-            if d.flags & _ESTOP and self.config.abort_on_estop:
-                aborted, reason = True, "estop"
-                break
 
         # The last step's next observation: one more state read (the arm has moved).
         success: bool | None = None
-        if pending is not None:
+        if previous is not None:
             try:
                 final_state = self.read_state()
             except Exception:
                 self.read_errors += 1
-                assert previous is not None  # set on every tick
                 final_state = previous
-            final = self.pipeline.observe_only(final_state, previous)
-            if sink is not None:
-                sink.record_step(self._record(pending, pending_stamp, final, truncated=not aborted))
-            if self.goal_space is not None and final.achieved_goal is not None:
-                try:
-                    success = bool(self.goal_space.is_success(final.achieved_goal, goal))
-                except ValueError:
-                    success = False
+            last = stepper.finish(final_state)
+            if last is not None:
+                if sink is not None:
+                    sink.record_step(self._record(last))
+                if self.goal_space is not None and last.after.achieved_goal is not None:
+                    success = outcome(self.goal_space, last.after.achieved_goal, goal)[1]
+        aborted = stepper.aborted
+        reason = "estop" if aborted else "time_limit"
         if sink is not None:
             sink.end_episode(stamp_ns=max(0, self.now_ns()), aborted=aborted, reason=reason)
         return EpisodeResult(
-            ticks=ticks,
+            ticks=stepper.ticks,
             refused=False,
             aborted=aborted,
             reason=reason,
@@ -253,39 +244,22 @@ class ControlLoop:
             policy_version=version,
         )
 
-    def _refuse(
-        self,
-        goal: Vector,
-        flags: int,
-        reasons: tuple[str, ...],
-        cost: float,
-        detail: str,
-        meter: CadenceMeter,
-    ) -> EpisodeResult:
+    def _refuse(self, goal: Vector, gate: EpisodeCheck, meter: CadenceMeter) -> EpisodeResult:
         """Send one hold, record it (flagged GOAL_OUT_OF_REGION) and abort the episode."""
         state = self.read_state()
         stamp = self.now_ns()
-        decision = self.pipeline.monitor.hold(state, stamp, flags=flags, detail=detail)
+        decision, step = self.stepper.refuse(state, stamp, gate)
         self.send_command(decision)
         sink = self.sink
         if sink is not None and np.isfinite(goal).all():
-            observed = self.pipeline.observe_only(state, None)
             sink.start_episode(goal, stamp_ns=max(0, stamp))
-            hold = TickResult(
-                decision,
-                observed.observation,
-                observed.achieved_goal,
-                self.pipeline._nan_action.copy(),
-                self.pipeline._applied(self.pipeline._nan_action, decision, 0.0),
-                (0, 0, 0, 0),
-            )
-            sink.record_step(self._record(hold, stamp, observed))
-            sink.end_episode(stamp_ns=max(0, stamp), aborted=True, reason=f"refused: {detail}")
+            sink.record_step(self._record(step))
+            sink.end_episode(stamp_ns=max(0, stamp), aborted=True, reason=f"refused: {gate.detail}")
         return EpisodeResult(
             ticks=0,
             refused=True,
             aborted=True,
-            reason=detail,
+            reason=gate.detail,
             safety_cost=decision.safety_cost,
             interventions=1,
             flag_counts=dict.fromkeys(decision.reasons, 1),
@@ -294,30 +268,24 @@ class ControlLoop:
             cadence=meter.report(),
         )
 
-    def _record(
-        self,
-        step: TickResult,
-        stamp_ns: int,
-        after: Observed | TickResult,
-        *,
-        truncated: bool = False,
-    ) -> StepRecord:
-        d = step.decision
+    def _record(self, step: CompletedStep) -> StepRecord:
+        result, after = step.result, step.after
+        d = result.decision
         n_obs, n_goal = self.pipeline.obs_dim, self._goal_dim
         return StepRecord(
-            stamp_ns=max(0, stamp_ns),
-            observation=_vec_or_nan(step.observation, n_obs),
+            stamp_ns=max(0, step.stamp_ns),
+            observation=_vec_or_nan(result.observation, n_obs),
             next_observation=_vec_or_nan(after.observation, n_obs),
-            action_raw=step.raw_action,
-            action_applied=step.applied_action,
-            achieved_goal=_vec_or_nan(step.achieved_goal, n_goal),
+            action_raw=result.raw_action,
+            action_applied=result.applied_action,
+            achieved_goal=_vec_or_nan(result.achieved_goal, n_goal),
             next_achieved_goal=_vec_or_nan(after.achieved_goal, n_goal),
             safety_flags=d.flags,
             safety_cost=d.safety_cost,
             safety_reasons=d.reasons,
             status=d.status,
             command=d.command,
-            truncated=truncated,
+            truncated=step.truncated,
         )
 
 

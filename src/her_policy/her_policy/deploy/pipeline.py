@@ -10,9 +10,11 @@ Per tick (ARCHITECTURE.md, "Safety is in the loop": nothing reaches the arm any 
     q_cmd   = limits.limit_joint_step(q_tgt, q_meas)   direction-preserving joint step cap
     decision = monitor.check(state, now, q_cmd, ...)   the last word; see safety.py
 
-:func:`build_pipeline` wires a :class:`TickPipeline` from the settings; the ROS policy node,
-``her demo`` and ``her sim`` all build it the same way. :class:`CachedKinematics` shares
-one kinematics pass per joint vector between observation, IK and the monitor.
+:func:`pipeline_for` wires a :class:`TickPipeline` for a task rig (``her_goals.robot.rig``) from
+the settings: the ROS policy node, ``her demo`` and ``her sim`` all call it (:func:`build_pipeline`
+is the same from loose parts, for arms that are not a MuJoCo model: the toy arm of the tests and
+benchmarks). :class:`CachedKinematics` shares one kinematics pass per joint vector between
+observation, IK and the monitor.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
+from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_goals.robot.rig import TaskRig
 from her_goals.safety_flags import SafetyFlag
 from her_goals.sampling import GoalRegion
 from her_policy.deploy.limits import ActionLimits, all_finite
@@ -104,7 +108,7 @@ class TickPipeline:
         self.ik = ik
         self.monitor = monitor
         self.achieved_goal = achieved_goal
-        self.tool_position = tool_position if tool_position is not None else monitor._kin.fk
+        self.tool_position = tool_position if tool_position is not None else monitor.fk
         self.tcp_slice = tcp_slice
         self.clip_target_to_workspace = clip_target_to_workspace
         self.hold_gripper_shut = hold_gripper_shut
@@ -212,7 +216,7 @@ class TickPipeline:
             upstream_detail=detail,
         )
         t4 = clock()
-        applied = self._applied(limited_action, decision, step_fraction)
+        applied = self.applied_action(limited_action, decision, step_fraction)
         achieved = None
         if self.achieved_goal is not None:
             try:
@@ -253,8 +257,9 @@ class TickPipeline:
         q_cmd, step_flags = self.limits.limit_joint_step(q_target, q)
         return q_cmd, flags | step_flags, fraction, detail
 
-    def _applied(self, limited_action: Vector, decision: SafetyDecision, fraction: float) -> Vector:
-        """The action in policy units that the arm was actually asked to do."""
+    def applied_action(self, limited_action: Vector, decision: SafetyDecision, fraction: float = 0.0) -> Vector:
+        """The action in policy units that the arm was actually asked to do (zeros and the last
+        gripper action on a hold)."""
         if decision.hold or not all_finite(limited_action):
             applied = np.zeros_like(self._nan_action)
             if self._gi >= 0:
@@ -392,4 +397,40 @@ def build_pipeline(
         tcp_slice=tcp_slice,
         clip_target_to_workspace=config.loop.clip_target_to_workspace,
         hold_gripper_shut=hold_gripper_shut,
+    )
+
+
+def pipeline_for(
+    rig: TaskRig,
+    config: SafetyStackConfig,
+    actor: Callable[[Vector, Vector], ArrayLike],
+    *,
+    ik_settings: IKSettings = DEFAULT_IK,
+) -> TickPipeline:
+    """The control pipeline of a task on an arm: the one way the policy node and the ROS-free
+    loop (``her demo``, ``her sim``) wire it.
+
+    The rig gives the observation (its ``control_period_s`` is the velocities' and the IK's
+    period), the achieved goal, the goal region the monitor gates episodes with, the tool slice
+    and the held-shut gripper; ``config`` the loop, limits and monitor. One kinematics pass per
+    tick is shared by the observation, the IK and the monitor (:class:`CachedKinematics`).
+    """
+    # Typed Any: CachedKinematics has Kinematics' interface without being its subclass.
+    kin: Any = CachedKinematics(rig.kinematics, copy=False)
+    period_s = rig.control_period_s
+    observe = rig.observation_builder(kin)
+
+    def ik(q: Vector, step: Vector) -> Vector:
+        return cartesian_step(kin, q, step, period_s, settings=ik_settings)
+
+    return build_pipeline(
+        config,
+        actor=actor,
+        observe=observe,
+        kinematics=kin,
+        ik=ik,
+        achieved_goal=rig.achieved_goal_extractor(kin),
+        goal_region=rig.goal_region,
+        tcp_slice=rig.tcp_slice,
+        hold_gripper_shut=rig.hold_gripper_shut,
     )

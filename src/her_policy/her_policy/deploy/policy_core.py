@@ -1,8 +1,9 @@
 """What the policy node does each tick, without ROS: latest messages in, command and Steps out.
 
 :class:`PolicyCore` wires the Safety issue's runtime exactly as ``her demo`` does
-(:func:`her_policy.deploy.pipeline.build_pipeline`: actor -> action limits -> IK ->
-joint step -> safety monitor) to the node's inputs:
+(:func:`her_policy.deploy.pipeline.pipeline_for` on the task's rig: actor -> action limits -> IK ->
+joint step -> safety monitor) and drives the same episode stepper
+(:class:`her_policy.deploy.stepper.EpisodeStepper`) from the node's inputs:
 
 * ``/joint_states`` and ``/object_pose`` (latest message of each; a message that
   lacks the arm's joint names, an object pose whose transform to the goal frame is
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -37,47 +37,39 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals.checks import Fraction, NonNegativeFloat, PositiveFloat, check_fields
-from her_goals.config import load_dataclass
 from her_goals.episode import EventKind
 from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.evaluation import policy_id
-from her_goals.extractors import JointAngleExtractor, ObjectPositionExtractor, RobotState
+from her_goals.extractors import RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
-from her_goals.robot.drawer import DrawerGeometry
-from her_goals.robot.ik import cartesian_step
-from her_goals.robot.kinematics import Kinematics
-from her_goals.robot.observation import ObservationBuilder
+from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Lookup, pose_in_frame
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health, worst
 from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
 from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
-from her_goals.spaces import get_goal_space
-from her_goals.tasks import TaskSpec, get_task
+from her_goals.tasks import TaskName, TaskSpec
+from her_policy.artefact.store import load_artefact
 from her_policy.artefact.versions import versions_dir
 from her_policy.deploy.fit import check_artefact
 from her_policy.deploy.hot_swap import FollowingPolicy, SwapEvent
-from her_policy.deploy.pipeline import (
-    CachedKinematics,
-    Observed,
-    TickPipeline,
-    TickResult,
-    build_pipeline,
-)
-from her_policy.deploy.safety import SafetyDecision
-from her_policy.deploy.settings import SafetyStackConfig
+from her_policy.deploy.pipeline import TickPipeline, pipeline_for
+from her_policy.deploy.runtime import RuntimeActor
+from her_policy.deploy.safety import EpisodeCheck, SafetyDecision
+from her_policy.deploy.scripted import scripted_controller
+from her_policy.deploy.settings import load_safety_config
+from her_policy.deploy.stepper import CompletedStep, EpisodeStepper, outcome
 
 Vector = NDArray[np.float64]
 _ESTOP = int(SafetyFlag.ESTOP)
-_GOAL_OUT_OF_REGION = int(SafetyFlag.GOAL_OUT_OF_REGION)
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
     """Parameters of policy_node (units in the names)."""
 
-    task: str = doc("reach", "registered task (her_goals.tasks): observation layout, goal space, goal region")
+    task: TaskName = doc("reach", "registered task (her_goals.tasks): observation layout, goal space, goal region")
     artefact: str = doc("", "policy artefact directory (her train --out DIR)/policy; empty = fallback")
     follow: str = doc("", "a continuous learner's run directory (her learn --out RUN) to follow: its newest "
                       "version that fits acts, swapped in only when an episode starts; the fallback acts "
@@ -102,13 +94,12 @@ class PolicyConfig:
     transform_timeout_s: PositiveFloat = doc(0.5, "an object pose whose transform to the goal frame is missing or stamped further than this from it is dropped (s)")
 
     def __post_init__(self) -> None:
-        get_task(self.task)  # an unknown task names the closest one
+        check_fields(self, where="policy_node")  # the task and the ranges declared on the fields
         if self.artefact and self.follow:
             raise ConfigError("policy_node: give artefact (a fixed policy) or follow (a learner's versions), not both")
         for name in ("joint_states_topic", "object_pose_topic", "estop_topic", "command_topic", "gripper_topic"):
             if getattr(self, name) or name not in ("command_topic", "gripper_topic"):
                 topics.check_topic(getattr(self, name), f"policy_node: {name}")
-        check_fields(self, where="policy_node")  # the ranges declared on the fields
 
     @property
     def topic(self) -> str:
@@ -131,15 +122,8 @@ class TickOut(NamedTuple):
 class _Episode:
     episode_id: int
     goal: Vector
-    refused: str = ""
-    ticks: int = 0
-    finishing: bool = False
-    aborted: bool = False
+    gate: EpisodeCheck
     done: bool = False
-    pending: TickResult | None = None
-    pending_ns: int = 0
-    previous: RobotState | None = None
-    published: int = 0
 
 
 class PolicyCore:
@@ -148,32 +132,18 @@ class PolicyCore:
     def __init__(self, config: PolicyConfig, *, actor: Any = None) -> None:
         self.config = config
         self.health = Health("her_policy: policy_node", config.task)
-        self.stack = (load_dataclass(SafetyStackConfig, config.safety_config)
-                      if config.safety_config else SafetyStackConfig())
+        self.stack = load_safety_config(config.safety_config or None)
         self.arm: ArmConfig = load_arm_config(config.arm_config) if config.arm_config else ArmConfig()
-        task = get_task(config.task)
+        self.rig = TaskRig.build(config.task, self.arm, tolerance=config.tolerance_m,
+                                 control_period_s=self.stack.loop.period_s)
+        """The task on this arm: goal space, observation, achieved goal, drawer geometry."""
+        task = self.rig.task
         self.task = task
-        self.space = get_goal_space(task.goal_space, tolerance=config.tolerance_m or task.tolerance)
-        # One kinematics pass per joint vector, shared by observation, IK and monitor (duck-typed).
-        kinematics = Kinematics(self.arm)
-        kin: Any = CachedKinematics(kinematics, copy=False)
-        self.kin = kin
+        self.space = self.rig.goal_space
         self.joint_names = tuple(self.arm.arm_joints)
-        self.required = self.joint_names + tuple(self.arm.gripper_joints)
+        self.required = self.rig.observed_joints
         self.period_s = self.stack.loop.period_s
-        # The drawer task: its joint comes with /joint_states, its geometry from the arm model.
-        drawer = (DrawerGeometry.from_model(kinematics.model, model_name=f"arm model {self.arm.resolved_model_path}")
-                  if "drawer" in task.observation else None)
-        self.observe = ObservationBuilder(self.kin, self.arm.gripper_joints, self.period_s, with_object=task.has_object,
-                                          drawer=drawer)
         self.needs_object = task.has_object
-        achieved: Callable[[RobotState], Vector] = ObjectPositionExtractor(self.space).__call__
-        if drawer is not None:
-            self.required += (drawer.joint,)
-            achieved = JointAngleExtractor(self.space, drawer.joint).__call__
-        elif self.space.name == "ee_position":
-            def achieved(s: RobotState) -> Vector:
-                return np.asarray(self.kin.fk(s.joints(self.joint_names)), dtype=np.float64)
         self.rng = np.random.default_rng(config.seed)
         self.actor_kind, self.artefact_hash = "hold", ""
         self.artefact_error = ""
@@ -185,12 +155,12 @@ class PolicyCore:
             self.actor_kind = "injected"
         self.policy = self._policy_name()
         """Named in every Step: the artefact hash (or the fallback), ``+explore`` with exploration."""
-        self.pipeline: TickPipeline = build_pipeline(
-            self.stack, actor=self._act, observe=self.observe, kinematics=self.kin,
-            ik=lambda q, step: cartesian_step(self.kin, q, step, self.period_s), achieved_goal=achieved,
-            goal_region=task.goal_region, tcp_slice=self.observe.layout.slice("tcp_pos"),
-            hold_gripper_shut=task.block_gripper)
+        # The drawer task's geometry is read from the arm model here: a model without it is refused.
+        self.pipeline: TickPipeline = pipeline_for(self.rig, self.stack, self._act)
+        self.observe = self.pipeline.observe
         self.monitor = self.pipeline.monitor
+        self.stepper = EpisodeStepper(self.pipeline, abort_on_estop=self.stack.loop.abort_on_estop)
+        """The episode stepper this core drives (ControlLoop drives the same one)."""
         self._joints: tuple[tuple[str, ...], Vector, Vector, Vector, int] | None = None
         self._pose: tuple[Vector, int] | None = None
         self.estop_signal = False
@@ -204,7 +174,7 @@ class PolicyCore:
         cfg = self.config
         if cfg.follow:
             fallback = self._load_fallback(task)
-            fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]
+            fields = [(f.name, f.start, f.stop) for f in self.rig.observation_layout.fields]
             self.following = FollowingPolicy(
                 versions_dir(Path(cfg.follow)), self.space, cfg.task, fields, self.stack.limits.action_dim,
                 fallback=fallback, on_swap=self._swapped)
@@ -214,11 +184,8 @@ class PolicyCore:
             return self.following
         if cfg.artefact:
             try:
-                from her_policy.artefact.store import load_artefact
-                from her_policy.deploy.runtime import RuntimeActor
-
                 art = load_artefact(cfg.artefact, expect_goal_space=self.space)
-                fields = [(f.name, f.start, f.stop) for f in self.observe.layout.fields]
+                fields = [(f.name, f.start, f.stop) for f in self.rig.observation_layout.fields]
                 check_artefact(art.metadata, art.layout.spec(), fields, self.space.dim,
                                self.stack.limits.action_dim, cfg.task)
                 actor = RuntimeActor.from_artefact(cfg.artefact, expect_goal_space=self.space)
@@ -233,9 +200,7 @@ class PolicyCore:
     def _load_fallback(self, task: TaskSpec) -> Any:
         cfg = self.config
         if cfg.fallback == "scripted":
-            from her_policy.deploy.scripted import scripted_controller
-
-            ctrl = scripted_controller(cfg.task, self.observe.layout)
+            ctrl = scripted_controller(cfg.task, self.rig.observation_layout)
             self.actor_kind = "scripted"
             return lambda o, g: ctrl({"observation": o, "desired_goal": g, "achieved_goal": g})
         if cfg.fallback == "random":
@@ -337,10 +302,9 @@ class PolicyCore:
                 return
             self.health.clear("episode")
             self._between_episodes()  # never mid-episode
-            gate = self.monitor.check_episode(event.desired_goal)
-            self.episode = _Episode(event.episode_id, np.asarray(event.desired_goal, dtype=np.float64),
-                                    refused="" if gate.accepted else gate.detail)
-            self.pipeline.reset()
+            goal = np.asarray(event.desired_goal, dtype=np.float64)
+            gate = self.stepper.start(goal, self.stack.loop.max_ticks_per_episode or self.task.episode_steps)
+            self.episode = _Episode(event.episode_id, goal, gate)
         elif ep is not None and event.episode_id == ep.episode_id:
             self.episode = None
 
@@ -378,54 +342,38 @@ class PolicyCore:
                 self.last = self.monitor.hold(state, now, flags=_ESTOP if estop else 0)
                 return TickOut(self.last.command, None, [])
             return TickOut(None, None, [])
-        if ep.refused:
-            d = self.monitor.hold(state, now, flags=_GOAL_OUT_OF_REGION, detail=ep.refused)
-            self.health.report("refused", ERROR, f"episode {ep.episode_id} refused: {ep.refused}")
-            observed = self.pipeline.observe_only(state, None)
-            dim = self.stack.limits.action_dim
-            result = TickResult(d, observed.observation, observed.achieved_goal, np.full(dim, np.nan),
-                                np.zeros(dim), (0, 0, 0, 0))
+        stepper = self.stepper
+        if stepper.refused:
+            d, refused = stepper.refuse(state, now, ep.gate)
+            self.health.report("refused", ERROR, f"episode {ep.episode_id} refused: {stepper.refused}")
             ep.done, self.last = True, d
-            return TickOut(d.command, None, [self._step(ep, result, now, observed, truncated=True)])
+            return TickOut(d.command, None, [self._step(ep, refused)])
         self.health.clear("refused")
-        if ep.finishing:  # the last step's next observation is this state
+        if stepper.finishing:  # the last step's next observation is this state
             ep.done = True
-            after = self.pipeline.observe_only(state, ep.previous)
-            steps = [self._step(ep, ep.pending, ep.pending_ns, after, truncated=not ep.aborted)] if ep.pending else []
+            last = stepper.finish(state)
             command = self.monitor.hold(state, now).command if self.monitor.estop_latched else None
-            return TickOut(command, None, steps)
-        result = self.pipeline.tick(state, now, ep.goal, previous=ep.previous, estop=estop)
-        steps = [self._step(ep, ep.pending, ep.pending_ns, result)] if ep.pending is not None else []
-        ep.pending, ep.pending_ns, ep.previous = result, now, state
-        ep.ticks += 1
+            return TickOut(command, None, [self._step(ep, last)] if last is not None else [])
+        result, done = stepper.tick(state, now, estop=estop)
         self.last = d = result.decision
-        if d.flags & _ESTOP and self.stack.loop.abort_on_estop:
-            ep.finishing, ep.aborted = True, True
-        elif ep.ticks >= (self.stack.loop.max_ticks_per_episode or self.task.episode_steps):
-            ep.finishing = True
-        return TickOut(d.command, d.gripper_m, steps)
+        return TickOut(d.command, d.gripper_m, [self._step(ep, done)] if done is not None else [])
 
-    def _step(self, ep: _Episode, step: TickResult, stamp_ns: int, after: Observed | TickResult,
-              *, truncated: bool = False) -> StepData:
-        d = step.decision
-        n_obs, n_goal = self.observe.layout.size, self.space.dim
+    def _step(self, ep: _Episode, step: CompletedStep) -> StepData:
+        result, after = step.result, step.after
+        d = result.decision
+        n_obs, n_goal = self.rig.observation_layout.size, self.space.dim
 
         def vec(x: Vector | None, n: int) -> Vector:
             return x if x is not None else np.full(n, np.nan)
 
-        next_ag = vec(after.achieved_goal, n_goal)
-        try:
-            success = bool(self.space.is_success(next_ag, ep.goal))
-        except HerError:
-            success = False
-        index, ep.published = ep.published, ep.published + 1
+        reward, success = outcome(self.space, after.achieved_goal, ep.goal)
         return StepData(
-            episode_id=ep.episode_id, step=index, observation=vec(step.observation, n_obs),
-            next_observation=vec(after.observation, n_obs), action_raw=step.raw_action,
-            action_applied=step.applied_action, achieved_goal=vec(step.achieved_goal, n_goal),
-            next_achieved_goal=next_ag, desired_goal=ep.goal, reward=float(success) - 1.0,
-            terminated=False, truncated=truncated, is_success=success, safety_flags=d.flags,
-            safety_cost=d.safety_cost, safety_reasons=d.reasons, stamp_ns=max(0, stamp_ns),
+            episode_id=ep.episode_id, step=step.index, observation=vec(result.observation, n_obs),
+            next_observation=vec(after.observation, n_obs), action_raw=result.raw_action,
+            action_applied=result.applied_action, achieved_goal=vec(result.achieved_goal, n_goal),
+            next_achieved_goal=vec(after.achieved_goal, n_goal), desired_goal=ep.goal, reward=reward,
+            terminated=False, truncated=step.truncated, is_success=success, safety_flags=d.flags,
+            safety_cost=d.safety_cost, safety_reasons=d.reasons, stamp_ns=max(0, step.stamp_ns),
             frame_id=self.space.frame, policy=self.policy)
 
     # -- diagnostics -------------------------------------------------------------------------

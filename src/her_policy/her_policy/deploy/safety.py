@@ -435,6 +435,11 @@ class SafetyMonitor:
             goal_region=goal_region,
         )
 
+    @property
+    def fk(self) -> Callable[[Vector], ArrayLike]:
+        """The monitor's forward kinematics: tool position (m, base frame) of joint positions."""
+        return self._kin.fk
+
     # -- e-stop ---------------------------------------------------------------
     @property
     def estop_latched(self) -> bool:

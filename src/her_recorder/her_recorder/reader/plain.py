@@ -19,6 +19,7 @@ from typing import Any
 
 from her_goals import GoalSpace, get_goal_space
 from her_goals.errors import HerError
+from her_goals.tasks import TASKS, task_goal_space
 from her_recorder import interfaces as ifc
 from her_recorder.errors import BagFormatError
 from her_recorder.reader.model import Problem
@@ -33,13 +34,19 @@ def goal_space_from_messages(bag: Path, grouped: Mapping[int, Any], problems: li
         raise BagFormatError(f"{bag}: no HER metadata and START events name several goal spaces {sorted(names)}; "
                              "pass the one to read (--goal-space NAME)")
     (name,) = names
+    tasks = {str(e.task) for m in grouped.values() for e in m.events if e.event == ifc.EventKind.START}
     try:
         space = get_goal_space(name)
     except HerError as exc:
         raise BagFormatError(f"{bag}: its START events name goal space {name!r}: {exc}") from None
+    source = f"registered tolerance {space.tolerance:g}"
+    if len(tasks) == 1 and next(iter(tasks)) in TASKS and TASKS[next(iter(tasks))].goal_space == name:
+        (task,) = tasks
+        space = task_goal_space(task)  # the task's tolerance, as its env and its trained policy score
+        source = f"tolerance {space.tolerance:g} of task {task!r}"
     problems.append(Problem(bag, None, None, "goal_space_from_messages",
                             f"goal space {name!r} from the START events (no HER metadata: a plain "
-                            f"`ros2 bag record`?); registered tolerance {space.tolerance:g}", "warning"))
+                            f"`ros2 bag record`?); {source}", "warning"))
     return space
 
 
