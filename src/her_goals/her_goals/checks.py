@@ -175,7 +175,9 @@ def check_fields(instance: Any, *, where: str | None = None) -> None:
     for f in dataclasses.fields(instance):
         value = getattr(instance, f.name)
         for problem in _problems(value, hints.get(f.name, Any)):
-            raise ConfigError(f"{name}.{f.name} = {value!r}: {problem}")
+            # where="--": the settings of a command line, named as its flags (--task).
+            key = "--" + f.name.replace("_", "-") if name == "--" else f"{name}.{f.name}"
+            raise ConfigError(f"{key} = {value!r}: {problem}")
 
 
 

@@ -210,3 +210,19 @@ def _suite() -> dict[str, SimParams]:
 
 PERTURBATION_SUITE: dict[str, SimParams] = _suite()
 """The robustness report's standard single perturbations (at 25 Hz) and all of them together."""
+
+
+def parse_sim_params(spec: str, *, where: str = "--perturbation") -> SimParams:
+    """``KEY=VALUE,KEY=VALUE`` of :class:`SimParams` fields to a SimParams (``her sim`` and
+    ``her robustness --perturbation``); an error names the flag, the key and the fix."""
+    values: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, text = part.partition("=")
+        if not sep:
+            raise ConfigError(f"{where} {spec!r}: {part!r} is not KEY=VALUE")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{where} {spec!r}: {key}={text!r} is not a number") from None
+        values[key.strip()] = int(number) if key.strip().endswith("ticks") and number.is_integer() else number
+    return from_mapping(SimParams, values, where=where)

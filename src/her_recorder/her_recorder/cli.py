@@ -1,7 +1,8 @@
 """Command-line entry points of the bag layer: ``bag info``, ``bag check``, ``bag recover``.
 
 The ``her`` CLI registers them with :func:`add_bag_commands`; ``python -m
-her_recorder bag ...`` runs them standalone. Every command prints a clear
+her_recorder bag ...`` runs them standalone (``her_recorder/__main__.py``, which registers
+the audit's command beside them: the bag commands do not import the audit). Every command prints a clear
 message and exits non-zero on a bad bag, never a traceback:
 0 = fine, 1 = episodes left out or bags needing recovery, 2 = unreadable input.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,15 +182,3 @@ def run(args: argparse.Namespace) -> int:
     except HerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m her_recorder {bag {info,check,recover},audit} ...``"""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m her_recorder")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_bag_commands(sub)
-    from her_recorder.audit import add_audit_command  # matplotlib only when needed
-
-    add_audit_command(sub)
-    return run(parser.parse_args(argv))

@@ -52,6 +52,8 @@ from her_recorder.errors import (
     StepShapeError,
 )
 from her_recorder.mcapscan import metadata_record
+from her_recorder.reader import bag_summary
+from her_recorder.recover import recover_bag
 from her_recorder.rosbags_adapter import DurableMcap, open_mcap
 
 log = logging.getLogger("her_recorder")
@@ -346,9 +348,6 @@ class EpisodeRecorder:
         self._is_open = True
 
     def _resume_from(self, existing: list[Path]) -> None:
-        from her_recorder.reader import bag_summary
-        from her_recorder.recover import recover_bag
-
         last_id = -1
         for bag in existing:
             info = bag_summary(bag)

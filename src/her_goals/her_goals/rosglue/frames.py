@@ -21,6 +21,7 @@ from transforms3d.euler import euler2quat
 from transforms3d.quaternions import qconjugate, qmult, quat2mat
 
 from her_goals.errors import StateError
+from her_goals.rosglue.msgconv import header_msg
 
 Vector = NDArray[np.float64]
 
@@ -97,8 +98,6 @@ def transform_fields(msg: Any) -> Transform:
 
 def transform_stamped_msg(types: Any, tf: Transform) -> Any:
     """A ``geometry_msgs/TransformStamped`` (``types``: a msgconv.MessageTypes)."""
-    from her_goals.rosglue.msgconv import header_msg
-
     x, y, z = (float(v) for v in tf.translation)
     qw, qx, qy, qz = (float(v) for v in tf.rotation)
     return types["geometry_msgs/msg/TransformStamped"](

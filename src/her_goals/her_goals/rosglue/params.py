@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from her_goals.checks import declared_ranges
 from her_goals.config import from_mapping
 
 T = TypeVar("T")
@@ -54,8 +55,6 @@ def parameter_specs(cls: type[Any]) -> dict[str, tuple[Any, str]]:
     None and paths become strings (``""`` = None), tuples become lists; a declared range
     (``her_goals.checks``) ends the description (``ros2 param describe`` shows it).
     """
-    from her_goals.checks import declared_ranges
-
     ranges = declared_ranges(cls)
     out: dict[str, tuple[Any, str]] = {}
     for f in dataclasses.fields(cls):

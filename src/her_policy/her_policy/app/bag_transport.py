@@ -17,6 +17,7 @@ from typing import Any, cast
 from her_goals.episode_arrays import EpisodeArrays
 from her_goals.evaluation import NO_INDEX, POLICY_LEARNER
 from her_policy.errors import PolicyError
+from her_recorder.reader import read_episodes
 
 
 class BagRoundTrip:
@@ -44,8 +45,6 @@ class BagRoundTrip:
         self.steps_written = 0
 
     def __call__(self, episodes: list[EpisodeArrays]) -> list[EpisodeArrays]:
-        from her_recorder.reader import read_episodes
-
         if not episodes:
             return []
         for episode in episodes:

@@ -26,21 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from her_goals.checks import Count, NonNegativeInt, OutputDir
-from her_goals.config import suggest
-from her_goals.errors import ConfigError
+import her_mujoco
+from her_goals.checks import Count, NonNegativeInt, OutputDir, check_fields
+from her_goals.config import config_hash
+from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
+from her_goals.tasks import TaskName, get_task
+from her_mujoco.randomization import DomainRandomization
+from her_policy.app.bag_transport import BagRoundTrip
+from her_policy.app.sim import record_evaluation
+from her_policy.deploy.settings import load_safety_config
 from her_policy.errors import PolicyError
-
-DEMO_SETTINGS: dict[str, dict[str, Any]] = {
-    "reach": {"env_steps": 10_000, "target_success": 0.95, "eval_every": 500},
-    # push and pick_and_place: their presets' env-step budgets (150k, 500k), no wall-clock cap.
-    "push": {},
-    "pick_and_place": {},
-    "drawer": {},
-}
-"""Per-task overrides of the training preset (``her train --task`` uses the same preset)."""
+from her_recorder.audit import run_audit
+from her_recorder.writer import EpisodeRecorder
 
 
 @dataclass(frozen=True)
@@ -96,20 +95,17 @@ def run_demo(
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
 ) -> DemoResult:
-    """Train ``task`` through bags, evaluate through the safety loop, audit; see the module doc."""
+    """Train ``task`` through bags, evaluate through the safety loop, audit; see the module doc.
 
-    import her_mujoco
-    from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
-    from her_policy.app.bag_transport import BagRoundTrip
-    from her_policy.app.sim import record_evaluation
-    from her_policy.deploy.settings import load_safety_config
+    Training uses the task's preset (``her_policy.learn.presets``), as ``her train --task`` does;
+    ``overrides`` are flags on top of it.
+    """
+    # The learner loads torch: only when a demo trains (``her --help`` and the other commands
+    # never load it).
     from her_policy.learn.config import build_train_config
     from her_policy.learn.train import train
-    from her_recorder.audit import run_audit
-    from her_recorder.writer import EpisodeRecorder
 
-    if task not in DEMO_SETTINGS:
-        raise PolicyError(f"her demo: unknown task {task!r}; choose from {', '.join(DEMO_SETTINGS)}")
+    get_task(task)  # every registered task has a demo; a typo names the closest task
     start = time.perf_counter()
     out = Path(out)
     if (out / "bags").exists():
@@ -122,7 +118,6 @@ def run_demo(
         "seed": seed,
         "out": str(out / "train"),
         "progress": progress,
-        **DEMO_SETTINGS[task],
         **(overrides or {}),
     }
     cfg = build_train_config(flags)
@@ -157,7 +152,7 @@ def run_demo(
     )
     eval_config = {
         "split": "eval",
-        "train_config_hash": _config_hash(cfg),
+        "train_config_hash": config_hash(cfg),
         "artefact": str(artefact),
     }
     # What the evaluation promises is stored in its bags: the audit re-derives every goal.
@@ -204,12 +199,6 @@ def run_demo(
     return result
 
 
-def _config_hash(cfg: Any) -> str:
-    from her_goals.config import config_hash
-
-    return config_hash(cfg)
-
-
 def _hindsight_ratio(report: Any) -> float:
     log = report.training_log
     return float(log.hindsight_ratio_mean) if log is not None else float("nan")
@@ -224,8 +213,9 @@ def _say(progress: bool, text: str) -> None:
 class DemoSettings:
     """``her demo``: train, deploy through the safety monitor, and audit a task on the MuJoCo arm."""
 
-    task: str = "reach"
-    """Task to run: reach (minutes), push, drawer or pick_and_place (longer)."""
+    task: TaskName = "reach"
+    """Registered task to run, with its training preset: reach (minutes), push, drawer or
+    pick_and_place (longer)."""
     out: OutputDir | None = None
     """Run directory (default runs/demo-<task>-<time>); must not hold a demo run yet."""
     seed: NonNegativeInt = 0
@@ -239,14 +229,8 @@ class DemoSettings:
     each episode's parameters go into its training bag. The evaluation runs nominal."""
 
     def __post_init__(self) -> None:
-        from her_mujoco.randomization import DomainRandomization
-
+        check_fields(self, where="--")  # the task: a registered one, or the closest named
         DomainRandomization.from_spec(self.randomize)
-        if self.task not in DEMO_SETTINGS:
-            raise ConfigError(
-                f"--task {self.task!r}: no demo for it.{suggest(self.task, DEMO_SETTINGS)} "
-                f"Demos: {', '.join(DEMO_SETTINGS)}."
-            )
 
 
 def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:

@@ -223,8 +223,8 @@ def run_fleet(settings: FleetSettings, *, report: Any = print, chaos: Any = None
         raise PolicyError(
             "her fleet needs Ray: pip install 'her-ros[fleet]' (make test installs it)"
         ) from None
+    from her_goals.learning_curve import plot_learning_curve
     from her_policy.learn.config import build_train_config
-    from her_recorder.audit.curves import plot_learning_curve
 
     if settings.address is not None:
         check_address(settings.address)

@@ -87,9 +87,9 @@ def loop_command(args: argparse.Namespace) -> int:
 
 def run_robot_loop(settings: LoopSettings, *, report: Any = print) -> str:
     """Run the loop; returns the summary line."""
+    from her_goals.learning_curve import plot_learning_curve
     from her_policy.app.arm_worker import ArmWorker
     from her_policy.learn.config import build_train_config
-    from her_recorder.audit.curves import plot_learning_curve
 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from her_goals.checks import Count, NonNegativeInt, OutputDir
+import her_mujoco
+from her_goals.checks import Count, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
+from her_goals.evaluation import EvaluationPlan
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
-from her_goals.tasks import get_task
+from her_goals.tasks import TaskName
+from her_mujoco.randomization import PERTURBATION_SUITE, SimParams, parse_sim_params
+from her_policy.app.sim import policy_actor, sim_control_loop
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class RobustnessSettings:
 
     policy: str = field(metadata={"positional": True})
     """Policy artefact directory, or 'scripted' (the task's controller, as a stand-in)."""
-    task: str = "push"
+    task: TaskName = "push"
     """Registered task."""
     goals: Count = 100
     """Held-out requested goals per condition (the same goals in every condition)."""
@@ -52,10 +56,7 @@ class RobustnessSettings:
     reported side by side with POLICY (e.g. a --randomize default policy beside a nominal one)."""
 
     def __post_init__(self) -> None:
-        try:
-            get_task(self.task)
-        except ConfigError as exc:
-            raise ConfigError(f"--task: {exc}") from None
+        check_fields(self, where="--")  # the task: a registered one, or the closest named
         for name, policy in (("POLICY", self.policy), *(("--compare", p) for p in self.compare)):
             if policy != "scripted" and not Path(policy).exists():
                 raise ConfigError(f"{name} {policy!r}: not 'scripted' and no such artefact directory")
@@ -63,22 +64,8 @@ class RobustnessSettings:
             parse_perturbation(spec)
 
 
-def parse_perturbation(spec: str) -> Any:
-    """``key=value,key=value`` of SimParams fields to a SimParams (errors name the key)."""
-    from her_goals.config import from_mapping
-    from her_mujoco.randomization import SimParams
-
-    values: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        key, sep, text = part.partition("=")
-        if not sep:
-            raise ConfigError(f"--perturbation {spec!r}: {part!r} is not KEY=VALUE")
-        try:
-            number = float(text)
-        except ValueError:
-            raise ConfigError(f"--perturbation {spec!r}: {key}={text!r} is not a number") from None
-        values[key.strip()] = int(number) if key.strip().endswith("ticks") and number.is_integer() else number
-    return from_mapping(SimParams, values, where="--perturbation")
+parse_perturbation = parse_sim_params
+"""``KEY=VALUE,...`` of SimParams fields to a SimParams (``her_mujoco.randomization``)."""
 
 
 @dataclass
@@ -108,8 +95,6 @@ def run_condition(
     env: Any, actor: Any, goals: Any, params: Any, *, seed: int, name: str
 ) -> ConditionResult:
     """Run the goals under ``params``; success judged on the true final state."""
-    from her_policy.app.sim import sim_control_loop
-
     task = env.unwrapped
     sim, space = task.sim, task.goal_space
     loop = sim_control_loop(env, actor)
@@ -142,11 +127,6 @@ def run_robustness(
     policy: str, task: str, goals: int, conditions: dict[str, Any], *, seed: int = 0, report: Any = None
 ) -> list[ConditionResult]:
     """Nominal first, then every condition, on the same held-out goals."""
-    import her_mujoco
-    from her_goals.evaluation import EvaluationPlan
-    from her_mujoco.randomization import SimParams
-    from her_policy.app.sim import policy_actor
-
     env = her_mujoco.make_task(task)
     actor = policy_actor(env, policy, seed=seed)
     base: Any = env.unwrapped
@@ -210,10 +190,10 @@ def markdown_side_by_side(by_policy: dict[str, list[ConditionResult]], title: st
 
 
 def plot_side_by_side(by_policy: dict[str, list[ConditionResult]], path: Path, title: str) -> Path:
-    import matplotlib
+    import matplotlib  # heavy: only when a report is plotted
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is chosen
 
     labels = list(by_policy)
     names = [r.name for r in by_policy[labels[0]]]
@@ -236,10 +216,10 @@ def plot_side_by_side(by_policy: dict[str, list[ConditionResult]], path: Path, t
 
 
 def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
-    import matplotlib
+    import matplotlib  # heavy: only when a report is plotted
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is chosen
 
     names = [r.name for r in results]
     y = np.array([r.success for r in results])
@@ -271,8 +251,6 @@ def add_robustness_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def robustness_command(args: argparse.Namespace) -> int:
-    from her_mujoco.randomization import PERTURBATION_SUITE
-
     settings = settings_from_args(RobustnessSettings, args)
     if settings.perturbation:
         conditions = {}

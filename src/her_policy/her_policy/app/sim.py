@@ -17,16 +17,26 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from tqdm import tqdm
 
-from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir
+import her_mujoco
+from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
+from her_goals.evaluation import EvaluationPlan, policy_id
+from her_goals.provenance import read_policy_metadata
+from her_goals.rosglue import msgconv
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
-from her_goals.tasks import get_task
+from her_goals.tasks import TaskName
+from her_mujoco.randomization import DomainRandomization, parse_sim_params
 from her_policy.deploy.loop import ControlLoop, EpisodeResult
 from her_policy.deploy.pipeline import pipeline_for
+from her_policy.deploy.runtime import RuntimeActor
 from her_policy.deploy.safety import SafetyDecision
+from her_policy.deploy.scripted import scripted_controller
 from her_policy.deploy.settings import SafetyStackConfig, load_safety_config
-from her_policy.deploy.sinks import StepSink
+from her_policy.deploy.sinks import RecorderSink, StepSink
+from her_recorder import interfaces
+from her_recorder.writer import EpisodeRecorder
 
 Actor = Callable[[NDArray[np.float64], NDArray[np.float64]], ArrayLike]
 
@@ -123,8 +133,6 @@ class _SimSink:
 
 def _recording_reader(sim: Any, recorder: Any) -> Callable[[], Any]:
     """``sim.state`` that also records each state as the driver's raw topics."""
-    from her_goals.rosglue import msgconv
-    from her_recorder import interfaces
 
     types = msgconv.MessageTypes.from_rosbags(interfaces.typestore())
     frame = sim.config.base_frame
@@ -197,12 +205,7 @@ def record_evaluation(
     recorded to the session ``out`` with its evaluation plan (the goal stream and its seed, the
     planned count, the artefact hash) so that ``her audit`` can verify it; returns the episode
     results and the plan. ``her demo`` and ``her eval --record`` use it."""
-    from tqdm import tqdm
 
-    from her_goals.evaluation import EvaluationPlan
-    from her_policy.deploy.runtime import RuntimeActor
-    from her_policy.deploy.sinks import RecorderSink
-    from her_recorder.writer import EpisodeRecorder
 
     task = env.unwrapped
     actor = RuntimeActor.load(artefact, expect_goal_space=task.goal_space)
@@ -245,8 +248,6 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
             return rng.uniform(-1.0, 1.0, size=env.action_space.shape)
 
     elif policy == "scripted":
-        from her_policy.deploy.scripted import scripted_controller
-
         controller = scripted_controller(env)
         goal_slice = task.observation_layout.slice(_GOAL_FIELD[task.goal_space.name])
 
@@ -254,8 +255,6 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
             return controller({"observation": o, "desired_goal": g, "achieved_goal": o[goal_slice]})
 
     else:
-        from her_policy.deploy.runtime import RuntimeActor
-
         base = RuntimeActor.load(policy, expect_goal_space=task.goal_space)
     if noise <= 0:
         return base
@@ -273,7 +272,7 @@ class SimSettings:
 
     out: OutputDir
     """Session directory of the bags (a new bag is added to an existing session)."""
-    task: str = "reach"
+    task: TaskName = "reach"
     """Registered task (her_goals.tasks)."""
     policy: str = "scripted"
     """scripted (the task's controller), random, or the path of a policy artefact."""
@@ -293,19 +292,12 @@ class SimSettings:
     (e.g. object_position_noise_m=0.005); recorded in the bags."""
 
     def __post_init__(self) -> None:
-        from her_mujoco.randomization import DomainRandomization
-
+        check_fields(self, where="--")  # the task: a registered one, or the closest named
         DomainRandomization.from_spec(self.randomize)
         if self.perturbation:
-            from her_policy.app.robustness import parse_perturbation
-
-            parse_perturbation(self.perturbation)
+            parse_sim_params(self.perturbation)
         if self.randomize != "none" and self.perturbation:
             raise ConfigError("give --randomize or --perturbation, not both")
-        try:
-            get_task(self.task)
-        except ConfigError as exc:
-            raise ConfigError(f"--task: {exc}") from None
         if self.policy not in ("scripted", "random") and not Path(self.policy).exists():
             raise ConfigError(
                 f"--policy {self.policy!r}: not scripted, random or an existing policy artefact; "
@@ -316,9 +308,6 @@ class SimSettings:
 def policy_name(policy: str, *, noise: float = 0.0) -> str:
     """The id every Step of ``her sim`` names (her_goals.evaluation): ``scripted``, ``random``
     or the artefact hash, ``+explore`` when ``noise`` changes its actions."""
-    from her_goals.evaluation import policy_id
-    from her_goals.provenance import read_policy_metadata
-
     base = policy if policy in ("scripted", "random") else str(read_policy_metadata(policy)["artefact_hash"])
     return policy_id(base, noise_std=noise)
 
@@ -338,12 +327,9 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def _episode_params(settings: SimSettings) -> Callable[[int], Any] | None:
     """Episode ``i``'s SimParams for ``her sim`` (None: nominal physics)."""
-    from her_mujoco.randomization import DomainRandomization
 
     if settings.perturbation:
-        from her_policy.app.robustness import parse_perturbation
-
-        fixed = parse_perturbation(settings.perturbation)
+        fixed = parse_sim_params(settings.perturbation)
         return lambda i: fixed
     if settings.randomize == "none":
         return None
@@ -353,12 +339,7 @@ def _episode_params(settings: SimSettings) -> Callable[[int], Any] | None:
 
 
 def _sim_main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
-    import her_mujoco
-    from her_goals.evaluation import EvaluationPlan
-    from her_policy.deploy.sinks import RecorderSink
-    from her_recorder.writer import EpisodeRecorder
 
     settings = settings_from_args(SimSettings, args)
     safety = load_safety_config()  # every config file is checked before any work

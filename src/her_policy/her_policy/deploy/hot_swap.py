@@ -23,8 +23,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import HerError
 from her_goals.spaces import GoalSpace
+from her_policy.artefact.store import load_artefact
 from her_policy.artefact.versions import VersionFollower
 from her_policy.deploy.fit import check_artefact
+from her_policy.deploy.runtime import RuntimeActor
 from her_policy.errors import PolicyError
 
 Actor = Callable[[NDArray[np.float64], NDArray[np.float64]], ArrayLike]
@@ -63,9 +65,6 @@ class FollowingPolicy:
 
     def between_episodes(self) -> SwapEvent | None:
         """Swap in the newest published version if it loads and fits; None when none is new."""
-        from her_policy.artefact.store import load_artefact
-        from her_policy.deploy.runtime import RuntimeActor
-
         path = self.follower.newer()
         if path is None:
             return None

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from her_policy.artefact.numpy_actor import NumpyActor
+from her_policy.artefact.store import load_artefact
 from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import ActorLoadError
 
@@ -80,8 +81,6 @@ class RuntimeActor:
     @classmethod
     def from_artefact(cls, path: str | Path, *, expect_goal_space: Any = None) -> RuntimeActor:
         """The runtime actor of a verified policy artefact (hash and goal space checked on load)."""
-        from her_policy.artefact.store import load_artefact
-
         art = load_artefact(path, expect_goal_space=expect_goal_space)
         actor = cls(art.weights, action_low=art.layout.action_low, action_high=art.layout.action_high)
         actor.artefact_hash = art.artefact_hash

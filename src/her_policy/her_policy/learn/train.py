@@ -368,7 +368,7 @@ def train(
                 "final_eval": final.as_dict() if final is not None else None,
             },
         )
-        from her_recorder.audit.curves import plot_learning_curve
+        from her_goals.learning_curve import plot_learning_curve
 
         plot_learning_curve(
             evals, out / "learning_curve.png",

@@ -1,8 +1,8 @@
 """The audit's report as data: success rates, per-episode audits, failure labels, the log summary.
 
 :class:`AuditReport` is what :func:`~her_recorder.audit.run.run_audit` returns;
-:meth:`AuditReport.to_json` is ``report.json`` and :meth:`AuditReport.to_markdown`
-is ``report.md``.
+:meth:`AuditReport.to_json` is ``report.json``; ``report.md`` is rendered from it outside the
+model, by :func:`her_recorder.audit.report.markdown`.
 """
 
 from __future__ import annotations
@@ -205,9 +205,3 @@ class AuditReport:
     def to_json(self) -> str:
         """``report.json``: plain JSON (NaN written as null)."""
         return json.dumps(finite_or_null(to_plain(asdict(self))), indent=1, sort_keys=True)
-
-    def to_markdown(self) -> str:
-        """``report.md``."""
-        from her_recorder.audit.report import markdown  # report.py renders this class
-
-        return markdown(self)

@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals import GoalRegion
+from her_goals.learning_curve import plot_learning_curve
+from her_goals.training_log import read_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -72,7 +74,7 @@ def _rolling(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
 
 
 def _success_vs_episodes(report: AuditReport, out: Path) -> str:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: only when the audit draws its PNGs
 
     log = report.training_log
     fig = Figure(figsize=(10, 7.5 if log is not None else 4.8), layout="constrained")
@@ -179,7 +181,7 @@ def _bars(
 
 
 def _requested_vs_hindsight(report: AuditReport, out: Path) -> str:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: only when the audit draws its PNGs
 
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # type: ignore[call-arg, union-attr]
@@ -262,7 +264,7 @@ class _CoveragePoints:
 
 
 def _coverage(report: AuditReport, eps: list[AuditedEpisode], region: GoalRegion, out: Path) -> str:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: only when the audit draws its PNGs
 
     cov = report.coverage
     dim = len(region.low)
@@ -309,8 +311,8 @@ def _histogram_panel(ax: Axes, pts: _CoveragePoints, i: int) -> None:
 
 
 def _heatmap_panel(fig: Figure, ax: Axes, pts: _CoveragePoints, i: int, j: int) -> None:
-    from matplotlib.colors import LogNorm
-    from matplotlib.patches import Rectangle
+    from matplotlib.colors import LogNorm  # heavy: only when the audit draws its PNGs
+    from matplotlib.patches import Rectangle  # heavy: only when the audit draws its PNGs
 
     achieved, desired, won, low, high = pts.achieved, pts.desired, pts.won, pts.low, pts.high
     edges_i, edges_j = pts.edges(i), pts.edges(j)
@@ -368,9 +370,6 @@ def write_plots(
         COVERAGE: _coverage(report, eps, region, out),
     }
     if report.training_log is not None:
-        from her_goals.training_log import read_rows
-        from her_recorder.audit.curves import plot_learning_curve
-
         curve = plot_learning_curve(
             read_rows(report.training_log.path), out / LEARNING_CURVE,
             title=f"training: requested-goal success on held-out goals ({Path(report.training_log.path).name})",

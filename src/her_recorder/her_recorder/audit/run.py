@@ -28,6 +28,8 @@ from her_recorder.audit.episodes import AuditedEpisode, bag_meta, gather_episode
 from her_recorder.audit.ledger import read_ledger
 from her_recorder.audit.metrics import CELL_SIZE, Grid
 from her_recorder.audit.model import AuditReport, EpisodeAudit, Split, TrainingLogSummary
+from her_recorder.audit.plots import write_plots
+from her_recorder.audit.report import markdown
 from her_recorder.audit.rules import LABELS, LabelContext, label_failure, training_cells
 from her_recorder.audit.verify import classify, verify
 from her_recorder.bagmeta import BagMeta
@@ -414,11 +416,9 @@ def _write_outputs(
     """PNGs (if ``plots``), trace.npz, report.json and report.md into ``out`` (created)."""
     out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from her_recorder.audit.plots import write_plots  # matplotlib only when plotting
-
         report.files.update(write_plots(report, eps, region, out))
     report.files[TRACE_FILE] = str(_write_trace(out / TRACE_FILE, eps, space))
     report.files["report.json"] = str(out / "report.json")
     report.files["report.md"] = str(out / "report.md")
     (out / "report.json").write_text(report.to_json() + "\n", "utf-8")
-    (out / "report.md").write_text(report.to_markdown(), "utf-8")
+    (out / "report.md").write_text(markdown(report), "utf-8")

@@ -8,7 +8,6 @@ topics and episode counts, from a scan when the bag was never closed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import KEY_GOAL_SPACE, BagMeta
 from her_recorder.errors import BagFormatError
 from her_recorder.mcapscan import has_valid_footer
+from her_recorder.reader.model import BagInfo
 from her_recorder.reader.source import BagSource, decode_events
 
 _EVENT_NAMES = {int(k): k.name for k in ifc.EventKind}
@@ -54,38 +54,6 @@ def find_bags(paths: str | Path | Iterable[str | Path]) -> list[Path]:
             )
         bags.extend(inner)
     return bags
-
-
-@dataclass
-class BagInfo:
-    """What a bag directory holds and whether it was closed cleanly."""
-
-    path: Path
-    files: list[Path]
-    """Storage files the bag consists of (listed in metadata.yaml or found on disk)."""
-    needs_recovery: bool
-    reasons: list[str]
-    """Why the bag needs recovery (empty when it does not)."""
-    metadata: dict[str, Any] | None
-    """``rosbag2_bagfile_information`` from metadata.yaml, if it could be read."""
-    meta: BagMeta | None = None
-    """The HER description (goal space, task, config, seeds), if the bag has one."""
-    topics: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Topic -> (message type, message count)."""
-    episodes: dict[str, Any] = field(default_factory=dict)
-    last_episode_id: int | None = None
-    size_bytes: int = 0
-
-    @property
-    def message_count(self) -> int:
-        return sum(count for _, count in self.topics.values())
-
-    @property
-    def state(self) -> str:
-        """``clean``, ``recovered`` (repaired by ``her bag recover``) or ``unclosed``."""
-        if self.needs_recovery:
-            return "unclosed"
-        return "recovered" if self.meta is not None and self.meta.recovered else "clean"
 
 
 def _load_metadata(path: Path) -> tuple[dict[str, Any] | None, str]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from her_goals import GoalSpace
 from her_goals.episode_arrays import EpisodeArrays
+from her_recorder.bagmeta import BagMeta
 
 Severity = Literal["error", "excluded", "warning"]
 """``error``: invalid data, episode left out. ``excluded``: not a complete episode
@@ -154,3 +155,51 @@ class ReadResult:
 
     episodes: list[Episode]
     report: ValidationReport
+
+
+@dataclass
+class BagInfo:
+    """What a bag directory holds and whether it was closed cleanly."""
+
+    path: Path
+    files: list[Path]
+    """Storage files the bag consists of (listed in metadata.yaml or found on disk)."""
+    needs_recovery: bool
+    reasons: list[str]
+    """Why the bag needs recovery (empty when it does not)."""
+    metadata: dict[str, Any] | None
+    """``rosbag2_bagfile_information`` from metadata.yaml, if it could be read."""
+    meta: BagMeta | None = None
+    """The HER description (goal space, task, config, seeds), if the bag has one."""
+    topics: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Topic -> (message type, message count)."""
+    episodes: dict[str, Any] = field(default_factory=dict)
+    last_episode_id: int | None = None
+    size_bytes: int = 0
+
+    @property
+    def message_count(self) -> int:
+        return sum(count for _, count in self.topics.values())
+
+    @property
+    def state(self) -> str:
+        """``clean``, ``recovered`` (repaired by ``her bag recover``) or ``unclosed``."""
+        if self.needs_recovery:
+            return "unclosed"
+        return "recovered" if self.meta is not None and self.meta.recovered else "clean"
+
+
+@dataclass
+class EpisodeMessages:
+    """The decoded messages of one episode, in bag order (not yet checked)."""
+
+    events: list[Any] = field(default_factory=list)
+    """EpisodeEvent messages (START and END/ABORT/DISCARD)."""
+    steps: list[Any] = field(default_factory=list)
+    """Step messages."""
+    goals: list[Any] = field(default_factory=list)
+    """``/her/desired_goal`` Goal messages (the requested goal as published, with its tolerance)."""
+    truths: list[Any] = field(default_factory=list)
+    """Simulation only: ``/her/true_achieved_goal`` Goal messages, one per step."""
+    sim_params: dict[str, Any] | None = None
+    """Simulation only: the episode's ``/her/sim_params`` record."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,14 @@ from her_goals import GoalSpace, get_goal_space
 from her_recorder import interfaces as ifc
 from her_recorder.errors import BagFormatError
 from her_recorder.reader.discovery import BagInfo, find_bags, inspect_bag
-from her_recorder.reader.model import BagReport, Episode, Problem, ReadResult, ValidationReport
+from her_recorder.reader.model import (
+    BagReport,
+    Episode,
+    EpisodeMessages,
+    Problem,
+    ReadResult,
+    ValidationReport,
+)
 from her_recorder.reader.plain import goal_space_from_messages, without_cut_at_start
 from her_recorder.reader.source import BagSource, RawMessage, decode_events
 from her_recorder.reader.validation import (
@@ -39,22 +45,6 @@ log = logging.getLogger("her_recorder")
 
 MAX_UNDECODABLE_LISTED = 3
 """Undecodable messages listed one by one per bag; the rest are counted in one problem."""
-
-
-@dataclass
-class EpisodeMessages:
-    """The decoded messages of one episode, in bag order (not yet checked)."""
-
-    events: list[Any] = field(default_factory=list)
-    """EpisodeEvent messages (START and END/ABORT/DISCARD)."""
-    steps: list[Any] = field(default_factory=list)
-    """Step messages."""
-    goals: list[Any] = field(default_factory=list)
-    """``/her/desired_goal`` Goal messages (the requested goal as published, with its tolerance)."""
-    truths: list[Any] = field(default_factory=list)
-    """Simulation only: ``/her/true_achieved_goal`` Goal messages, one per step."""
-    sim_params: dict[str, Any] | None = None
-    """Simulation only: the episode's ``/her/sim_params`` record."""
 
 
 def collect_episode_messages(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.serde import SerdeError
@@ -22,9 +22,7 @@ from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
 from her_recorder.errors import BagFormatError
 from her_recorder.mcapscan import McapScanner
-
-if TYPE_CHECKING:
-    from her_recorder.reader.discovery import BagInfo
+from her_recorder.reader.model import BagInfo
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,12 +24,8 @@ from her_goals import GoalSpace
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import BagMeta
 from her_recorder.errors import BagFormatError, BagMismatchError
-from her_recorder.reader.model import Episode, Problem, Severity
+from her_recorder.reader.model import BagInfo, Episode, EpisodeMessages, Problem, Severity
 from her_recorder.reader.source import BagSource
-
-if TYPE_CHECKING:
-    from her_recorder.reader.discovery import BagInfo
-    from her_recorder.reader.reading import EpisodeMessages
 
 VECTOR_FIELDS = (
     "observation",

@@ -1,8 +1,13 @@
-"""Learning-curve plots: requested-goal success with its Wilson interval, against env steps and wall-clock.
+"""The learning curve: requested-goal success with its Wilson interval, against env steps and wall-clock.
 
 Every training run (``her train``, ``her loop``, ``her fleet``) writes one beside its
 training log, and ``her audit`` draws the same from a training log it is given. Only
 requested-goal success on held-out goals is plotted as a result; nothing hindsight.
+
+It lives beside the training log's one set of field names (:mod:`her_goals.training_log`)
+because it is the log's plot, and in ``her_goals`` because the learner, the app and the audit
+all draw it and ``her_goals`` is what all three may import. matplotlib is imported only when a
+curve is drawn, so importing ``her_goals`` (the robot's control path does) never loads it.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ def plot_learning_curve(
     points = [r for r in rows if _get(r, "requested_success") == _get(r, "requested_success")]
     if not points:
         return None
-    import matplotlib
+    import matplotlib  # heavy and optional on the control path: only when a curve is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is chosen
 
     steps = [float(_get(r, "env_steps")) for r in points]
     wall = [float(_get(r, "train_wall_s", _get(r, "wall_s", 0.0))) for r in points]
