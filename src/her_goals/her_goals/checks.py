@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import os
 import types
 import typing
@@ -55,6 +56,8 @@ class Range:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is out of range, or None."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return f"must be a number {self.describe()}, not {type(value).__name__}"
         v = float(value)
         if not math.isfinite(v):
             bounds = self.describe()
@@ -127,18 +130,21 @@ class Registered:
 
 @dataclass(frozen=True)
 class Size:
-    """How many items a tuple holds: exactly ``n``, or at least ``at_least``."""
+    """How many items a tuple holds: exactly ``n``, or at least ``at_least``; ``hint`` says what
+    the items are (it ends the error)."""
 
     n: int | None = None
     at_least: int | None = None
+    hint: str = ""
 
     def describe(self) -> str:
-        return f"{self.n} values" if self.n is not None else f"at least {self.at_least} values"
+        count = self.n if self.n is not None else self.at_least
+        return ("" if self.n is not None else "at least ") + f"{count} value{'' if count == 1 else 's'}"
 
     def problem(self, value: Any) -> str | None:
         count = len(value)
         if (self.n is not None and count != self.n) or (self.at_least is not None and count < self.at_least):
-            return f"needs {self.describe()}, got {count}"
+            return f"needs {self.describe()}, got {count}" + (f": {self.hint}" if self.hint else "")
         return None
 
 

@@ -83,6 +83,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        if len(args) == 2 and typing.get_origin(args[1]) is typing.Annotated:
+            # Values that declare a range (dict[str, Fraction]) are checked like any field.
+            return {k: _coerce(v, args[1], f"{where}[{k!r}]") for k, v in value.items()}
         return dict(value)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-import numpy as np
-
+from her_goals.checks import NonNegativeFloat, PositiveFloat, Size, check_fields
 from her_goals.config import load_dataclass
 from her_goals.errors import ConfigError
 
@@ -37,13 +37,13 @@ class ArmConfig:
     """MJCF or URDF file of the arm; None means the packaged models/her_arm.xml."""
     base_frame: str = "base_link"
     """Body whose frame goals, tcp positions and object poses are expressed in."""
-    arm_joints: tuple[str, ...] = ARM_JOINTS
+    arm_joints: Annotated[tuple[str, ...], Size(at_least=1, hint="list the arm's hinge joints")] = ARM_JOINTS
     """Hinge joints of the arm, base to wrist; the order of joint targets and of q."""
     gripper_joints: tuple[str, ...] = GRIPPER_JOINTS
     """Finger slide joints; their positions (m) sum to the gripper opening. Empty: no gripper."""
     gripper_actuator: str | None = "gripper"
     """Actuator whose control is the total finger opening in metres; None: no gripper."""
-    gripper_max_opening_m: float = 0.08
+    gripper_max_opening_m: PositiveFloat = 0.08
     """Opening commanded by gripper action +1 (fully open)."""
     ee_site: str = "tcp"
     """Site (or body, for URDF models) at the tool centre point between the fingertips."""
@@ -53,23 +53,23 @@ class ArmConfig:
     """Mocap body that shows the desired goal; None for no marker."""
     home_qpos_rad: tuple[float, ...] = HOME_QPOS_RAD
     """Arm joint positions at reset and the IK's null-space rest posture (rad)."""
-    home_gripper_opening_m: float = 0.08
+    home_gripper_opening_m: NonNegativeFloat = 0.08
     """Gripper opening at reset (m)."""
-    joint_velocity_limits_rad_s: tuple[float, ...] = VELOCITY_LIMITS_RAD_S
+    joint_velocity_limits_rad_s: tuple[PositiveFloat, ...] = VELOCITY_LIMITS_RAD_S
     """Per-joint speed limits used to bound each control step's joint motion (rad/s)."""
-    control_rate_hz: float = 25.0
+    control_rate_hz: PositiveFloat = 25.0
     """Rate of joint-target commands; one env step is one control period (Fetch: 25 Hz)."""
-    timestep_s: float = 0.002
+    timestep_s: PositiveFloat = 0.002
     """MuJoCo integration step; substeps per control period = round(1 / (rate * timestep))."""
     object_start_m: tuple[float, float, float] = (0.5, 0.0, 0.025)
     """Object centre at reset when no position is given (m, base_link)."""
-    object_xy_range_m: float = 0.15
+    object_xy_range_m: NonNegativeFloat = 0.15
     """Half-width of the square the object is drawn from when ArmSim.reset gets a seed (m)."""
 
     def __post_init__(self) -> None:
+        check_fields(self, where="arm_config")  # the ranges declared on the fields
+        # What one field cannot say on its own:
         n = len(self.arm_joints)
-        if n == 0:
-            raise ConfigError("arm config: arm_joints is empty; list the arm's hinge joints")
         for key in ("home_qpos_rad", "joint_velocity_limits_rad_s"):
             value = getattr(self, key)
             if len(value) != n:
@@ -77,17 +77,6 @@ class ArmConfig:
                     f"arm config: {key} has {len(value)} values but arm_joints lists {n} joints "
                     f"{list(self.arm_joints)}; give one value per joint"
                 )
-            if not np.isfinite(value).all():
-                raise ConfigError(f"arm config: {key} contains NaN or inf: {list(value)}")
-        if min(self.joint_velocity_limits_rad_s) <= 0:
-            raise ConfigError(
-                "arm config: joint_velocity_limits_rad_s must be positive, got "
-                f"{list(self.joint_velocity_limits_rad_s)}"
-            )
-        for key in ("control_rate_hz", "timestep_s", "gripper_max_opening_m"):
-            value = getattr(self, key)
-            if not (np.isfinite(value) and value > 0):
-                raise ConfigError(f"arm config: {key} must be a positive number, got {value}")
         if self.timestep_s * self.control_rate_hz > 1.0:
             raise ConfigError(
                 f"arm config: timestep_s {self.timestep_s} is longer than one control period "
@@ -99,7 +88,7 @@ class ArmConfig:
                 f"(got gripper_joints={list(self.gripper_joints)}, "
                 f"gripper_actuator={self.gripper_actuator!r})"
             )
-        if not 0.0 <= self.home_gripper_opening_m <= self.gripper_max_opening_m:
+        if self.home_gripper_opening_m > self.gripper_max_opening_m:
             raise ConfigError(
                 f"arm config: home_gripper_opening_m {self.home_gripper_opening_m} is outside "
                 f"[0, gripper_max_opening_m = {self.gripper_max_opening_m}]"

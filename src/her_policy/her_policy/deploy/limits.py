@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.checks import PositiveFloat, Range, Size, check_fields
 from her_goals.errors import ConfigError
 from her_goals.safety_flags import SafetyFlag
 
@@ -40,49 +41,39 @@ _NAN3.flags.writeable = False
 class ActionLimitsConfig:
     """Per-tick limits on the policy's action (units in the key names)."""
 
-    action_low: tuple[float, ...] = (-1.0, -1.0, -1.0, -1.0)
+    action_low: Annotated[tuple[float, ...], Size(at_least=3, hint="dx, dy, dz (and the gripper)")] = (-1.0, -1.0, -1.0, -1.0)
     """Lower bound of every action dimension (policy units, [dx, dy, dz, gripper])."""
-    action_high: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    action_high: Annotated[tuple[float, ...], Size(at_least=3, hint="dx, dy, dz (and the gripper)")] = (1.0, 1.0, 1.0, 1.0)
     """Upper bound of every action dimension (policy units)."""
-    ee_step_per_action_m: float = 0.05
+    ee_step_per_action_m: PositiveFloat = 0.05
     """Tool motion per unit of action on each Cartesian axis, in m (the task's own mapping)."""
-    max_ee_step_m: float = 0.05
+    max_ee_step_m: PositiveFloat = 0.05
     """Cap on the Euclidean norm of the tool step per tick, in m (direction kept)."""
-    max_joint_step_rad: float = 0.1
+    max_joint_step_rad: PositiveFloat = 0.1
     """Cap on every joint's step per tick, in rad (whole delta scaled, direction kept)."""
-    max_joint_step_rad_per_joint: tuple[float, ...] = ()
+    max_joint_step_rad_per_joint: tuple[PositiveFloat, ...] = ()
     """Optional per-joint caps in rad overriding ``max_joint_step_rad`` (empty = use it)."""
-    gripper_index: int = 3
+    gripper_index: Annotated[int, Range(ge=-1)] = 3
     """Index of the gripper dimension in the action, or -1 for no gripper."""
     gripper_range_m: tuple[float, float] = (0.0, 0.08)
     """Total finger opening commanded for gripper action -1 and +1, in m."""
 
     def __post_init__(self) -> None:
-        lo, hi = np.asarray(self.action_low, float), np.asarray(self.action_high, float)
-        if lo.shape != hi.shape or lo.size < 3:
+        check_fields(self, where="limits")  # the ranges declared on the fields
+        # What one field cannot say on its own:
+        lo, hi = self.action_low, self.action_high
+        if len(lo) != len(hi) or any(h < low for low, h in zip(lo, hi)):
             raise ConfigError(
-                f"limits: action_low {self.action_low} and action_high {self.action_high} must have "
-                "the same length, at least 3 (dx, dy, dz)"
+                f"limits: action_low {lo} and action_high {hi} must have the same length and "
+                "action_low <= action_high in every dimension"
             )
-        if not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
-            raise ConfigError(f"limits: need finite action_low <= action_high, got {lo} .. {hi}")
-        for name in ("ee_step_per_action_m", "max_ee_step_m", "max_joint_step_rad"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"limits: {name} must be a positive number, got {value}")
-        steps = np.asarray(self.max_joint_step_rad_per_joint, float)
-        if steps.size and (not np.isfinite(steps).all() or (steps <= 0).any()):
-            raise ConfigError(f"limits: max_joint_step_rad_per_joint must be positive, got {steps}")
-        if self.gripper_index >= lo.size or self.gripper_index in (0, 1, 2):
+        if self.gripper_index >= len(lo) or self.gripper_index in (0, 1, 2):
             raise ConfigError(
                 f"limits: gripper_index {self.gripper_index} must be -1 or an index >= 3 "
-                f"of the {lo.size}-D action"
+                f"of the {len(lo)}-D action"
             )
-        g_lo, g_hi = self.gripper_range_m
-        if not (math.isfinite(g_lo) and math.isfinite(g_hi)) or g_hi < g_lo:
-            raise ConfigError(
-                f"limits: gripper_range_m must be finite [low, high], got {self.gripper_range_m}"
-            )
+        if self.gripper_range_m[1] < self.gripper_range_m[0]:
+            raise ConfigError(f"limits: gripper_range_m must be [low, high], got {self.gripper_range_m}")
 
     @property
     def action_dim(self) -> int:

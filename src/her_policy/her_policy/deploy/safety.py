@@ -57,11 +57,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.checks import Fraction, NonNegativeFloat, PositiveFloat, Range, Size, check_fields
 from her_goals.config import suggest
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
@@ -105,88 +106,59 @@ if _eigvalsh is None:  # pragma: no cover
 class SafetyConfig:
     """Thresholds of the safety monitor (units in the key names)."""
 
-    joint_limit_margin_rad: float = 0.1
+    joint_limit_margin_rad: NonNegativeFloat = 0.1
     """Keep commands this far inside every joint's position limits (MoveIt Servo: 0.1 rad)."""
-    stale_state_timeout_s: float = 0.1
+    stale_state_timeout_s: PositiveFloat = 0.1
     """Hold when the joint state is older than this, or stamped this far in the future (Servo: 0.1 s)."""
-    velocity_limit_scale: float = 1.0
+    velocity_limit_scale: PositiveFloat = 1.0
     """Fraction of the arm's joint speed limits a command may use (step / dt)."""
-    measured_velocity_tolerance: float = 1.2
+    measured_velocity_tolerance: PositiveFloat = 1.2
     """Flag VELOCITY_LIMIT when a measured joint speed exceeds this multiple of its limit."""
-    workspace_low_m: tuple[float, float, float] = (0.25, -0.30, 0.0)
+    workspace_low_m: Annotated[tuple[float, float, float], Size(3, hint="x, y, z (m)")] = (0.25, -0.30, 0.0)
     """Lower corner of the box the tool centre point must stay in (m, base frame)."""
-    workspace_high_m: tuple[float, float, float] = (0.70, 0.30, 0.40)
+    workspace_high_m: Annotated[tuple[float, float, float], Size(3, hint="x, y, z (m)")] = (0.70, 0.30, 0.40)
     """Upper corner of the tool workspace box (m, base frame)."""
     table_top_z_m: float = 0.0
     """Height of the table top in the base frame (m)."""
-    table_clearance_m: float = 0.01
+    table_clearance_m: NonNegativeFloat = 0.01
     """Minimum height of the tool centre point above the table top (m)."""
-    singularity_slowdown_condition: float = 17.0
+    singularity_slowdown_condition: PositiveFloat = 17.0
     """Jacobian condition number from which motion towards a singularity is slowed (Servo: 17)."""
-    singularity_halt_condition: float = 30.0
+    singularity_halt_condition: PositiveFloat = 30.0
     """Condition number at which motion towards a singularity halts (Servo: 30)."""
-    singularity_leaving_multiplier: float = 2.0
+    singularity_leaving_multiplier: Annotated[float, Range(ge=1)] = 2.0
     """Moving away, the slow-down band is this many times wider (Servo's leaving multiplier)."""
-    singularity_leaving_min_scale: float = 0.1
+    singularity_leaving_min_scale: Annotated[float, Range(gt=0, le=1)] = 0.1
     """Moving away from a singularity is never slowed below this fraction (so the arm can escape)."""
     singularity_jacobian_rows: Literal["full", "position"] = "full"
     """Condition number of the full 6xN Jacobian (as Servo) or of its 3xN position rows."""
-    goal_region_margin_m: float = 0.0
+    goal_region_margin_m: NonNegativeFloat = 0.0
     """Accept desired goals up to this far outside the task's goal region (goal units)."""
-    cost_weights: dict[str, float] = field(default_factory=dict)
+    cost_weights: dict[str, Fraction] = field(default_factory=dict)
     """Per-reason safety cost in [0, 1], overriding DEFAULT_COST_WEIGHTS (keys: flag names)."""
 
     def __post_init__(self) -> None:
-        positive = (
-            "stale_state_timeout_s",
-            "velocity_limit_scale",
-            "measured_velocity_tolerance",
-            "singularity_slowdown_condition",
-            "singularity_leaving_multiplier",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"safety: {name} must be a positive number, got {value}")
-        for name in ("joint_limit_margin_rad", "table_clearance_m", "goal_region_margin_m"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"safety: {name} must be a number >= 0, got {value}")
+        valid = {f.name for f in ALL_FLAGS if f.name is not None}
+        for key in self.cost_weights:
+            if key not in valid:
+                raise ConfigError(
+                    f"safety: cost_weights has unknown reason {key!r}.{suggest(key, valid)} "
+                    f"Valid: {', '.join(sorted(valid))}."
+                )
+        check_fields(self, where="safety")  # the ranges declared on the fields
+        # What one field cannot say on its own:
         if not self.singularity_halt_condition > self.singularity_slowdown_condition:
             raise ConfigError(
                 "safety: singularity_halt_condition must exceed singularity_slowdown_condition, got "
                 f"{self.singularity_halt_condition} <= {self.singularity_slowdown_condition}"
             )
-        if self.singularity_leaving_multiplier < 1.0:
-            raise ConfigError("safety: singularity_leaving_multiplier must be >= 1")
-        if not 0.0 < self.singularity_leaving_min_scale <= 1.0:
-            raise ConfigError("safety: singularity_leaving_min_scale must be in (0, 1]")
         lo, hi = np.asarray(self.workspace_low_m, float), np.asarray(self.workspace_high_m, float)
-        if (
-            lo.shape != (3,)
-            or hi.shape != (3,)
-            or not (np.isfinite(lo).all() and np.isfinite(hi).all())
-        ):
-            raise ConfigError(
-                "safety: workspace_low_m and workspace_high_m must be 3 finite numbers"
-            )
         floor = max(lo[2], self.table_top_z_m + self.table_clearance_m)
         if (hi <= lo).any() or floor >= hi[2]:
             raise ConfigError(
                 f"safety: empty workspace box {self.workspace_low_m} .. {self.workspace_high_m} "
                 f"with floor z = {floor} m"
             )
-        valid = {f.name for f in ALL_FLAGS if f.name is not None}
-        for key, weight in self.cost_weights.items():
-            if key not in valid:
-                raise ConfigError(
-                    f"safety: cost_weights has unknown reason {key!r}.{suggest(key, valid)} "
-                    f"Valid: {', '.join(sorted(valid))}."
-                )
-            if not (isinstance(weight, int | float) and 0.0 <= weight <= 1.0):
-                raise ConfigError(
-                    f"safety: cost_weights[{key!r}] must be in [0, 1], got {weight!r}"
-                )
 
     @property
     def floor_z_m(self) -> float:

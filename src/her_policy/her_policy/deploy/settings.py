@@ -6,15 +6,15 @@ error naming the closest valid one. Units are in the key names.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from numpy.typing import NDArray
 
+from her_goals.checks import NonNegativeInt, PositiveFloat, Range, check_fields
 from her_goals.config import load_dataclass
-from her_goals.errors import ConfigError
 from her_policy.deploy.limits import ActionLimitsConfig
 from her_policy.deploy.safety import SafetyConfig
 
@@ -28,29 +28,21 @@ Vector = NDArray[np.float64]
 class ControlLoopConfig:
     """How the loop runs (units in the key names)."""
 
-    rate_hz: float = 25.0
+    rate_hz: PositiveFloat = 25.0
     """Tick rate; one tick is one policy step (the task's control rate)."""
-    max_ticks_per_episode: int = 0
+    max_ticks_per_episode: NonNegativeInt = 0
     """Episode length in ticks (a time limit: the last step is truncated, not terminal);
     0 = the task's episode length (her_goals.tasks)."""
     clip_target_to_workspace: bool = True
     """Clip the tool target into the workspace box before IK, so the arm slides along it."""
     abort_on_estop: bool = True
     """End the episode (ABORT, reason 'estop') once the e-stop latches; the hold is sent first."""
-    thread_priority: int = 0
+    thread_priority: Annotated[int, Range(ge=0, le=99)] = 0
     """SCHED_FIFO priority of the loop thread when running in real time (MoveIt Servo: 40);
     0 leaves the scheduler alone. Needs CAP_SYS_NICE; without it a warning is logged."""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
-            raise ConfigError(f"loop: rate_hz must be a positive number, got {self.rate_hz}")
-        if not 0 <= self.thread_priority <= 99:
-            raise ConfigError(f"loop: thread_priority must be in 0..99, got {self.thread_priority}")
-        if self.max_ticks_per_episode < 0:
-            raise ConfigError(
-                f"loop: max_ticks_per_episode must be >= 0 (0 = the task's episode length), "
-                f"got {self.max_ticks_per_episode}"
-            )
+        check_fields(self, where="loop")  # the ranges declared on the fields
 
     @property
     def period_s(self) -> float:
