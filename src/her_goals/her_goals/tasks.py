@@ -40,6 +40,9 @@ the gripper at reset)."""
 
 OBSERVATION_GROUPS = ("arm", "object", "drawer")
 """Groups of observation fields (``her_goals.robot.observation`` lists each group's fields)."""
+GOAL_FIELDS = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
+"""The observation field that measures each task goal space's achieved goal (the scripted
+controllers' and the audit's view of it)."""
 
 
 @dataclass(frozen=True)

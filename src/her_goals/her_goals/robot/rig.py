@@ -37,7 +37,7 @@ from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout
 from her_goals.sampling import GoalRegion
 from her_goals.spaces import GoalSpace
-from her_goals.tasks import TaskSpec, get_task, task_goal_space
+from her_goals.tasks import GOAL_FIELDS, TaskSpec, get_task, task_goal_space
 
 GOAL_JOINTS: dict[str, str] = {"joint_position": DRAWER_JOINT}
 """Goal spaces measured as one joint of ``/joint_states``, and that joint (the drawer's slide)."""
@@ -118,6 +118,11 @@ class TaskRig:
     def tcp_slice(self) -> slice:
         """The tool position's slice of the observation (the pipeline's workspace pre-clip)."""
         return self.observation_layout.slice("tcp_pos")
+
+    @property
+    def goal_field(self) -> str:
+        """The observation field that measures the achieved goal (``tcp_pos`` for reach...)."""
+        return GOAL_FIELDS[self.goal_space.name]
 
     @property
     def goal_joint(self) -> str | None:

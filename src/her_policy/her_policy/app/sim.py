@@ -228,10 +228,6 @@ def record_evaluation(
     return results, plan
 
 
-_GOAL_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
-"""The observation field that measures each task goal space's achieved goal."""
-
-
 def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) -> Actor:
     """The actor ``her sim`` drives the arm with.
 
@@ -249,7 +245,7 @@ def policy_actor(env: Any, policy: str, *, noise: float = 0.0, seed: int = 0) ->
 
     elif policy == "scripted":
         controller = scripted_controller(env)
-        goal_slice = task.observation_layout.slice(_GOAL_FIELD[task.goal_space.name])
+        goal_slice = task.observation_layout.slice(task.rig.goal_field)
 
         def base(o: NDArray[np.float64], g: NDArray[np.float64]) -> ArrayLike:
             return controller({"observation": o, "desired_goal": g, "achieved_goal": o[goal_slice]})

@@ -1,13 +1,14 @@
-"""The control loop without ROS: runs the tick pipeline at a fixed rate against injected I/O.
+"""The control loop without ROS: drives the episode stepper at a fixed rate against injected I/O.
 
 :class:`ControlLoop` drives the episode stepper (:mod:`her_policy.deploy.stepper`, around
-:class:`~her_policy.deploy.pipeline.TickPipeline`) at ``rate_hz`` against injected I/O (``read_state``, ``send_command``, ``read_estop``), records every step
-(with its safety flags, cost and reasons) through a :class:`~her_policy.deploy.sinks.StepSink`
-and reports its cadence (:mod:`her_policy.deploy.cadence`): achieved rate, ticks over the
-budget, p50/p99 tick time and where the time went.
+:class:`~her_policy.deploy.pipeline.TickPipeline`) at ``rate_hz`` against injected I/O
+(``read_state``, ``send_command``, ``read_estop``), records every step (with its safety flags,
+cost and reasons) through a :class:`~her_policy.deploy.sinks.StepSink` and reports its cadence
+(:mod:`her_policy.deploy.cadence`): achieved rate, ticks over the budget, p50/p99 tick time and
+where the time went.
 
-The ROS ``policy_node`` drives the same stepper and pipeline from ``/joint_states``, the command topic,
-``/her/estop`` and ``/her/step`` (:mod:`her_policy.deploy.policy_core`); ``her demo`` and
+The ROS ``policy_node`` drives the same stepper and pipeline from ``/joint_states``, the command
+topic, ``/her/estop`` and ``/her/step`` (:mod:`her_policy.deploy.policy_core`); ``her demo`` and
 ``her sim`` wire it to the MuJoCo arm (:mod:`her_policy.app.sim`).
 """
 

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals import GoalRegion, GoalSpace
+from her_goals.tasks import GOAL_FIELDS
 from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.metrics import Grid
 from her_recorder.audit.model import EpisodeAudit, FailureLabel
@@ -23,7 +24,7 @@ RARE_EPISODES = 2
 """Exploration failure: fewer than this many other training episodes reached the goal's cell."""
 STATIC_FRACTION = 0.1
 """Goal-representation failure: the achieved goal moved less than this x tolerance."""
-MEASURED_FIELD = {"ee_position": "tcp_pos", "object_position": "object_pos", "joint_position": "drawer_pos"}
+MEASURED_FIELD = GOAL_FIELDS
 """Observation field (her_mujoco layout names) that each goal space's achieved goal measures."""
 OBJECT_SPACES = frozenset({"object_position", "joint_position"})
 """Goal spaces whose achieved goal is an object the arm must first reach (a block, a drawer)."""
