@@ -94,6 +94,7 @@ class Learner:
         self._action_half = (high - low) / 2
         self.actor: nn.Sequential
         self._discount: Tensor | None = None
+        self._prior: Tensor | None = None
 
     # -- data -----------------------------------------------------------------
     def tensors(self, batch: HerBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -104,6 +105,7 @@ class Learner:
         ``self._discount`` for the next TD target.
         """
         norm = self.normaliser
+        self._prior = None if batch.prior is None else torch.from_numpy(batch.prior)
         x = norm(batch.observation, batch.desired_goal)
         a = (batch.action - self._action_centre) / self._action_half
         ahead = batch.n_step
@@ -121,6 +123,25 @@ class Learner:
             torch.from_numpy(x2),
             torch.from_numpy(terminated.astype(np.float32)),
         )
+
+    def bc_error(self, pi: Tensor, a: Tensor) -> Tensor:
+        """Behaviour-cloning error of the batch last converted: the mean over samples and
+        action dimensions of (pi - a)^2 in unit action space, over the demonstration samples
+        only when ``config.bc_on`` is "demos" (0 when the batch holds none)."""
+        error = (pi - a).square().mean(1)
+        if self.config.bc_on == "demos":
+            if self._prior is None:
+                return error.new_zeros(())
+            return error[self._prior].mean()
+        return error.mean()
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that make this learner what it is, for the artefact's provenance."""
+        cfg = self.config
+        out: dict[str, Any] = {"algorithm": self.algorithm, "gamma": self.gamma, "n_step": cfg.n_step}
+        if cfg.bc_weight > 0:
+            out.update(bc_weight=cfg.bc_weight, bc_on=cfg.bc_on)
+        return out
 
     def td_target(self, r: Tensor, term: Tensor, next_value: Tensor) -> Tensor:
         """The TD target of the batch last converted by :meth:`tensors`."""
