@@ -583,17 +583,21 @@ class HerReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.98,
         prior: bool = False,
+        rows: NDArray[np.int64] | None = None,
+        relabel_prob: float | None = None,
     ) -> HerBatch:
         """A batch of transitions, relabelled by the buffer's strategy and probability.
 
         With ``n_step > 1`` the batch also carries an :class:`NStepTarget` (``gamma``
         discounts its rewards); all rewards still come from one vectorised
         ``compute_reward`` call. ``prior`` marks every sample as prior data
-        (:attr:`HerBatch.prior`: a demonstration buffer's batches).
+        (:attr:`HerBatch.prior`: a demonstration buffer's batches). ``rows`` (from
+        :meth:`sample_rows`) and ``relabel_prob`` override what is drawn (diagnostics).
         """
         rng = self.rng if rng is None else rng
-        rows = self.sample_rows(batch_size, rng)
-        relabel = rng.random(batch_size) < self.relabel_prob
+        rows = self.sample_rows(batch_size, rng) if rows is None else rows
+        p = self.relabel_prob if relabel_prob is None else relabel_prob
+        relabel = rng.random(batch_size) < p
         goal = self._desired.take(rows, axis=0)
         idx = np.flatnonzero(relabel)
         if idx.size:
@@ -635,6 +639,21 @@ class HerReplayBuffer:
             n_step=n_step_target,
             prior=np.ones(batch_size, bool) if prior else None,
         )
+
+    def return_to_go(
+        self, rows: NDArray[np.int64], goal: NDArray[np.float64], gamma: float
+    ) -> NDArray[np.float64]:
+        """The data's own discounted return from each transition row to its episode's end,
+        scored against ``goal`` (B, goal_dim): what a critic of the behaviour policy should
+        approach (a lower bound where the episode was cut by its time limit)."""
+        end = self._ep_end.take(rows)
+        longest = int((end - rows).max()) if rows.size else 0
+        offsets = np.arange(1, longest + 1)
+        ahead = np.minimum(rows[:, None] + offsets, end[:, None])
+        achieved = self._achieved.take(ahead, axis=0)
+        rewards = self.goal_space.compute_reward(achieved, np.broadcast_to(goal[:, None], achieved.shape))
+        used = offsets[None, :] <= (end - rows)[:, None]
+        return (rewards * used * gamma ** (offsets - 1)).sum(axis=1)
 
     def _n_step(
         self, rows: NDArray[np.int64], goal: NDArray[np.float64], n: int, gamma: float

@@ -115,6 +115,12 @@ class TrainConfig:
     expectile: Annotated[float, Range(ge=0.5, lt=1)] = 0.9
     """gciql: expectile of the value V(s, g) over Q(s, a_data, g) (0.5: the data's mean, SARSA;
     towards 1: the best action the data holds)."""
+    actor_loss: Literal["ddpg_bc", "awr"] = "ddpg_bc"
+    """gciql: policy extraction. ddpg_bc: follow the critic's gradient with the bc-weight
+    behaviour-cloning term; awr: clone the data's actions weighted by exp(awr-temperature x
+    advantage), never leaving the data's actions."""
+    awr_temperature: PositiveFloat = 3.0
+    """gciql with actor-loss awr: inverse temperature of the advantage weights (weights capped at 100)."""
     init_alpha: PositiveFloat = 0.1
     """sac: initial entropy temperature."""
     learn_alpha: bool = True

@@ -427,6 +427,7 @@ class Trainer:
         t0 = time.perf_counter()
         result = self.evaluator(self.learner, self.config.eval_episodes, PERIODIC_EVAL_SET)
         window = self._window
+        metrics = {**(window[-1].metrics if window else {}), **self.probe()}
         row = TrainingLogRow(
             env_steps=self.env_steps,
             updates=self.updates,
@@ -440,7 +441,7 @@ class Trainer:
             positive_fraction_original=_mean_of(s.positive_fraction_original for s in window),
             train_episode_success=_mean_of(self._recent_success) if self._recent_success else math.nan,
             moving_fraction=self.buffer.moving_fraction,
-            metrics=window[-1].metrics if window else {},
+            metrics=metrics,
         )
         self.evals.append(row)
         if self.log_path is not None:
@@ -451,6 +452,21 @@ class Trainer:
         self.clock.excluded += spent
         self.eval_wall_s += spent
         return row
+
+    def probe(self, n: int = 1024) -> dict[str, float]:
+        """Diagnostics of what the learner sees, on a batch of the learner's own data that
+        keeps the requested goals (its own sampling stream: training is not perturbed): the
+        critic's Q of data and policy actions against the data's discounted return to go
+        (``return_data``), the share of policy Q above 0 and the policy-data action gap."""
+        buffer = self.buffer if self.buffer.n_transitions else self.demo_buffer
+        if buffer is None or buffer.n_transitions == 0:
+            return {}
+        rng = np.random.default_rng([self.config.seed, self.updates, 0xD1A6])
+        rows = buffer.sample_rows(n, rng)
+        batch = buffer.sample(n, rng, rows=rows, relabel_prob=0.0)
+        out = self.learner.probe(batch)
+        out["return_data"] = float(buffer.return_to_go(rows, batch.desired_goal, self.gamma).mean())
+        return out
 
     def reached_target(self) -> bool:
         """The last periodic evaluation reached ``target_success``."""

@@ -168,6 +168,33 @@ class Learner:
         _, _, r, x2, term = self.tensors(batch)
         return self.td_target(r, term, self._next_value(x2)).numpy()
 
+    @torch.no_grad()
+    def probe(self, batch: HerBatch) -> dict[str, float]:
+        """What the critic thinks of the data and of the policy on ``batch`` (no update):
+        mean Q of the data's actions and of the policy's, the share of policy Q values above
+        0 (sparse -1/0 returns cannot reach it), and the mean squared action gap between
+        policy and data in unit action space (how far the actor has left the data)."""
+        x, a, _, _, _ = self.tensors(batch)
+        pi = self._mean_action(x)
+        q_data = self._q(x, a)
+        q_pi = self._q(x, pi)
+        return {
+            "q_data": q_data.mean().item(),
+            "q_policy": q_pi.mean().item(),
+            "q_policy_above_0": (q_pi > 0).float().mean().item(),
+            "action_gap": (pi - a).square().sum(1).mean().item(),
+        }
+
+    def _mean_action(self, x: Tensor) -> Tensor:
+        """The deterministic action of the actor, unit space (B, action_dim)."""
+        return torch.tanh(self.actor(x)[:, : self.layout.action_dim])
+
+    def _q(self, x: Tensor, a: Tensor) -> Tensor:
+        """The (pessimistic) critic value of actions ``a``, (B,)."""
+        critic: Any = self.critic
+        values: Tensor = critic(x, a).min(0).values
+        return values
+
     # -- acting and export ----------------------------------------------------
     @torch.no_grad()
     def act(self, observation: Any, desired_goal: Any) -> np.ndarray:

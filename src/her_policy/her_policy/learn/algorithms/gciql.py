@@ -6,7 +6,8 @@ action the data does not hold. Three networks, trained on the same relabelled ba
 
     value   V(s, g):     expectile regression (expectile tau) of V towards min_i Qt_i(s, a_data, g)
     critic  Q_i(s,a,g):  towards r + gamma^m (1 - terminated) V(s', g)   (clipped to [-1/(1-gamma), 0])
-    actor   pi(s, g):    -min_i Q_i(s, pi(s, g), g) / mean|Q|  +  bc_weight * mean (pi - a_data)^2
+    actor   pi(s, g):    ddpg_bc: -min_i Q_i(s, pi(s, g), g) / mean|Q|  +  bc_weight * mean (pi - a_data)^2
+                         awr:     mean  min(exp(temperature * (Q(s, a_data, g) - V(s, g))), 100) * (pi - a_data)^2
 
 With ``expectile`` 0.5 the value is the data's mean return (SARSA on the behaviour policy);
 towards 1 it is the best return the data shows from ``s`` for goal ``g``. The Q targets
@@ -28,6 +29,9 @@ from her_policy.learn.algorithms.base import Learner, adam, step_on
 from her_policy.learn.algorithms.td3 import Critics
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.nets import Adam, mlp, polyak_update
+
+AWR_MAX_WEIGHT = 100.0
+"""Cap of the advantage weights exp(temperature * A) (OGBench's)."""
 
 
 class GCIQL(Learner):
@@ -61,7 +65,13 @@ class GCIQL(Learner):
         }
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "expectile": self.config.expectile, "bc_weight": self.config.bc_weight}
+        cfg = self.config
+        out = {**super().describe(), "expectile": cfg.expectile, "actor_loss": cfg.actor_loss}
+        if cfg.actor_loss == "awr":
+            out["awr_temperature"] = cfg.awr_temperature
+        else:
+            out["bc_weight"] = cfg.bc_weight
+        return out
 
     def _next_value(self, x2: Tensor) -> Tensor:
         return self.value(x2).squeeze(-1)
@@ -90,10 +100,17 @@ class GCIQL(Learner):
         self.critic_opt.step()
 
         pi = torch.tanh(self.actor(x))
-        q_pi = self.critic(x, pi).min(0).values
-        q_term = -q_pi.mean() / q_pi.abs().mean().detach().clamp_min(1e-6)
-        bc = self.bc_error(pi, a)
-        actor_loss = q_term + cfg.bc_weight * bc + cfg.action_l2 * pi.square().mean()
+        if cfg.actor_loss == "awr":
+            with torch.no_grad():
+                advantage = self.critic(x, a).min(0).values - self.value(x).squeeze(-1)
+                weight = (cfg.awr_temperature * advantage).exp().clamp(max=AWR_MAX_WEIGHT)
+            bc = (weight * (pi - a).square().mean(1)).mean()
+            actor_loss = bc + cfg.action_l2 * pi.square().mean()
+        else:
+            q_pi = self.critic(x, pi).min(0).values
+            q_term = -q_pi.mean() / q_pi.abs().mean().detach().clamp_min(1e-6)
+            bc = self.bc_error(pi, a)
+            actor_loss = q_term + cfg.bc_weight * bc + cfg.action_l2 * pi.square().mean()
         step_on(actor_loss, self._actor_params, self.actor_opt)
 
         if (self.n_updates + 1) % cfg.target_update_every == 0:
