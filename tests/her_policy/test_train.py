@@ -78,27 +78,32 @@ def test_training_is_reproducible_and_the_collector_process_is_deterministic(tmp
         np.testing.assert_array_equal(x, y)
 
 
-def test_offline_training_from_a_filled_buffer_needs_no_env(tmp_path: Path) -> None:
-    """What `her train --bags` will do: fill a buffer from recorded episodes, then train."""
-    from her_policy.learn.buffer import HerReplayBuffer
+def test_offline_training_from_recorded_episodes_needs_no_env(tmp_path: Path) -> None:
+    """What `her train --bags` does: a fresh learner on recorded episodes only, evaluated
+    periodically (every eval_every_updates) and at the end on held-out goals."""
+    from her_goals.training_log import read_rows
     from her_policy.learn.collect import Collector, Exploration
     from her_policy.learn.envs import layout_of
-    from her_policy.learn.train import train_offline
+    from her_policy.learn.offline import train_on_episodes
+    from her_policy.learn.trainer import Evaluator
 
     layout = layout_of(ToyFactory()())
-    buf = HerReplayBuffer(TOY_SPACE, 3, 3, capacity=10_000)
     collector = Collector(ToyFactory(), 4, seed=7, layout=layout)
-    for _ in range(10):
-        for ep in collector.collect(None, Exploration(uniform=True)):
-            buf.add(ep)
-    cfg = toy_config(tmp_path / "offline", env=None, final_eval_episodes=10)
-    result = train_offline(cfg, buf, layout, 50, episode_length=HORIZON, data_hashes={"bags": "x" * 8},
-                           env_factory=ToyFactory())
-    assert result.updates == 50 and result.final is not None
-    assert result.learner.normaliser.observation.count == buf.n_transitions
+    episodes = [ep for _ in range(10) for ep in collector.collect(None, Exploration(uniform=True))]
+    cfg = toy_config(tmp_path / "offline", env=None, final_eval_episodes=10, eval_every_updates=20)
+    result = train_on_episodes(
+        cfg, episodes, layout, TOY_SPACE, 50, episode_length=HORIZON, data_hashes={"bags": "x" * 8},
+        evaluator=Evaluator(ToyFactory(), layout, TOY_SPACE),
+    )  # fmt: skip
+    assert result.updates == 50 and result.final is not None and result.mode == "offline"
+    assert result.env_steps == sum(e.n_steps for e in episodes)
+    assert [r.updates for r in result.evals] == [20, 40, 50]
+    assert [r.updates for r in read_rows(tmp_path / "offline")] == [20, 40, 50]
+    assert result.learner.normaliser.observation.count == sum(e.n_steps + 1 for e in episodes)
     art = load_artefact(result.artefact or "")
     assert art.provenance["offline"] is True and art.provenance["data_hashes"]["bags"] == "x" * 8
-    assert art.provenance["data_hashes"]["replay_episodes_sha256"] == buf.data_hash
+    assert art.provenance["data_hashes"]["replay_episodes_sha256"] == result.data_hash
+    assert (tmp_path / "offline" / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_failing_collector_process_reports_why() -> None:

@@ -18,11 +18,16 @@ from typing import Any
 
 
 def plot_learning_curve(
-    rows: Sequence[Any], path: Path, *, title: str, target: float | None = 0.9
+    rows: Sequence[Any],
+    path: Path,
+    *,
+    title: str,
+    target: float | None = 0.9,
+    x: str = "env_steps",
 ) -> Path | None:
-    """Write a two-panel PNG (success vs env steps, vs wall-clock) from rows with
-    ``env_steps``, ``train_wall_s`` (or ``wall_s``), ``requested_success``, ``ci_low``,
-    ``ci_high``; None when there is nothing to plot."""
+    """Write a two-panel PNG (success vs ``x``: env steps, or ``updates`` for offline
+    training; and vs wall-clock) from rows with ``x``, ``train_wall_s`` (or ``wall_s``),
+    ``requested_success``, ``ci_low``, ``ci_high``; None when there is nothing to plot."""
     points = [r for r in rows if _get(r, "requested_success") == _get(r, "requested_success")]
     if not points:
         return None
@@ -31,15 +36,16 @@ def plot_learning_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after the backend is chosen
 
-    steps = [float(_get(r, "env_steps")) for r in points]
+    steps = [float(_get(r, x)) for r in points]
     wall = [float(_get(r, "train_wall_s", _get(r, "wall_s", 0.0))) for r in points]
     success = [float(_get(r, "requested_success")) for r in points]
     low = [float(_get(r, "ci_low", s)) for r, s in zip(points, success)]
     high = [float(_get(r, "ci_high", s)) for r, s in zip(points, success)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, x, label in ((axes[0], steps, "env steps"), (axes[1], wall, "wall-clock (s)")):
-        ax.fill_between(x, low, high, alpha=0.25, color="tab:blue", label="Wilson 95% interval")
-        ax.plot(x, success, marker="o", color="tab:blue", label="requested-goal success")
+    first = "gradient updates" if x == "updates" else x.replace("_", " ")
+    for ax, xs, label in ((axes[0], steps, first), (axes[1], wall, "wall-clock (s)")):
+        ax.fill_between(xs, low, high, alpha=0.25, color="tab:blue", label="Wilson 95% interval")
+        ax.plot(xs, success, marker="o", color="tab:blue", label="requested-goal success")
         if target is not None:
             ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"{target:g}")
         ax.set_xlabel(label)

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir, PositiveFloat
+from her_goals.checks import (
+    Count,
+    ExistingPath,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OutputDir,
+    PositiveFloat,
+)
 from her_goals.errors import ConfigError
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.tasks import get_task
@@ -33,6 +40,12 @@ class LearnSettings:
     """Stop after this long (0: run until Ctrl-C)."""
     max_updates: NonNegativeInt = 0
     """Stop after this many gradient updates (0: no limit)."""
+    demos: tuple[ExistingPath, ...] = ()
+    """Demonstration bags (or session directories) kept in the buffer: the preset's demo-share
+    of every batch is drawn from them."""
+    evaluate: bool = True
+    """Measure held-out requested goals in simulation every eval-every ingested env steps (the
+    task preset's) into RUN/train_log.jsonl and RUN/learning_curve.png."""
 
     def __post_init__(self) -> None:
         try:
@@ -67,6 +80,8 @@ def learn_command(args: argparse.Namespace) -> int:
         Path(settings.out),
         task=settings.task,
         publish_every=settings.publish_every,
+        demos=[Path(p) for p in settings.demos],
+        evaluate=settings.evaluate,
     )
     start = time.monotonic()
     if learner.resumed:
@@ -86,5 +101,6 @@ def learn_command(args: argparse.Namespace) -> int:
     if version is not None:
         print(f"published {version.name}: {learner.status().line()}")
     learner.checkpoint()
+    learner.plot_curve()
     print(f"stopped: {learner.status().line()}")
     return 0

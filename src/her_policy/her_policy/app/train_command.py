@@ -26,7 +26,20 @@ class TrainCommandSettings:
     """Train offline from these episode bags (or session directories) only; the task and goal
     space come from the bags."""
     updates: Count | None = None
-    """With --bags: gradient updates (default max(2000, 2 x updates-per-step x steps))."""
+    """With --bags: gradient updates (default: offline-updates, the offline preset's)."""
+    demos: tuple[ExistingPath, ...] | None = None
+    """Train online with these demonstration bags (or session directories) in the buffer:
+    demo-share of every batch is drawn from them (checked against the task like any bags)."""
+    allow_eval_episodes: bool = False
+    """Let --bags / --demos hold held-out evaluation episodes (refused by default: evaluation
+    goals must not train a policy evaluated on them); recorded in the artefact."""
+
+    def __post_init__(self) -> None:
+        if self.bags and self.demos:
+            raise ConfigError(
+                "--bags trains offline from bags alone; --demos adds demonstrations to online "
+                "training. Give every bag to --bags, or train online with --task and --demos"
+            )
 
 
 @dataclass(frozen=True)
@@ -115,20 +128,45 @@ def train_command(args: argparse.Namespace) -> int:
                 "(with --bags the task comes from the bags)"
             )
         flags["task"] = meta.task
-    config = build_train_config(flags, yaml_path=command.config)
+    config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags))
     if command.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0
     if command.bags:
         from her_policy.learn.offline import train_from_bags
 
-        result = train_from_bags(list(command.bags), config, n_updates=command.updates)
+        result = train_from_bags(
+            list(command.bags), config, n_updates=command.updates,
+            allow_eval_episodes=command.allow_eval_episodes,
+        )  # fmt: skip
+    elif command.demos:
+        result = _train_with_demos(config, list(command.demos), command.allow_eval_episodes)
     else:
         from her_policy.learn.train import train
 
         result = train(config)
     print(result.summary())
     return 0
+
+
+def _train_with_demos(config: Any, demos: list[Path], allow_eval_episodes: bool) -> Any:
+    """``her train --task T --demos BAGS``: online training with demonstrations in the buffer."""
+    import sys
+
+    from her_policy.errors import PolicyError
+    from her_policy.learn.envs import EnvSource, goal_space_of, layout_of
+    from her_policy.learn.offline import load_demos
+    from her_policy.learn.train import train
+
+    if config.task is None:
+        raise PolicyError("--demos needs --task: demonstrations are bags of one of our arm tasks")
+    env = EnvSource(task=config.task)()
+    space, layout = goal_space_of(env), layout_of(env)
+    env.close()
+    data = load_demos(demos, task=config.task, goal_space=space, layout=layout,
+                      allow_eval_episodes=allow_eval_episodes)  # fmt: skip
+    print(f"demonstrations: {data.summary}", file=sys.stderr)
+    return train(config, demos=data.episodes, demo_hashes=data.hashes("demo"))
 
 
 def eval_command(args: argparse.Namespace) -> int:

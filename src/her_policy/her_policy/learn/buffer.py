@@ -124,6 +124,63 @@ class HerBatch(NamedTuple):
     stats: BatchStats
     n_step: NStepTarget | None = None
     """Multi-step target data when sampled with ``n_step > 1``; None for one-step TD."""
+    prior: NDArray[np.bool_] | None = None
+    """(B,) True where the sample comes from prior data (demonstrations) rather than the
+    learner's own experience; None when the batch has no prior data."""
+
+
+def concat_batches(batches: list[HerBatch]) -> HerBatch:
+    """One batch of the rows of ``batches`` in order (e.g. demonstrations + own experience).
+
+    The hindsight figures are the sample-weighted means of the parts' (NaN parts skipped).
+    """
+    if not batches:
+        raise PolicyError("concat_batches needs at least one batch")
+    sizes = np.array([b.action.shape[0] for b in batches], np.float64)
+
+    def weighted(values: list[float], weights: NDArray[np.float64]) -> float:
+        keep = [(v, w) for v, w in zip(values, weights) if not np.isnan(v) and w > 0]
+        if not keep:
+            return float("nan")
+        return float(sum(v * w for v, w in keep) / sum(w for _, w in keep))
+
+    relabelled = np.array([np.count_nonzero(b.relabelled) for b in batches], np.float64)
+    stats = BatchStats(
+        hindsight_ratio=float(relabelled.sum() / sizes.sum()),
+        positive_fraction_original=weighted(
+            [b.stats.positive_fraction_original for b in batches], sizes - relabelled
+        ),
+        positive_fraction_relabelled=weighted(
+            [b.stats.positive_fraction_relabelled for b in batches], relabelled
+        ),
+    )
+    steps = [b.n_step for b in batches]
+    if any(s is None for s in steps) and not all(s is None for s in steps):
+        raise PolicyError("concat_batches: every batch must be n-step, or none")
+    n_step = None
+    if steps[0] is not None:
+        n_step = NStepTarget(*(np.concatenate(parts) for parts in zip(*steps)))
+    prior = np.concatenate(
+        [b.prior if b.prior is not None else np.zeros(b.action.shape[0], bool) for b in batches]
+    )
+
+    def cat(name: str) -> Any:
+        return np.concatenate([getattr(b, name) for b in batches])
+
+    return HerBatch(
+        observation=cat("observation"),
+        action=cat("action"),
+        next_observation=cat("next_observation"),
+        desired_goal=cat("desired_goal"),
+        next_achieved_goal=cat("next_achieved_goal"),
+        reward=cat("reward"),
+        terminated=cat("terminated"),
+        truncated=cat("truncated"),
+        relabelled=cat("relabelled"),
+        stats=stats,
+        n_step=n_step,
+        prior=prior if prior.any() else None,
+    )
 
 
 def _flags(value: ArrayLike | bool, n: int, what: str) -> NDArray[np.bool_]:
@@ -525,16 +582,22 @@ class HerReplayBuffer:
         *,
         n_step: int = 1,
         gamma: float = 0.98,
+        prior: bool = False,
+        rows: NDArray[np.int64] | None = None,
+        relabel_prob: float | None = None,
     ) -> HerBatch:
         """A batch of transitions, relabelled by the buffer's strategy and probability.
 
         With ``n_step > 1`` the batch also carries an :class:`NStepTarget` (``gamma``
         discounts its rewards); all rewards still come from one vectorised
-        ``compute_reward`` call.
+        ``compute_reward`` call. ``prior`` marks every sample as prior data
+        (:attr:`HerBatch.prior`: a demonstration buffer's batches). ``rows`` (from
+        :meth:`sample_rows`) and ``relabel_prob`` override what is drawn (diagnostics).
         """
         rng = self.rng if rng is None else rng
-        rows = self.sample_rows(batch_size, rng)
-        relabel = rng.random(batch_size) < self.relabel_prob
+        rows = self.sample_rows(batch_size, rng) if rows is None else rows
+        p = self.relabel_prob if relabel_prob is None else relabel_prob
+        relabel = rng.random(batch_size) < p
         goal = self._desired.take(rows, axis=0)
         idx = np.flatnonzero(relabel)
         if idx.size:
@@ -574,7 +637,23 @@ class HerReplayBuffer:
             relabelled=relabel,
             stats=stats,
             n_step=n_step_target,
+            prior=np.ones(batch_size, bool) if prior else None,
         )
+
+    def return_to_go(
+        self, rows: NDArray[np.int64], goal: NDArray[np.float64], gamma: float
+    ) -> NDArray[np.float64]:
+        """The data's own discounted return from each transition row to its episode's end,
+        scored against ``goal`` (B, goal_dim): what a critic of the behaviour policy should
+        approach (a lower bound where the episode was cut by its time limit)."""
+        end = self._ep_end.take(rows)
+        longest = int((end - rows).max()) if rows.size else 0
+        offsets = np.arange(1, longest + 1)
+        ahead = np.minimum(rows[:, None] + offsets, end[:, None])
+        achieved = self._achieved.take(ahead, axis=0)
+        rewards = self.goal_space.compute_reward(achieved, np.broadcast_to(goal[:, None], achieved.shape))
+        used = offsets[None, :] <= (end - rows)[:, None]
+        return (rewards * used * gamma ** (offsets - 1)).sum(axis=1)
 
     def _n_step(
         self, rows: NDArray[np.int64], goal: NDArray[np.float64], n: int, gamma: float

@@ -33,7 +33,7 @@ from her_goals.errors import ConfigError
 from her_goals.tasks import get_task, task_names
 from her_policy.learn.presets import preset_values
 
-Algorithm = Literal["ddpg", "td3", "sac"]
+Algorithm = Literal["ddpg", "td3", "sac", "gciql"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class TrainConfig:
     preset: str = "auto"
     """Tuned settings applied before YAML and flags: auto (by env/task), none, or a preset name."""
     algo: Algorithm = "ddpg"
-    """Learning algorithm: ddpg (HER paper / baselines recipe), td3 or sac."""
+    """Learning algorithm: ddpg (HER paper / baselines recipe), td3, sac, or gciql (goal-conditioned
+    implicit Q-learning, for learning from another policy's data)."""
     # -- budget ----------------------------------------------------------------
     env_steps: Count = 100_000
     """Stop after this many environment steps (all training envs together)."""
@@ -106,6 +107,20 @@ class TrainConfig:
     """td3: clip of the target policy smoothing noise."""
     policy_delay: Count = 2
     """td3: critic updates per actor update."""
+    bc_weight: NonNegativeFloat = 0.0
+    """ddpg, td3, gciql: weight of the behaviour-cloning term mean (pi(s, g) - a_data)^2 in the
+    actor loss beside the Q term scaled to unit size (TD3+BC, DDPG+BC); 0: the plain actor loss."""
+    bc_on: Literal["all", "demos"] = "all"
+    """Which samples the behaviour-cloning term clones: all, or only the demonstrations'."""
+    expectile: Annotated[float, Range(ge=0.5, lt=1)] = 0.9
+    """gciql: expectile of the value V(s, g) over Q(s, a_data, g) (0.5: the data's mean, SARSA;
+    towards 1: the best action the data holds)."""
+    actor_loss: Literal["ddpg_bc", "awr"] = "ddpg_bc"
+    """gciql: policy extraction. ddpg_bc: follow the critic's gradient with the bc-weight
+    behaviour-cloning term; awr: clone the data's actions weighted by exp(awr-temperature x
+    advantage), never leaving the data's actions."""
+    awr_temperature: PositiveFloat = 3.0
+    """gciql with actor-loss awr: inverse temperature of the advantage weights (weights capped at 100)."""
     init_alpha: PositiveFloat = 0.1
     """sac: initial entropy temperature."""
     learn_alpha: bool = True
@@ -127,6 +142,16 @@ class TrainConfig:
     """Clip of normalised inputs."""
     norm_eps: PositiveFloat = 0.01
     """Floor of the normaliser's standard deviation."""
+    # -- prior data: demonstrations (her train --demos) and bags (her train --bags) ------
+    demo_share: Fraction = 0.5
+    """With --demos: share of every batch drawn from the demonstration episodes (the rest from
+    the learner's own experience; RLPD's symmetric sampling is 0.5)."""
+    demo_pretrain_updates: NonNegativeInt = 0
+    """With --demos: gradient updates on the demonstrations alone before the first env step."""
+    offline_updates: Count = 20_000
+    """Offline (--bags): gradient updates on the recorded data."""
+    eval_every_updates: NonNegativeInt = 2_000
+    """Offline (--bags): gradient updates between requested-goal evaluations (0: only at the end)."""
     # -- evaluation and output -------------------------------------------------
     eval_every: NonNegativeInt = 5_000
     """Env steps between requested-goal evaluations (0: only at the end)."""
@@ -187,9 +212,16 @@ class TrainConfig:
 
 
 def build_train_config(
-    flags: Mapping[str, Any] | None = None, *, yaml_path: str | Path | None = None
+    flags: Mapping[str, Any] | None = None,
+    *,
+    yaml_path: str | Path | None = None,
+    offline: bool = False,
 ) -> TrainConfig:
-    """Layer defaults < preset < YAML < flags into a validated :class:`TrainConfig`."""
+    """Layer defaults < preset < YAML < flags into a validated :class:`TrainConfig`.
+
+    ``offline`` (``her train --bags``): the automatic preset is the task's with the offline
+    settings over it (:data:`~her_policy.learn.presets.OFFLINE`).
+    """
     from_yaml: dict[str, Any] = dict(load_yaml(yaml_path)) if yaml_path is not None else {}
     flags = dict(flags or {})
     # Validate the YAML's keys on their own first, so a typo names the file.
@@ -222,5 +254,5 @@ def build_train_config(
     if task is not None:
         get_task(str(task))  # a typo names the closest task before anything else
     source = env if env is not None else f"task:{task}"
-    preset = preset_values(str(chosen.get("preset", "auto")), source)
+    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline)
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))

@@ -20,8 +20,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -29,21 +27,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from her_goals.config import to_plain
 from her_goals.episode_arrays import EpisodeArrays
-from her_goals.spaces import GoalSpace
+from her_goals.spaces import GoalSpace, get_goal_space
+from her_goals.tasks import get_task
 from her_policy.artefact.layout import PolicyLayout
-from her_policy.artefact.store import save_artefact
-from her_policy.artefact.versions import VERSIONS_DIR, EpisodeKey, publish_version, published
+from her_policy.artefact.versions import (
+    VERSIONS_DIR,
+    EpisodeKey,
+    publish_version,
+    published,
+    trained_on,
+    version_name,
+)
 from her_policy.errors import PolicyError
-from her_policy.learn.algorithms import Learner, make_learner
+from her_policy.learn.algorithms import Learner
 from her_policy.learn.buffer import HerReplayBuffer
-from her_policy.learn.config import TrainConfig
-from her_policy.learn.train import store_episode, train_from_buffer
+from her_policy.learn.config import TrainConfig, build_train_config
+from her_policy.learn.envs import EnvSource, layout_of
+from her_policy.learn.offline import load_demos
+from her_policy.learn.trainer import CHECKPOINT_DIR, Evaluator, Trainer
 
-CHECKPOINT = "checkpoint"
+CHECKPOINT = CHECKPOINT_DIR
 
 
 class SessionError(PolicyError):
@@ -154,7 +158,11 @@ class LearnerStatus:
 
 
 class ContinuousLearner:
-    """See the module docstring. ``layout`` is the policy's; ``config`` the training settings."""
+    """See the module docstring: a :class:`~her_policy.learn.trainer.Trainer` fed by a
+    :class:`SessionWatcher`, publishing versions. ``layout`` is the policy's; ``config`` the
+    training settings; ``demos`` demonstration episodes sampled as ``config.demo_share`` of
+    every batch; ``evaluator`` (optional) measures held-out goals every ``eval_every``
+    ingested env steps into ``RUN/train_log.jsonl``."""
 
     def __init__(
         self,
@@ -168,6 +176,9 @@ class ContinuousLearner:
         episode_length: int,
         publish_every: int = 2000,
         min_transitions: int | None = None,
+        demos: Sequence[EpisodeArrays] = (),
+        demo_hashes: dict[str, str] | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         if publish_every < 1:
             raise PolicyError(f"publish_every must be >= 1 update, got {publish_every}")
@@ -176,33 +187,45 @@ class ContinuousLearner:
         self.layout = layout
         self.task = task
         self.publish_every = publish_every
-        self.min_transitions = min_transitions or config.batch_size
         self.watcher = SessionWatcher([Path(s) for s in sessions], task=task, goal_space=goal_space)
         self.watcher.check()
-        if config.torch_threads > 0:
-            import torch
-
-            torch.set_num_threads(config.torch_threads)  # as her train: no oversubscribed cores
-        self.gamma = config.resolved_gamma(episode_length)
-        self.learner: Learner = make_learner(layout, config, gamma=self.gamma)
-        self.buffer = HerReplayBuffer(
+        self.trainer = Trainer(
+            config,
+            layout,
             goal_space,
-            layout.observation_dim,
-            layout.action_dim,
-            capacity=config.buffer_capacity,
-            strategy=config.relabel_strategy,
-            k=config.replay_k,
-            relabel_prob=config.relabel_prob,
-            moving_share=config.moving_share,
-            seed=config.seed,
+            episode_length=episode_length,
+            mode="continuous",
+            out=self.out,
+            evaluator=evaluator,
+            demos=demos,
+            min_transitions=min_transitions or config.batch_size,
         )
-        self.rng = np.random.default_rng(config.seed)
-        self.env_steps = 0
-        self.updates = 0
+        self.demo_hashes = dict(demo_hashes or {})
         self.version = 0
         self._last_published_at = 0
         self._start = time.monotonic()
         self.resumed = self._resume()
+
+    # The trainer's state, under the names the fleet and the commands read.
+    @property
+    def learner(self) -> Learner:
+        return self.trainer.learner
+
+    @property
+    def buffer(self) -> HerReplayBuffer:
+        return self.trainer.buffer
+
+    @property
+    def gamma(self) -> float:
+        return self.trainer.gamma
+
+    @property
+    def env_steps(self) -> int:
+        return self.trainer.env_steps
+
+    @property
+    def updates(self) -> int:
+        return self.trainer.updates
 
     @property
     def versions(self) -> Path:
@@ -218,24 +241,15 @@ class ContinuousLearner:
     def ingest(self) -> int:
         """Store every new closed episode; returns how many."""
         new = self.watcher.poll()
-        for _, episode in new:
-            store_episode(self.buffer, self.learner, episode)
-            self.env_steps += episode.n_steps
+        self.trainer.ingest(episode for _, episode in new)
         return len(new)
 
     def train(self, max_updates: int | None = None) -> int:
-        """Updates owed by the update-to-data ratio (at most ``max_updates``); returns how many."""
-        if self.buffer.n_transitions < self.min_transitions:
-            return 0
-        owed = int(self.config.updates_per_step * self.env_steps) - self.updates
-        n = max(0, owed if max_updates is None else min(owed, max_updates))
-        if n:
-            stats = train_from_buffer(
-                self.learner, self.buffer, n, batch_size=self.config.batch_size, rng=self.rng,
-                n_step=self.config.n_step,  # the preset's returns, as her train uses them
-            )
-            self.updates += n
-            self.learner.check_finite(f"update {self.updates} (continuous)", stats.metrics)
+        """Updates owed by the update-to-data ratio (at most ``max_updates``); returns how many.
+
+        A periodic held-out evaluation follows when one is due (with an evaluator)."""
+        n = self.trainer.pay(max_updates)
+        self.trainer.evaluate_if_due()
         return n
 
     def publish_if_due(self, *, force: bool = False) -> Path | None:
@@ -247,23 +261,14 @@ class ContinuousLearner:
         staging = self.out / f".staging-v{number:04d}"
         if staging.exists():
             shutil.rmtree(staging)
-        save_artefact(
+        self.trainer.save_artefact(
             staging,
-            snapshot=self.learner.snapshot(),
-            layout=self.layout,
-            goal_space=self.buffer.goal_space,
-            algorithm=self.learner.algorithm,
-            config=self.config,
-            seeds={"run": self.config.seed},
-            data_hashes={"replay_episodes_sha256": self.buffer.data_hash},
+            data_hashes=self.demo_hashes,
             provenance={
                 "env": f"task:{self.task}",
                 "continuous": True,
                 "version": number,
-                "env_steps": self.env_steps,
-                "updates": self.updates,
                 "episodes": len(self.watcher.seen),
-                "gamma": self.gamma,
             },
         )
         path = publish_version(self.versions, number, staging, sorted(self.watcher.seen))
@@ -293,54 +298,27 @@ class ContinuousLearner:
             if not n_new and not n_updates:
                 time.sleep(poll_s)
 
+    def plot_curve(self) -> Path | None:
+        """``RUN/learning_curve.png`` from the periodic evaluations so far (None: none yet)."""
+        return self.trainer.plot_curve(title=f"her learn task:{self.task}: requested-goal success on held-out goals")
+
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint(self) -> Path:
         """Write learner, normaliser, buffer and ingested episodes atomically to RUN/checkpoint."""
-        import torch
-
-        final = self.out / CHECKPOINT
-        tmp = self.out / f".{CHECKPOINT}.tmp"
-        old = self.out / f".{CHECKPOINT}.old"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        torch.save(self.learner.state_dict(), tmp / "learner.pt")
-        self.buffer.save(str(tmp / "buffer.npz"))
-        state = {
-            "seen": sorted(list(k) for k in self.watcher.seen),
-            "env_steps": self.env_steps,
-            "updates": self.updates,
-            "version": self.version,
-            "last_published_at": self._last_published_at,
-            "config": to_plain(self.config),
-        }
-        (tmp / "state.json").write_text(json.dumps(state))
-        for f in tmp.iterdir():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old.exists():
-            shutil.rmtree(old)
-        return final
+        return self.trainer.checkpoint(
+            self.out / CHECKPOINT,
+            extra={
+                "seen": sorted(list(k) for k in self.watcher.seen),
+                "version": self.version,
+                "last_published_at": self._last_published_at,
+            },
+        )
 
     def _resume(self) -> bool:
-        import torch
-
-        for candidate in (self.out / CHECKPOINT, self.out / f".{CHECKPOINT}.old"):
-            if (candidate / "state.json").is_file():
-                break
-        else:
+        state = self.trainer.resume(self.out / CHECKPOINT)
+        if state is None:
             return False
-        state = json.loads((candidate / "state.json").read_text())
-        self.learner.load_state_dict(torch.load(candidate / "learner.pt", weights_only=False))
-        self.buffer.load(str(candidate / "buffer.npz"))
         self.watcher.seen = {(str(s), str(b), int(e)) for s, b, e in state["seen"]}
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
         self.version = int(state["version"])
         self._last_published_at = int(state["last_published_at"])
         return True
@@ -348,8 +326,6 @@ class ContinuousLearner:
 
 def episodes_in(versions: Path, number: int) -> list[EpisodeKey]:
     """The episodes version ``number`` names (for tests and the audit)."""
-    from her_policy.artefact.versions import trained_on, version_name
-
     return trained_on(versions / version_name(number))
 
 
@@ -360,25 +336,35 @@ def continuous_learner(
     task: str,
     overrides: dict[str, Any] | None = None,
     publish_every: int = 2000,
+    demos: Sequence[Path] = (),
+    evaluate: bool = False,
 ) -> ContinuousLearner:
-    """A continuous learner for a registered task, with the task's training preset."""
-    from her_goals.spaces import get_goal_space
-    from her_goals.tasks import get_task
-    from her_policy.learn.config import build_train_config
-    from her_policy.learn.envs import EnvSource, layout_of
+    """A continuous learner for a registered task, with the task's training preset.
 
+    ``demos``: bags of demonstration episodes (checked like any training bags against the
+    task); ``evaluate``: measure held-out goals in simulation every ``eval_every`` env steps
+    (``her learn``; ``her loop`` and ``her fleet`` measure through the arm's own loop)."""
     spec = get_task(task)
     config = build_train_config({"task": task, "progress": False, **(overrides or {})})
     env = EnvSource(task=task)()
     layout = layout_of(env)
     env.close()
+    space = get_goal_space(spec.goal_space, tolerance=spec.tolerance)
+    demo_episodes: list[Any] = []
+    demo_hashes: dict[str, str] = {}
+    if demos:
+        data = load_demos(list(demos), task=task, goal_space=space, layout=layout)
+        demo_episodes, demo_hashes = data.episodes, data.hashes("demo")
     return ContinuousLearner(
         sessions,
         out,
         config,
         layout,
-        goal_space=get_goal_space(spec.goal_space, tolerance=spec.tolerance),
+        goal_space=space,
         task=task,
         episode_length=spec.episode_steps,
         publish_every=publish_every,
+        demos=demo_episodes,
+        demo_hashes=demo_hashes,
+        evaluator=Evaluator(EnvSource(task=task), layout, space) if evaluate else None,
     )

@@ -115,13 +115,25 @@ def preset_for(source: str) -> str | None:
     return PRESET_FOR.get(source)
 
 
-def preset_values(name: str, source: str) -> dict[str, Any]:
-    """The settings of preset ``name`` ("auto": the one for ``source``; "none": nothing)."""
+OFFLINE: dict[str, Any] = {
+    "algo": "gciql",
+    "bc_weight": 1.0,
+    "n_step": 1,
+    "action_l2": 0.0,
+}
+"""What ``her train --bags`` sets over a task's preset (``preset: auto``): the offline method
+measured best on another policy's data (bench/bench_offline.py)."""
+
+
+def preset_values(name: str, source: str, *, offline: bool = False) -> dict[str, Any]:
+    """The settings of preset ``name`` ("auto": the one for ``source``, with :data:`OFFLINE`
+    over it when ``offline``; "none": nothing)."""
     if name == "none":
         return {}
     if name == "auto":
         key = preset_for(source)
-        return dict(PRESETS[key]) if key else {}
+        values = dict(PRESETS[key]) if key else {}
+        return {**values, **OFFLINE} if offline else values
     if name not in PRESETS:
         raise ConfigError(
             f"unknown preset {name!r}.{suggest(name, PRESETS)} Presets: "

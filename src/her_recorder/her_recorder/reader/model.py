@@ -61,6 +61,8 @@ class Episode(EpisodeArrays):
     goal_space: GoalSpace
     end_reason: str
     status: Literal["complete", "aborted"] = "complete"
+    split: str = ""
+    """The split its START names (``train``, ``eval``, ...; '' in bags written before splits)."""
     # What a recorder always writes (optional in EpisodeArrays, present here).
     reward: NDArray[np.float32]
     action_raw: NDArray[np.float64]

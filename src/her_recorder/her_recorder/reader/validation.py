@@ -505,6 +505,7 @@ class EpisodeChecker:
             success=1.0 if (not aborted and bounds.end.success) else 0.0,
             end_reason=str(bounds.end.reason),
             status="aborted" if aborted else "complete",
+            split=str(getattr(bounds.start, "split", "") or ""),
             true_next_achieved_goal=_truths(messages, len(steps), space.dim),
             sim_params=messages.sim_params,
         )

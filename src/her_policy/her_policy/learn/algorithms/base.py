@@ -94,6 +94,7 @@ class Learner:
         self._action_half = (high - low) / 2
         self.actor: nn.Sequential
         self._discount: Tensor | None = None
+        self._prior: Tensor | None = None
 
     # -- data -----------------------------------------------------------------
     def tensors(self, batch: HerBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -104,6 +105,7 @@ class Learner:
         ``self._discount`` for the next TD target.
         """
         norm = self.normaliser
+        self._prior = None if batch.prior is None else torch.from_numpy(batch.prior)
         x = norm(batch.observation, batch.desired_goal)
         a = (batch.action - self._action_centre) / self._action_half
         ahead = batch.n_step
@@ -121,6 +123,25 @@ class Learner:
             torch.from_numpy(x2),
             torch.from_numpy(terminated.astype(np.float32)),
         )
+
+    def bc_error(self, pi: Tensor, a: Tensor) -> Tensor:
+        """Behaviour-cloning error of the batch last converted: the mean over samples and
+        action dimensions of (pi - a)^2 in unit action space, over the demonstration samples
+        only when ``config.bc_on`` is "demos" (0 when the batch holds none)."""
+        error = (pi - a).square().mean(1)
+        if self.config.bc_on == "demos":
+            if self._prior is None:
+                return error.new_zeros(())
+            return error[self._prior].mean()
+        return error.mean()
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that make this learner what it is, for the artefact's provenance."""
+        cfg = self.config
+        out: dict[str, Any] = {"algorithm": self.algorithm, "gamma": self.gamma, "n_step": cfg.n_step}
+        if cfg.bc_weight > 0:
+            out.update(bc_weight=cfg.bc_weight, bc_on=cfg.bc_on)
+        return out
 
     def td_target(self, r: Tensor, term: Tensor, next_value: Tensor) -> Tensor:
         """The TD target of the batch last converted by :meth:`tensors`."""
@@ -146,6 +167,33 @@ class Learner:
         """The TD targets ``update`` would regress on for ``batch`` (no update made)."""
         _, _, r, x2, term = self.tensors(batch)
         return self.td_target(r, term, self._next_value(x2)).numpy()
+
+    @torch.no_grad()
+    def probe(self, batch: HerBatch) -> dict[str, float]:
+        """What the critic thinks of the data and of the policy on ``batch`` (no update):
+        mean Q of the data's actions and of the policy's, the share of policy Q values above
+        0 (sparse -1/0 returns cannot reach it), and the mean squared action gap between
+        policy and data in unit action space (how far the actor has left the data)."""
+        x, a, _, _, _ = self.tensors(batch)
+        pi = self._mean_action(x)
+        q_data = self._q(x, a)
+        q_pi = self._q(x, pi)
+        return {
+            "q_data": q_data.mean().item(),
+            "q_policy": q_pi.mean().item(),
+            "q_policy_above_0": (q_pi > 0).float().mean().item(),
+            "action_gap": (pi - a).square().sum(1).mean().item(),
+        }
+
+    def _mean_action(self, x: Tensor) -> Tensor:
+        """The deterministic action of the actor, unit space (B, action_dim)."""
+        return torch.tanh(self.actor(x)[:, : self.layout.action_dim])
+
+    def _q(self, x: Tensor, a: Tensor) -> Tensor:
+        """The (pessimistic) critic value of actions ``a``, (B,)."""
+        critic: Any = self.critic
+        values: Tensor = critic(x, a).min(0).values
+        return values
 
     # -- acting and export ----------------------------------------------------
     @torch.no_grad()

@@ -10,6 +10,13 @@ Both add the HER recipe's action L2 penalty to the actor loss and clip TD target
 by ``polyak_update`` every ``policy_delay * config.target_update_every`` updates: with the
 actor for TD3 (target_update_every 1), every 40 updates with tau 0.05 in the baselines
 DDPG recipe (policy_delay 1).
+
+With ``config.bc_weight > 0`` the actor loss is TD3+BC's (Fujimoto & Gu 2021), for learning
+from another policy's data::
+
+    -Q(s, pi(s)) / mean|Q(s, pi(s))|  +  bc_weight * mean (pi(s) - a_data)^2  (+ action L2)
+
+(``bc_on: demos`` clones the demonstration samples of a batch only.)
 """
 
 from __future__ import annotations
@@ -109,7 +116,14 @@ class TD3(Learner):
         count = self.n_updates + 1
         if count % self.policy_delay == 0:
             pi = torch.tanh(self.actor(x))
-            actor_loss = -self.critic(x, pi)[0].mean() + cfg.action_l2 * pi.square().mean()
+            q_pi = self.critic(x, pi)[0]
+            if cfg.bc_weight > 0:
+                # TD3+BC: the Q term at unit scale (divided by its mean |Q|) plus the
+                # behaviour-cloning term, so bc_weight means the same whatever Q's scale.
+                q_term = -q_pi.mean() / q_pi.abs().mean().detach().clamp_min(1e-6)
+                actor_loss = q_term + cfg.bc_weight * self.bc_error(pi, a) + cfg.action_l2 * pi.square().mean()
+            else:
+                actor_loss = -q_pi.mean() + cfg.action_l2 * pi.square().mean()
             step_on(actor_loss, self._actor_params, self.actor_opt)
             if with_metrics:
                 self._last_actor_loss = actor_loss.item()
