@@ -145,9 +145,9 @@ class TaskRig:
     @property
     def observed_joints(self) -> tuple[str, ...]:
         """Every joint the observation and the achieved goal read from ``/joint_states``."""
-        out = (*self.arm.arm_joints, *self.arm.gripper_joints)
-        joint = self.goal_joint if self.goal_joint is not None else (DRAWER_JOINT if self.has_drawer else None)
-        return out + ((joint,) if joint is not None and joint not in out else ())
+        joints = (*self.arm.arm_joints, *self.arm.gripper_joints)
+        extra = [j for j in (self.goal_joint, DRAWER_JOINT if self.has_drawer else None) if j is not None]
+        return joints + tuple(dict.fromkeys(j for j in extra if j not in joints))
 
     # -- what needs the arm model --------------------------------------------------------------
     @cached_property
