@@ -38,6 +38,7 @@ from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.app.sim import record_evaluation
 from her_policy.deploy.settings import load_safety_config
 from her_policy.errors import PolicyError
+from her_policy.learn.config import build_train_config
 from her_recorder.audit import run_audit
 from her_recorder.writer import EpisodeRecorder
 
@@ -100,10 +101,7 @@ def run_demo(
     Training uses the task's preset (``her_policy.learn.presets``), as ``her train --task`` does;
     ``overrides`` are flags on top of it.
     """
-    # The learner loads torch: only when a demo trains (``her --help`` and the other commands
-    # never load it).
-    from her_policy.learn.config import build_train_config
-    from her_policy.learn.train import train
+    from her_policy.learn.train import train  # loads torch: only when a demo trains
 
     get_task(task)  # every registered task has a demo; a typo names the closest task
     start = time.perf_counter()
