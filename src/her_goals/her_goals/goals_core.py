@@ -8,9 +8,10 @@
   the task's held-out stream (her_goals.evaluation) in order, and every START event says
   where its goal came from (``split``, ``stream_index``), so ``her audit`` can re-derive
   an evaluation recorded on the robot;
-* the achieved goal measured from the latest state (forward kinematics of the
-  arm joints for ``ee_position``, the object pose for ``object_position``, the drawer's
-  joint in ``/joint_states`` for ``joint_position``), with
+* the achieved goal measured from the latest state by the task rig's extractor
+  (:class:`her_goals.robot.rig.TaskRig`: forward kinematics of the arm joints for
+  ``ee_position``, the object pose for ``object_position``, the drawer's joint in
+  ``/joint_states`` for ``joint_position``), with
   the measurement's stamp and the goal frame, while the state is fresh;
 * episode events from :class:`her_goals.episode.EpisodeBook`, auto-starting the
   next episode ``start_delay_s`` after the last one ended.
