@@ -2,9 +2,9 @@
 
 A subcommand is a function ``add_X_command(subparsers) -> parser`` that adds its parser
 and sets ``handler`` (``handler(args) -> exit status``); list it in :data:`COMMANDS`
-(ARCHITECTURE.md, "Add a command"). Registering functions import only what the parser
-needs; handlers import heavy modules (torch, MuJoCo, matplotlib) inside, so
-``her --help`` stays fast.
+(ARCHITECTURE.md, "Where to add"). Modules import what they use at the top; torch, ray and
+matplotlib wait until a handler needs them (ARCHITECTURE.md, "Layering rules"), so ``her --help``
+and the bag commands never load them.
 
 Errors: a HER-ROS error (``HerError``, whose message names the input and the fix) is
 printed as ``her <command>: error: <message>`` with exit status 2; anything else is a
