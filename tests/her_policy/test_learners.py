@@ -83,9 +83,12 @@ def test_n_step_batches_bootstrap_with_their_own_discount() -> None:
     np.testing.assert_allclose(learner.target_values(b), -1.9 + GAMMA**2 * v, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layer_norm", [False, True])
 @pytest.mark.parametrize("algo", sorted(LEARNERS))
-def test_updates_fit_a_fixed_batch_and_report_finite_metrics(algo: str) -> None:
-    learner = make_learner(LAYOUT, config(algo), gamma=GAMMA, seed=0)
+def test_updates_fit_a_fixed_batch_and_report_finite_metrics(algo: str, layer_norm: bool) -> None:
+    learner = make_learner(LAYOUT, config(algo, critic_layer_norm=layer_norm), gamma=GAMMA, seed=0)
+    norms = [m for m in learner.critic.modules() if "LayerNorm" in type(m).__name__]
+    assert len(norms) == (2 if layer_norm else 0), "one per hidden layer of (32, 32)"
     b = batch()
     first = learner.update(b, with_metrics=True)
     for _ in range(60):

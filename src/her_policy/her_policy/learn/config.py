@@ -85,6 +85,8 @@ class TrainConfig:
     """Transitions per gradient update."""
     hidden: tuple[Count, ...] = (256, 256, 256)
     """Hidden layer widths of actor and critic."""
+    critic_layer_norm: bool = False
+    """Layer normalisation in the critics (and gciql's value net) after every hidden layer."""
     gamma: Annotated[float, Range(ge=0, lt=1)] | None = None
     """Discount factor (None: 1 - 1/episode_length, the baselines HER choice)."""
     actor_lr: PositiveFloat = 1e-3

@@ -32,10 +32,34 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-def mlp(in_dim: int, out_dim: int, hidden: Sequence[int], *, ensemble: int = 0) -> nn.Sequential:
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalisation over the last axis with a scale and shift per ensemble member,
+    for (n, B, features) inputs (``nn.LayerNorm`` would share them across members)."""
+
+    def __init__(self, n: int, features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.features, self.eps = features, eps
+        self.weight = nn.Parameter(torch.ones(n, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n, 1, features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        normed = torch.nn.functional.layer_norm(x, (self.features,), eps=self.eps)
+        return torch.addcmul(self.bias, normed, self.weight)
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: Sequence[int],
+    *,
+    ensemble: int = 0,
+    layer_norm: bool = False,
+) -> nn.Sequential:
     """ReLU MLP ``in_dim -> hidden... -> out_dim``; with ``ensemble=n``, ``n`` of them stacked.
 
-    A stacked MLP takes (n, B, in_dim) and returns (n, B, out_dim).
+    A stacked MLP takes (n, B, in_dim) and returns (n, B, out_dim). ``layer_norm`` puts a
+    layer normalisation after every hidden linear layer, before its ReLU (critics: RLPD,
+    DroQ; it keeps Q from growing where the data holds no action).
     """
     sizes = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
@@ -44,6 +68,8 @@ def mlp(in_dim: int, out_dim: int, hidden: Sequence[int], *, ensemble: int = 0) 
             EnsembleLinear(ensemble, fan_in, fan_out) if ensemble else nn.Linear(fan_in, fan_out)
         )
         if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(EnsembleLayerNorm(ensemble, fan_out) if ensemble else nn.LayerNorm(fan_out))
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 

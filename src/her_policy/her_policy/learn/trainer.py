@@ -215,6 +215,8 @@ class TrainResult:
     data_hash: str
     learner: Learner = field(repr=False)
     mode: Mode = "online"
+    update_cpu_ms: float = math.nan
+    """CPU milliseconds per gradient update (batch sampling included)."""
 
     def summary(self) -> str:
         if self.mode == "offline":
@@ -229,7 +231,8 @@ class TrainResult:
             )
         lines = [
             f"{head}, {self.train_wall_s:.1f} s training wall-clock "
-            f"(+{self.eval_wall_s:.1f} s evaluation); stopped: {self.stopped_because}"
+            f"(+{self.eval_wall_s:.1f} s evaluation; {self.update_cpu_ms:.1f} CPU-ms per update); "
+            f"stopped: {self.stopped_because}"
         ]
         if self.evals:
             last = self.evals[-1]
@@ -310,6 +313,8 @@ class Trainer:
                 self._store(self.demo_buffer, episode)
         self.env_steps = 0
         self.updates = 0
+        self.update_cpu_s = 0.0
+        """CPU time of this process in gradient updates (sampling included)."""
         self._credit = 0.0
         self.evals: list[TrainingLogRow] = []
         self._recent_success: list[float] = []
@@ -382,7 +387,9 @@ class Trainer:
 
     def update(self, n_updates: int) -> UpdateStats:
         """``n_updates`` gradient updates now (whatever is owed), checked for divergence."""
+        cpu = time.process_time()
         stats = run_updates(self.learner, lambda _: self.sample(), n_updates)
+        self.update_cpu_s += time.process_time() - cpu
         self.updates += n_updates
         where = f"env step {self.env_steps}, update {self.updates}" if self.mode != "offline" else f"update {self.updates} (offline)"
         self.learner.check_finite(where, stats.metrics)
@@ -643,6 +650,7 @@ class Trainer:
                 data_hashes=data_hashes,
                 provenance={
                     "train_wall_s": round(train_wall, 3),
+                    "update_cpu_ms": round(1000 * self.update_cpu_s / max(1, self.updates), 3),
                     "stopped_because": stopped_because,
                     "final_eval": final.as_dict() if final is not None else None,
                     **dict(provenance or {}),
@@ -668,6 +676,7 @@ class Trainer:
             data_hash=self.buffer.data_hash,
             learner=self.learner,
             mode=self.mode,
+            update_cpu_ms=1000 * self.update_cpu_s / self.updates if self.updates else math.nan,
         )
 
     # -- offline -------------------------------------------------------------------------

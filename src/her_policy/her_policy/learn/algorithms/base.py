@@ -93,6 +93,8 @@ class Learner:
         self._action_centre = (high + low) / 2
         self._action_half = (high - low) / 2
         self.actor: nn.Sequential
+        self.critic: nn.Module
+        """Q(x, a) of every critic, (n_critics, B)."""
         self._discount: Tensor | None = None
         self._prior: Tensor | None = None
 
@@ -191,8 +193,7 @@ class Learner:
 
     def _q(self, x: Tensor, a: Tensor) -> Tensor:
         """The (pessimistic) critic value of actions ``a``, (B,)."""
-        critic: Any = self.critic
-        values: Tensor = critic(x, a).min(0).values
+        values: Tensor = self.critic(x, a).min(0).values
         return values
 
     # -- acting and export ----------------------------------------------------

@@ -45,8 +45,8 @@ class GCIQL(Learner):
         super().__init__(layout, config, gamma=gamma, seed=seed)
         d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
         self.actor = mlp(d, n_a, h)
-        self.critic = Critics(d, n_a, h, n=2)
-        self.value = mlp(d, 1, h)
+        self.critic = Critics(d, n_a, h, n=2, layer_norm=config.critic_layer_norm)
+        self.value = mlp(d, 1, h, layer_norm=config.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._actor_params = list(self.actor.parameters())
         self.actor_opt = adam(self._actor_params, config.actor_lr)

@@ -42,7 +42,7 @@ class SAC(Learner):
         super().__init__(layout, config, gamma=gamma, seed=seed)
         d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
         self.actor = mlp(d, 2 * n_a, h)
-        self.critic = Critics(d, n_a, h, n=2)
+        self.critic = Critics(d, n_a, h, n=2, layer_norm=config.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), requires_grad=True)
         self.target_entropy = -float(n_a)

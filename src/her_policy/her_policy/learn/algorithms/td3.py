@@ -40,11 +40,17 @@ class Critics(nn.Module):
     """
 
     def __init__(
-        self, input_dim: int, action_dim: int, hidden: tuple[int, ...], n: int = 2
+        self,
+        input_dim: int,
+        action_dim: int,
+        hidden: tuple[int, ...],
+        n: int = 2,
+        *,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         self.n = n
-        self.net = mlp(input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0)
+        self.net = mlp(input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0, layer_norm=layer_norm)
 
     def forward(self, x: Tensor, a: Tensor) -> Tensor:
         xa = torch.cat([x, a], 1)
@@ -65,7 +71,7 @@ class TD3(Learner):
         super().__init__(layout, config, gamma=gamma, seed=seed)
         d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
         self.actor = mlp(d, n_a, h)
-        self.critic = Critics(d, n_a, h, n=self.n_critics)
+        self.critic = Critics(d, n_a, h, n=self.n_critics, layer_norm=config.critic_layer_norm)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._actor_params = list(self.actor.parameters())
