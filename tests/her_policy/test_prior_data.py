@@ -153,6 +153,11 @@ def test_bc_on_demos_clones_only_the_demonstration_samples() -> None:
     learner.tensors(b._replace(prior=mask))
     expected = float((a[torch.from_numpy(mask)] ** 2).mean())
     assert float(learner.bc_error(pi, a)) == pytest.approx(expected)
+    # The Q filter: a demo sample the actor already beats counts as 0 in the same mean.
+    keep = torch.tensor([True, True, False, True, True, True, False, True])
+    demo_rows = torch.from_numpy(mask)
+    filtered = ((a**2).mean(1) * keep)[demo_rows].mean()
+    assert float(learner.bc_error(pi, a, keep)) == pytest.approx(float(filtered))
 
 
 def test_the_continuous_learner_keeps_demonstrations_in_its_batches(tmp_path: Path) -> None:

@@ -114,6 +114,9 @@ class TrainConfig:
     actor loss beside the Q term scaled to unit size (TD3+BC, DDPG+BC); 0: the plain actor loss."""
     bc_on: Literal["all", "demos"] = "all"
     """Which samples the behaviour-cloning term clones: all, or only the demonstrations'."""
+    bc_q_filter: bool = False
+    """ddpg, td3: clone a sample only where the critic rates its data action above the actor's
+    (the Q filter of Nair et al. 2018: demonstrations stop pulling once the policy is better)."""
     expectile: Annotated[float, Range(ge=0.5, lt=1)] = 0.9
     """gciql: expectile of the value V(s, g) over Q(s, a_data, g) (0.5: the data's mean, SARSA;
     towards 1: the best action the data holds)."""

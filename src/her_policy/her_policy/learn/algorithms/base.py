@@ -126,15 +126,19 @@ class Learner:
             torch.from_numpy(terminated.astype(np.float32)),
         )
 
-    def bc_error(self, pi: Tensor, a: Tensor) -> Tensor:
-        """Behaviour-cloning error of the batch last converted: the mean over samples and
-        action dimensions of (pi - a)^2 in unit action space, over the demonstration samples
-        only when ``config.bc_on`` is "demos" (0 when the batch holds none)."""
+    def bc_error(self, pi: Tensor, a: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Behaviour-cloning error of the batch last converted: the mean over the cloned
+        samples (all, or the demonstrations' when ``config.bc_on`` is "demos"; 0 when the batch
+        holds none) of (pi - a)^2 averaged over action dimensions in unit action space. With
+        ``keep`` (the Q filter) a sample not kept counts as 0 in that mean."""
         error = (pi - a).square().mean(1)
         if self.config.bc_on == "demos":
             if self._prior is None:
                 return error.new_zeros(())
-            return error[self._prior].mean()
+            error = error[self._prior]
+            keep = keep[self._prior] if keep is not None else None
+        if keep is not None:
+            error = error * keep
         return error.mean()
 
     def describe(self) -> dict[str, Any]:

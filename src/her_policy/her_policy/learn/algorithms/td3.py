@@ -16,7 +16,8 @@ from another policy's data::
 
     -Q(s, pi(s)) / mean|Q(s, pi(s))|  +  bc_weight * mean (pi(s) - a_data)^2  (+ action L2)
 
-(``bc_on: demos`` clones the demonstration samples of a batch only.)
+(``bc_on: demos`` clones the demonstration samples of a batch only; ``bc_q_filter`` only
+those where the critic still rates the data's action above the actor's, Nair et al. 2018.)
 """
 
 from __future__ import annotations
@@ -127,7 +128,12 @@ class TD3(Learner):
                 # TD3+BC: the Q term at unit scale (divided by its mean |Q|) plus the
                 # behaviour-cloning term, so bc_weight means the same whatever Q's scale.
                 q_term = -q_pi.mean() / q_pi.abs().mean().detach().clamp_min(1e-6)
-                actor_loss = q_term + cfg.bc_weight * self.bc_error(pi, a) + cfg.action_l2 * pi.square().mean()
+                keep = None
+                if cfg.bc_q_filter:  # clone only where the data's action is still the better one
+                    with torch.no_grad():
+                        keep = self.critic(x, a)[0] > q_pi
+                bc = self.bc_error(pi, a, keep)
+                actor_loss = q_term + cfg.bc_weight * bc + cfg.action_l2 * pi.square().mean()
             else:
                 actor_loss = -q_pi.mean() + cfg.action_l2 * pi.square().mean()
             step_on(actor_loss, self._actor_params, self.actor_opt)
