@@ -19,8 +19,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+import her_mujoco
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.stats import wilson_interval
+from her_policy.app.sim import run_requested_goals, sim_control_loop
+from her_policy.deploy.hot_swap import FollowingPolicy
+from her_policy.deploy.sinks import RecorderSink
+from her_policy.learn.envs import layout_of
+from her_recorder.writer import EpisodeRecorder
 
 
 @dataclass
@@ -55,13 +61,6 @@ class ArmWorker:
     swaps: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        import her_mujoco
-        from her_policy.app.sim import sim_control_loop
-        from her_policy.deploy.hot_swap import FollowingPolicy
-        from her_policy.deploy.sinks import RecorderSink
-        from her_policy.learn.envs import layout_of
-        from her_recorder.writer import EpisodeRecorder
-
         self.env = her_mujoco.make_task(self.task)
         base: Any = self.env.unwrapped
         self.rng = np.random.default_rng(self.seed)
@@ -125,10 +124,6 @@ class ArmWorker:
 
     def evaluate(self, n_goals: int, *, heldout_seed: int = 0) -> VersionResult | None:
         """The current version on ``n_goals`` held-out goals (None before the first version)."""
-        from her_policy.app.sim import run_requested_goals, sim_control_loop
-        from her_policy.deploy.sinks import RecorderSink
-        from her_recorder.writer import EpisodeRecorder
-
         if self.policy.actor is None:
             return None
         base: Any = self.env.unwrapped

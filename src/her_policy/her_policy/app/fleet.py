@@ -34,9 +34,13 @@ from typing import Any
 
 from her_goals.checks import Count, Fraction, NonNegativeInt, OutputDir, PositiveFloat
 from her_goals.errors import ConfigError
+from her_goals.learning_curve import plot_learning_curve
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
-from her_goals.tasks import get_task
+from her_goals.tasks import TaskName, get_task
+from her_policy.app.arm_worker import ArmWorker
+from her_policy.artefact.versions import latest_version, publish_version, published, version_number
 from her_policy.errors import PolicyError
+from her_policy.learn.config import build_train_config
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class FleetSettings:
     """Run directory: arm_<i>/ (sessions, versions), learner/, curve.*."""
     arms: Count = 2
     """Simulated arms (Ray actors)."""
-    task: str = "reach"
+    task: TaskName = "reach"
     """Registered task."""
     minutes: PositiveFloat = 10.0
     """Wall-clock to run."""
@@ -67,11 +71,6 @@ class FleetSettings:
     """Arms wait while the learner is behind the preset's updates per env step (what single-
     process training does); --no-keep-ratio lets arms run ahead of a slower learner."""
 
-    def __post_init__(self) -> None:
-        try:
-            get_task(self.task)
-        except ConfigError as exc:
-            raise ConfigError(f"--task: {exc}") from None
 
 
 def add_fleet_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -117,8 +116,6 @@ class _Arm:
     """Ray actor body: one ArmWorker plus the version files the driver broadcasts."""
 
     def __init__(self, task: str, root: str, seed: int, noise: float, random_eps: float) -> None:
-        from her_policy.app.arm_worker import ArmWorker
-
         self.root = Path(root)
         self.worker = ArmWorker(
             task, self.root / "session", self.root / "versions", seed=seed, noise=noise,
@@ -126,8 +123,6 @@ class _Arm:
         )  # fmt: skip
 
     def install(self, name: str, files: dict[str, bytes]) -> None:
-        from her_policy.artefact.versions import publish_version, published, version_number
-
         number = version_number(name)
         if number is None or number in published(self.root / "versions"):
             return
@@ -154,6 +149,7 @@ class _Learner:
     """Ray actor body: the continuous learner over every arm's session."""
 
     def __init__(self, sessions: list[str], out: str, task: str, publish_every: int) -> None:
+        # loads torch: in the learner actor only
         from her_policy.learn.continuous import continuous_learner
 
         self.learner = continuous_learner(
@@ -176,8 +172,6 @@ class _Learner:
         }
 
     def latest(self) -> tuple[str, dict[str, bytes]] | None:
-        from her_policy.artefact.versions import latest_version
-
         path = latest_version(self.learner.versions)
         if path is None:
             return None
@@ -218,14 +212,11 @@ class FleetSummary:
 def run_fleet(settings: FleetSettings, *, report: Any = print, chaos: Any = None) -> FleetSummary:
     """Run the fleet; ``chaos(driver_state)`` may kill actors (tests)."""
     try:
-        import ray
+        import ray  # heavy and optional (the fleet extra): only for her fleet
     except ImportError:
         raise PolicyError(
             "her fleet needs Ray: pip install 'her-ros[fleet]' (make test installs it)"
         ) from None
-    from her_goals.learning_curve import plot_learning_curve
-    from her_policy.learn.config import build_train_config
-
     if settings.address is not None:
         check_address(settings.address)
     out = Path(settings.out)

@@ -30,7 +30,8 @@ from her_goals.checks import (
 )
 from her_goals.config import check_value, from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
-from her_goals.tasks import get_task, task_names
+from her_goals.tasks import TaskName, task_names
+from her_mujoco.randomization import DomainRandomization
 from her_policy.learn.presets import preset_values
 
 Algorithm = Literal["ddpg", "td3", "sac", "gciql"]
@@ -41,7 +42,7 @@ class TrainConfig:
     """Settings of one training run (online in simulation, or offline from a filled buffer)."""
 
     # -- what to learn ---------------------------------------------------------
-    task: str | None = None
+    task: TaskName | None = None
     """Registered task to train on in the MuJoCo arm (her_goals.tasks): reach, push, pick_and_place..."""
     env: str | None = None
     """Gymnasium goal-env id to train on instead of a task, e.g. FetchPush-v4."""
@@ -180,8 +181,6 @@ class TrainConfig:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
         check_fields(self, where="train config")
         if self.randomize != "none":
-            from her_mujoco.randomization import DomainRandomization
-
             DomainRandomization.from_spec(self.randomize)  # names a typo or a bad range now
             if self.env is not None:
                 raise ConfigError(
@@ -256,8 +255,6 @@ def build_train_config(
         )
     if task is not None and env is not None:
         raise ConfigError(f"give --task or --env, not both (got task={task!r}, env={env!r})")
-    if task is not None:
-        get_task(str(task))  # a typo names the closest task before anything else
     source = env if env is not None else f"task:{task}"
     preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline)
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))

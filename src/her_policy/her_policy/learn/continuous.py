@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from her_goals.episode_arrays import EpisodeArrays
-from her_goals.spaces import GoalSpace, get_goal_space
-from her_goals.tasks import get_task
+from her_goals.spaces import GoalSpace
+from her_goals.tasks import get_task, task_goal_space
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.versions import (
     VERSIONS_DIR,
@@ -46,6 +46,7 @@ from her_policy.learn.config import TrainConfig, build_train_config
 from her_policy.learn.envs import EnvSource, layout_of
 from her_policy.learn.offline import load_demos
 from her_policy.learn.trainer import CHECKPOINT_DIR, Evaluator, Trainer
+from her_recorder.reader import bag_summary, find_bags, read_episodes
 
 CHECKPOINT = CHECKPOINT_DIR
 
@@ -74,8 +75,6 @@ class SessionWatcher:
 
     def check(self) -> None:
         """Refuse a watched path that is not (or cannot become) a recording session."""
-        from her_recorder.reader import find_bags
-
         for session in self.sessions:
             if session.exists() and not session.is_dir():
                 raise SessionError(f"--watch {session}: a file, not a session directory of bags")
@@ -103,8 +102,6 @@ class SessionWatcher:
 
     def poll(self) -> list[tuple[EpisodeKey, EpisodeArrays]]:
         """New closed episodes since the last poll (never one already handed out)."""
-        from her_recorder.reader import bag_summary, find_bags, read_episodes
-
         out: list[tuple[EpisodeKey, EpisodeArrays]] = []
         for session in self.sessions:
             if not session.is_dir():
@@ -349,7 +346,7 @@ def continuous_learner(
     env = EnvSource(task=task)()
     layout = layout_of(env)
     env.close()
-    space = get_goal_space(spec.goal_space, tolerance=spec.tolerance)
+    space = task_goal_space(spec)
     demo_episodes: list[Any] = []
     demo_hashes: dict[str, str] = {}
     if demos:

@@ -58,12 +58,12 @@ class EnvSource:
         return self.env_id if self.env_id is not None else f"task:{self.task}"
 
     def __call__(self) -> Any:
-        import gymnasium as gym
+        import gymnasium as gym  # heavy: only when an env is made
 
         kwargs = dict(self.kwargs)
         if self.task is not None:
             try:
-                import her_mujoco
+                import her_mujoco  # loads MuJoCo: only when a task env is made
             except ImportError as exc:
                 raise PolicyError(
                     f"task {self.task!r} needs the her_mujoco package, which failed to import: {exc}"
@@ -72,13 +72,13 @@ class EnvSource:
         assert self.env_id is not None
         if self.env_id not in gym.registry and ":" not in self.env_id:
             try:  # the Fetch, Hand and Maze goal envs register on import
-                import gymnasium_robotics
+                import gymnasium_robotics  # heavy: only for its env ids
 
                 gym.register_envs(gymnasium_robotics)
             except ImportError:
                 pass
         if self.env_id.startswith("Her") and self.env_id not in gym.registry:
-            import her_mujoco
+            import her_mujoco  # loads MuJoCo: registers the Her* env ids
         try:
             return gym.make(self.env_id, **kwargs)
         except gym.error.Error as exc:

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from her_goals.spaces import GoalSpace
 from her_goals.stats import wilson_interval
+from her_policy.artefact.store import load_artefact
 from her_policy.errors import EnvContractError, GoalSpaceMismatchError, PolicyError
 from her_policy.learn.envs import EnvFactory, goal_space_of, requested_resets
 
@@ -71,8 +72,6 @@ class EvalResult:
 
 def _as_policy(policy: Any) -> BatchPolicy:
     if isinstance(policy, str | Path):
-        from her_policy.artefact.store import load_artefact
-
         return load_artefact(policy)
     if isinstance(policy, BatchPolicy):
         return policy

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from her_goals.episode_arrays import EpisodeArrays
 from her_goals.evaluation import TRAIN
@@ -33,6 +34,7 @@ from her_policy.errors import PolicyError
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import EnvSource, layout_of
 from her_policy.learn.trainer import Evaluator, Trainer, TrainResult, rows_needed
+from her_recorder.reader import read_episodes
 
 
 class TrainingDataError(PolicyError):
@@ -93,8 +95,6 @@ def load_training_episodes(
     (demonstrations for a given task); otherwise the first bag sets it and every other bag
     must agree.
     """
-    from her_recorder.reader import read_episodes  # bag I/O: only when reading bags
-
     result = read_episodes([Path(p) for p in paths], log_summary=False)
     summary = result.report.summary_line()
     episodes = list(result.episodes)
@@ -191,8 +191,6 @@ def train_on_episodes(
         capacity=max(config.buffer_capacity, rows_needed(episodes)),
     )
     trainer.ingest(episodes)
-    from tqdm import tqdm  # progress bars only where one is shown
-
     bar = tqdm(total=n_updates, unit="update", disable=not config.progress, dynamic_ncols=True)
     try:
         stopped = trainer.run_offline(n_updates, progress=bar)

@@ -17,8 +17,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tqdm import tqdm
+
 from her_goals.episode_arrays import EpisodeArrays
 from her_goals.training_log import TrainingLogRow
+from her_mujoco.randomization import DomainRandomization
 from her_policy.errors import PolicyError
 from her_policy.learn.algorithms import Learner
 from her_policy.learn.collect import Collector, Exploration, ProcessCollector
@@ -86,8 +89,6 @@ def train(
         if cfg.grasped_start:
             extra.append(("train_grasped_start", cfg.grasped_start))
         if cfg.randomize != "none":
-            from her_mujoco.randomization import DomainRandomization  # only for randomised runs
-
             extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
         if extra:
             env_factory = dataclasses.replace(env_factory, kwargs=(*env_factory.kwargs, *extra))
@@ -116,8 +117,6 @@ def train(
     exploring = Exploration(
         noise=cfg.resolved_exploration_noise, random_eps=cfg.resolved_random_eps
     )
-
-    from tqdm import tqdm  # progress bars only where one is shown
 
     bar = tqdm(total=cfg.env_steps, unit="step", disable=not cfg.progress, dynamic_ncols=True)
     stopped = "env_steps"

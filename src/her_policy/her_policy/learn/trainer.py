@@ -44,9 +44,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from her_goals.config import to_plain
 from her_goals.episode_arrays import EpisodeArrays
+from her_goals.learning_curve import plot_learning_curve
 from her_goals.spaces import GoalSpace
 from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
 from her_policy.artefact.layout import PolicyLayout
@@ -296,8 +298,6 @@ class Trainer:
         self.on_eval = on_eval
         self.min_transitions = int(min_transitions)
         if cfg.torch_threads > 0:
-            import torch  # the learner is torch; imported here only to pin its threads
-
             torch.set_num_threads(cfg.torch_threads)
         self.episode_length = int(episode_length)
         self.gamma = cfg.resolved_gamma(self.episode_length)
@@ -495,8 +495,6 @@ class Trainer:
         The directory (default ``OUT/checkpoint``) is replaced as a whole: a crash leaves the
         previous one (or ``.checkpoint.old`` beside it), never a torn one.
         """
-        import torch  # checkpoints are torch state dicts
-
         t0 = time.perf_counter()
         if path is None:
             if self.out is None:
@@ -542,8 +540,6 @@ class Trainer:
     def resume(self, path: Path | None = None) -> dict[str, Any] | None:
         """Load the checkpoint at ``path`` (default ``OUT/checkpoint``, or the ``.old`` one a
         crash during a checkpoint left); returns its state (None: no checkpoint there)."""
-        import torch  # checkpoints are torch state dicts
-
         if path is None:
             if self.out is None:
                 return None
@@ -613,8 +609,6 @@ class Trainer:
         """``OUT/learning_curve.png`` of the periodic evaluations (offline: against updates)."""
         if self.out is None:
             return None
-        from her_goals.learning_curve import plot_learning_curve
-
         return plot_learning_curve(
             self.evals, self.out / "learning_curve.png",
             title=title or f"her train {self.config.source}: requested-goal success on held-out goals",
