@@ -222,9 +222,11 @@ class TrainResult:
 
     def summary(self) -> str:
         if self.mode == "offline":
+            settings = self.learner.describe()
+            method = ", ".join(f"{k} {v}" for k, v in settings.items() if k not in ("algorithm", "gamma"))
             head = (
-                f"trained {self.config.algo} offline on {self.config.source}: {self.updates} updates "
-                f"on {self.env_steps} recorded steps"
+                f"trained {self.config.algo} offline ({method}) on {self.config.source}: "
+                f"{self.updates} updates on {self.env_steps} recorded steps"
             )
         else:
             head = (
