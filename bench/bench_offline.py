@@ -186,6 +186,37 @@ def run_online(task: str, seed: int, env_steps: int, target: float, out: Path, d
     )  # fmt: skip
 
 
+UPDATE_COST_METHODS: dict[str, dict[str, Any]] = {
+    "ddpg (today's her train --bags: the push preset's DDPG)": {},
+    "gciql awr (her train --bags default)": {"offline": True},
+    "ddpg+bc (TD3+BC term, bc_weight 2.5)": {"bc_weight": 2.5},
+    "td3": {"algo": "td3"},
+    "sac": {"algo": "sac"},
+    "ddpg with critic layer norm": {"critic_layer_norm": True},
+}
+
+
+def update_costs(bags: list[Path], n: int = 300) -> list[str]:
+    """CPU-ms per gradient update of each method on the same data, measured side by side."""
+    from her_policy.learn.offline import load_training_episodes, task_layout
+    from her_policy.learn.trainer import Trainer
+
+    data = load_training_episodes(bags)
+    layout = task_layout(data.task, data.observation_dim, data.goal_space.dim, data.action_dim)
+    out = []
+    for name, settings in UPDATE_COST_METHODS.items():
+        flags = {k: v for k, v in settings.items() if k != "offline"}
+        config = build_train_config({"task": data.task, "progress": False, **flags}, offline=bool(settings.get("offline")))
+        trainer = Trainer(config, layout, data.goal_space, episode_length=50, mode="offline")
+        trainer.ingest(data.episodes)
+        trainer.update(20)  # warm-up
+        cpu = time.process_time()
+        trainer.update(n)
+        ms = 1000 * (time.process_time() - cpu) / n
+        out.append(f"update_cost method={name} batch={config.batch_size} hidden={list(config.hidden)} cpu_ms_per_update={ms:.1f}")
+    return out
+
+
 def line(case: str, what: str, runs: list[Run], target: float, unit: str) -> str:
     s = [r.success for r in runs]
     firsts = [r.first_at for r in runs]
@@ -212,6 +243,7 @@ def main() -> None:
                              "DDPG), or default,KEY=VALUE,... overrides")  # fmt: skip
     parser.add_argument("--updates", type=int, default=None, help="offline updates (default: the preset's)")
     parser.add_argument("--online", action="store_true", help="offline cases: also online from scratch at the data's env steps")
+    parser.add_argument("--no-update-cost", action="store_true", help="skip the update-cost comparison")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/her_bench_offline"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/her_bench_offline/runs"))
     args = parser.parse_args()
@@ -254,6 +286,10 @@ def main() -> None:
             unit = "updates" if spec.kind == "offline" and "online" not in what else "env steps"
             lines.append(line(case, what, runs, spec.target, unit))
         print("\n".join(lines[-(len(results) + 1):]), flush=True)
+    if not args.no_update_cost:
+        bags = record(args.cache, "push_scripted", CASES["push_scripted"], 0)
+        lines.extend(update_costs(bags))
+        print("\n".join(lines[-len(UPDATE_COST_METHODS):]), flush=True)
     print("\n== summary ==")
     print("\n".join(lines))
 
