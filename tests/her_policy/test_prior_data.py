@@ -194,6 +194,17 @@ def test_training_on_evaluation_episodes_is_refused_unless_allowed(tmp_path: Pat
     meta = json.loads((tmp_path / "run" / "policy" / "policy.json").read_text())
     assert meta["provenance"]["allow_eval_episodes"] is True
     assert meta["provenance"]["eval_episodes_in_training_data"] == 2
+    # The artefact names what trained it, episode by episode, for the audit to hold against.
+    trained = load_artefact(tmp_path / "run" / "policy").training_data()
+    assert trained is not None and sorted(trained.splits.tolist()) == ["eval", "eval", "train", "train"]
+    from her_goals.provenance import episode_digest
+    from her_recorder.reader import read_episodes
+
+    episodes = read_episodes(bags, log_summary=False).episodes
+    assert sorted(trained.digests.tolist()) == sorted(
+        episode_digest(e.observation, e.action, e.desired_goal[0]) for e in episodes
+    )
+    np.testing.assert_array_equal(np.sort(trained.goals, axis=0), np.sort([e.desired_goal[0] for e in episodes], axis=0))
 
 
 def test_demonstrations_of_another_task_are_refused_naming_the_bag(tmp_path: Path) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from her_goals.errors import HerError
 
@@ -40,6 +44,61 @@ METADATA_FILE = "policy.json"
 """The artefact's metadata file; its ``artefact_hash`` covers everything else in it."""
 ACTOR_FILE = "actor.npz"
 """The artefact's weights; ``policy.json["files"]`` holds its sha256."""
+
+
+TRAINING_DATA_FILE = "training_data.npz"
+"""The artefact's digest of what trained it: every training episode's requested goal, digest,
+split and source (``her audit --artefact`` holds an evaluation against it)."""
+
+
+def episode_digest(observation: Any, action: Any, desired_goal: Any) -> int:
+    """A 63-bit digest of one episode's observations, actions and requested goal (float64
+    bytes): the same episode read from the same bag has the same digest wherever it is read."""
+    h = hashlib.sha256()
+    for arr in (observation, action, desired_goal):
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return int.from_bytes(h.digest()[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What an artefact learned from, one row per episode (:data:`TRAINING_DATA_FILE`)."""
+
+    goals: NDArray[np.float64]
+    """(N, goal_dim): each episode's requested goal (never a relabelled one)."""
+    digests: NDArray[np.int64]
+    """(N,): :func:`episode_digest` of each episode."""
+    splits: NDArray[np.str_]
+    """(N,): the split each episode was recorded as (``train``; ``eval`` only when allowed)."""
+    sources: NDArray[np.str_]
+    """(N,): ``experience`` (the learner's own), ``demo`` (demonstrations) or ``bags`` (offline)."""
+
+    def save(self, path: str | Path) -> None:
+        np.savez(Path(path), goals=self.goals, digests=self.digests, splits=self.splits, sources=self.sources)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingData:
+        """Read a training-data file; a damaged or foreign one is an error naming it."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                return cls(
+                    goals=np.asarray(data["goals"], np.float64),
+                    digests=np.asarray(data["digests"], np.int64),
+                    splits=np.asarray(data["splits"]).astype(str),
+                    sources=np.asarray(data["sources"]).astype(str),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtefactMetadataError(
+                f"{path} is not an artefact's training-data file ({exc}); use the artefact as her train wrote it"
+            ) from None
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by split and source, for the artefact's provenance."""
+        return {
+            "episodes": int(self.digests.size),
+            "splits": {str(k): int(v) for k, v in zip(*np.unique(self.splits, return_counts=True))},
+            "sources": {str(k): int(v) for k, v in zip(*np.unique(self.sources, return_counts=True))},
+        }
 
 
 class ArtefactMetadataError(HerError, ValueError):

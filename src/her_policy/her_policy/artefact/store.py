@@ -20,7 +20,9 @@ import dataclasses
 import datetime as _dt
 import importlib.metadata
 import json
+import os
 import platform
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,9 @@ from her_goals.provenance import (
     ACTOR_FILE,
     ARTEFACT_FORMAT,
     METADATA_FILE,
+    TRAINING_DATA_FILE,
     ArtefactMetadataError,
+    TrainingData,
     metadata_hash,
     read_policy_metadata,
     sha256_file,
@@ -79,10 +83,50 @@ def save_artefact(
     seeds: Mapping[str, Any],
     data_hashes: Mapping[str, str],
     provenance: Mapping[str, Any] | None = None,
+    training_data: TrainingData | None = None,
 ) -> Path:
-    """Write a policy artefact directory at ``path``; returns the directory."""
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write a policy artefact directory at ``path``; returns the directory.
+
+    The directory is written beside ``path`` under a temporary name and renamed into place,
+    so a crash or a full disk never leaves a partial artefact where a good one was (the old
+    one stays until the new one is complete). ``training_data`` (what trained the policy,
+    episode by episode) goes into :data:`TRAINING_DATA_FILE` for the audit.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = final.with_name(f".{final.name}.writing-{os.getpid()}")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    try:
+        _write_artefact(out, snapshot, layout, goal_space, algorithm, config, seeds, data_hashes, provenance, training_data)
+        for f in out.iterdir():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(out, final)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_artefact(
+    out: Path,
+    snapshot: ActorWeights,
+    layout: PolicyLayout,
+    goal_space: GoalSpace,
+    algorithm: str,
+    config: Any,
+    seeds: Mapping[str, Any],
+    data_hashes: Mapping[str, str],
+    provenance: Mapping[str, Any] | None,
+    training_data: TrainingData | None,
+) -> None:
     det = snapshot.deterministic()
     low, high = np.asarray(layout.action_low), np.asarray(layout.action_high)
     symmetric = bool(np.allclose(low, -high) and np.allclose(high, high[0]))
@@ -128,9 +172,12 @@ def save_artefact(
         },
         "files": {ACTOR_FILE: sha256_file(actor_path)},
     }
+    if training_data is not None:
+        training_data.save(out / TRAINING_DATA_FILE)
+        metadata["files"][TRAINING_DATA_FILE] = sha256_file(out / TRAINING_DATA_FILE)
+        metadata["provenance"]["training_data"] = training_data.summary()
     metadata["artefact_hash"] = metadata_hash(metadata)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
-    return out
 
 
 @dataclass(frozen=True)
@@ -158,6 +205,17 @@ class PolicyArtefact:
 
     def policy(self) -> DeterministicPolicy:
         return DeterministicPolicy(self.weights, self.layout, self.goal_space)
+
+    def training_data(self) -> TrainingData | None:
+        """What trained this policy, episode by episode (None: an artefact written before
+        training data was recorded)."""
+        digest = self.metadata.get("files", {}).get(TRAINING_DATA_FILE)
+        if digest is None:
+            return None
+        path = self.path / TRAINING_DATA_FILE
+        if not path.is_file() or sha256_file(path) != digest:
+            raise ArtefactError(f"{path} is missing or does not match the hash in {METADATA_FILE}")
+        return TrainingData.load(path)
 
     def act_batch(self, observation: ArrayLike, desired_goal: ArrayLike) -> NDArray[np.float64]:
         """(N, action_dim) env actions for (N, obs) observations and (N, goal) goals."""

@@ -48,7 +48,9 @@ import torch
 
 from her_goals.config import to_plain
 from her_goals.episode_arrays import EpisodeArrays
+from her_goals.evaluation import TRAIN
 from her_goals.learning_curve import plot_learning_curve
+from her_goals.provenance import TRAINING_DATA_FILE, TrainingData, episode_digest
 from her_goals.spaces import GoalSpace
 from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
 from her_policy.artefact.layout import PolicyLayout
@@ -305,6 +307,8 @@ class Trainer:
         self.gamma = cfg.resolved_gamma(self.episode_length)
         self.buffer = make_buffer(cfg, goal_space, layout, capacity=capacity)
         self.learner: Learner = make_learner(layout, cfg, gamma=self.gamma)
+        self._trained_on: list[tuple[Any, int, str, str]] = []
+        """(requested goal, episode digest, split, source) of every episode ingested."""
         self.demo_buffer: HerReplayBuffer | None = None
         if demos:
             # Its own stream: adding demos leaves the online sampling sequence unchanged.
@@ -312,7 +316,7 @@ class Trainer:
                 cfg, goal_space, layout, capacity=max(2, rows_needed(demos)), seed=cfg.seed + 7919
             )
             for episode in demos:
-                self._store(self.demo_buffer, episode)
+                self._store(self.demo_buffer, episode, "demo")
         self.env_steps = 0
         self.updates = 0
         self.update_cpu_s = 0.0
@@ -342,8 +346,16 @@ class Trainer:
     def n_demo_episodes(self) -> int:
         return self.demo_buffer.n_episodes if self.demo_buffer is not None else 0
 
-    def _store(self, buffer: HerReplayBuffer, episode: EpisodeArrays) -> None:
+    def _store(self, buffer: HerReplayBuffer, episode: EpisodeArrays, source: str) -> None:
         buffer.add(episode)
+        self._trained_on.append(
+            (
+                episode.desired_goal[0],
+                episode_digest(episode.observation, episode.action, episode.desired_goal[0]),
+                str(getattr(episode, "split", "") or TRAIN),
+                source,
+            )
+        )
         self.learner.normaliser.update(
             np.concatenate([episode.observation, episode.next_observation[-1:]]),
             np.concatenate([episode.desired_goal, episode.next_achieved_goal]),
@@ -357,8 +369,9 @@ class Trainer:
         :meth:`pay`.
         """
         new_steps = 0
+        source = "bags" if self.mode == "offline" else "experience"
         for episode in episodes:
-            self._store(self.buffer, episode)
+            self._store(self.buffer, episode, source)
             new_steps += episode.n_steps
             self._recent_success.append(episode.success)
         self.env_steps += new_steps
@@ -512,6 +525,7 @@ class Trainer:
         self.buffer.save(str(tmp / "buffer.npz"))
         if self.demo_buffer is not None:
             self.demo_buffer.save(str(tmp / "demo_buffer.npz"))
+        self.training_data().save(tmp / TRAINING_DATA_FILE)
         state = {
             "mode": self.mode,
             "env_steps": self.env_steps,
@@ -557,6 +571,12 @@ class Trainer:
         self.buffer.load(str(candidate / "buffer.npz"))
         if self.demo_buffer is not None and (candidate / "demo_buffer.npz").is_file():
             self.demo_buffer.load(str(candidate / "demo_buffer.npz"))
+        if (candidate / TRAINING_DATA_FILE).is_file():
+            seen = TrainingData.load(candidate / TRAINING_DATA_FILE)
+            self._trained_on = [
+                (g, int(d), str(sp), str(so))
+                for g, d, sp, so in zip(seen.goals, seen.digests, seen.splits, seen.sources)
+            ]
         self.env_steps = int(state["env_steps"])
         self.updates = int(state["updates"])
         self._credit = float(state.get("credit", 0.0))
@@ -570,6 +590,17 @@ class Trainer:
         return state
 
     # -- artefacts -----------------------------------------------------------------------
+    def training_data(self) -> TrainingData:
+        """Every episode this learner trained on: requested goal, digest, split, source."""
+        rows = self._trained_on
+        dim = self.goal_space.dim
+        return TrainingData(
+            goals=np.array([r[0] for r in rows], np.float64).reshape(len(rows), dim),
+            digests=np.array([r[1] for r in rows], np.int64),
+            splits=np.array([r[2] for r in rows], dtype=str),
+            sources=np.array([r[3] for r in rows], dtype=str),
+        )
+
     def data_hashes(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Digests of every episode the policy learned from (demonstrations separately)."""
         out = {"replay_episodes_sha256": self.buffer.data_hash}
@@ -605,6 +636,7 @@ class Trainer:
             seeds={"run": self.config.seed, **dict(seeds or {})},
             data_hashes=self.data_hashes(data_hashes),
             provenance={**extra, **dict(provenance or {})},
+            training_data=self.training_data(),
         )
 
     def plot_curve(self, *, title: str | None = None) -> Path | None:
