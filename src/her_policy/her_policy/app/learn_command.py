@@ -19,6 +19,7 @@ from her_goals.checks import (
 from her_goals.errors import ConfigError
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.tasks import TaskName
+from her_policy.learn.signals import StopSignals
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,12 @@ def learn_command(args: argparse.Namespace) -> int:
             or (settings.max_updates and lrn.updates >= settings.max_updates)
         )
 
-    try:
-        learner.run(poll_s=settings.poll_s, until=done, report=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
-        pass
+    with StopSignals() as signals:  # Ctrl-C or SIGTERM: publish and checkpoint, then stop
+        try:
+            learner.run(poll_s=settings.poll_s, until=lambda lrn: bool(signals.requested) or done(lrn),
+                        report=lambda s: print(s, flush=True))  # fmt: skip
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, still checkpointing below
+            pass
     version = learner.publish_if_due(force=True)
     if version is not None:
         print(f"published {version.name}: {learner.status().line()}")

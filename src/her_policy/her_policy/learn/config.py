@@ -171,8 +171,9 @@ class TrainConfig:
     """Torch CPU threads of the learner (0: torch default)."""
     out: OutputDir | None = None
     """Directory for the policy artefact, checkpoints and the training log."""
-    checkpoint_every: NonNegativeInt = 0
-    """Env steps between checkpoints in out/checkpoints (0: none)."""
+    checkpoint_every: NonNegativeInt = 25_000
+    """Env steps (offline: updates) between checkpoints in out/checkpoint, the point a killed
+    run resumes from (0: only at the end and on Ctrl-C/SIGTERM)."""
     progress: bool = True
     """Show a progress bar."""
 
