@@ -316,6 +316,12 @@ class HerReplayBuffer:
         """The data hash so far: h_n = sha256(h_(n-1) + sha256(episode n)), so a buffer saved
         and loaded goes on with the same hash as one that never stopped."""
 
+    @staticmethod
+    def bytes_per_row(observation_dim: int, action_dim: int, goal_dim: int) -> int:
+        """Memory one stored row takes when the buffer is full (observation and action float32,
+        achieved and desired goal float64, episode bounds int64, four flags)."""
+        return 4 * (observation_dim + action_dim) + 16 * goal_dim + 16 + 4
+
     # -- bookkeeping -----------------------------------------------------------
     @property
     def n_transitions(self) -> int:

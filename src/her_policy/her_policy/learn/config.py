@@ -140,7 +140,7 @@ class TrainConfig:
     """Share of relabelled samples, overriding replay_k."""
     moving_share: Fraction = 0.0
     """Share of each batch drawn from episodes whose achieved goal moved (0: uniform)."""
-    buffer_capacity: Count = 1_000_000
+    buffer_capacity: Annotated[int, Range(ge=2, le=200_000_000)] = 1_000_000
     """Replay rows (transitions plus one final observation per episode)."""
     clip_obs: PositiveFloat = 200.0
     """Clip of raw observations and goals before normalising."""

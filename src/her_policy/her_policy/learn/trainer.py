@@ -146,7 +146,19 @@ def make_buffer(
     capacity: int | None = None,
     seed: int | None = None,
 ) -> HerReplayBuffer:
-    """The HER replay buffer ``config`` asks for (the one place its settings are read)."""
+    """The HER replay buffer ``config`` asks for (the one place its settings are read).
+
+    Refuses a capacity whose full buffer would not fit in this machine's available memory
+    (before anything is allocated), naming the size and the fix."""
+    rows = config.buffer_capacity if capacity is None else capacity
+    need = HerReplayBuffer.bytes_per_row(layout.observation_dim, layout.action_dim, goal_space.dim) * rows
+    available = available_memory_bytes()
+    if available is not None and need > available:
+        raise PolicyError(
+            f"buffer_capacity {rows} rows needs {need / 2**30:.1f} GiB when full, but this machine "
+            f"has {available / 2**30:.1f} GiB available; lower --buffer-capacity (the data of a run "
+            "needs env steps + episodes rows)"
+        )
     return HerReplayBuffer(
         goal_space,
         layout.observation_dim,
@@ -158,6 +170,17 @@ def make_buffer(
         moving_share=config.moving_share,
         seed=config.seed if seed is None else seed,
     )
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of this machine (Linux /proc/meminfo); None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def rows_needed(episodes: Sequence[EpisodeArrays]) -> int:
