@@ -78,3 +78,19 @@ def test_a_replay_buffer_that_cannot_fit_in_memory_is_refused_before_any_work(tm
         pytest.skip("this machine has the memory for it")
     assert out.returncode == 2 and "lower --buffer-capacity" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_her_learn_refuses_a_watch_path_whose_parent_does_not_exist(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "her_policy.app.cli", "learn", "--watch", str(tmp_path / "typo" / "session"),
+         "--out", str(tmp_path / "run"), "--max-wall-s", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and "neither it nor" in out.stderr and "Traceback" not in out.stderr
+    waiting = subprocess.run(
+        [sys.executable, "-m", "her_policy.app.cli", "learn", "--watch", str(tmp_path / "later"),
+         "--out", str(tmp_path / "run"), "--max-wall-s", "1", "--no-evaluate"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert waiting.returncode == 0, waiting.stderr
+    assert "does not exist yet; waiting for the recorder" in waiting.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ class LearnSettings:
         for path in self.watch:
             if path.exists() and not path.is_dir():
                 raise ConfigError(f"--watch {path}: a file, not a session directory")
+            parent = path.resolve().parent
+            if not path.exists() and not parent.is_dir():
+                raise ConfigError(
+                    f"--watch {path}: neither it nor {parent} exists (a typo?); give the session "
+                    "directory the recorder writes into (it may be created later, its parent must exist)"
+                )
 
 
 def add_learn_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -81,6 +88,10 @@ def learn_command(args: argparse.Namespace) -> int:
         evaluate=settings.evaluate,
     )
     start = time.monotonic()
+    for path in settings.watch:
+        if not path.exists():
+            print(f"her learn: {path} does not exist yet; waiting for the recorder to create it "
+                  "(Ctrl-C to stop)", file=sys.stderr, flush=True)  # fmt: skip
     if learner.resumed:
         print(f"resumed from {Path(settings.out) / 'checkpoint'}: {learner.status().line()}", flush=True)
 
