@@ -129,7 +129,7 @@ def train_command(args: argparse.Namespace) -> int:
                 "(with --bags the task comes from the bags)"
             )
         flags["task"] = meta.task
-    config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags))
+    config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags), demos=bool(command.demos))
     if command.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0

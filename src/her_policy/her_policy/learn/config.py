@@ -221,11 +221,13 @@ def build_train_config(
     *,
     yaml_path: str | Path | None = None,
     offline: bool = False,
+    demos: bool = False,
 ) -> TrainConfig:
     """Layer defaults < preset < YAML < flags into a validated :class:`TrainConfig`.
 
     ``offline`` (``her train --bags``): the automatic preset is the task's with the offline
-    settings over it (:data:`~her_policy.learn.presets.OFFLINE`).
+    settings over it (:data:`~her_policy.learn.presets.OFFLINE`); ``demos`` (``--demos``): the
+    settings for demonstrations in every batch (:data:`~her_policy.learn.presets.WITH_DEMOS`).
     """
     from_yaml: dict[str, Any] = dict(load_yaml(yaml_path)) if yaml_path is not None else {}
     flags = dict(flags or {})
@@ -257,5 +259,5 @@ def build_train_config(
     if task is not None and env is not None:
         raise ConfigError(f"give --task or --env, not both (got task={task!r}, env={env!r})")
     source = env if env is not None else f"task:{task}"
-    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline)
+    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline, demos=demos)
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))
