@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from her_recorder_testlib import SPACE
 
 from her_goals.errors import HerError, StorageError
 from her_recorder import EpisodeRecorder
 from her_recorder.reader import bag_summary, find_bags, read_episodes
 from her_recorder.recover import recover
-from her_recorder_testlib import SPACE
 
 
 class FillingFile:

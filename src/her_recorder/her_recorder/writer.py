@@ -47,7 +47,13 @@ from rosbags.typesys.store import Typestore
 
 from her_goals import GoalSpace
 from her_goals.config import config_hash
-from her_goals.errors import GoalError, GoalShapeError, NonFiniteGoalError, StorageError, storage_error
+from her_goals.errors import (
+    GoalError,
+    GoalShapeError,
+    NonFiniteGoalError,
+    StorageError,
+    storage_error,
+)
 from her_goals.evaluation import NO_INDEX, EvaluationPlan
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta

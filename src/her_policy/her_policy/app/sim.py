@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from tqdm import tqdm
 
 import her_mujoco
-from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
+from her_goals.checks import EpisodeCount, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.provenance import read_policy_metadata
@@ -214,6 +214,7 @@ def record_evaluation(
         stream_seed=stream_seed, sampler=task.goal_sampler,
     )  # fmt: skip
     goals = plan.goals()
+    config = {**config, "artefact_hash": actor.artefact_hash}  # the bag names what acted (the audit checks)
     with EpisodeRecorder(
         out, goal_space=task.goal_space, task=task.task_name, config=config,
         seeds={"run": stream_seed}, plan=plan,
@@ -267,12 +268,13 @@ class SimSettings:
     """``her sim``: record episodes of the MuJoCo arm to bags, through limits and the safety monitor."""
 
     out: OutputDir
-    """Session directory of the bags (a new bag is added to an existing session)."""
+    """Session directory of the bags. An existing session is continued, never overwritten:
+    the episodes go into a new bag_NNNN beside the old ones (episode ids go on)."""
     task: TaskName = "reach"
     """Registered task (her_goals.tasks)."""
     policy: str = "scripted"
     """scripted (the task's controller), random, or the path of a policy artefact."""
-    episodes: Count = 20
+    episodes: EpisodeCount = 20
     """Episodes to record."""
     split: Literal["train", "eval"] = "train"
     """train: training goals; eval: held-out requested goals."""
