@@ -349,7 +349,7 @@ class EpisodeRecorder:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._kept: dict[Path, int] = {}
-        """Episodes of this run whose boundary reached the disk, per bag."""
+        """Completed episodes (END) of this run on disk, per bag."""
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> None:
@@ -436,7 +436,7 @@ class EpisodeRecorder:
 
     @property
     def episodes_kept(self) -> int:
-        """Episodes of this run on disk in whole (their END, ABORT or DISCARD reached it)."""
+        """Completed episodes of this run on disk in whole (their END reached it and was synced)."""
         return sum(self._kept.values())
 
     def __enter__(self) -> EpisodeRecorder:
@@ -841,7 +841,8 @@ class EpisodeRecorder:
                 kind, "discarded"
             )
             bag.episode_ids[key].append(episode_id)
-            self._kept[bag.path] = self._kept.get(bag.path, 0) + 1
+            if kind == ifc.EventKind.END:
+                self._kept[bag.path] = self._kept.get(bag.path, 0) + 1
             bag_box.append(bag.path)
             if (
                 self.max_episodes_per_bag is not None
