@@ -193,12 +193,15 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
         raise ConfigError(f"{what} did not finish within {seconds:g} s (--ray-timeout-s)")
 
     old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    began = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        if outer > 0:  # an alarm set around this block keeps its own deadline
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - began)))
 
 
 def start_ray(ray: Any, settings: FleetSettings) -> None:
