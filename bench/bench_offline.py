@@ -167,7 +167,7 @@ def run_offline(bags: list[Path], method: str, seed: int, updates: int, target: 
 
 def run_online(task: str, seed: int, env_steps: int, target: float, out: Path, demos: list[Path] | None) -> Run:
     config = build_train_config({"task": task, "seed": seed, "env_steps": env_steps, "progress": False,
-                                 "out": str(out), "target_success": None})  # fmt: skip
+                                 "out": str(out), "target_success": None}, demos=bool(demos))  # fmt: skip
     episodes, hashes = [], None
     if demos:
         from her_policy.learn.envs import goal_space_of, layout_of

@@ -220,3 +220,13 @@ def test_bags_and_demos_together_are_refused(tmp_path: Path) -> None:
     record(bags, 1)
     out = her("train", "--bags", str(bags), "--demos", str(bags), "--no-progress")
     assert out.returncode == 2 and "--bags trains offline" in out.stderr
+
+
+def test_bags_of_two_tasks_sharing_a_goal_space_are_refused_naming_both(tmp_path: Path) -> None:
+    """push and pick_and_place share the object_position goal space: the task still differs."""
+    bags = tmp_path / "bags"
+    record(bags / "a", 1, task="push")
+    record(bags / "b", 1, task="pick_and_place")
+    out = her("train", "--bags", str(bags / "a"), str(bags / "b"), "--updates", "10", "--no-progress")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "'pick_and_place'" in out.stderr and "'push'" in out.stderr and "one task" in out.stderr

@@ -98,6 +98,15 @@ def test_eval_record_writes_an_evaluation_the_audit_verifies(tmp_path: Path) -> 
     assert main(["eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(bags), "--json"]) == 0
     report = run_audit([bags], out_dir=tmp_path / "audit", artefact=artefact, plots=False)
     assert report.verdict == "verified", report.findings
+    # her eval without --record runs the same held-out goals (issue 20: one stream).
+    from her_policy.learn.envs import requested_resets
+
+    recorded = read_episodes(bags, log_summary=False).episodes
+    asked = requested_resets(her_mujoco.make_task("reach"), 3, heldout_seed=0)
+    np.testing.assert_array_equal(
+        np.stack([e.desired_goal[0] for e in sorted(recorded, key=lambda e: e.episode_id)]),
+        np.stack([r["options"]["desired_goal"] for r in asked]),
+    )
     # A second recording into the same session would mix two evaluations: refused.
     assert main(["eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(bags)]) == 2
     assert main(["eval", str(artefact), "--env", "FetchReach-v4", "--record", str(tmp_path / "x")]) == 2

@@ -84,6 +84,17 @@ def registered_goal_space(task: TaskSpec | str) -> GoalSpace:
     return task_goal_space(task)
 
 
+HELDOUT_RESET_SEED_BASE = 10**12
+"""Resets of held-out episodes use seeds from here up (training seeds are far below)."""
+
+
+def heldout_reset_seed(stream_seed: int, index: int = 0) -> int:
+    """The reset seed (object start, simulator noise) of episode ``index`` of held-out stream
+    ``stream_seed``: the same for ``her eval``, ``her eval --record``, a trainer's evaluations
+    and the arm's, so they all run the same episodes."""
+    return HELDOUT_RESET_SEED_BASE + int(stream_seed) * 100_000 + int(index)
+
+
 def stream_seed_of(stream_seed: int, index: int) -> int:
     """The held-out seed of goal ``index`` of stream ``stream_seed`` (a 64-bit integer)."""
     if index < 0:

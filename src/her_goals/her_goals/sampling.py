@@ -12,7 +12,7 @@ the seeds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -118,6 +118,14 @@ class GoalSampler:
         """
         train_seq, _ = np.random.SeedSequence(int(seed)).spawn(2)
         self._rng = np.random.default_rng(train_seq)
+
+    def random_state(self) -> dict[str, Any]:
+        """Where the training stream is (to resume a run where it stopped)."""
+        return dict(self._rng.bit_generator.state)
+
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        """Continue the training stream from a :meth:`random_state`."""
+        self._rng.bit_generator.state = state
 
     def _draw(self, rng: np.random.Generator, n: int, split: Split) -> NDArray[np.float64]:
         out: list[NDArray[np.float64]] = []

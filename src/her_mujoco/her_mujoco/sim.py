@@ -14,7 +14,9 @@ the last state of the previous one, so the stamps of every episode recorded from
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -309,6 +311,20 @@ class ArmSim:
         self._pending: collections.deque[tuple[NDArray[np.float64], float | None]] = collections.deque()
         self._object_history: collections.deque[tuple[NDArray[np.float64] | None, int]] = collections.deque()
         self._last_object: tuple[NDArray[np.float64] | None, int] | None = None
+
+    def random_state(self) -> dict[str, Any]:
+        """The simulator's random streams and physics setting (to resume a run where it stopped)."""
+        return {
+            "np_random": dict(self.np_random.bit_generator.state),
+            "sense": dict(self._sense_rng.bit_generator.state),
+            "params": dataclasses.asdict(self.params),
+        }
+
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`random_state` (the physics setting applied again)."""
+        self.set_params(SimParams(**state["params"]))
+        self.np_random.bit_generator.state = state["np_random"]
+        self._sense_rng.bit_generator.state = state["sense"]
 
     def set_params(self, params: SimParams, *, seed: int | None = None) -> None:
         """Apply one setting of physics and sensing (``SimParams()`` restores nominal).

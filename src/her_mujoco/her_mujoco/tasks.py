@@ -320,6 +320,25 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self._goal = goal
         return options, split, goal
 
+    def random_state(self) -> dict[str, Any]:
+        """Every random stream of this env and its simulator between episodes, so a training
+        run stopped there continues exactly as it would have (:meth:`set_random_state`)."""
+        return {
+            "np_random": dict(self.np_random.bit_generator.state),
+            "goal_sampler": self.goal_sampler.random_state(),
+            "randomization": dict(self._dr_rng.bit_generator.state),
+            "randomized": self._randomized,
+            "sim": self.sim.random_state(),
+        }
+
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`random_state` (taken between episodes)."""
+        self.np_random.bit_generator.state = state["np_random"]
+        self.goal_sampler.set_random_state(state["goal_sampler"])
+        self._dr_rng.bit_generator.state = state["randomization"]
+        self._randomized = bool(state["randomized"])
+        self.sim.set_random_state(state["sim"])
+
     def _check_requested_goal(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
         """A task's own check of a requested goal beyond the goal space's (the drawer: its travel)."""
         return goal

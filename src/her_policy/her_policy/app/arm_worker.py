@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import her_mujoco
-from her_goals.evaluation import EvaluationPlan, policy_id
+from her_goals.evaluation import EvaluationPlan, heldout_reset_seed, policy_id
 from her_goals.stats import wilson_interval
 from her_policy.app.sim import run_requested_goals, sim_control_loop
 from her_policy.deploy.hot_swap import FollowingPolicy
@@ -148,10 +148,10 @@ class ArmWorker:
             ) as rec:  # fmt: skip
                 sink = RecorderSink(rec, split=plan.split, policy=plan.policy)
                 loop = sim_control_loop(self.env, actor, sink=sink)
-                results = run_requested_goals(self.env, loop, goals, seed=10_000 + heldout_seed)
+                results = run_requested_goals(self.env, loop, goals, seed=heldout_reset_seed(heldout_seed))
         else:
             loop = sim_control_loop(self.env, actor)
-            results = run_requested_goals(self.env, loop, goals, seed=10_000 + heldout_seed)
+            results = run_requested_goals(self.env, loop, goals, seed=heldout_reset_seed(heldout_seed))
         wins = sum(bool(r.success) for r in results)
         low, high = wilson_interval(wins, len(results))
         cost = float(np.mean([r.safety_cost for r in results])) if results else 0.0

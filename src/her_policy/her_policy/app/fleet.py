@@ -47,6 +47,7 @@ from her_policy.app.arm_worker import ArmWorker
 from her_policy.artefact.versions import latest_version, publish_version, published, version_number
 from her_policy.errors import PolicyError
 from her_policy.learn.config import build_train_config
+from her_policy.learn.signals import StopSignals
 
 ARM_CPUS = 0.5
 """Ray CPUs each arm actor asks for."""
@@ -292,6 +293,11 @@ class _Learner:
     def pid(self) -> int:
         return os.getpid()
 
+    def stop(self) -> str:
+        """Publish what it has and checkpoint (the fleet is stopping)."""
+        self.learner.publish_if_due(force=True)
+        return str(self.learner.checkpoint())
+
 
 @dataclass
 class FleetSummary:
@@ -388,8 +394,10 @@ def run_fleet(settings: FleetSettings, *, report: Any = print, chaos: Any = None
             report(f"{what} died or is restarting: Ray restarts it; the fleet goes on")
             return None
 
+    signals = StopSignals()
     try:
-        while time.monotonic() - start < settings.minutes * 60:
+        signals.__enter__()
+        while time.monotonic() - start < settings.minutes * 60 and not signals.requested:
             done, _ = ray.wait([*running, learning], num_returns=1, timeout=5.0)
             for ref in done:
                 if ref is not learning:
@@ -442,7 +450,15 @@ def run_fleet(settings: FleetSettings, *, report: Any = print, chaos: Any = None
     except StopIteration:
         pass
     finally:
+        signals.__exit__()
         wall = time.monotonic() - start
+        if signals.requested:
+            # A consistent checkpoint before the actors go: the learner resumes there.
+            try:
+                ray.get(learner.stop.remote(), timeout=120)
+                report(f"{signals.requested}: the learner checkpointed in {out / 'learner'}; run the same command to go on")
+            except Exception as exc:  # a dead learner keeps its last atomic checkpoint
+                report(f"{signals.requested}: the learner could not checkpoint ({exc}); its last checkpoint is kept")
         (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         plot_learning_curve(rows, out / "curve.png", title=f"her fleet: {settings.arms} arms, {settings.task}")
         for actor in [*arms, learner]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from her_goals.checks import (
 from her_goals.errors import ConfigError
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.tasks import TaskName
+from her_policy.learn.signals import StopSignals
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,12 @@ class LearnSettings:
         for path in self.watch:
             if path.exists() and not path.is_dir():
                 raise ConfigError(f"--watch {path}: a file, not a session directory")
+            parent = path.resolve().parent
+            if not path.exists() and not parent.is_dir():
+                raise ConfigError(
+                    f"--watch {path}: neither it nor {parent} exists (a typo?); give the session "
+                    "directory the recorder writes into (it may be created later, its parent must exist)"
+                )
 
 
 def add_learn_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -80,6 +88,10 @@ def learn_command(args: argparse.Namespace) -> int:
         evaluate=settings.evaluate,
     )
     start = time.monotonic()
+    for path in settings.watch:
+        if not path.exists():
+            print(f"her learn: {path} does not exist yet; waiting for the recorder to create it "
+                  "(Ctrl-C to stop)", file=sys.stderr, flush=True)  # fmt: skip
     if learner.resumed:
         print(f"resumed from {Path(settings.out) / 'checkpoint'}: {learner.status().line()}", flush=True)
 
@@ -89,10 +101,12 @@ def learn_command(args: argparse.Namespace) -> int:
             or (settings.max_updates and lrn.updates >= settings.max_updates)
         )
 
-    try:
-        learner.run(poll_s=settings.poll_s, until=done, report=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
-        pass
+    with StopSignals() as signals:  # Ctrl-C or SIGTERM: publish and checkpoint, then stop
+        try:
+            learner.run(poll_s=settings.poll_s, until=lambda lrn: bool(signals.requested) or done(lrn),
+                        report=lambda s: print(s, flush=True))  # fmt: skip
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, still checkpointing below
+            pass
     version = learner.publish_if_due(force=True)
     if version is not None:
         print(f"published {version.name}: {learner.status().line()}")

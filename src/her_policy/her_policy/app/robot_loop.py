@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.tasks import TaskName
 from her_policy.app.arm_worker import ArmWorker
 from her_policy.learn.config import build_train_config
+from her_policy.learn.signals import StopSignals
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ def add_loop_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _learner_main(session: str, out: str, task: str, publish_every: int, stop: Any) -> None:
+    # Ctrl-C reaches the whole process group: the learner stops when the arm says so (the
+    # event), publishes and checkpoints, instead of dying mid-update.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # loads torch: in the learner process only
     from her_policy.learn.continuous import continuous_learner
 
@@ -108,9 +113,11 @@ def run_robot_loop(settings: LoopSettings, *, report: Any = print) -> str:
     start = time.monotonic()
     rows: list[dict[str, Any]] = []
     seen_swaps = 0
+    signals = StopSignals()
     try:
-        while time.monotonic() - start < settings.minutes * 60:
-            arm.run(1)
+        signals.__enter__()
+        while time.monotonic() - start < settings.minutes * 60 and not signals.requested:
+            arm.run(1)  # one episode: a signal stops the loop between episodes
             if not learner.is_alive():
                 raise ConfigError(f"the learner process stopped (exit {learner.exitcode}); see its output")
             if len(arm.swaps) == seen_swaps:
@@ -138,6 +145,7 @@ def run_robot_loop(settings: LoopSettings, *, report: Any = print) -> str:
             if settings.target_success is not None and evaluated.success >= settings.target_success:
                 break
     finally:
+        signals.__exit__()
         stop.set()
         arm.close()
         learner.join(timeout=120)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 import her_mujoco
 from her_goals.checks import EpisodeCount, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
-from her_goals.evaluation import EvaluationPlan, policy_id
+from her_goals.evaluation import EvaluationPlan, heldout_reset_seed, policy_id
 from her_goals.provenance import read_policy_metadata
 from her_goals.rosglue import msgconv
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
@@ -227,7 +227,7 @@ def record_evaluation(
         loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
         bar = tqdm(total=len(goals), unit="goal", disable=not progress, dynamic_ncols=True)
         results = run_requested_goals(
-            env, loop, goals, seed=10_000 + stream_seed, on_episode=lambda _r: bar.update(1)
+            env, loop, goals, seed=heldout_reset_seed(stream_seed), on_episode=lambda _r: bar.update(1)
         )
         bar.close()
     return results, plan

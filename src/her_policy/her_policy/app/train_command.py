@@ -24,6 +24,7 @@ from her_policy.errors import PolicyError
 from her_policy.learn.config import TrainConfig, build_train_config
 from her_policy.learn.envs import EnvSource, goal_space_of, layout_of
 from her_policy.learn.evaluate import evaluate
+from her_policy.learn.rundir import CHECKPOINT_DIR, prepare_out
 from her_recorder.reader import bag_summary, find_bags
 
 
@@ -46,6 +47,10 @@ class TrainCommandSettings:
     allow_eval_episodes: bool = False
     """Let --bags / --demos hold held-out evaluation episodes (refused by default: evaluation
     goals must not train a policy evaluated on them); recorded in the artefact."""
+    overwrite: bool = False
+    """Start over in --out, replacing the run there (its policy, checkpoint and training log).
+    Without it, --out holding an interrupted run resumes it, and one holding a finished run is
+    refused."""
 
     def __post_init__(self) -> None:
         if self.bags and self.demos:
@@ -124,28 +129,36 @@ def train_command(args: argparse.Namespace) -> int:
                 "(with --bags the task comes from the bags)"
             )
         flags["task"] = meta.task
-    config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags))
+    config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags), demos=bool(command.demos))
     if command.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")
         return 0
+    resume = prepare_out(config, overwrite=command.overwrite)
     if command.bags:
         from her_policy.learn.offline import train_from_bags  # loads torch: only when training
 
         result = train_from_bags(
             list(command.bags), config, n_updates=command.updates,
-            allow_eval_episodes=command.allow_eval_episodes,
+            allow_eval_episodes=command.allow_eval_episodes, resume=resume,
         )  # fmt: skip
     elif command.demos:
-        result = _train_with_demos(config, list(command.demos), command.allow_eval_episodes)
+        result = _train_with_demos(config, list(command.demos), command.allow_eval_episodes, resume)
     else:
         from her_policy.learn.train import train  # loads torch: only when training
 
-        result = train(config)
+        result = train(config, resume=resume)
+    if result.stopped_because == "interrupted":
+        print(
+            f"interrupted at {result.env_steps} env steps, {result.updates} updates: checkpoint in "
+            f"{Path(config.out or '.') / CHECKPOINT_DIR} (run the same command to resume); "
+            + (f"best-so-far policy in {result.artefact}" if result.artefact else "no --out, nothing written")
+        )
+        return 130
     print(result.summary())
     return 0
 
 
-def _train_with_demos(config: Any, demos: list[Path], allow_eval_episodes: bool) -> Any:
+def _train_with_demos(config: Any, demos: list[Path], allow_eval_episodes: bool, resume: bool) -> Any:
     """``her train --task T --demos BAGS``: online training with demonstrations in the buffer."""
     from her_policy.learn.offline import load_demos  # loads torch: only when training
     from her_policy.learn.train import train  # loads torch: only when training
@@ -158,7 +171,7 @@ def _train_with_demos(config: Any, demos: list[Path], allow_eval_episodes: bool)
     data = load_demos(demos, task=config.task, goal_space=space, layout=layout,
                       allow_eval_episodes=allow_eval_episodes)  # fmt: skip
     print(f"demonstrations: {data.summary}", file=sys.stderr)
-    return train(config, demos=data.episodes, demo_hashes=data.hashes("demo"))
+    return train(config, demos=data.episodes, demo_hashes=data.hashes("demo"), resume=resume)
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -312,10 +312,15 @@ class HerReplayBuffer:
         self._n_transitions = 0
         self._n_episodes = 0
         self._episodes_added = 0
-        self._hash = hashlib.sha256()
-        self._hash_base: str | None = None
-        """data_hash of a loaded buffer; episodes added later chain onto it."""
-        self._added_since_load = 0
+        self._chain = hashlib.sha256().digest()
+        """The data hash so far: h_n = sha256(h_(n-1) + sha256(episode n)), so a buffer saved
+        and loaded goes on with the same hash as one that never stopped."""
+
+    @staticmethod
+    def bytes_per_row(observation_dim: int, action_dim: int, goal_dim: int) -> int:
+        """Memory one stored row takes when the buffer is full (observation and action float32,
+        achieved and desired goal float64, episode bounds int64, four flags)."""
+        return 4 * (observation_dim + action_dim) + 16 * goal_dim + 16 + 4
 
     # -- bookkeeping -----------------------------------------------------------
     @property
@@ -341,11 +346,7 @@ class HerReplayBuffer:
     @property
     def data_hash(self) -> str:
         """sha256 over every episode ever added, in order: names the data a policy saw."""
-        if self._hash_base is None:
-            return self._hash.hexdigest()
-        if self._added_since_load == 0:
-            return self._hash_base
-        return hashlib.sha256((self._hash_base + self._hash.hexdigest()).encode()).hexdigest()
+        return self._chain.hex()
 
     def __len__(self) -> int:
         return self._n_transitions
@@ -468,9 +469,10 @@ class HerReplayBuffer:
         self._n_transitions += n_steps
         self._n_episodes += 1
         self._episodes_added += 1
-        self._added_since_load += 1
+        episode = hashlib.sha256()
         for arr in (obs, act, ag, dg, term, trunc):
-            self._hash.update(np.ascontiguousarray(arr).tobytes())
+            episode.update(np.ascontiguousarray(arr).tobytes())
+        self._chain = hashlib.sha256(self._chain + episode.digest()).digest()
         return n_steps
 
     def _rows(
@@ -728,6 +730,4 @@ class HerReplayBuffer:
                 int(v) for v in data["meta"]
             )
             self._n_moving = int(np.count_nonzero(self._moving))
-            self._hash = hashlib.sha256()
-            self._hash_base = str(data["data_hash"])
-            self._added_since_load = 0
+            self._chain = bytes.fromhex(str(data["data_hash"]))

@@ -15,7 +15,8 @@ handed over, whatever the timing.
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass
+import signal
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -126,15 +127,61 @@ class Collector:
             )
         return episodes
 
+    def state(self) -> dict[str, Any]:
+        """Every random stream of the collector and its envs between cycles: a run stopped
+        here continues exactly as it would have (:meth:`restore`)."""
+        return {
+            "seeded": self._seeded,
+            "rng": dict(self.rng.bit_generator.state),
+            "envs": [env_random_state(env) for env in self.envs],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state` of a collector with the same envs and seed."""
+        if len(state["envs"]) != len(self.envs):
+            raise PolicyError(
+                f"collector state of {len(state['envs'])} envs cannot resume {len(self.envs)} envs"
+            )
+        self._seeded = bool(state["seeded"])
+        self.rng.bit_generator.state = state["rng"]
+        for env, env_state in zip(self.envs, state["envs"]):
+            set_env_random_state(env, env_state)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
 
 
+def env_random_state(env: Any) -> dict[str, Any]:
+    """An env's random streams between episodes: its own ``random_state()`` (our tasks: goal
+    sampler, randomisation, simulator noise) or, for another Gymnasium env, its ``np_random``
+    (which a Gymnasium env's reset draws everything from)."""
+    base = env.unwrapped
+    if hasattr(base, "random_state"):
+        return {"own": base.random_state()}
+    return {"np_random": dict(base.np_random.bit_generator.state)}
+
+
+def set_env_random_state(env: Any, state: dict[str, Any]) -> None:
+    base = env.unwrapped
+    if "own" in state:
+        base.set_random_state(state["own"])
+    else:
+        base.np_random.bit_generator.state = state["np_random"]
+
+
+def exploration_dict(exploration: Exploration) -> dict[str, Any]:
+    return asdict(exploration)
+
+
 def _worker_main(
     conn: Any, env_factory: EnvFactory, n_envs: int, seed: int, layout: PolicyLayout
 ) -> None:
-    """Worker process loop: build the collector, then serve collect requests until 'close'."""
+    """Worker process loop: build the collector, then serve collect requests until 'close'.
+
+    Ctrl-C reaches the whole process group: the worker ignores it, so the trainer (which
+    stops at the next cycle and checkpoints) decides when collection ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         collector = Collector(env_factory, n_envs, seed, layout)
     except BaseException as exc:  # report start-up failures instead of dying silently
@@ -147,7 +194,13 @@ def _worker_main(
             if command == "close":
                 break
             try:
-                conn.send(("ok", collector.collect(*payload)))
+                if command == "state":
+                    conn.send(("ok", collector.state()))
+                elif command == "restore":
+                    collector.restore(payload)
+                    conn.send(("ok", None))
+                else:
+                    conn.send(("ok", collector.collect(*payload)))
             except BaseException as exc:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
     except (EOFError, KeyboardInterrupt):
@@ -200,6 +253,20 @@ class ProcessCollector:
     def collect(self, snapshot: ActorWeights | None, exploration: Exploration) -> list[EpisodeArrays]:
         self.submit(snapshot, exploration)
         return self.result()
+
+    def state(self) -> dict[str, Any]:
+        """The worker's :meth:`Collector.state` (no request may be in flight)."""
+        if self._pending:
+            raise PolicyError("collector state asked while a request is in flight")
+        self._conn.send(("state", None))
+        state: dict[str, Any] = self._receive()
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if self._pending:
+            raise PolicyError("collector restore while a request is in flight")
+        self._conn.send(("restore", state))
+        self._receive()
 
     def close(self) -> None:
         if self._proc.is_alive():

@@ -140,7 +140,7 @@ class TrainConfig:
     """Share of relabelled samples, overriding replay_k."""
     moving_share: Fraction = 0.0
     """Share of each batch drawn from episodes whose achieved goal moved (0: uniform)."""
-    buffer_capacity: Count = 1_000_000
+    buffer_capacity: Annotated[int, Range(ge=2, le=200_000_000)] = 1_000_000
     """Replay rows (transitions plus one final observation per episode)."""
     clip_obs: PositiveFloat = 200.0
     """Clip of raw observations and goals before normalising."""
@@ -171,8 +171,9 @@ class TrainConfig:
     """Torch CPU threads of the learner (0: torch default)."""
     out: OutputDir | None = None
     """Directory for the policy artefact, checkpoints and the training log."""
-    checkpoint_every: NonNegativeInt = 0
-    """Env steps between checkpoints in out/checkpoints (0: none)."""
+    checkpoint_every: NonNegativeInt = 25_000
+    """Env steps (offline: updates) between checkpoints in out/checkpoint, the point a killed
+    run resumes from (0: only at the end and on Ctrl-C/SIGTERM)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -220,11 +221,13 @@ def build_train_config(
     *,
     yaml_path: str | Path | None = None,
     offline: bool = False,
+    demos: bool = False,
 ) -> TrainConfig:
     """Layer defaults < preset < YAML < flags into a validated :class:`TrainConfig`.
 
     ``offline`` (``her train --bags``): the automatic preset is the task's with the offline
-    settings over it (:data:`~her_policy.learn.presets.OFFLINE`).
+    settings over it (:data:`~her_policy.learn.presets.OFFLINE`); ``demos`` (``--demos``): the
+    settings for demonstrations in every batch (:data:`~her_policy.learn.presets.WITH_DEMOS`).
     """
     from_yaml: dict[str, Any] = dict(load_yaml(yaml_path)) if yaml_path is not None else {}
     flags = dict(flags or {})
@@ -256,5 +259,5 @@ def build_train_config(
     if task is not None and env is not None:
         raise ConfigError(f"give --task or --env, not both (got task={task!r}, env={env!r})")
     source = env if env is not None else f"task:{task}"
-    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline)
+    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline, demos=demos)
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))

@@ -342,7 +342,7 @@ def continuous_learner(
     task); ``evaluate``: measure held-out goals in simulation every ``eval_every`` env steps
     (``her learn``; ``her loop`` and ``her fleet`` measure through the arm's own loop)."""
     spec = get_task(task)
-    config = build_train_config({"task": task, "progress": False, **(overrides or {})})
+    config = build_train_config({"task": task, "progress": False, **(overrides or {})}, demos=bool(demos))
     env = EnvSource(task=task)()
     layout = layout_of(env)
     env.close()

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from her_goals.evaluation import HELDOUT_RESET_SEED_BASE, heldout_goal, heldout_reset_seed
 from her_goals.spaces import GoalSpace
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import EnvContractError, PolicyError
 
-HELDOUT_SEED_BASE = 10**12
+HELDOUT_SEED_BASE = HELDOUT_RESET_SEED_BASE
 """Evaluation resets use seeds from here up; training seeds are below (seed * 1000 + env index)."""
 
 EnvFactory = Callable[[], Any]
@@ -195,16 +196,18 @@ def has_goal_sampler(env: Any) -> bool:
 def requested_resets(env: Any, n: int, *, heldout_seed: int = 0) -> list[dict[str, Any]]:
     """``n`` reset keyword sets that each ask for one held-out requested goal.
 
-    her_mujoco-style envs: ``options={"desired_goal": g}`` for ``g`` in
-    ``goal_sampler.heldout(n, seed)``; other goal envs: ``seed`` from the held-out range.
+    her_mujoco-style envs: ``options={"desired_goal": g}`` for goal ``i`` of held-out stream
+    ``heldout_seed`` (:func:`her_goals.evaluation.heldout_goal`, the stream an evaluation plan
+    names, so ``her eval``, ``her eval --record`` and the audit use the same goals); other goal
+    envs: ``seed`` from the held-out range. The reset seed of episode ``i`` is
+    :func:`~her_goals.evaluation.heldout_reset_seed`: everything else about the episode (the
+    object's start) is the same wherever it is run.
     """
     sampler = getattr(env.unwrapped, "goal_sampler", None)
-    base = HELDOUT_SEED_BASE + heldout_seed * 100_000
     if sampler is not None:
-        goals = sampler.heldout(n, seed=heldout_seed)
-        # The seed fixes everything else about the episode (e.g. the object's start).
         return [
-            {"seed": base + i, "options": {"desired_goal": np.asarray(g)}}
-            for i, g in enumerate(goals)
-        ]
-    return [{"seed": base + i} for i in range(n)]
+            {"seed": heldout_reset_seed(heldout_seed, i),
+             "options": {"desired_goal": np.asarray(heldout_goal(sampler, heldout_seed, i))}}
+            for i in range(n)
+        ]  # fmt: skip
+    return [{"seed": heldout_reset_seed(heldout_seed, i)} for i in range(n)]

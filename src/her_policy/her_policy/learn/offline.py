@@ -33,6 +33,7 @@ from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import PolicyError
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import EnvSource, layout_of
+from her_policy.learn.signals import StopSignals
 from her_policy.learn.trainer import Evaluator, Trainer, TrainResult, rows_needed
 from her_recorder.reader import read_episodes
 
@@ -178,8 +179,12 @@ def train_on_episodes(
     evaluator: Evaluator | None = None,
     data_hashes: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """A fresh learner trained for ``n_updates`` on ``episodes`` only (offline)."""
+    """A fresh learner trained for ``n_updates`` on ``episodes`` only (offline).
+
+    SIGINT/SIGTERM stop between chunks of updates with a checkpoint and the best-so-far
+    policy (with ``config.out``); ``resume`` continues from ``OUT/checkpoint``."""
     trainer = Trainer(
         config,
         layout,
@@ -191,11 +196,17 @@ def train_on_episodes(
         capacity=max(config.buffer_capacity, rows_needed(episodes)),
     )
     trainer.ingest(episodes)
-    bar = tqdm(total=n_updates, unit="update", disable=not config.progress, dynamic_ncols=True)
+    if resume:
+        trainer.resume()
+    bar = tqdm(total=n_updates, initial=trainer.updates, unit="update", disable=not config.progress,
+               dynamic_ncols=True)  # fmt: skip
     try:
-        stopped = trainer.run_offline(n_updates, progress=bar)
+        with StopSignals() as stop:
+            stopped = trainer.run_offline(n_updates, progress=bar, stop=stop)
     finally:
         bar.close()
+    if stopped == "interrupted":
+        return trainer.finish_interrupted(provenance={"offline": True, **dict(provenance or {})})
     return trainer.finish(
         stopped,
         data_hashes=data_hashes,
@@ -211,6 +222,7 @@ def train_from_bags(
     n_updates: int | None = None,
     evaluate_on_task: bool = True,
     allow_eval_episodes: bool = False,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a fresh learner on the episodes of ``paths`` only; see the module doc."""
     data = load_training_episodes(paths, allow_eval_episodes=allow_eval_episodes)
@@ -237,6 +249,7 @@ def train_from_bags(
             "eval_episodes_in_training_data": data.eval_episodes,
             "allow_eval_episodes": allow_eval_episodes,
         },
+        resume=resume,
     )
 
 

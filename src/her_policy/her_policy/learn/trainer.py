@@ -48,27 +48,29 @@ import torch
 
 from her_goals.config import to_plain
 from her_goals.episode_arrays import EpisodeArrays
+from her_goals.errors import storage_error
 from her_goals.evaluation import TRAIN
 from her_goals.learning_curve import plot_learning_curve
 from her_goals.provenance import TRAINING_DATA_FILE, TrainingData, episode_digest
 from her_goals.spaces import GoalSpace
-from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row
+from her_goals.training_log import LOG_FILE, TrainingLogRow, append_row, read_rows
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import DeterministicPolicy
 from her_policy.artefact.store import save_artefact
+from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import PolicyError
 from her_policy.learn.algorithms import Learner, make_learner
 from her_policy.learn.buffer import HerBatch, HerReplayBuffer, concat_batches
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import EnvFactory
 from her_policy.learn.evaluate import EvalResult, evaluate
+from her_policy.learn.rundir import CHECKPOINT_DIR
+from her_policy.learn.signals import StopSignals
 
 PERIODIC_EVAL_SET = 1
 """Held-out goal set of the periodic evaluations."""
 FINAL_EVAL_SET = 0
 """Held-out goal set of the final evaluation (never the periodic one)."""
-CHECKPOINT_DIR = "checkpoint"
-"""Name of the resume point inside a run directory."""
 
 Mode = Literal["online", "offline", "continuous"]
 
@@ -144,7 +146,19 @@ def make_buffer(
     capacity: int | None = None,
     seed: int | None = None,
 ) -> HerReplayBuffer:
-    """The HER replay buffer ``config`` asks for (the one place its settings are read)."""
+    """The HER replay buffer ``config`` asks for (the one place its settings are read).
+
+    Refuses a capacity whose full buffer would not fit in this machine's available memory
+    (before anything is allocated), naming the size and the fix."""
+    rows = config.buffer_capacity if capacity is None else capacity
+    need = HerReplayBuffer.bytes_per_row(layout.observation_dim, layout.action_dim, goal_space.dim) * rows
+    available = available_memory_bytes()
+    if available is not None and need > available:
+        raise PolicyError(
+            f"buffer_capacity {rows} rows needs {need / 2**30:.1f} GiB when full, but this machine "
+            f"has {available / 2**30:.1f} GiB available; lower --buffer-capacity (the data of a run "
+            "needs env steps + episodes rows)"
+        )
     return HerReplayBuffer(
         goal_space,
         layout.observation_dim,
@@ -156,6 +170,17 @@ def make_buffer(
         moving_share=config.moving_share,
         seed=config.seed if seed is None else seed,
     )
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of this machine (Linux /proc/meminfo); None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def rows_needed(episodes: Sequence[EpisodeArrays]) -> int:
@@ -328,6 +353,8 @@ class Trainer:
         self._next_eval = self._first(cfg.eval_every_updates if mode == "offline" else cfg.eval_every)
         self._next_ckpt = self._first(cfg.checkpoint_every)
         self.eval_wall_s = 0.0
+        self._best: tuple[TrainingLogRow, ActorWeights] | None = None
+        """The periodic evaluation with the highest success so far and the actor it measured."""
         self.log_path = self.out / LOG_FILE if (self.out is not None and log) else None
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -466,8 +493,13 @@ class Trainer:
             metrics=metrics,
         )
         self.evals.append(row)
+        if self._best is None or row.requested_success > self._best[0].requested_success:
+            self._best = (row, self.learner.snapshot())
         if self.log_path is not None:
-            append_row(self.log_path, row)
+            try:
+                append_row(self.log_path, row)
+            except OSError as exc:
+                raise storage_error(self.log_path, exc, kept="the last checkpoint is kept") from None
         if self.on_eval is not None:
             self.on_eval(row, self.learner)
         spent = time.perf_counter() - t0
@@ -496,20 +528,50 @@ class Trainer:
         return target is not None and bool(self.evals) and self.evals[-1].requested_success >= target
 
     # -- checkpoints ---------------------------------------------------------------------
-    def checkpoint_if_due(self) -> Path | None:
+    def checkpoint_if_due(
+        self,
+        driver: Callable[[], tuple[dict[str, Any], dict[str, Callable[[Path], None]]]] | None = None,
+    ) -> Path | None:
+        """A checkpoint when ``checkpoint_every`` has passed; ``driver()`` gives the driver's
+        own (extra state, files) to put in it."""
         if self.out is None or self.progress < self._next_ckpt:
             return None
-        path = self.checkpoint()
+        extra, files = driver() if driver is not None else ({}, {})
+        path = self.checkpoint(extra=extra, files=files)
         while self._next_ckpt <= self.progress:
             self._next_ckpt += self.config.checkpoint_every
         return path
 
-    def checkpoint(self, path: Path | None = None, *, extra: Mapping[str, Any] | None = None) -> Path:
+    def checkpoint(
+        self,
+        path: Path | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        files: Mapping[str, Callable[[Path], None]] | None = None,
+        finished: bool = False,
+    ) -> Path:
         """Write learner, normaliser, buffers, counters and sampling streams atomically.
 
         The directory (default ``OUT/checkpoint``) is replaced as a whole: a crash leaves the
-        previous one (or ``.checkpoint.old`` beside it), never a torn one.
+        previous one (or ``.checkpoint.old`` beside it), never a torn one. ``extra`` goes into
+        its state, ``files`` (name -> writer) beside it (a driver's own state: the collector's
+        streams, the weights of an in-flight collection). A full disk raises
+        :class:`~her_goals.errors.StorageError` naming the path and saying the previous
+        checkpoint is kept.
         """
+        try:
+            return self._checkpoint(path, extra, files, finished)
+        except OSError as exc:
+            where = path or (self.out / CHECKPOINT_DIR if self.out else "checkpoint")
+            raise storage_error(where, exc, kept="the previous checkpoint, if any, is kept") from None
+
+    def _checkpoint(
+        self,
+        path: Path | None,
+        extra: Mapping[str, Any] | None,
+        files: Mapping[str, Callable[[Path], None]] | None,
+        finished: bool,
+    ) -> Path:
         t0 = time.perf_counter()
         if path is None:
             if self.out is None:
@@ -522,7 +584,12 @@ class Trainer:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         torch.save(self.learner.state_dict(), tmp / "learner.pt")
+        torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
         self.buffer.save(str(tmp / "buffer.npz"))
+        if self._best is not None:
+            self._best[1].save(tmp / "best_actor.npz")
+        for name, write in (files or {}).items():
+            write(tmp / name)
         if self.demo_buffer is not None:
             self.demo_buffer.save(str(tmp / "demo_buffer.npz"))
         self.training_data().save(tmp / TRAINING_DATA_FILE)
@@ -536,6 +603,11 @@ class Trainer:
             "buffer_rng": self.buffer.rng.bit_generator.state,
             "demo_rng": self.demo_buffer.rng.bit_generator.state if self.demo_buffer else None,
             "config": to_plain(self.config),
+            "finished": finished,
+            "train_wall_s": self.clock.elapsed(),
+            "update_cpu_s": self.update_cpu_s,
+            "evals": len(self.evals),
+            "best_eval": None if self._best is None else self.evals.index(self._best[0]),
             **dict(extra or {}),
         }
         (tmp / "state.json").write_text(json.dumps(state, default=int))
@@ -577,8 +649,17 @@ class Trainer:
                 (g, int(d), str(sp), str(so))
                 for g, d, sp, so in zip(seen.goals, seen.digests, seen.splits, seen.sources)
             ]
+        if (candidate / "torch_rng.pt").is_file():
+            torch.set_rng_state(torch.load(candidate / "torch_rng.pt", weights_only=False))
         self.env_steps = int(state["env_steps"])
         self.updates = int(state["updates"])
+        self.update_cpu_s = float(state.get("update_cpu_s", 0.0))
+        self.clock.start = time.perf_counter() - float(state.get("train_wall_s", 0.0))
+        self.clock.excluded = 0.0
+        self._resume_log(int(state.get("evals", 0)))
+        best = state.get("best_eval")
+        if best is not None and (candidate / "best_actor.npz").is_file() and best < len(self.evals):
+            self._best = (self.evals[best], ActorWeights.load(candidate / "best_actor.npz"))
         self._credit = float(state.get("credit", 0.0))
         self._recent_success = [float(s) for s in state.get("recent_success", [])]
         if state.get("next_eval") is not None:
@@ -588,6 +669,27 @@ class Trainer:
         if self.demo_buffer is not None and state.get("demo_rng"):
             self.demo_buffer.rng.bit_generator.state = state["demo_rng"]
         return state
+
+    def _resume_log(self, n_rows: int) -> None:
+        """The first ``n_rows`` rows of the training log are the resumed run's evaluations;
+        rows written after the checkpoint (by the interrupted run) are dropped from the log."""
+        self.evals = []
+        if self.log_path is None or not self.log_path.is_file():
+            return
+        rows = read_rows(self.log_path)[:n_rows]
+        self.evals = rows
+        tmp = self.log_path.with_name(f".{self.log_path.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        for row in rows:
+            append_row(tmp, row)
+        if not rows:
+            tmp.write_text("")
+        os.replace(tmp, self.log_path)
+
+    @property
+    def best(self) -> tuple[TrainingLogRow, ActorWeights] | None:
+        """The best periodic evaluation so far and the actor it measured (None before one)."""
+        return self._best
 
     # -- artefacts -----------------------------------------------------------------------
     def training_data(self) -> TrainingData:
@@ -626,6 +728,18 @@ class Trainer:
         }
         if self.demo_buffer is not None:
             extra["demos"] = {"episodes": self.n_demo_episodes, "share": self.demo_share}
+        try:
+            return self._save_artefact(path, seeds, data_hashes, {**extra, **dict(provenance or {})})
+        except OSError as exc:
+            raise storage_error(path, exc, kept="the previous artefact there, if any, is unchanged") from None
+
+    def _save_artefact(
+        self,
+        path: Path,
+        seeds: Mapping[str, Any] | None,
+        data_hashes: Mapping[str, str] | None,
+        provenance: Mapping[str, Any],
+    ) -> Path:
         return save_artefact(
             path,
             snapshot=self.learner.snapshot(),
@@ -635,7 +749,7 @@ class Trainer:
             config=self.config,
             seeds={"run": self.config.seed, **dict(seeds or {})},
             data_hashes=self.data_hashes(data_hashes),
-            provenance={**extra, **dict(provenance or {})},
+            provenance=dict(provenance),
             training_data=self.training_data(),
         )
 
@@ -686,7 +800,7 @@ class Trainer:
             )
             self.plot_curve(title=title)
             if cfg.checkpoint_every > 0:
-                self.checkpoint()
+                self.checkpoint(finished=True)
         if self.evaluator is not None:
             self.evaluator.close()
         return TrainResult(
@@ -707,12 +821,70 @@ class Trainer:
             update_cpu_ms=1000 * self.update_cpu_s / self.updates if self.updates else math.nan,
         )
 
+    def finish_interrupted(
+        self,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        files: Mapping[str, Callable[[Path], None]] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> TrainResult:
+        """Stop where the run is (a signal): checkpoint, and the best-so-far policy as the
+        artefact, said as such (the actor of the best periodic evaluation, or the current one
+        before any); no final evaluation. Running the same command again resumes."""
+        train_wall = self.clock.elapsed()
+        artefact = None
+        if self.out is not None:
+            self.checkpoint(extra=extra, files=files)
+            best = self._best
+            chosen: dict[str, Any] = {"interrupted": True, "resume": "run the same command again"}
+            if best is not None:
+                chosen["policy_is"] = (
+                    f"best so far: periodic evaluation {best[0].requested_success:.3f} on "
+                    f"{best[0].n_episodes} held-out goals (set {PERIODIC_EVAL_SET}) at env step "
+                    f"{best[0].env_steps}, update {best[0].updates}"
+                )
+            else:
+                chosen["policy_is"] = "the current actor (no periodic evaluation yet)"
+            snapshot = best[1] if best is not None else self.learner.snapshot()
+            try:
+                artefact = save_artefact(
+                    self.out / "policy",
+                    snapshot=snapshot,
+                    layout=self.layout,
+                    goal_space=self.goal_space,
+                    algorithm=self.learner.algorithm,
+                    config=self.config,
+                    seeds={"run": self.config.seed},
+                    data_hashes=self.data_hashes(),
+                    provenance={"mode": self.mode, "env_steps": self.env_steps, "updates": self.updates,
+                                "train_wall_s": round(train_wall, 3), **chosen, **dict(provenance or {})},
+                    training_data=self.training_data(),
+                )  # fmt: skip
+            except OSError as exc:
+                raise storage_error(self.out / "policy", exc, kept="the checkpoint is written") from None
+            self.plot_curve()
+        if self.evaluator is not None:
+            self.evaluator.close()
+        return TrainResult(
+            config=self.config, goal_space=self.goal_space, layout=self.layout,
+            env_steps=self.env_steps, updates=self.updates, train_wall_s=train_wall,
+            eval_wall_s=self.eval_wall_s, stopped_because="interrupted", evals=self.evals,
+            final=None, artefact=artefact, data_hash=self.buffer.data_hash, learner=self.learner,
+            mode=self.mode,
+            update_cpu_ms=1000 * self.update_cpu_s / self.updates if self.updates else math.nan,
+        )  # fmt: skip
+
     # -- offline -------------------------------------------------------------------------
-    def run_offline(self, n_updates: int, *, chunk: int = 100, progress: Any = None) -> str:
+    def run_offline(
+        self, n_updates: int, *, chunk: int = 100, progress: Any = None, stop: StopSignals | None = None
+    ) -> str:
         """``n_updates`` updates on the stored data with the periodic evaluations between
-        chunks; returns why it stopped (``n_updates``, ``max_wall_s`` or ``target_success``)."""
+        chunks; returns why it stopped (``n_updates``, ``max_wall_s``, ``target_success`` or,
+        when ``stop`` was signalled, ``interrupted``)."""
         cfg = self.config
         while self.updates < n_updates:
+            if stop is not None and stop.requested:
+                return "interrupted"
             n = min(chunk, n_updates - self.updates)
             if self.evaluator is not None and cfg.eval_every_updates > 0 and math.isfinite(self._next_eval):
                 n = min(n, max(1, int(self._next_eval) - self.updates))  # stop at the evaluation
