@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
+import os
 import signal
 import typing
 from collections import Counter
@@ -28,7 +30,9 @@ from hypothesis import strategies as st
 from her_goals.checks import PathKind, Range, constraints_of
 from her_policy.app import cli
 from her_policy.app.demo import DemoSettings
+from her_policy.app.fleet import FleetSettings
 from her_policy.app.learn_command import LearnSettings
+from her_policy.app.robustness import RobustnessSettings
 from her_policy.app.sim import SimSettings
 from her_policy.app.train_command import EvalSettings, TrainCommandSettings
 from her_policy.learn.config import TrainConfig
@@ -80,6 +84,11 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     foreign.write_bytes(np.random.default_rng(1).bytes(4096))
     text = root / "notes.txt"
     text.write_text("not a bag, not an artefact\n")
+    report = root / "report"  # a directory holding every kind of report already
+    report.mkdir()
+    for name in ("report.md", "report.json", "robustness.md", "robustness.json", "demo.json"):
+        (report / name).write_text("a report someone cites\n")
+    (report / "bags").mkdir()
     truncated = root / "truncated_policy"
     truncated.mkdir()
     (truncated / "policy.json").write_text((artefact / "policy.json").read_text())
@@ -90,6 +99,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "foreign": foreign,
         "text": text,
         "truncated": truncated,
+        "report": report,
         "root": root,
     }
 
@@ -190,6 +200,8 @@ def base_argv(command: str, good: dict[str, Path], out: Path) -> list[str]:
         "bag recover": ["bag", "recover", str(good["bags"]), "--dry-run"],
         "learn": ["learn", "--watch", str(good["bags"]), "--out", str(out), "--max-wall-s", "1"],
         "audit": ["audit", str(good["bags"]), "--out", str(out)],
+        "robustness": ["robustness", "scripted", "--task", "reach", "--goals", "1", "--out", str(out)],
+        "fleet": ["fleet", "--out", str(out), "--minutes", "0.01"],
     }[command]
 
 
@@ -203,6 +215,8 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "bag recover": (BagRecoverSettings,),
     "learn": (LearnSettings,),
     "audit": (AuditSettings,),
+    "robustness": (RobustnessSettings,),
+    "fleet": (FleetSettings,),
 }
 
 
@@ -275,6 +289,16 @@ HAND_WRITTEN: list[tuple[str, list[str], str]] = [
     ("audit", ["audit", "{root}", "--out", "{out}"], "{root}"),
     ("bag", ["bag"], "bag"),
     ("bag", ["bag", "inf", "{bags}"], "inf"),
+    # counts that start processes or allocate: refused before anything starts
+    ("fleet", ["fleet", "--arms", "100000", "--out", "{out}"], "--arms"),
+    ("fleet", ["fleet", "--arms", "64", "--out", "{out}"], "CPUs"),
+    ("sim", ["sim", "--out", "{out}", "--episodes", "1000000000"], "--episodes"),
+    ("demo", ["demo", "--out", "{out}", "--eval-goals", "1000000000"], "--eval-goals"),
+    ("robustness", ["robustness", "scripted", "--goals", "1000000000", "--out", "{out}"], "--goals"),
+    # outputs that exist already (the report fixture): refused without --overwrite
+    ("audit", ["audit", "{bags}", "--out", "{report}"], "--overwrite"),
+    ("robustness", ["robustness", "scripted", "--task", "reach", "--out", "{report}"], "--overwrite"),
+    ("demo", ["demo", "--out", "{report}"], "--overwrite"),
 ]
 
 
@@ -293,7 +317,7 @@ def all_cases(good: dict[str, Path], out: Path) -> list[tuple[str, list[str], st
 def test_every_malformed_input_is_one_clear_line_fast_and_harmless(
     good: dict[str, Path], tmp_path: Path
 ) -> None:
-    before = {k: tree_digest(good[k]) for k in ("bags", "artefact")}
+    before = {k: tree_digest(good[k]) for k in ("bags", "artefact", "report")}
     failures = []
     for _command, argv, named in all_cases(good, tmp_path / "out"):
         status, err = run(argv)
@@ -309,7 +333,7 @@ def test_every_malformed_input_is_one_clear_line_fast_and_harmless(
         if problems:
             failures.append(f"her {' '.join(argv)}: {', '.join(problems)}\n    {err.strip()[-300:]}")
     assert not failures, "\n".join(failures)
-    assert {k: tree_digest(good[k]) for k in ("bags", "artefact")} == before
+    assert {k: tree_digest(good[k]) for k in ("bags", "artefact", "report")} == before
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mcap"))
 
 
@@ -362,3 +386,127 @@ def test_a_bad_safety_yaml_names_the_file_and_key(tmp_path: Path, text: str, nam
     with pytest.raises(ConfigError) as err:
         load_safety_config(path)
     assert str(path) in str(err.value) and named in str(err.value), str(err.value)
+
+
+# -- faults injected mid-run --------------------------------------------------------------------
+class FillingFile:
+    """A file whose ``write`` raises ENOSPC once the shared byte budget is spent (a disk filling)."""
+
+    def __init__(self, real: Any, budget: list[int]) -> None:
+        self._real, self._budget = real, budget
+
+    def write(self, data: Any) -> int:
+        n = len(memoryview(data).cast("B"))
+        if n > self._budget[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._budget[0] -= n
+        return int(self._real.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_her_sim_on_a_disk_that_fills_says_what_was_kept_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from her_recorder.reader import read_episodes
+    from her_recorder.recover import recover
+
+    budget = [120_000]  # a few reach episodes with their raw topics, then the disk is full
+    real_open = Path.open
+
+    def open_(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = real_open(self, mode, *args, **kwargs)
+        return FillingFile(fh, budget) if self.suffix == ".mcap" and "x" in mode else fh
+
+    monkeypatch.setattr(Path, "open", open_)
+    out = tmp_path / "x"
+    status, err = run(["sim", "--out", str(out), "--episodes", "30"])
+    last = err.strip().splitlines()[-1]
+    assert status == 2 and "Traceback" not in err, err
+    assert last.startswith(f"her sim: error: cannot write {out / 'bag_0000'}"), last
+    assert "the disk is full" in last and "MiB free" in last and f"her bag recover {out}" in last
+    kept = int(last.split("the ", 2)[2].split(" completed")[0])
+    assert kept >= 1 and f"are in {out / 'bag_0000'}" in last
+    budget[0] = 10**12
+    recover([out])
+    read = read_episodes(out, log_summary=False)
+    assert len(read.episodes) == kept and not read.report.errors()
+
+
+def test_sigterm_at_a_random_point_of_her_sim_leaves_every_completed_episode_readable(tmp_path: Path) -> None:
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from her_recorder import interfaces as ifc
+    from her_recorder.reader import read_episodes, read_events
+    from her_recorder.recover import recover
+
+    rng = random.Random(20)
+    for trial in range(2):
+        out = tmp_path / f"run{trial}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "her_policy.app.cli", "sim", "--out", str(out), "--episodes", "200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not any(out.glob("bag_*/*.mcap")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)  # until it records: a SIGTERM during the imports tests nothing
+        time.sleep(rng.uniform(0.0, 4.0))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert "her sim: interrupted: the" in err and "completed episodes of this run are in" in err, err
+        ended = sum(
+            1 for bag in out.glob("bag_*") for ev in read_events(bag) if int(ev.event) == ifc.EventKind.END
+        )
+        recover([out])
+        read = read_episodes(out, log_summary=False)
+        assert len(read.episodes) == ended and not read.report.errors(), (trial, ended)
+        said = int(err.split("interrupted: the ")[1].split(" completed")[0])
+        assert said == ended, err
+
+
+def test_a_ray_head_that_never_answers_is_an_error_within_the_deadline(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("ray")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # accepts every connection and never says a word
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    status, err = run(["fleet", "--out", str(tmp_path / "f"), "--address", address, "--ray-timeout-s", "4"])
+    elapsed = time.monotonic() - start
+    server.close()
+    assert status == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert address in err and "did not answer within 4 s" in err and "--ray-timeout-s" in err
+    assert elapsed < 20
+    assert not (tmp_path / "f").exists()
+
+
+def test_more_arms_than_the_clusters_cpus_are_refused_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from her_policy.app import fleet
+
+    pytest.importorskip("ray")
+    monkeypatch.setattr(fleet, "check_address", lambda address, timeout_s=3.0: None)
+    monkeypatch.setattr(fleet, "probe_cluster", lambda address, timeout_s: 4.0)
+    status, err = run(["fleet", "--out", str(tmp_path / "f"), "--address", "10.0.0.5:6379", "--arms", "7"])
+    assert status == 2 and "Traceback" not in err, err
+    assert "--arms 7 needs 4.5 Ray CPUs" in err and "10.0.0.5:6379 has 4" in err and "--arms 6 or fewer" in err
+    status, err = run(["fleet", "--out", str(tmp_path / "f"), "--arms", "100000"])
+    assert status == 2 and "--arms" in err and "256" in err

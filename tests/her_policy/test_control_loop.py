@@ -502,3 +502,16 @@ def test_adversarial_soak_has_no_out_of_limit_command():
     assert result["out_of_limit_commands"] == 0, result["out_of_limit_by_kind"]
     assert result["stale_ticks_not_held"] == 0
     assert result["estop_ticks_not_held"] == 0
+
+
+def test_the_cadence_meter_keeps_its_memory_flat_over_a_long_run() -> None:
+    """Counts cover every tick; the percentiles' samples are a ring of the latest ticks."""
+    from her_policy.deploy.cadence import CadenceMeter
+
+    meter = CadenceMeter(25.0, capacity=16, max_samples=64)
+    for i in range(1000):
+        meter.add(i * 40_000_000, 50_000_000 if i == 10 else 1_000_000 + i, (0, 0, 0, 0), 0, 0)
+    report = meter.report()
+    assert report.ticks == 1000 and report.over_budget == 1  # the slow tick 10 is counted
+    assert meter._work.size == 64  # bounded
+    assert report.tick_max_us == pytest.approx((1_000_000 + 999) * 1e-3)  # latest 64 ticks only

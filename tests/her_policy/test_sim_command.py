@@ -79,6 +79,7 @@ def test_recorded_episodes_follow_one_another_in_time(tmp_path: Path) -> None:
 
 def test_eval_record_writes_an_evaluation_the_audit_verifies(tmp_path: Path) -> None:
     import her_mujoco
+    from her_goals.provenance import TrainingData
     from her_goals.spaces import get_goal_space as space_of
     from her_policy.app.cli import main
     from her_policy.artefact.store import save_artefact
@@ -91,6 +92,7 @@ def test_eval_record_writes_an_evaluation_the_audit_verifies(tmp_path: Path) -> 
         tmp_path / "policy", layout=layout, goal_space=space_of("ee_position"), algorithm="ddpg",
         snapshot=ActorWeights.random(layout.observation_dim, layout.goal_dim, layout.action_dim, (16,), seed=0),
         config={"task": "reach"}, seeds={}, data_hashes={}, provenance={"env": "task:reach"},
+        training_data=TrainingData(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, str), np.zeros(0, str)),
     )  # fmt: skip
     bags = tmp_path / "eval"
     assert main(["eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(bags), "--json"]) == 0

@@ -377,12 +377,18 @@ MUTATIONS: dict[str, Mutation] = {
 
 
 def artefact_dir(path: Path, space: Any) -> Path:
-    """A policy.json as her_policy writes it (hash over the canonical JSON), no weights."""
+    """A policy.json as her_policy writes it (hash over the canonical JSON), no weights, and
+    its training data (none of the audited episodes)."""
     import hashlib
 
+    from her_goals.provenance import TRAINING_DATA_FILE, TrainingData, sha256_file
+
     path.mkdir(parents=True)
+    none = TrainingData(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, str), np.zeros(0, str))
+    none.save(path / TRAINING_DATA_FILE)
     meta: dict[str, Any] = {"format": "her-ros-policy/1", "goal_space": space.spec(),
-                            "provenance": {"env": "task:reach", "config": {}}}  # fmt: skip
+                            "provenance": {"env": "task:reach", "config": {}},
+                            "files": {TRAINING_DATA_FILE: sha256_file(path / TRAINING_DATA_FILE)}}  # fmt: skip
     canonical = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
     meta["artefact_hash"] = hashlib.sha256(canonical).hexdigest()
     (path / "policy.json").write_text(json.dumps(meta))

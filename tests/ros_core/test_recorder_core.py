@@ -222,3 +222,50 @@ def test_a_robot_evaluation_carries_the_demos_provenance(tmp_path: Path, types: 
     assert report.verdict == "verified", [f.line() for f in report.findings]
     headline = report.evaluation["headline"]
     assert (headline.successes, headline.n) == (3, 3)
+
+
+def test_a_full_disk_stops_the_recording_with_an_error_on_diagnostics_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lowest write (the MCAP file's) fails with ENOSPC mid-run: the core reports it once,
+    records nothing more, closes cleanly; every completed episode is readable after recover."""
+    import errno
+
+    from her_goals.rosglue.health import ERROR
+    from her_recorder import rosbags_adapter
+    from her_recorder.recover import recover
+
+    for queue_size in (0, 100):
+        bags = tmp_path / f"q{queue_size}"
+        c = RecorderCore(RecorderConfig(bag_dir=str(bags), queue_size=queue_size, fsync=False))
+        c.open()
+        for episode in range(2):
+            c.on_event(event(0, episode, t=S), S)
+            for s in steps(episode, 5):
+                c.on_step(s, S)
+            c.on_event(event(1, episode, 5, reason="time_limit", t=2 * S), 2 * S)
+        with monkeypatch.context() as m:
+            def full(self: Any, *, fsync: bool) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            m.setattr(rosbags_adapter.DurableMcap, "sync", full)
+            c.on_event(event(0, 2, t=S), S)
+            for s in steps(2, 5):
+                c.on_step(s, S)
+            c.on_event(event(1, 2, 5, reason="time_limit", t=2 * S), 2 * S)
+            c.tick(3 * S)
+            assert c.stopped is not None, queue_size
+            level, message = c.health.problems["storage"]
+            assert level == ERROR and "the disk is full" in message and "the 2 completed episodes" in message
+            c.on_event(event(0, 3, t=S), S)  # more episodes: counted, not recorded, no exception
+            for s in steps(3, 2):
+                c.on_step(s, S)
+            c.on_raw("/joint_states", "sensor_msgs/msg/JointState", b"\0\1\0\0", S)
+            assert c.health.counters["episodes_not_recorded"] >= 1
+            assert c.status_values()["recording"] == "stopped"
+            assert not c.discard()[0]
+            c.close()
+            c.close()
+        recover([bags])
+        read = read_episodes(bags, log_summary=False)
+        assert [len(e) for e in read.episodes] == [5, 5], queue_size

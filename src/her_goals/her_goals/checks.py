@@ -158,6 +158,11 @@ Fraction = Annotated[float, Range(ge=0, le=1)]
 Count = Annotated[int, Range(ge=1)]
 """A number of things, at least one."""
 NonNegativeInt = Annotated[int, Range(ge=0)]
+MAX_EPISODES = 100_000
+"""The most episodes (or goals) one command runs in one go: 5 M steps of a 50-step task, hours
+on a CPU; a count beyond it is a typo, and its goals would be allocated up front."""
+EpisodeCount = Annotated[int, Range(ge=1, le=MAX_EPISODES)]
+"""A number of episodes or goals to run, in [1, MAX_EPISODES]."""
 ExistingFile = Annotated[Path, PathKind("file")]
 ExistingDir = Annotated[Path, PathKind("dir")]
 ExistingPath = Annotated[Path, PathKind("any")]

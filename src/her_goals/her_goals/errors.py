@@ -5,6 +5,10 @@ Every error names the offending thing and says what to do about it.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+
 
 class HerError(Exception):
     """Base class of every error raised by HER-ROS core packages."""
@@ -49,10 +53,6 @@ def storage_error(path: object, exc: OSError, *, kept: str = "") -> StorageError
     """The one-line :class:`StorageError` for ``exc`` raised while writing ``path``: what
     happened (disk full, permission, ...), the free space on that filesystem, and ``kept``
     (what is safe, e.g. "the 12 completed episodes are in the bag")."""
-    import errno
-    import os
-    import shutil
-
     where = os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
     probe = where
     while probe and not os.path.exists(probe):

@@ -31,6 +31,12 @@ Every episode that reaches the bag (END, ABORT or DISCARD) is announced once thr
 node closes the bag and exits (the recording launch then ends).
 :meth:`RecorderCore.close` aborts an open episode and closes the bag cleanly: the
 node calls it on SIGINT/SIGTERM.
+
+A full or unwritable disk (:class:`~her_goals.errors.StorageError`) stops the recording, not
+the node: the error (the file, the free space, the completed episodes kept) is reported once
+as ERROR under ``storage`` (the node's log and ``/diagnostics``), :attr:`RecorderCore.stopped`
+holds it, and every later event, step and raw message is counted as not recorded. The bag is
+left for ``her bag recover``, which keeps every completed episode.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import Any, Literal
 from her_goals.checks import Fraction, NonNegativeFloat, NonNegativeInt, check_fields
 from her_goals.config import to_plain
 from her_goals.episode import EventKind
-from her_goals.errors import ConfigError, HerError
+from her_goals.errors import ConfigError, HerError, StorageError
 from her_goals.evaluation import EvaluationPlan, policy_id
 from her_goals.provenance import read_policy_metadata
 from her_goals.robot.rig import TaskRig
@@ -170,6 +176,8 @@ class RecorderCore:
         """Episodes that reached the bag (END, ABORT or DISCARD) in this run."""
         self.on_written: Callable[[str], None] | None = None
         """Called with one line per episode written (the node logs it)."""
+        self.stopped: StorageError | None = None
+        """Why the recording stopped (the disk is full, ...); None while it records."""
 
     @property
     def done(self) -> bool:
@@ -180,16 +188,39 @@ class RecorderCore:
         self.recorder.open()
 
     def close(self) -> None:
-        """Abort an open episode (``recorder_closed``) and close the bag; safe to call twice."""
-        if self._ending is not None:
-            self._finish(self._ending[0])
-        elif self.ros_episode is not None:
-            self._abort("recorder_closed")
-        self.recorder.close()
+        """Abort an open episode (``recorder_closed``) and close the bag; safe to call twice,
+        and after the disk filled (the bag is then left for her bag recover)."""
+        try:
+            if self.stopped is None:
+                if self._ending is not None:
+                    self._finish(self._ending[0])
+                elif self.ros_episode is not None:
+                    self._abort("recorder_closed")
+            self.recorder.close()
+        except StorageError as exc:
+            self._stop(exc)
         self.ros_episode = None
+
+    def _stop(self, exc: StorageError) -> None:
+        """The disk failed: report it once, record nothing more (the node keeps running)."""
+        if self.stopped is None:
+            self.stopped = exc
+            self.health.report("storage", ERROR, f"recording stopped: {exc}")
+        self.ros_episode, self._ending, self._steps = None, None, 0
+        self._early.clear()
 
     # -- inputs ------------------------------------------------------------------------
     def on_event(self, event: EventData, now_ns: int) -> None:
+        if self.stopped is not None:
+            if event.event == EventKind.START:
+                self.health.count("episodes_not_recorded")
+            return
+        try:
+            self._on_event(event, now_ns)
+        except StorageError as exc:
+            self._stop(exc)
+
+    def _on_event(self, event: EventData, now_ns: int) -> None:
         if event.event == EventKind.START:
             if self.ros_episode is not None:
                 self._abort("superseded by a new START")
@@ -204,6 +235,8 @@ class RecorderCore:
                 self.recorder.start_episode(event.desired_goal, stamp_ns=event.stamp_ns,
                                             reason=f"goals_node episode {event.episode_id}",
                                             split=event.split, stream_index=event.stream_index)
+            except StorageError:
+                raise
             except HerError as exc:
                 self.health.report("record", ERROR, f"episode {event.episode_id} not recorded: {exc}")
                 return
@@ -217,9 +250,18 @@ class RecorderCore:
                     self.health.count("dropped_steps")
         elif event.episode_id == self.ros_episode and self._ending is None:
             self._ending = (event, now_ns)
-            self.tick(now_ns)
+            self._tick(now_ns)
 
     def on_step(self, step: StepData, now_ns: int) -> None:
+        if self.stopped is not None:
+            self.health.count("dropped_steps")
+            return
+        try:
+            self._on_step(step, now_ns)
+        except StorageError as exc:
+            self._stop(exc)
+
+    def _on_step(self, step: StepData, now_ns: int) -> None:
         if step.episode_id != self.ros_episode:
             if step.episode_id not in self._done_ids and not self.paused:
                 self._early.append(step)
@@ -229,20 +271,33 @@ class RecorderCore:
         try:
             self.recorder.record_step(**step.recorder_kwargs())
             self._steps += 1
+        except StorageError:
+            raise
         except HerError as exc:
             self.health.count("dropped_steps")
             self.health.report("record", ERROR, f"step {step.step} of episode {step.episode_id} not recorded: {exc}")
             return
         if self._ending is not None:
-            self.tick(now_ns)
+            self._tick(now_ns)
 
     def on_raw(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
         """A raw state message (CDR bytes), recorded while an episode is being recorded."""
-        if self.ros_episode is not None and stamp_ns >= 0:
-            self.recorder.record_serialized(topic, msgtype, data, stamp_ns)
+        if self.ros_episode is not None and stamp_ns >= 0 and self.stopped is None:
+            try:
+                self.recorder.record_serialized(topic, msgtype, data, stamp_ns)
+            except StorageError as exc:
+                self._stop(exc)
 
     def tick(self, now_ns: int) -> None:
         """End a pending END/ABORT once its steps are in, or after ``end_grace_s``."""
+        if self._ending is None or self.stopped is not None:
+            return
+        try:
+            self._tick(now_ns)
+        except StorageError as exc:
+            self._stop(exc)
+
+    def _tick(self, now_ns: int) -> None:
         if self._ending is None:
             return
         event, since = self._ending
@@ -259,7 +314,11 @@ class RecorderCore:
         if self.paused:
             return False, "already paused"
         self.paused = True
-        self._abort("recorder_paused")
+        if self.stopped is None:
+            try:
+                self._abort("recorder_paused")
+            except StorageError as exc:
+                self._stop(exc)
         return True, "paused: new episodes are not recorded until resume"
 
     def resume(self) -> tuple[bool, str]:
@@ -269,9 +328,15 @@ class RecorderCore:
         return True, "recording from the next episode START"
 
     def discard(self) -> tuple[bool, str]:
+        if self.stopped is not None:
+            return False, f"not recording: {self.stopped}"
         if self.ros_episode is None:
             return False, "no episode is being recorded (finished episodes are on disk; delete the bag)"
-        ros_id, done = self.ros_episode, self.recorder.discard_episode("operator")
+        try:
+            ros_id, done = self.ros_episode, self.recorder.discard_episode("operator")
+        except StorageError as exc:
+            self._stop(exc)
+            return False, f"not recording: {exc}"
         self._written(done, "DISCARD")
         self._forget(ros_id)
         return True, f"discarded episode {done.episode_id} ({done.num_steps} steps)"
@@ -290,6 +355,8 @@ class RecorderCore:
                 done = self.recorder.abort_episode(event.reason, stamp_ns=event.stamp_ns)
             self.last_bag = done.bag
             self._written(done, EventKind(event.event).name, f"goals_node episode {event.episode_id}")
+        except StorageError:
+            raise
         except HerError as exc:
             self.health.report("record", ERROR, f"episode {event.episode_id} end not recorded: {exc}")
         if ros_id is not None:
@@ -320,4 +387,5 @@ class RecorderCore:
             "recording_episode": self.ros_episode if self.ros_episode is not None else "none",
             "paused": self.paused, "dropped_messages": self.recorder.dropped_messages,
             "bags": len(self.recorder.bag_paths), "episodes_written": self.written,
+            "recording": "stopped" if self.stopped is not None else "yes",
         }

@@ -76,6 +76,15 @@ class DurableMcap:
             os.fsync(storage.bio.fileno())
 
 
+    def abandon(self) -> None:
+        """Close the file without writing the pending chunk or the summary (after a failed
+        write): what reached the disk stays, for ``her bag recover``."""
+        try:
+            self._storage.bio.close()  # flushes what the OS buffer holds; may fail again
+        except OSError:
+            pass
+
+
 def open_mcap(path: Path, *, zstd: bool) -> tuple[Writer, DurableMcap]:
     """Create and open a rosbag2 (version 9) MCAP bag at ``path``; return its writer and storage.
 

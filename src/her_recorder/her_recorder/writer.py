@@ -13,6 +13,12 @@ completed episode is on disk in whole, intact chunks. After a crash
 :func:`her_recorder.recover.recover_bag` cuts the file at the last intact record,
 appends the summary and rebuilds ``metadata.yaml``; readers read an unrecovered
 bag with a tolerant scan and say so.
+
+A full disk (or a read-only or vanished output) is a :class:`~her_goals.errors.StorageError`,
+raised from the call that wrote and from every call after it: the recorder stops writing,
+closes the open bag's file without writing more into it (the bag then needs
+``her bag recover``, which keeps every episode whose boundary reached the disk) and says
+how many completed episodes of this run are on disk, and where.
 """
 
 from __future__ import annotations
@@ -41,7 +47,13 @@ from rosbags.typesys.store import Typestore
 
 from her_goals import GoalSpace
 from her_goals.config import config_hash
-from her_goals.errors import GoalError, GoalShapeError, NonFiniteGoalError
+from her_goals.errors import (
+    GoalError,
+    GoalShapeError,
+    NonFiniteGoalError,
+    StorageError,
+    storage_error,
+)
 from her_goals.evaluation import NO_INDEX, EvaluationPlan
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
@@ -146,6 +158,11 @@ class _Bag:
         self.connections: dict[str, Connection] = {}
         self.episode_ids: dict[str, list[int]] = {"ended": [], "aborted": [], "discarded": []}
 
+    @property
+    def mcap_path(self) -> Path:
+        """The bag's MCAP file (rosbags names it after the bag directory)."""
+        return self.path / f"{self.path.name}.mcap"
+
     def open(self) -> None:
         self.writer, self.storage = open_mcap(self.path, zstd=self.compression == "zstd")
         # The HER description goes into the data section right after the MCAP
@@ -196,6 +213,13 @@ class _Bag:
     def num_episodes(self) -> int:
         return sum(len(ids) for ids in self.episode_ids.values())
 
+    def abandon(self) -> None:
+        """Close the file without writing more into it (after a failed write): what reached
+        the disk stays as it is, for ``her bag recover``."""
+        storage, self.writer, self.storage = self.storage, None, None
+        if storage is not None:
+            storage.abandon()
+
     def close(self, *, dropped_messages: int) -> None:
         writer = self.writer
         if writer is None:
@@ -207,8 +231,13 @@ class _Bag:
         meta = dataclasses.replace(self.meta, episodes=episodes, dropped_messages=dropped_messages)
         for key, value in meta.to_strings().items():
             writer.set_custom_data(key, value)
-        self.writer = self.storage = None
-        writer.close()
+        storage, self.writer, self.storage = self.storage, None, None
+        try:
+            writer.close()
+        except OSError:  # the summary did not fit: the file stays as it is, for her bag recover
+            if storage is not None:
+                storage.abandon()
+            raise
         if self.fsync:
             with (self.path / "metadata.yaml").open("rb") as fh:
                 os.fsync(fh.fileno())
@@ -319,6 +348,8 @@ class EpisodeRecorder:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
+        self._kept: dict[Path, int] = {}
+        """Completed episodes (END) of this run on disk, per bag."""
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> None:
@@ -338,7 +369,10 @@ class EpisodeRecorder:
         self._session = uuid.uuid4().hex
         if existing:
             self._resume_from(existing)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc.filename or self.path, exc, kept="nothing was recorded") from None
         if self.queue_size:
             self._queue = queue.Queue(maxsize=self.queue_size)
             self._thread = threading.Thread(
@@ -386,7 +420,11 @@ class EpisodeRecorder:
                 self._thread.join()
                 self._thread = None
             if self._bag is not None:
-                self._close_bag()
+                try:
+                    self._close_bag()
+                except OSError as exc:
+                    if not isinstance(exc, StorageError):
+                        self._storage_failure(exc)
             if self.dropped_messages:
                 log.warning(
                     "recorder %s dropped %d message(s): the write queue (%d) was full",
@@ -395,6 +433,11 @@ class EpisodeRecorder:
                     self.queue_size,
                 )
         self._raise_if_failed()
+
+    @property
+    def episodes_kept(self) -> int:
+        """Completed episodes of this run on disk in whole (their END reached it and was synced)."""
+        return sum(self._kept.values())
 
     def __enter__(self) -> EpisodeRecorder:
         self.open()
@@ -411,7 +454,13 @@ class EpisodeRecorder:
                 self.abort_episode(f"exception: {exc_type.__name__}")
             except Exception:  # the original exception matters more
                 log.exception("could not abort the open episode")
-        self.close()
+        try:
+            self.close()
+        except Exception as exc:
+            if exc_type is None:
+                raise
+            if exc is not exc_val:  # the error that ended the block is said once, by it
+                log.warning("recorder %s: closing after %s failed too: %s", self.path, exc_type.__name__, exc)
         return False
 
     # -- the episode API ---------------------------------------------------------
@@ -645,6 +694,8 @@ class EpisodeRecorder:
             raise RecorderError(f"recorder for {self.path} is not open; call open() first")
 
     def _raise_if_failed(self) -> None:
+        if isinstance(self._error, StorageError):
+            raise self._error
         if self._error is not None:
             raise RecorderError(
                 f"the recorder for {self.path} stopped writing: {self._error}. Fix the cause, "
@@ -698,7 +749,7 @@ class EpisodeRecorder:
 
     def _emit(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
         if self._queue is None:
-            self._write(topic, msgtype, t, payload)
+            self._guarded(("msg", topic, msgtype, t, payload))
             return
         try:
             self._queue.put_nowait(("msg", topic, msgtype, t, payload))
@@ -708,7 +759,7 @@ class EpisodeRecorder:
 
     def _control(self, item: tuple[Any, ...]) -> None:
         if self._queue is None:
-            self._process(item)
+            self._guarded(item)
         else:
             self._queue.put(item)  # control items are never dropped
 
@@ -723,12 +774,47 @@ class EpisodeRecorder:
                     item[-2].set()
                 continue
             try:
-                self._process(item)
+                self._guarded(item)
             except BaseException as exc:
-                self._error = exc
-                log.error("recorder %s stopped writing: %s", self.path, exc)
+                self._error = self._error or exc
+                log.error("recorder %s stopped writing: %s", self.path, self._error)
                 if item[0] in ("boundary", "split") and item[-2] is not None:
                     item[-2].set()
+
+    def _guarded(self, item: tuple[Any, ...]) -> None:
+        """:meth:`_process`, with a failed write (disk full, read-only, gone) turned into the
+        recorder's one StorageError: from then on it writes nothing and raises it."""
+        try:
+            self._process(item)
+        except StorageError as exc:
+            self._error = self._error or exc
+            raise
+        except OSError as exc:
+            raise self._storage_failure(exc) from None
+
+    def _storage_failure(self, exc: OSError) -> StorageError:
+        bag, self._bag = self._bag, None
+        where: Any = exc.filename or (bag.mcap_path if bag is not None else self.path)
+        if bag is not None:
+            bag.abandon()
+        kept_in = [str(p) for p, n in self._kept.items() if n]
+        n = self.episodes_kept
+        if n:
+            kept = (
+                f"the {n} completed episode{'s' if n != 1 else ''} of this run "
+                f"{'are' if n != 1 else 'is'} in {', '.join(kept_in)}"
+            )
+        else:
+            kept = "no episode of this run was completed (earlier bags of the session are untouched)"
+        if bag is not None:
+            kept += (
+                f" ({bag.path.name} was not closed: free space, then `her bag recover {self.path}` "
+                "closes it, keeping every completed episode)"
+            )
+        error = storage_error(where, exc, kept=kept)
+        self._error = error
+        log.error("recorder %s stopped writing: %s", self.path, error)
+        return error
 
     def _process(self, item: tuple[Any, ...]) -> None:
         if item[0] == "msg":
@@ -755,6 +841,8 @@ class EpisodeRecorder:
                 kind, "discarded"
             )
             bag.episode_ids[key].append(episode_id)
+            if kind == ifc.EventKind.END:
+                self._kept[bag.path] = self._kept.get(bag.path, 0) + 1
             bag_box.append(bag.path)
             if (
                 self.max_episodes_per_bag is not None
@@ -802,6 +890,7 @@ class EpisodeRecorder:
         self.bag_paths.append(bag.path)
 
     def _close_bag(self) -> None:
-        bag, self._bag = self._bag, None
+        bag = self._bag
         if bag is not None:
-            bag.close(dropped_messages=self.dropped_messages)
+            bag.close(dropped_messages=self.dropped_messages)  # raises with the bag still named
+            self._bag = None

@@ -28,6 +28,11 @@ from her_policy.deploy.sinks import RecorderSink
 from her_policy.learn.envs import layout_of
 from her_recorder.writer import EpisodeRecorder
 
+SESSION_BAG_EPISODES = 1000
+"""Episodes per bag of an arm's session. An open MCAP bag keeps an index entry per chunk (two
+per episode) in memory until it is closed, so a run of hours on one bag grows by ~0.5 kB per
+episode; a new bag every 1000 episodes keeps the arm's memory flat (``bench/bench_soak.py``)."""
+
 
 @dataclass
 class VersionResult:
@@ -82,7 +87,7 @@ class ArmWorker:
         self.recorder = EpisodeRecorder(
             self.session, goal_space=base.goal_space, task=self.task, resume=True,
             config={"split": "train", "policy": "continuous", "task": self.task},
-            seeds={"arm": self.seed}, plan=plan,
+            seeds={"arm": self.seed}, plan=plan, max_episodes_per_bag=SESSION_BAG_EPISODES,
         )  # fmt: skip
         self.recorder.open()
         self.sink = RecorderSink(self.recorder, split="train", policy=self._acting())

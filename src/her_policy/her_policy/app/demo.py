@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import her_mujoco
-from her_goals.checks import Count, NonNegativeInt, OutputDir, check_fields
+from her_goals.checks import EpisodeCount, NonNegativeInt, OutputDir, check_fields
 from her_goals.config import config_hash
 from her_goals.evaluation import POLICY_LEARNER, EvaluationPlan
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
@@ -95,19 +96,30 @@ def run_demo(
     eval_goals: int = 100,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Train ``task`` through bags, evaluate through the safety loop, audit; see the module doc.
 
     Training uses the task's preset (``her_policy.learn.presets``), as ``her train --task`` does;
-    ``overrides`` are flags on top of it.
+    ``overrides`` are flags on top of it. ``out`` holding a demo run already is refused, unless
+    ``overwrite``: then that run's own outputs (:data:`DEMO_OUTPUTS`) are removed first.
     """
     from her_policy.learn.train import train  # loads torch: only when a demo trains
 
     get_task(task)  # every registered task has a demo; a typo names the closest task
     start = time.perf_counter()
     out = Path(out)
-    if (out / "bags").exists():
-        raise PolicyError(f"{out} already holds a demo run; choose another --out")
+    if any((out / name).exists() for name in DEMO_OUTPUTS):
+        if not overwrite:
+            raise PolicyError(
+                f"{out} already holds a demo run; pass --overwrite to replace it, or choose another --out"
+            )
+        for name in DEMO_OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     if eval_goals < 1:
         raise PolicyError(f"eval_goals must be >= 1, got {eval_goals}")
     safety = load_safety_config()  # every config file is checked before any work
@@ -197,6 +209,10 @@ def run_demo(
     return result
 
 
+DEMO_OUTPUTS = ("bags", "train", "audit", "demo.json")
+"""What a demo run writes into its directory (and ``--overwrite`` removes)."""
+
+
 def _hindsight_ratio(report: Any) -> float:
     log = report.training_log
     return float(log.hindsight_ratio_mean) if log is not None else float("nan")
@@ -215,11 +231,15 @@ class DemoSettings:
     """Registered task to run, with its training preset: reach (minutes), push, drawer or
     pick_and_place (longer)."""
     out: OutputDir | None = None
-    """Run directory (default runs/demo-<task>-<time>); must not hold a demo run yet."""
+    """Run directory (default runs/demo-<task>-<time>); one holding a demo run is refused unless
+    --overwrite."""
     seed: NonNegativeInt = 0
     """Seed of training, goals and evaluation."""
-    eval_goals: Count = 100
+    eval_goals: EpisodeCount = 100
     """Held-out requested goals to evaluate."""
+    overwrite: bool = False
+    """Replace the demo run already in --out (its bags, train, audit and demo.json are removed
+    first; anything else in the directory is left alone)."""
     quiet: bool = False
     """No progress display."""
     randomize: str = "none"
@@ -253,6 +273,7 @@ def _main(args: argparse.Namespace) -> int:
         eval_goals=settings.eval_goals,
         progress=not settings.quiet,
         overrides={"randomize": settings.randomize} if settings.randomize != "none" else None,
+        overwrite=settings.overwrite,
     )
     print(result.summary())
     return 0 if result.verdict == "verified" else 1

@@ -26,13 +26,19 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from her_goals.checks import Count, Fraction, NonNegativeInt, OutputDir, PositiveFloat
+from her_goals.checks import Count, Fraction, NonNegativeInt, OutputDir, PositiveFloat, Range
 from her_goals.errors import ConfigError
 from her_goals.learning_curve import plot_learning_curve
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
@@ -43,6 +49,13 @@ from her_policy.errors import PolicyError
 from her_policy.learn.config import build_train_config
 from her_policy.learn.signals import StopSignals
 
+ARM_CPUS = 0.5
+"""Ray CPUs each arm actor asks for."""
+LEARNER_CPUS = 1.0
+"""Ray CPUs the learner actor asks for."""
+MAX_ARMS = 256
+"""The declared upper bound of --arms; the cluster's CPUs bound it further (check_arms_fit)."""
+
 
 @dataclass(frozen=True)
 class FleetSettings:
@@ -50,8 +63,9 @@ class FleetSettings:
 
     out: OutputDir
     """Run directory: arm_<i>/ (sessions, versions), learner/, curve.*."""
-    arms: Count = 2
-    """Simulated arms (Ray actors)."""
+    arms: Annotated[int, Range(ge=1, le=MAX_ARMS)] = 2
+    """Simulated arms (Ray actors), at most what the Ray cluster's CPUs hold (0.5 CPU per arm,
+    1 for the learner; a local cluster has this machine's CPUs)."""
     task: TaskName = "reach"
     """Registered task."""
     minutes: PositiveFloat = 10.0
@@ -66,6 +80,8 @@ class FleetSettings:
     """Stop once a version reaches this requested-goal success."""
     address: str | None = None
     """Ray cluster to join (host:port); default: start a local one."""
+    ray_timeout_s: PositiveFloat = 60.0
+    """Deadline to start or join the Ray cluster (s): a head that does not answer is an error."""
     seed: NonNegativeInt = 0
     """Seed of arm i is seed + i."""
     keep_ratio: bool = True
@@ -110,6 +126,102 @@ def check_address(address: str, timeout_s: float = 3.0) -> None:
             f"--address {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
             "`ray start --head` or drop --address to run a local cluster"
         ) from None
+
+
+# -- the Ray cluster: bounded arms, a deadline to start or join -------------------------------
+def cpus_needed(arms: int) -> float:
+    """Ray CPUs a fleet of ``arms`` arms and its learner ask for."""
+    return arms * ARM_CPUS + LEARNER_CPUS
+
+
+def check_arms_fit(arms: int, cpus: float, where: str) -> None:
+    """Refuse more arms than ``cpus`` (the cluster's) hold, before any actor starts."""
+    need = cpus_needed(arms)
+    if need > cpus:
+        most = max(0, int((cpus - LEARNER_CPUS) // ARM_CPUS))
+        fix = f"run --arms {most} or fewer, or" if most else "give"
+        raise ConfigError(
+            f"--arms {arms} needs {need:g} Ray CPUs ({ARM_CPUS:g} per arm, {LEARNER_CPUS:g} for the "
+            f"learner); {where} has {cpus:g}: {fix} join a larger cluster with --address HOST:PORT"
+        )
+
+
+def local_cpus() -> float:
+    """CPUs of the local cluster her fleet starts: this machine's (at least 2)."""
+    return float(max(2, os.cpu_count() or 1))
+
+
+PROBE = (
+    "import logging, sys, ray\n"
+    "ray.init(address=sys.argv[1], logging_level=logging.ERROR)\n"
+    "print(ray.cluster_resources().get('CPU', 0.0), flush=True)\n"
+    "ray.shutdown()\n"
+)
+
+
+def probe_cluster(address: str, timeout_s: float) -> float:
+    """The CPUs of the Ray cluster at ``address``, asked in a child process killed after
+    ``timeout_s``: Ray's own connect waits on a head that accepts and never answers (its
+    retries run in C++, out of reach of a signal), so the driver never joins before this."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, address], capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"--address {address}: the Ray head did not answer within {timeout_s:g} s (--ray-timeout-s); "
+            "check that `ray status --address ...` answers there, or drop --address to run a local cluster"
+        ) from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        try:
+            return float(lines[-1])
+        except ValueError:
+            pass
+    last = next((line.strip() for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
+    raise ConfigError(f"--address {address}: cannot join the Ray cluster there ({last[-200:]})")
+
+
+@contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """A ConfigError if the block runs longer than ``seconds`` (SIGALRM: the main thread only;
+    elsewhere the block runs unbounded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ConfigError(f"{what} did not finish within {seconds:g} s (--ray-timeout-s)")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if outer > 0:  # an alarm set around this block keeps its own deadline
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - began)))
+
+
+def start_ray(ray: Any, settings: FleetSettings) -> None:
+    """Join ``--address`` (probed first, with its CPUs checked) or start a local cluster sized to
+    this machine, within ``--ray-timeout-s``; then check the arms fit the cluster's CPUs."""
+    if settings.address is not None:
+        check_address(settings.address)
+        check_arms_fit(settings.arms, probe_cluster(settings.address, settings.ray_timeout_s),
+                       f"the Ray cluster at {settings.address}")  # fmt: skip
+        with deadline(settings.ray_timeout_s, f"joining the Ray cluster at {settings.address}"):
+            ray.init(address=settings.address, logging_level=logging.ERROR)
+    else:
+        check_arms_fit(settings.arms, local_cpus(), "this machine (a local Ray cluster)")
+        try:
+            with deadline(settings.ray_timeout_s, "starting a local Ray cluster"):
+                ray.init(num_cpus=int(local_cpus()), include_dashboard=False, logging_level=logging.ERROR)
+        except ConfigError:
+            ray.shutdown()  # what had started
+            raise
 
 
 # -- the actors ----------------------------------------------------------------------------
@@ -223,17 +335,18 @@ def run_fleet(settings: FleetSettings, *, report: Any = print, chaos: Any = None
         raise PolicyError(
             "her fleet needs Ray: pip install 'her-ros[fleet]' (make test installs it)"
         ) from None
-    if settings.address is not None:
-        check_address(settings.address)
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
     preset = build_train_config({"task": settings.task})
     started_here = not ray.is_initialized()
     if started_here:
-        if settings.address is not None:
-            ray.init(address=settings.address, logging_level=logging.ERROR)
-        else:
-            ray.init(num_cpus=max(2, settings.arms + 1), include_dashboard=False, logging_level=logging.ERROR)
+        start_ray(ray, settings)
+    try:
+        check_arms_fit(settings.arms, float(ray.cluster_resources().get("CPU", 0.0)), "the Ray cluster")
+    except ConfigError:
+        if started_here:
+            ray.shutdown()
+        raise
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
     # Ray's generated actor types are opaque to the type checker: handles are Any here.
     Arm: Any = ray.remote(max_restarts=-1, max_task_retries=0)(_Arm)
     Learner: Any = ray.remote(max_restarts=-1, max_task_retries=0)(_Learner)

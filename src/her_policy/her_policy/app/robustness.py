@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 import her_mujoco
-from her_goals.checks import Count, NonNegativeInt, OutputDir, check_fields
+from her_goals.checks import EpisodeCount, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
 from her_goals.evaluation import EvaluationPlan
+from her_goals.outputs import StagedOutput, refuse_existing
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
 from her_goals.tasks import TaskName
@@ -42,18 +43,21 @@ class RobustnessSettings:
     """Policy artefact directory, or 'scripted' (the task's controller, as a stand-in)."""
     task: TaskName = "push"
     """Registered task."""
-    goals: Count = 100
+    goals: EpisodeCount = 100
     """Held-out requested goals per condition (the same goals in every condition)."""
     perturbation: tuple[str, ...] = ()
     """Conditions to run instead of the standard suite, each KEY=VALUE[,KEY=VALUE...] of
     SimParams fields (e.g. latency_ticks=2 or block_friction_scale=0.5,table_friction_scale=0.5)."""
     out: OutputDir | None = None
-    """Directory for robustness.md/.json/.png (default: beside the artefact)."""
+    """Directory for robustness.md/.json/.png (default: beside the artefact); one holding a
+    report already is refused unless --overwrite."""
     seed: NonNegativeInt = 0
     """Held-out stream seed."""
     compare: tuple[str, ...] = ()
     """More policies (artefact directories or 'scripted') run on the same goals and conditions,
     reported side by side with POLICY (e.g. a --randomize default policy beside a nominal one)."""
+    overwrite: bool = False
+    """Replace a robustness report already in --out (the new one is renamed into place whole)."""
 
     def __post_init__(self) -> None:
         check_fields(self, where="--")  # the task: a registered one, or the closest named
@@ -250,6 +254,10 @@ def add_robustness_command(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+REPORT_FILES = ("robustness.md", "robustness.json")
+"""What makes a directory hold a robustness report (``--overwrite`` replaces it)."""
+
+
 def robustness_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(RobustnessSettings, args)
     if settings.perturbation:
@@ -262,7 +270,7 @@ def robustness_command(args: argparse.Namespace) -> int:
     out = Path(settings.out) if settings.out else (
         Path(settings.policy).parent / "robustness" if settings.policy != "scripted" else Path("robustness")
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_existing(out, REPORT_FILES, overwrite=settings.overwrite, what="a robustness report")
     if settings.compare:
         by_policy: dict[str, list[ConditionResult]] = {}
         for policy in (settings.policy, *settings.compare):
@@ -274,11 +282,12 @@ def robustness_command(args: argparse.Namespace) -> int:
                 policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
             )
         title = f"{settings.task}, {' vs '.join(by_policy)}, {settings.goals} held-out goals"
-        (out / "robustness.md").write_text(markdown_side_by_side(by_policy, title))
-        (out / "robustness.json").write_text(json.dumps(
-            {label: [dataclasses.asdict(r) | {"success": r.success} for r in rs] for label, rs in by_policy.items()},
-            indent=1))  # fmt: skip
-        plot_side_by_side(by_policy, out / "robustness.png", title)
+        with StagedOutput(out, last=REPORT_FILES[::-1]) as staged:
+            (staged.dir / "robustness.md").write_text(markdown_side_by_side(by_policy, title))
+            (staged.dir / "robustness.json").write_text(json.dumps(
+                {label: [dataclasses.asdict(r) | {"success": r.success} for r in rs] for label, rs in by_policy.items()},
+                indent=1))  # fmt: skip
+            plot_side_by_side(by_policy, staged.dir / "robustness.png", title)
         print(f"report: {out / 'robustness.md'}")
         return 0
     title = f"{settings.task}, policy {policy_label(settings.policy)}, {settings.goals} held-out goals"
@@ -286,8 +295,10 @@ def robustness_command(args: argparse.Namespace) -> int:
     results = run_robustness(
         settings.policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
     )
-    (out / "robustness.md").write_text(markdown(results, title))
-    (out / "robustness.json").write_text(json.dumps([dataclasses.asdict(r) | {"success": r.success} for r in results], indent=1))
-    plot(results, out / "robustness.png", title)
+    with StagedOutput(out, last=REPORT_FILES[::-1]) as staged:
+        (staged.dir / "robustness.md").write_text(markdown(results, title))
+        (staged.dir / "robustness.json").write_text(
+            json.dumps([dataclasses.asdict(r) | {"success": r.success} for r in results], indent=1))
+        plot(results, staged.dir / "robustness.png", title)
     print(f"report: {out / 'robustness.md'}")
     return 0

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable, Iterable
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from tqdm import tqdm
 
 import her_mujoco
-from her_goals.checks import Count, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
+from her_goals.checks import EpisodeCount, NonNegativeFloat, NonNegativeInt, OutputDir, check_fields
 from her_goals.errors import ConfigError
 from her_goals.evaluation import EvaluationPlan, heldout_reset_seed, policy_id
 from her_goals.provenance import read_policy_metadata
@@ -214,6 +218,7 @@ def record_evaluation(
         stream_seed=stream_seed, sampler=task.goal_sampler,
     )  # fmt: skip
     goals = plan.goals()
+    config = {**config, "artefact_hash": actor.artefact_hash}  # the bag names what acted (the audit checks)
     with EpisodeRecorder(
         out, goal_space=task.goal_space, task=task.task_name, config=config,
         seeds={"run": stream_seed}, plan=plan,
@@ -267,12 +272,13 @@ class SimSettings:
     """``her sim``: record episodes of the MuJoCo arm to bags, through limits and the safety monitor."""
 
     out: OutputDir
-    """Session directory of the bags (a new bag is added to an existing session)."""
+    """Session directory of the bags. An existing session is continued, never overwritten:
+    the episodes go into a new bag_NNNN beside the old ones (episode ids go on)."""
     task: TaskName = "reach"
     """Registered task (her_goals.tasks)."""
     policy: str = "scripted"
     """scripted (the task's controller), random, or the path of a policy artefact."""
-    episodes: Count = 20
+    episodes: EpisodeCount = 20
     """Episodes to record."""
     split: Literal["train", "eval"] = "train"
     """train: training goals; eval: held-out requested goals."""
@@ -334,9 +340,34 @@ def _episode_params(settings: SimSettings) -> Callable[[int], Any] | None:
     return lambda i: ranges.sample(rng)
 
 
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _stop_between_episodes() -> Iterator[threading.Event]:
+    """The first SIGTERM or Ctrl-C sets the event (the caller stops after the running episode,
+    which then ends as planned: no episode is cut and the bag closes cleanly); a second one
+    interrupts at once (KeyboardInterrupt: the running episode is recorded as aborted). SIGKILL
+    leaves the bag for ``her bag recover``, which keeps every completed episode."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield asked
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _sim_main(args: argparse.Namespace) -> int:
-
-
     settings = settings_from_args(SimSettings, args)
     safety = load_safety_config()  # every config file is checked before any work
     env = her_mujoco.make_task(settings.task)
@@ -358,7 +389,7 @@ def _sim_main(args: argparse.Namespace) -> int:
         sampler.reset(settings.seed)
         goals = sampler.sample(settings.episodes)
     config = {"split": settings.split, "policy": settings.policy, "noise": settings.noise, "task": settings.task}
-    with EpisodeRecorder(
+    recorder = EpisodeRecorder(
         settings.out,
         goal_space=task.goal_space,
         task=settings.task,
@@ -366,15 +397,29 @@ def _sim_main(args: argparse.Namespace) -> int:
         seeds={"run": settings.seed},
         plan=plan,
         resume=True,
-    ) as recorder:
-        sink = RecorderSink(recorder, split=plan.split, policy=acting)
-        loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
-        bar = tqdm(total=len(goals), unit="episode", dynamic_ncols=True)
-        results = run_requested_goals(
-            env, loop, goals, seed=settings.seed, on_episode=lambda _r: bar.update(1),
-            params=_episode_params(settings),
-        )  # fmt: skip
-        bar.close()
+    )
+    try:
+        with _stop_between_episodes() as asked, recorder:
+            sink = RecorderSink(recorder, split=plan.split, policy=acting)
+            loop = sim_control_loop(env, actor, config=safety, sink=sink, raw_recorder=recorder)
+            with tqdm(total=len(goals), unit="episode", dynamic_ncols=True) as bar:  # closed on errors too
+
+                def done(_result: EpisodeResult) -> None:
+                    bar.update(1)
+                    if asked.is_set():  # SIGTERM or Ctrl-C: this episode is on disk, stop here
+                        raise KeyboardInterrupt
+
+                results = run_requested_goals(
+                    env, loop, goals, seed=settings.seed, on_episode=done, params=_episode_params(settings)
+                )
+    except KeyboardInterrupt:
+        bags = ", ".join(str(p) for p in recorder.bag_paths) or str(settings.out)
+        print(
+            f"her sim: interrupted: the {recorder.episodes_kept} completed episodes of this run are in {bags} "
+            "(closed)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     successes = sum(bool(r.success) for r in results)
     cost = sum(r.safety_cost for r in results)
     print(

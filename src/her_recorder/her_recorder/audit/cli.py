@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from her_goals.checks import ExistingFile, ExistingPath, OutputDir, PositiveFloat
-from her_goals.errors import ConfigError, HerError
+from her_goals.errors import ConfigError, HerError, StorageError
+from her_goals.outputs import refuse_existing
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_recorder.audit.inputs import region_from
 from her_recorder.audit.metrics import CELL_SIZE
@@ -44,8 +45,13 @@ def _floats(text: str) -> tuple[float, ...]:
         ) from None
 
 
+REPORT_FILES = ("report.md", "report.json")
+"""What makes a directory hold a report (``--overwrite`` replaces it)."""
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     settings = settings_from_args(AuditSettings, args)
+    refuse_existing(Path(settings.out), REPORT_FILES, overwrite=settings.overwrite, what="an audit report")
     region = None
     corners = settings.corners()
     if corners is not None:
@@ -60,6 +66,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             tolerance=settings.tolerance,
             cell_size=settings.cell_size,
         )
+    except StorageError:
+        raise
     except OSError as exc:
         raise BagFormatError(f"{exc}; check the paths and their permissions") from exc
     _print_summary(report)
@@ -108,6 +116,9 @@ class AuditSettings:
     """Coverage cell edge, in the goal space's units."""
     allow_unverified: bool = False
     """Exit 0 instead of 3 when the evaluation cannot be verified (older bags, no artefact)."""
+    overwrite: bool = False
+    """Replace a report already in --out (refused by default: a report others cite is never
+    replaced silently). The new report is written beside it and renamed into place whole."""
 
     def corners(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """The region's (low, high) corners, or None when not given."""

@@ -131,6 +131,26 @@ CODES: dict[str, Code] = {
         "the artefact given to the audit is not the policy the plan names (hash, task or goal space)",
         "audit with the artefact that was evaluated, or evaluate this one",
     ),
+    "EVAL_CONFIG_MISMATCH": Code(
+        "failed",
+        "an evaluation bag's recorded configuration names another policy than its plan (the "
+        "artefact hash or path it names, or the training config hash, is another run's)",
+        "record the evaluation of one artefact with its own config (her eval --record, her demo); "
+        "audit with that artefact",
+    ),
+    "EVAL_TRAINED_ON_EVAL": Code(
+        "failed",
+        "the evaluated artefact trained on evaluation episodes or goals: an evaluation episode "
+        "(observations, actions and goal) or its requested goal is in the artefact's training data",
+        "train without the evaluation's episodes (no --allow-eval-episodes on evaluation bags), "
+        "or evaluate on goals it never saw (another --heldout-seed / stream seed)",
+    ),
+    "EVAL_TRAINING_DATA_UNKNOWN": Code(
+        "unverified",
+        "the artefact records no training data (written before artefacts did): whether it "
+        "trained on the evaluation's episodes or goals cannot be checked",
+        "retrain with this version (artefacts carry training_data.npz), or audit with --allow-unverified",
+    ),
     "EVAL_POLICY_MISMATCH": Code(
         "failed",
         "steps of evaluation episodes were produced by another policy than the plan's",

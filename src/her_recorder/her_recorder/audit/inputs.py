@@ -17,7 +17,14 @@ import numpy as np
 from her_goals import GoalRegion
 from her_goals.config import from_mapping
 from her_goals.errors import ConfigError
-from her_goals.provenance import ArtefactMetadataError, read_policy_metadata, verify_artefact_files
+from her_goals.provenance import (
+    TRAINING_DATA_FILE,
+    ArtefactMetadataError,
+    TrainingData,
+    metadata_path,
+    read_policy_metadata,
+    verify_artefact_files,
+)
 from her_goals.training_log import read_rows
 from her_recorder.audit.episodes import AuditedEpisode
 from her_recorder.audit.model import TrainingLogSummary, nanmean
@@ -33,6 +40,19 @@ def load_artefact_metadata(path: Path) -> dict[str, Any]:
         metadata = read_policy_metadata(path)
         verify_artefact_files(path, metadata)
         return metadata
+    except ArtefactMetadataError as exc:
+        raise AuditError(f"{exc}; or audit without --artefact") from None
+
+
+def load_training_data(path: Path, metadata: Mapping[str, Any]) -> TrainingData | None:
+    """What trained the artefact (``training_data.npz``, its sha256 checked against
+    ``policy.json``'s ``files`` by :func:`load_artefact_metadata`), or None for an artefact
+    written before training data was recorded."""
+    files = metadata.get("files") or {}
+    if TRAINING_DATA_FILE not in files:
+        return None
+    try:
+        return TrainingData.load(metadata_path(path).parent / TRAINING_DATA_FILE)
     except ArtefactMetadataError as exc:
         raise AuditError(f"{exc}; or audit without --artefact") from None
 

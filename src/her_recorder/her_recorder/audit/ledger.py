@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals.evaluation import EvaluationPlan
+from her_goals.provenance import episode_digest
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import BagMeta
 from her_recorder.reader import BagSource, EpisodeMessages, collect_episode_messages, inspect_bag
@@ -62,6 +63,9 @@ class LedgerEpisode:
     """Every achieved and next-achieved goal of the episode's steps, (2T, dim)."""
     trajectory: str = ""
     """Hash of the episode's observations, actions and achieved goals ('' without steps)."""
+    digest: int | None = None
+    """:func:`her_goals.provenance.episode_digest` of its observations, executed actions and
+    requested goal, as the trainer records each episode it trains on (None without steps)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -134,6 +138,9 @@ def ledger_episode(bag: Path, episode_id: int, messages: EpisodeMessages, plan: 
         entry.achieved = np.concatenate(achieved)
     if steps:
         entry.trajectory = _trajectory_hash(steps)
+        observation, action = _stack(steps, "observation"), _stack(steps, "action_applied")
+        if observation is not None and action is not None:
+            entry.digest = episode_digest(observation, action, np.asarray(steps[0].desired_goal, np.float64))
     return entry
 
 

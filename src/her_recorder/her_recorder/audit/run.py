@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from her_goals import GoalRegion, GoalSpace
+from her_goals.outputs import StagedOutput
+from her_goals.provenance import TrainingData
 from her_recorder.audit import inputs, metrics
 from her_recorder.audit.episodes import AuditedEpisode, bag_meta, gather_episodes
 from her_recorder.audit.ledger import read_ledger
@@ -46,6 +48,7 @@ class _Provenance:
 
     artefact: dict[str, Any] | None
     """The artefact's policy.json, if one was given."""
+    training_data: TrainingData | None
     artefact_hash: str
     training_log: TrainingLogSummary | None
     config_hashes: list[str]
@@ -129,6 +132,7 @@ def run_audit(
         tolerance=tolerance,
         region=goal_region,
         splits=splits,
+        training_data=prov.training_data,
     )
     report = AuditReport(
         bags=[str(b) for b in bag_paths],
@@ -218,6 +222,7 @@ def _provenance(
 ) -> _Provenance:
     """Artefact, training log and config hashes; notes where they disagree with the bags."""
     art_meta = inputs.load_artefact_metadata(Path(artefact)) if artefact is not None else None
+    trained = inputs.load_training_data(Path(artefact), art_meta) if artefact is not None and art_meta else None
     if training_log is None and artefact is not None:
         training_log = inputs.training_log_beside(Path(artefact))
         if training_log is not None:
@@ -232,6 +237,7 @@ def _provenance(
         _artefact_notes(art_meta, space, config_hashes, notes)
     return _Provenance(
         artefact=art_meta,
+        training_data=trained,
         artefact_hash=str(art_meta["artefact_hash"]) if art_meta is not None else "none",
         training_log=log,
         config_hashes=config_hashes,
@@ -413,12 +419,17 @@ def _write_outputs(
     *,
     plots: bool,
 ) -> None:
-    """PNGs (if ``plots``), trace.npz, report.json and report.md into ``out`` (created)."""
-    out.mkdir(parents=True, exist_ok=True)
-    if plots:
-        report.files.update(write_plots(report, eps, region, out))
-    report.files[TRACE_FILE] = str(_write_trace(out / TRACE_FILE, eps, space))
-    report.files["report.json"] = str(out / "report.json")
-    report.files["report.md"] = str(out / "report.md")
-    (out / "report.json").write_text(report.to_json() + "\n", "utf-8")
-    (out / "report.md").write_text(markdown(report), "utf-8")
+    """PNGs (if ``plots``), trace.npz, report.json and report.md into ``out`` (created).
+
+    Written into a staging directory and renamed into place, report.md last: a full disk
+    leaves the previous report as it was (a StorageError says so), never half a new one."""
+    with StagedOutput(out, last=("report.json", "report.md")) as staged:
+        if plots:
+            written = write_plots(report, eps, region, staged.dir)
+            report.files.update({name: str(staged.final(Path(p).name)) for name, p in written.items()})
+        _write_trace(staged.dir / TRACE_FILE, eps, space)
+        report.files[TRACE_FILE] = str(staged.final(TRACE_FILE))
+        report.files["report.json"] = str(staged.final("report.json"))
+        report.files["report.md"] = str(staged.final("report.md"))
+        (staged.dir / "report.json").write_text(report.to_json() + "\n", "utf-8")
+        (staged.dir / "report.md").write_text(markdown(report), "utf-8")

@@ -8,7 +8,9 @@ and checks every invariant the headline relies on, each under its code
   units, tolerance and region in the bags are the registry's (and the artefact's);
   the sampler splits cells as training does; the evaluated policy did not explore;
 * **the policy**: every step of every evaluation episode names the plan's policy, and
-  that is the artefact given to the audit;
+  that is the artefact given to the audit; the bags' recorded config names no other run's
+  artefact or training config; no evaluation episode, and no evaluation goal, is in the
+  artefact's training data (``training_data.npz``);
 * **each episode**: its START split is its bag's; its requested goal is the plan's
   held-out stream goal at its stream index, in a held-out cell, inside the region, never
   a training episode's goal, physically plausible, never equal to one of its own
@@ -49,6 +51,7 @@ from her_goals.evaluation import (
     implausible,
     registered_goal_space,
 )
+from her_goals.provenance import ArtefactMetadataError, TrainingData, read_policy_metadata
 from her_goals.tasks import TASKS, TaskSpec
 from her_recorder.audit.episodes import bag_split, split_word
 from her_recorder.audit.findings import finding, verdict
@@ -140,6 +143,7 @@ class _Inputs:
     artefact: Mapping[str, Any] | None
     tolerance: float | None
     region: GoalRegion | None
+    training_data: TrainingData | None = None
 
 
 def verify(
@@ -151,8 +155,10 @@ def verify(
     tolerance: float | None = None,
     region: GoalRegion | None = None,
     splits: Mapping[tuple[str, int], Split] | None = None,
+    training_data: TrainingData | None = None,
 ) -> Verification:
-    """Check the evaluation in ``ledger``; see the module docstring."""
+    """Check the evaluation in ``ledger``; see the module docstring. ``training_data`` is what
+    trained ``artefact`` (None: it records none)."""
     errors: dict[tuple[str, int], set[str]] = defaultdict(set)
     for p in problems:
         if p.severity == "error" and p.episode_id is not None:
@@ -165,6 +171,7 @@ def verify(
         artefact,
         tolerance,
         region,
+        training_data,
     )
     found = _Collector()
     evals = [e for bag in ledger for e in bag.episodes if inputs.splits[e.key] == "eval"]
@@ -176,6 +183,8 @@ def verify(
     for plan in plans:
         _check_plan(plan, inputs, trains, found)
     _check_episodes(evals, trains, inputs, found)
+    _check_trained_on(evals, inputs, found)
+    _check_configs(inputs, plans, found)
     for plan in plans:
         _check_accounting(plan, [e for e in evals if e.plan is not None and e.plan.same_as(plan)], found)
     _check_duplicates(evals, found)
@@ -381,6 +390,85 @@ def _check_policy(plan: EvaluationPlan, inputs: _Inputs, found: _Collector) -> N
             found.add("EVAL_ARTEFACT_MISMATCH", "the artefact's goal space cannot be read")
         else:
             _space_checks("artefact", art_space, reg[1], found)
+
+
+def _check_trained_on(evals: Sequence[LedgerEpisode], inputs: _Inputs, found: _Collector) -> None:
+    """No evaluation episode, and no evaluation goal (exact float equality), is in the data
+    that trained the audited artefact."""
+    if inputs.artefact is None or not evals:
+        return
+    data = inputs.training_data
+    if data is None:
+        found.add("EVAL_TRAINING_DATA_UNKNOWN", "the artefact has no training_data.npz")
+        return
+    digests = {int(d) for d in data.digests.tolist()}
+    goals = {np.ascontiguousarray(g, dtype=np.float64).tobytes() for g in data.goals}
+    n = int(data.digests.size)
+    for e in evals:
+        if e.digest is not None and e.digest in digests:
+            found.add(
+                "EVAL_TRAINED_ON_EVAL",
+                f"{e.where()} is one of the artefact's {n} training episodes (same observations, actions, goal)",
+                episode=e,
+            )
+        elif e.desired_goal.size and np.ascontiguousarray(e.desired_goal, dtype=np.float64).tobytes() in goals:
+            found.add(
+                "EVAL_TRAINED_ON_EVAL",
+                f"{e.where()}: goal {_vec(e.desired_goal)} is the requested goal of one of the artefact's "
+                f"{n} training episodes",
+                episode=e,
+            )
+
+
+CONFIG_HASH_KEYS = ("train_config_hash",)
+"""Keys of an evaluation bag's config naming the training config of the evaluated policy."""
+
+
+def _config_artefacts(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(what, hash) of each artefact an evaluation bag's config names: its ``artefact_hash``, and
+    the hash in the policy.json at its ``artefact`` path (her sim: ``policy``) when that path is
+    readable here (a path that is not says nothing either way)."""
+    out = []
+    named = config.get("artefact_hash")
+    if isinstance(named, str) and named:
+        out.append(("artefact_hash", named))
+    path = config.get("artefact") or config.get("policy")
+    if isinstance(path, str) and path and path not in NAMED_POLICIES and Path(path).exists():
+        try:
+            out.append((f"artefact {path}", str(read_policy_metadata(path)["artefact_hash"])))
+        except ArtefactMetadataError:
+            pass
+    return out
+
+
+def _check_configs(inputs: _Inputs, plans: Sequence[EvaluationPlan], found: _Collector) -> None:
+    """Each evaluation bag's recorded config (``her.config``) names the plan's policy: the
+    artefact hash or path it names, and its training config hash against the audited artefact's."""
+    art = inputs.artefact
+    art_hash = str(art.get("artefact_hash", "")) if art is not None else ""
+    art_config = str((art.get("provenance") or {}).get("config_hash", "")) if art is not None else ""
+    for bag in inputs.ledger:
+        meta = bag.meta
+        if meta is None or meta.plan is None or meta.plan.split != EVAL or not isinstance(meta.config, Mapping):
+            continue
+        policy = meta.plan.policy.removesuffix(EXPLORING)
+        where = f"{bag.bag.parent.name}/{bag.bag.name}"
+        for what, named in _config_artefacts(meta.config):
+            if named != policy:
+                found.add(
+                    "EVAL_CONFIG_MISMATCH",
+                    f"{where}: its config's {what} is {named[:16]}, its plan's policy {policy[:16]}",
+                    bag=bag.bag,
+                )
+        for key in CONFIG_HASH_KEYS:
+            value = meta.config.get(key)
+            if isinstance(value, str) and value and art_config and policy == art_hash and value != art_config:
+                found.add(
+                    "EVAL_CONFIG_MISMATCH",
+                    f"{where}: its config's {key} is {value}, the evaluated artefact was trained with "
+                    f"config {art_config}: the bag names another run",
+                    bag=bag.bag,
+                )
 
 
 # -- each evaluation episode -----------------------------------------------------------------
