@@ -227,3 +227,40 @@ def test_config_rejects_nonsense() -> None:
         dataclasses.replace(config("ddpg"), tau=0.0)
     with pytest.raises(ConfigError, match="not both"):
         TrainConfig(task="reach", env="FetchReach-v4")
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3", "sac"])
+def test_a_critic_ensemble_is_one_stacked_network_that_fits_a_batch(algo: str) -> None:
+    cfg = config(algo, n_critics=5, target_critics=2, critic_layer_norm=True, critic_dropout=0.01)
+    learner = make_learner(LAYOUT, cfg, gamma=GAMMA, seed=0)
+    ensemble = [m for m in learner.critic.modules() if isinstance(m, EnsembleLinear)]
+    assert len(ensemble) == 3 and all(m.weight.shape[0] == 5 for m in ensemble), "5 critics, 3 stacked layers"
+    assert sum(isinstance(m, torch.nn.Dropout) for m in learner.critic.modules()) == 2
+    x, a, *_ = learner.tensors(batch())
+    assert learner.critic(x, a).shape == (5, 64)
+    b = batch()
+    first = learner.update(b, with_metrics=True)
+    for _ in range(60):
+        last = learner.update(b, with_metrics=True)
+    assert np.isfinite(list(last.values())).all() and last["critic_loss"] < first["critic_loss"]
+
+
+def test_redq_target_is_the_minimum_over_a_random_subset_of_critics() -> None:
+    from her_policy.learn.algorithms.td3 import actor_value, target_minimum
+
+    q = torch.tensor([[-1.0], [-2.0], [-3.0], [-4.0], [-5.0]])
+    assert target_minimum(q, None).item() == -5.0, "all critics: the minimum of all"
+    torch.manual_seed(0)
+    drawn = {target_minimum(q, 2).item() for _ in range(200)}
+    assert drawn == {-2.0, -3.0, -4.0, -5.0}, "a subset of 2: never the largest, every other as its minimum"
+    assert actor_value(q).item() == -3.0, "the actor follows the ensemble's mean"
+    assert actor_value(q[:2]).item() == -1.0, "twin critics: the first, as TD3"
+
+
+def test_an_ensemble_subset_larger_than_the_ensemble_is_refused() -> None:
+    from her_goals.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="target_critics 3 is more than the 2 critics"):
+        config("td3", target_critics=3)
+    with pytest.raises(ConfigError, match="critic_dropout"):
+        config("td3", critic_dropout=1.0)

@@ -88,6 +88,16 @@ class TrainConfig:
     """Hidden layer widths of actor and critic."""
     critic_layer_norm: bool = False
     """Layer normalisation in the critics (and gciql's value net) after every hidden layer."""
+    n_critics: Annotated[int, Range(ge=1, le=32)] | None = None
+    """Critics of ddpg/td3/sac (None: the algorithm's own, ddpg 1, td3 and sac 2). All are one
+    stacked network, a batch one batched matmul per layer (learn/nets.py). With more than two,
+    REDQ (Chen et al. 2021): the TD target is the minimum over ``target_critics`` of them drawn
+    at random each update, and the actor follows their mean."""
+    target_critics: Annotated[int, Range(ge=1, le=32)] | None = None
+    """REDQ's in-target subset: critics drawn per update for the target's minimum (None: all)."""
+    critic_dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    """Dropout in the critics after every hidden linear layer, before its layer norm (DroQ,
+    Hiraoka et al. 2022); also in the target critics."""
     gamma: Annotated[float, Range(ge=0, lt=1)] | None = None
     """Discount factor (None: 1 - 1/episode_length, the baselines HER choice)."""
     actor_lr: PositiveFloat = 1e-3
@@ -181,6 +191,11 @@ class TrainConfig:
         if self.task is not None and self.env is not None:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
         check_fields(self, where="train config")
+        if self.target_critics is not None and self.target_critics > (self.n_critics or 2):
+            raise ConfigError(
+                f"target_critics {self.target_critics} is more than the {self.n_critics or 2} critics "
+                "(n_critics); draw at most all of them"
+            )
         if self.randomize != "none":
             DomainRandomization.from_spec(self.randomize)  # names a typo or a bad range now
             if self.env is not None:

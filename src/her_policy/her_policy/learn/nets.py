@@ -54,12 +54,14 @@ def mlp(
     *,
     ensemble: int = 0,
     layer_norm: bool = False,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
     """ReLU MLP ``in_dim -> hidden... -> out_dim``; with ``ensemble=n``, ``n`` of them stacked.
 
     A stacked MLP takes (n, B, in_dim) and returns (n, B, out_dim). ``layer_norm`` puts a
     layer normalisation after every hidden linear layer, before its ReLU (critics: RLPD,
-    DroQ; it keeps Q from growing where the data holds no action).
+    DroQ; it keeps Q from growing where the data holds no action); ``dropout`` a dropout
+    before it (DroQ's order: linear, dropout, layer norm, ReLU).
     """
     sizes = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
@@ -68,6 +70,8 @@ def mlp(
             EnsembleLinear(ensemble, fan_in, fan_out) if ensemble else nn.Linear(fan_in, fan_out)
         )
         if i < len(sizes) - 2:
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             if layer_norm:
                 layers.append(EnsembleLayerNorm(ensemble, fan_out) if ensemble else nn.LayerNorm(fan_out))
             layers.append(nn.ReLU())

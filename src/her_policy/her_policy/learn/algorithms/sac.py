@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.weights import LOG_STD_MAX, LOG_STD_MIN, Head
 from her_policy.learn.algorithms.base import Learner, adam, step_on
-from her_policy.learn.algorithms.td3 import Critics
+from her_policy.learn.algorithms.td3 import critics_for, target_minimum
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.nets import Adam, mlp, polyak_update
 
@@ -42,7 +42,8 @@ class SAC(Learner):
         super().__init__(layout, config, gamma=gamma, seed=seed)
         d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
         self.actor = mlp(d, 2 * n_a, h)
-        self.critic = Critics(d, n_a, h, n=2, layer_norm=config.critic_layer_norm)
+        self.n_critics = config.n_critics or 2
+        self.critic = critics_for(config, d, n_a, 2)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), requires_grad=True)
         self.target_entropy = -float(n_a)
@@ -63,7 +64,8 @@ class SAC(Learner):
 
     def _next_value(self, x2: Tensor) -> Tensor:
         a2, logp2 = squashed_gaussian(self.actor(x2), self.layout.action_dim)
-        return self.critic_target(x2, a2).min(0).values - self.log_alpha.detach().exp() * logp2
+        q2 = target_minimum(self.critic_target(x2, a2), self.config.target_critics)
+        return q2 - self.log_alpha.detach().exp() * logp2
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -90,7 +92,8 @@ class SAC(Learner):
         self.critic_opt.step()
 
         pi, logp = squashed_gaussian(self.actor(x), n_a)
-        q_pi = self.critic(x, pi).min(0).values
+        q_all = self.critic(x, pi)
+        q_pi = q_all.mean(0) if self.n_critics > 2 else q_all.min(0).values  # REDQ-SAC: the mean
         actor_loss = (alpha * logp - q_pi).mean()
         step_on(actor_loss, self._actor_params, self.actor_opt)
 
@@ -104,7 +107,7 @@ class SAC(Learner):
         if not with_metrics:
             return {}
         return {
-            "critic_loss": critic_loss.item() / 2,
+            "critic_loss": critic_loss.item() / self.n_critics,
             "actor_loss": actor_loss.item(),
             "q_mean": q.mean().item(),
             "target_mean": y.mean().item(),

@@ -48,16 +48,42 @@ class Critics(nn.Module):
         n: int = 2,
         *,
         layer_norm: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n = n
-        self.net = mlp(input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0, layer_norm=layer_norm)
+        self.net = mlp(
+            input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0, layer_norm=layer_norm, dropout=dropout
+        )
 
     def forward(self, x: Tensor, a: Tensor) -> Tensor:
         xa = torch.cat([x, a], 1)
         if self.n == 1:
             return self.net(xa).squeeze(-1).unsqueeze(0)
         return self.net(xa.unsqueeze(0).expand(self.n, *xa.shape)).squeeze(-1)
+
+
+def critics_for(config: TrainConfig, input_dim: int, action_dim: int, default_n: int) -> Critics:
+    """The critics ``config`` asks for: ``n_critics`` (or the algorithm's ``default_n``) with
+    its layer norm and dropout."""
+    return Critics(
+        input_dim, action_dim, config.hidden, n=config.n_critics or default_n,
+        layer_norm=config.critic_layer_norm, dropout=config.critic_dropout,
+    )  # fmt: skip
+
+
+def target_minimum(q: Tensor, subset: int | None) -> Tensor:
+    """The TD target's value from the target critics' (n, B) estimates: the minimum over all
+    of them, or over ``subset`` drawn at random (REDQ's in-target minimisation)."""
+    if subset is not None and subset < q.shape[0]:
+        q = q[torch.randperm(q.shape[0])[:subset]]
+    return q.min(0).values
+
+
+def actor_value(q: Tensor) -> Tensor:
+    """What the actor maximises from the critics' (n, B) estimates of its actions: the first
+    critic's for one or two (TD3, DDPG), the ensemble's mean for more (REDQ)."""
+    return q.mean(0) if q.shape[0] > 2 else q[0]
 
 
 class TD3(Learner):
@@ -72,7 +98,8 @@ class TD3(Learner):
         super().__init__(layout, config, gamma=gamma, seed=seed)
         d, n_a, h = layout.input_dim, layout.action_dim, config.hidden
         self.actor = mlp(d, n_a, h)
-        self.critic = Critics(d, n_a, h, n=self.n_critics, layer_norm=config.critic_layer_norm)
+        self.n_critics = config.n_critics or type(self).n_critics
+        self.critic = critics_for(config, d, n_a, self.n_critics)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._actor_params = list(self.actor.parameters())
@@ -96,7 +123,7 @@ class TD3(Learner):
             clip = self.config.noise_clip
             noise = (torch.randn_like(a2) * self.target_noise).clamp(-clip, clip)
             a2 = (a2 + noise).clamp(-1.0, 1.0)
-        return self.critic_target(x2, a2).min(0).values
+        return target_minimum(self.critic_target(x2, a2), self.config.target_critics)
 
     def modules(self) -> dict[str, nn.Module | Adam]:
         return {
@@ -123,7 +150,7 @@ class TD3(Learner):
         count = self.n_updates + 1
         if count % self.policy_delay == 0:
             pi = torch.tanh(self.actor(x))
-            q_pi = self.critic(x, pi)[0]
+            q_pi = actor_value(self.critic(x, pi))
             if cfg.bc_weight > 0:
                 # TD3+BC: the Q term at unit scale (divided by its mean |Q|) plus the
                 # behaviour-cloning term, so bc_weight means the same whatever Q's scale.
@@ -131,7 +158,7 @@ class TD3(Learner):
                 keep = None
                 if cfg.bc_q_filter:  # clone only where the data's action is still the better one
                     with torch.no_grad():
-                        keep = self.critic(x, a)[0] > q_pi
+                        keep = actor_value(self.critic(x, a)) > q_pi
                 bc = self.bc_error(pi, a, keep)
                 actor_loss = q_term + cfg.bc_weight * bc + cfg.action_l2 * pi.square().mean()
             else:
