@@ -20,6 +20,12 @@ Usage:
   .venv/bin/python bench/bench_learning.py --tasks fetch_push --ours batch_size=1024 algo=td3
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks reach push drawer pick_and_place fetch_push \
       fetch_pick_and_place --sb3-budget-steps 150000      # issue 10's table, one line per task
+  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push fetch_push --variants auto push_high_utd \
+      --ours env_steps=50000                              # issue 22: today's preset beside the high-UTD one
+
+With ``--seeds``, each line also gives the CPU-seconds per 1k env steps (this process and the
+env workers it reaped, ``getrusage``), so that a preset that needs fewer env steps is weighed
+against what each step costs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,23 +233,32 @@ def report(name: str, task: Task, budget_s: float, curves: list[Curve]) -> str:
     return "\n".join(lines)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its reaped children (the env workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def seed_summary(name: str, task: Task, seeds: list[int], overrides: dict[str, Any], final_episodes: int) -> str:
     """Ours over several seeds, no wall-clock cap (the preset's step budget): the issue's line."""
-    to_steps, to_wall, finals = [], [], []
+    to_steps, to_wall, finals, cpu_per_1k = [], [], [], []
     target = 0.9  # the issue's figure for every task
     for seed in seeds:
         flags = {"env": task.source.env_id, "task": task.source.task, "seed": seed, "progress": False,
                  "eval_every": task.eval_every, "eval_episodes": 50, "final_eval_episodes": final_episodes,
                  "target_success": task.stop_at}  # fmt: skip
         cfg = build_train_config({**{k: v for k, v in flags.items() if v is not None}, **overrides})
+        cpu0 = cpu_seconds()
         result = train(cfg, env_factory=task.source)
+        cpu_per_1k.append((cpu_seconds() - cpu0) / max(result.env_steps, 1) * 1e3)
         hit = next(((r.env_steps, r.train_wall_s) for r in result.evals if r.requested_success >= target), None)
         if hit is not None:
             to_steps.append(hit[0])
             to_wall.append(hit[1])
         finals.append(result.final.requested_success if result.final else float("nan"))
         print(f"[{name} seed {seed}] steps_to_{target:g}={hit[0] if hit else 'not reached'} "
-              f"final={finals[-1]:.3f} ({result.env_steps} steps, {result.train_wall_s:.0f} s)", flush=True)  # fmt: skip
+              f"final={finals[-1]:.3f} ({result.env_steps} steps, {result.train_wall_s:.0f} s, "
+              f"{cpu_per_1k[-1]:.1f} CPU-s per 1k env steps)", flush=True)  # fmt: skip
 
     def stat(values: list[float], fmt: str) -> str:
         if len(values) < len(seeds):
@@ -253,7 +269,8 @@ def seed_summary(name: str, task: Task, seeds: list[int], overrides: dict[str, A
 
     return (
         f"task={name} seeds={len(seeds)} steps_to_{target:g}={stat(to_steps, '{:.0f}')} "
-        f"wall_s_to_{target:g}={stat(to_wall, '{:.0f}')} final={float(np.median(finals)):.3f}"
+        f"wall_s_to_{target:g}={stat(to_wall, '{:.0f}')} final={float(np.median(finals)):.3f} "
+        f"finals={','.join(f'{f:.2f}' for f in finals)} cpu_s_per_1k_steps={float(np.median(cpu_per_1k)):.1f}"
     )
 
 
@@ -299,6 +316,11 @@ def main() -> None:
         help="ours only, over this many seeds with the preset's step budget (no wall cap): one "
         "'task=... seeds=... steps_to_0.9=... wall_s_to_0.9=... final=...' line per task",
     )  # fmt: skip
+    parser.add_argument(
+        "--variants", nargs="+", default=["auto"], metavar="PRESET",
+        help="with --seeds: presets to run side by side for each task (auto: the task's own; any name "
+        "of her_policy.learn.presets.PRESETS, e.g. push_high_utd); --ours applies to all",
+    )  # fmt: skip
     parser.add_argument("--slow-seeds", type=int, default=1, help="seeds for pick-and-place tasks with --seeds")
     parser.add_argument(
         "--sb3-budget-steps", type=int, default=0,
@@ -311,8 +333,11 @@ def main() -> None:
         lines = []
         for name in args.tasks:
             n = args.slow_seeds if name in SLOW else args.seeds
-            lines.append(seed_summary(name, TASKS[name], list(range(n)), overrides, args.final_episodes))
-            print(lines[-1], flush=True)
+            for variant in args.variants:
+                line = seed_summary(name, TASKS[name], list(range(n)), {"preset": variant, **overrides},
+                                    args.final_episodes)  # fmt: skip
+                lines.append(f"variant={variant} {line}")
+                print(lines[-1], flush=True)
         if args.sb3_budget_steps:
             for name in ("reach", "push"):
                 if name in args.tasks:
