@@ -106,6 +106,8 @@ def train(
             extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
         if extra:
             env_factory = dataclasses.replace(env_factory, kwargs=(*env_factory.kwargs, *extra))
+        if cfg.safety_layer:
+            env_factory = dataclasses.replace(env_factory, safety_layer=True)
     probe = env_factory()
     space = goal_space_of(probe, name=cfg.env)
     layout = layout_of(probe)

@@ -349,6 +349,8 @@ class Trainer:
         self._credit = 0.0
         self.evals: list[TrainingLogRow] = []
         self._recent_success: list[float] = []
+        self._recent_cost: list[float] = []
+        """Safety cost summed over each recent training episode (NaN where none was recorded)."""
         self._window: list[UpdateStats] = []
         self._next_eval = self._first(cfg.eval_every_updates if mode == "offline" else cfg.eval_every)
         self._next_ckpt = self._first(cfg.checkpoint_every)
@@ -401,8 +403,11 @@ class Trainer:
             self._store(self.buffer, episode, source)
             new_steps += episode.n_steps
             self._recent_success.append(episode.success)
+            cost = episode.safety_cost
+            self._recent_cost.append(math.nan if cost is None else float(np.sum(cost)))
         self.env_steps += new_steps
         self._recent_success = self._recent_success[-10 * max(1, self.config.n_envs) :]
+        self._recent_cost = self._recent_cost[-10 * max(1, self.config.n_envs) :]
         if self.env_steps >= self.config.learning_starts:
             self._credit += self.config.updates_per_step * new_steps
         return new_steps
@@ -418,13 +423,15 @@ class Trainer:
         cfg = self.config
         size = cfg.batch_size if batch_size is None else batch_size
         if self.demo_buffer is None:
-            return self.buffer.sample(size, n_step=cfg.n_step, gamma=self.gamma)
+            return self.buffer.sample(size, n_step=cfg.n_step, gamma=self.gamma, cost_weight=cfg.cost_penalty)
         n_demo = size if self.buffer.n_transitions == 0 else round(self.demo_share * size)
         parts = []
         if n_demo:
-            parts.append(self.demo_buffer.sample(n_demo, n_step=cfg.n_step, gamma=self.gamma, prior=True))
+            parts.append(self.demo_buffer.sample(
+                n_demo, n_step=cfg.n_step, gamma=self.gamma, prior=True, cost_weight=cfg.cost_penalty))
         if size - n_demo:
-            parts.append(self.buffer.sample(size - n_demo, n_step=cfg.n_step, gamma=self.gamma))
+            parts.append(self.buffer.sample(
+                size - n_demo, n_step=cfg.n_step, gamma=self.gamma, cost_weight=cfg.cost_penalty))
         return parts[0] if len(parts) == 1 else concat_batches(parts)
 
     def update(self, n_updates: int) -> UpdateStats:
@@ -490,6 +497,7 @@ class Trainer:
             positive_fraction_original=_mean_of(s.positive_fraction_original for s in window),
             train_episode_success=_mean_of(self._recent_success) if self._recent_success else math.nan,
             moving_fraction=self.buffer.moving_fraction,
+            train_episode_cost=_mean_of(self._recent_cost) if self._recent_cost else math.nan,
             metrics=metrics,
         )
         self.evals.append(row)
@@ -600,6 +608,7 @@ class Trainer:
             "credit": self._credit,
             "next_eval": None if math.isinf(self._next_eval) else self._next_eval,
             "recent_success": self._recent_success,
+            "recent_cost": self._recent_cost,
             "buffer_rng": self.buffer.rng.bit_generator.state,
             "demo_rng": self.demo_buffer.rng.bit_generator.state if self.demo_buffer else None,
             "config": to_plain(self.config),
@@ -662,6 +671,7 @@ class Trainer:
             self._best = (self.evals[best], ActorWeights.load(candidate / "best_actor.npz"))
         self._credit = float(state.get("credit", 0.0))
         self._recent_success = [float(s) for s in state.get("recent_success", [])]
+        self._recent_cost = [float(c) for c in state.get("recent_cost", [])]
         if state.get("next_eval") is not None:
             self._next_eval = float(state["next_eval"])
         if state.get("buffer_rng"):
