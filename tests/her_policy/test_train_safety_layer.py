@@ -4,6 +4,7 @@ learned from only when the cost penalty is on (after relabelling, never relabell
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,32 @@ def test_the_training_log_shows_the_mean_cost_per_episode(tmp_path: Path) -> Non
     result = train(cfg)
     costs = [r.train_episode_cost for r in result.evals]
     assert len(costs) == 2 and all(np.isfinite(c) and c >= 0 for c in costs)
+
+
+def test_the_cost_budget_multiplier_rises_while_episodes_overspend_and_falls_back_to_zero() -> None:
+    from her_policy.learn.trainer import Trainer
+
+    source = EnvSource(task="push", safety_layer=True)
+    probe = source()
+    episodes = Collector(source, n_envs=2, seed=0, layout=layout_of(probe)).collect(None, Exploration(uniform=True))
+    spent = float(np.mean([e.safety_cost.sum() for e in episodes]))
+    assert spent > 5  # random pushes hit the floor on many ticks
+    cfg = build_train_config({"task": "push", "safety_layer": True, "cost_budget": 5.0, "cost_multiplier_lr": 0.1})
+    trainer = Trainer(cfg, layout_of(probe), probe.unwrapped.goal_space, episode_length=50, log=False)
+    trainer.ingest(episodes)
+    assert trainer.cost_multiplier == pytest.approx(0.1 * (spent - 5.0), rel=1e-6)
+    batch = trainer.sample(256)
+    space = probe.unwrapped.goal_space
+    assert batch.cost is not None and batch.cost.max() > 0
+    np.testing.assert_allclose(
+        batch.reward, space.compute_reward(batch.next_achieved_goal, batch.desired_goal) - trainer.cost_weight * batch.cost,
+        rtol=1e-6, atol=1e-6,
+    )  # fmt: skip
+    clean = [dataclasses.replace(e, safety_cost=np.zeros_like(e.safety_cost)) for e in episodes]
+    trainer.ingest(clean)  # within budget: 0.1 x (0 - 5) = -0.5 a batch
+    assert trainer.cost_multiplier == pytest.approx(max(0.0, 0.1 * (spent - 5.0) - 0.5), abs=1e-6)
+    for _ in range(int(spent)):
+        trainer.ingest(clean)
+    assert trainer.cost_multiplier == 0.0 and trainer.cost_weight == 0.0
+    with pytest.raises(ConfigError, match="cost_budget=3.0 needs safety_layer"):
+        build_train_config({"task": "push", "cost_budget": 3.0})
