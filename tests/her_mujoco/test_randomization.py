@@ -31,14 +31,38 @@ def test_samples_are_in_range_and_the_same_seed_gives_the_same_parameters() -> N
             continue
         values = [getattr(d, f.name) for d in draws]
         assert min(values) >= bounds[0] and max(values) <= bounds[1], f.name
-    assert {d.latency_ticks for d in draws} == {0, 1}
+    assert {d.latency_ticks for d in draws} == {0, 1, 2}
     # One friction draw for block and table (MuJoCo's contact takes the larger): slippery
     # contacts are as likely as the range says; untied, each is drawn on its own.
     assert all(d.block_friction_scale == d.table_friction_scale for d in draws)
-    assert sum(d.block_friction_scale <= 0.75 for d in draws) > 20
+    tied_slippery = sum(d.block_friction_scale <= 0.75 for d in draws)
+    assert tied_slippery > 40
     untied = dataclasses.replace(DEFAULT_RANDOMIZATION, tie_friction=False)
     loose = [untied.sample(rng) for _ in range(200)]
-    assert sum(max(d.block_friction_scale, d.table_friction_scale) <= 0.75 for d in loose) < 15
+    assert sum(max(d.block_friction_scale, d.table_friction_scale) <= 0.75 for d in loose) < tied_slippery / 2
+
+
+def test_the_default_ranges_reach_both_ends_of_every_suite_condition_often() -> None:
+    """Training sees what the suite tests: every single condition's value (and so every
+    bundle's) lies in the default range, both friction directions come up about equally
+    often, and the suite's 80 ms latency is a third of the episodes."""
+    for name, params in PERTURBATION_SUITE.items():
+        for f in dataclasses.fields(params):
+            value = getattr(params, f.name)
+            if value == f.default:
+                continue
+            low, high = getattr(DEFAULT_RANDOMIZATION, f.name)
+            assert low <= value <= high, f"{name}: {f.name}={value} outside the default {low}..{high}"
+    rng = np.random.default_rng(1)
+    draws = [DEFAULT_RANDOMIZATION.sample(rng) for _ in range(4000)]
+    slippery = np.mean([d.block_friction_scale <= 0.71 for d in draws])
+    sticky = np.mean([d.block_friction_scale >= 1.41 for d in draws])
+    assert 0.22 < slippery < 0.28 and 0.22 < sticky < 0.28
+    assert 0.30 < np.mean([d.latency_ticks == 2 for d in draws]) < 0.37
+    assert np.mean([d.actuator_kp_scale <= 0.8 for d in draws]) > 0.15
+    uniform = dataclasses.replace(DEFAULT_RANDOMIZATION, log_scales=False)
+    lin = [uniform.sample(np.random.default_rng(1)) for _ in range(2000)]
+    assert np.mean([d.block_friction_scale <= 0.71 for d in lin]) < 0.17  # what log draws fix
 
 
 def test_parameters_are_applied_to_the_model_and_nominal_restores_it() -> None:
