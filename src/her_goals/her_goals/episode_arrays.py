@@ -101,9 +101,12 @@ class EpisodeArrays:
         truncated: bool,
         success: float,
         sim_params: dict[str, Any] | None = None,
+        safety_cost: ArrayLike | None = None,
+        safety_flags: ArrayLike | None = None,
     ) -> EpisodeArrays:
         """An episode from a rollout's ``T + 1`` observations and achieved goals (views, no copy);
-        ``sim_params``: the simulated episode's randomised physics and sensing, if any."""
+        ``sim_params``: the simulated episode's randomised physics and sensing, if any;
+        ``safety_cost`` and ``safety_flags``: (T,) per step, from a training env's safety layer."""
         obs = np.asarray(observations, dtype=np.float64)
         ag = np.asarray(achieved_goals, dtype=np.float64)
         act = np.asarray(actions, dtype=np.float64)
@@ -128,4 +131,6 @@ class EpisodeArrays:
             truncated=end_truncated,
             success=float(success),
             sim_params=sim_params,
+            safety_cost=None if safety_cost is None else np.asarray(safety_cost, np.float32).reshape(n),
+            safety_flags=None if safety_flags is None else np.asarray(safety_flags, np.uint32).reshape(n),
         )

@@ -9,6 +9,10 @@ node can publish them on ``/diagnostics`` unchanged.
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 class SafetyFlag(enum.IntFlag):
@@ -66,3 +70,16 @@ _SEVERITY = {SafetyStatus.OK: 0, SafetyStatus.WARN: 1, SafetyStatus.STALE: 2, Sa
 def worse(a: SafetyStatus, b: SafetyStatus) -> SafetyStatus:
     """The more severe of two levels (ERROR > STALE > WARN > OK)."""
     return a if _SEVERITY[a] >= _SEVERITY[b] else b
+
+
+class FilteredCommand(NamedTuple):
+    """What a safety layer (``her_mujoco.tasks.CommandFilter``) lets a training step send."""
+
+    q_target: NDArray[np.float64] | None
+    """Joint-position targets to send (rad), or None: send nothing this step (a hold)."""
+    gripper_m: float | None
+    """Gripper opening to command (m), or None: leave it."""
+    cost: float
+    """The intervention's safety cost of this step (0 when the command passed untouched)."""
+    flags: int
+    """The ``SafetyFlag`` bits raised (her_goals.safety_flags)."""

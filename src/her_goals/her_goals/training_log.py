@@ -48,6 +48,9 @@ class TrainingLogRow:
     """Success of the exploring policy on its training goals over the last cycles."""
     moving_fraction: float = 0.0
     """Share of stored transitions from episodes that moved the achieved goal (a touched block)."""
+    train_episode_cost: float = math.nan
+    """Mean safety cost per training episode over the last cycles (the safety layer's interventions;
+    NaN when the episodes carried no cost)."""
     metrics: dict[str, float] = field(default_factory=dict)
     """The learner's last update metrics (losses, Q values)."""
 

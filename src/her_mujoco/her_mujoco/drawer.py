@@ -176,6 +176,8 @@ class DrawerEnv(HerArmEnv):
         sim_params = self._randomize(split)
         self.sim.reset(qpos=self.start_qpos, drawer_position_m=start)
         self.sim.set_goal_marker(self.drawer.handle_position(goal[0]))
+        if self.command_filter is not None:
+            self.command_filter.start()
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
         self._needs_reset = False

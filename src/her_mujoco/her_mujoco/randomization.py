@@ -10,8 +10,10 @@ delays. :class:`ArmSim.set_params <her_mujoco.sim.ArmSim.set_params>` applies on
 
 :class:`DomainRandomization` holds a range per parameter; training samples one
 :class:`SimParams` per episode (``her train --randomize default``) and records it in the
-episode's bag. :data:`PERTURBATION_SUITE` is the robustness report's standard set of single
-perturbations, named with their physical values (``latency=40ms``, ``block_friction=0.5x``).
+episode's bag. :data:`PERTURBATION_SUITE` is the robustness report's standard suite: every
+knob alone at both ends (:data:`SINGLE_PERTURBATIONS`, named with their physical values:
+``latency=80ms``, ``block_friction=2x,table_friction=2x``) and everything together in two
+directions (:data:`BUNDLES`: ``all_low_friction``, ``all_high_friction``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ class SimParams:
     joint_damping_nms: NonNegativeFloat | None = None
     """Viscous damping on every arm joint, N m s/rad (absolute); None: the model's."""
     actuator_gain_scale: PositiveFloat = 1.0
-    """Scale of the joint servos' stiffness and damping (kp, kv)."""
+    """Scale of the joint servos' stiffness *and* damping (kp and kv together: a weaker or
+    stronger servo with the same kv/kp ratio)."""
+    actuator_kp_scale: PositiveFloat = 1.0
+    """Scale of the joint servos' stiffness kp alone, kv kept (a servo whose damping did not
+    scale with its stiffness: under- or over-damped). Multiplies ``actuator_gain_scale``."""
     block_mass_scale: PositiveFloat = 1.0
     block_friction_scale: PositiveFloat = 1.0
     table_friction_scale: PositiveFloat = 1.0
@@ -85,9 +91,10 @@ class SimParams:
 
 _LABEL: dict[str, Any] = {
     "latency_ticks": lambda v, dt: f"latency={v * dt * 1e3:.0f}ms",
-    "joint_friction_nm": lambda v, dt: f"joint_friction={v:g}Nm",
+    "joint_friction_nm": lambda v, dt: f"joint_frictionloss={v:g}Nm",
     "joint_damping_nms": lambda v, dt: f"joint_damping={v:g}Nms/rad",
-    "actuator_gain_scale": lambda v, dt: f"actuator_gain={v:g}x",
+    "actuator_gain_scale": lambda v, dt: f"servo_kp_kv={v:g}x",
+    "actuator_kp_scale": lambda v, dt: f"servo_kp_only={v:g}x",
     "block_mass_scale": lambda v, dt: f"block_mass={v:g}x",
     "block_friction_scale": lambda v, dt: f"block_friction={v:g}x",
     "table_friction_scale": lambda v, dt: f"table_friction={v:g}x",
@@ -107,6 +114,7 @@ class DomainRandomization:
     joint_friction_nm: tuple[float, float] = (0.0, 0.0)
     joint_damping_nms: tuple[float, float] | None = None
     actuator_gain_scale: tuple[float, float] = (1.0, 1.0)
+    actuator_kp_scale: tuple[float, float] = (1.0, 1.0)
     block_mass_scale: tuple[float, float] = (1.0, 1.0)
     block_friction_scale: tuple[float, float] = (1.0, 1.0)
     table_friction_scale: tuple[float, float] = (1.0, 1.0)
@@ -118,10 +126,15 @@ class DomainRandomization:
     tie_friction: bool = True
     """Draw one scale for block and table friction (from ``block_friction_scale``). MuJoCo's
     contact takes the larger of the two frictions, so independent draws rarely make a slippery
-    contact: with both in 0.5..2, P(max <= 0.75) = 2.8%; tied, the contact's friction scale is
-    uniform over the declared range. Measured on push (seed 0, 100 held-out goals): independent
-    draws, friction x0.5 0.61 and x2 0.88 (nominal 0.95); tied, 0.68 and 0.68 (nominal 0.92):
-    the friction extremes stay the weak spot either way. False: independent draws."""
+    contact: with both log-uniform in 0.5..2, P(max <= 0.75) = 8.5% (uniform: 2.8%); tied, the
+    contact's friction scale has the declared range's distribution. Measured on push (seed 0,
+    100 held-out goals, uniform draws): independent, friction x0.5 0.61 and x2 0.88 (nominal
+    0.95); tied, 0.68 and 0.68 (nominal 0.92). False: independent draws."""
+    log_scales: bool = False
+    """Draw every ``*_scale`` (a multiplier) log-uniformly over its range, so a range
+    symmetric in ratio (0.5..2) is as likely to halve as to double: P(<= 0.71x) = P(>= 1.41x)
+    = 25%. Uniform draws over 0.5..2 reach <= 0.71x on 14% of episodes and >= 1.41x on 39%.
+    False: uniform draws."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -144,6 +157,8 @@ class DomainRandomization:
             low, high = bounds
             if isinstance(low, int) and isinstance(high, int) and f.name.endswith("ticks"):
                 values[f.name] = int(rng.integers(low, high + 1))
+            elif self.log_scales and f.name.endswith("_scale") and high > low:
+                values[f.name] = float(math.exp(rng.uniform(math.log(low), math.log(high))))
             else:
                 values[f.name] = float(rng.uniform(low, high)) if high > low else float(low)
         if self.tie_friction:
@@ -164,10 +179,11 @@ class DomainRandomization:
 
 
 DEFAULT_RANDOMIZATION = DomainRandomization(
-    latency_ticks=(0, 1),
+    latency_ticks=(0, 2),
     joint_friction_nm=(0.0, 0.5),
     joint_damping_nms=(0.5, 3.0),
     actuator_gain_scale=(0.7, 1.3),
+    actuator_kp_scale=(0.7, 1.3),
     block_mass_scale=(0.5, 2.0),
     block_friction_scale=(0.5, 2.0),
     table_friction_scale=(0.5, 2.0),
@@ -176,9 +192,15 @@ DEFAULT_RANDOMIZATION = DomainRandomization(
     object_position_noise_m=(0.0, 0.005),
     object_dropout_prob=(0.0, 0.1),
     object_delay_ticks=(0, 1),
+    log_scales=True,
 )
-"""The standard ranges of ``--randomize default``: each covers its single perturbation of
-:data:`PERTURBATION_SUITE`."""
+"""The standard ranges of ``--randomize default``: each covers both ends of its single
+perturbations in :data:`PERTURBATION_SUITE` (and so every value of the :data:`BUNDLES`).
+Latency is 0, 1 or 2 ticks (0-80 ms at 25 Hz), a third of the episodes each; the contact
+friction (block and table tied), block mass and servo gains are drawn log-uniformly, so the
+contact is at most 0.71x on a quarter of the episodes and at least 1.41x on another quarter
+(uniform draws made slippery contacts rare: 14% against 39% sticky); the servo's kp alone
+(kv kept) is drawn besides its kp-and-kv scale, as the suite's ``servo_kp_only`` varies it."""
 
 RANDOMIZATIONS: dict[str, DomainRandomization] = {
     "none": DomainRandomization(),
@@ -186,30 +208,60 @@ RANDOMIZATIONS: dict[str, DomainRandomization] = {
 }
 
 
-def _suite() -> dict[str, SimParams]:
-    single = [
+SINGLE_PERTURBATIONS: dict[str, SimParams] = {
+    p.name(): p
+    for p in (
         SimParams(latency_ticks=1),
-        SimParams(joint_friction_nm=0.5, joint_damping_nms=3.0),
+        SimParams(latency_ticks=2),
         SimParams(block_friction_scale=0.5, table_friction_scale=0.5),
         SimParams(block_friction_scale=2.0, table_friction_scale=2.0),
+        SimParams(block_mass_scale=0.5),
         SimParams(block_mass_scale=2.0),
+        SimParams(joint_damping_nms=0.5),
+        SimParams(joint_damping_nms=3.0),
+        SimParams(joint_friction_nm=0.5),
         SimParams(joint_position_noise_rad=0.005),
         SimParams(object_position_noise_m=0.005),
         SimParams(actuator_gain_scale=0.7),
-    ]
-    together: dict[str, Any] = {}
-    for p in single:
-        for f in dataclasses.fields(p):
-            value = getattr(p, f.name)
-            if value != f.default and f.name not in together:
-                together[f.name] = value
-    suite = {p.name(): p for p in single}
-    suite["all"] = SimParams(**together)
-    return suite
+        SimParams(actuator_gain_scale=1.3),
+        SimParams(actuator_kp_scale=0.7),
+        SimParams(actuator_kp_scale=1.3),
+    )
+}
+"""Every knob of the suite alone, at both ends where it has two (at 25 Hz, one tick = 40 ms):
+latency 1 and 2 ticks; contact friction x0.5 and x2 (block and table together: MuJoCo's
+contact takes the larger of the two); block mass x0.5 and x2; joint viscous damping 0.5 and
+3 N m s/rad (the model's is 1); dry joint friction 0.5 N m (MuJoCo ``frictionloss``; the
+model's is 0, so it has one end only); joint-position noise 5 mrad and object-position noise
+5 mm; the servos' kp and kv scaled together (``servo_kp_kv``) and kp alone with kv kept
+(``servo_kp_only``), each x0.7 and x1.3."""
 
+_SHARED_BY_BUNDLES: dict[str, Any] = {
+    "latency_ticks": 2,
+    "joint_friction_nm": 0.5,
+    "joint_position_noise_rad": 0.005,
+    "object_position_noise_m": 0.005,
+}
+BUNDLES: dict[str, SimParams] = {
+    "all_low_friction": SimParams(
+        **_SHARED_BY_BUNDLES, block_friction_scale=0.5, table_friction_scale=0.5, block_mass_scale=0.5,
+        joint_damping_nms=0.5, actuator_gain_scale=0.7,
+    ),
+    "all_high_friction": SimParams(
+        **_SHARED_BY_BUNDLES, block_friction_scale=2.0, table_friction_scale=2.0, block_mass_scale=2.0,
+        joint_damping_nms=3.0, actuator_kp_scale=0.7,
+    ),
+}  # fmt: skip
+""""All together", in both directions: every bundle has the one-ended knobs at their suite
+value (latency 2 ticks, dry joint friction, both sensor noises); ``all_low_friction`` takes
+the low end of each two-ended knob (slippery contact, light block, weak damping, a servo
+weakened in kp and kv), ``all_high_friction`` the high end (sticky contact, heavy block,
+strong damping, kp weakened with kv kept: an over-damped, sluggish servo). A robustness claim
+is the *worst* bundle's figure, not the kindest one's."""
 
-PERTURBATION_SUITE: dict[str, SimParams] = _suite()
-"""The robustness report's standard single perturbations (at 25 Hz) and all of them together."""
+PERTURBATION_SUITE: dict[str, SimParams] = {**SINGLE_PERTURBATIONS, **BUNDLES}
+"""The robustness report's standard conditions: :data:`SINGLE_PERTURBATIONS`, then
+:data:`BUNDLES`."""
 
 
 def parse_sim_params(spec: str, *, where: str = "--perturbation") -> SimParams:

@@ -340,8 +340,10 @@ class ArmSim:
         # Position servos: force = kp (ctrl - q) - kv qdot, gainprm[0] = kp, biasprm[1:3] = -kp, -kv.
         m.actuator_gainprm[self._arm_act] = nominal["gainprm"]
         m.actuator_biasprm[self._arm_act] = nominal["biasprm"]
-        m.actuator_gainprm[self._arm_act, 0] *= params.actuator_gain_scale
-        m.actuator_biasprm[self._arm_act, 1:3] *= params.actuator_gain_scale
+        kp_scale = params.actuator_gain_scale * params.actuator_kp_scale
+        m.actuator_gainprm[self._arm_act, 0] *= kp_scale
+        m.actuator_biasprm[self._arm_act, 1] *= kp_scale
+        m.actuator_biasprm[self._arm_act, 2] *= params.actuator_gain_scale  # kv: not by kp alone
         if self._block_body >= 0:
             b = self._block_body
             m.body_mass[b] = nominal["block_mass"][0] * params.block_mass_scale

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import mujoco
@@ -34,6 +34,7 @@ from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout
 from her_goals.robot.rig import TaskRig
+from her_goals.safety_flags import FilteredCommand
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace
 from her_goals.tasks import (
@@ -63,6 +64,19 @@ GRASP_OFFSET_M = 0.02
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
+
+
+class CommandFilter(Protocol):
+    """The robot's control path between a training env's action and its joints (limits, IK,
+    safety monitor): ``her_policy.learn.safety_layer`` builds one from ``config/safety.yaml``.
+    ``start()`` at every reset; one call per step with the measured state the action was
+    chosen on, the action, the episode's goal and the simulated time."""
+
+    def start(self) -> None: ...
+
+    def __call__(
+        self, state: RobotState, action: NDArray[np.float64], desired_goal: NDArray[np.float64], now_ns: int
+    ) -> FilteredCommand: ...
 
 
 def solve_start_posture(
@@ -243,6 +257,15 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self._tcp = np.zeros(3)
         self._needs_reset = True
         self._renderer: mujoco.Renderer | None = None
+        self.command_filter: CommandFilter | None = None
+        """The safety layer every step goes through (:meth:`set_command_filter`); None: the
+        env's own step (tool target clipped into the workspace silently, cost 0)."""
+
+    def set_command_filter(self, command_filter: CommandFilter | None) -> None:
+        """Run every step through ``command_filter`` (the robot's limits and monitor): each
+        step's ``info["cost"]`` is then its intervention cost and ``info["safety_flags"]`` its
+        reasons, a channel beside the reward (which stays the goal space's)."""
+        self.command_filter = command_filter
 
     def _set_rig(self, rig: TaskRig) -> None:
         """Take the goal space, observation, achieved goal and spaces of the task from its rig."""
@@ -397,6 +420,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                 start_q if start_q is not None else np.asarray(self.arm_config.home_qpos_rad), 0.0
             )
         self.sim.set_goal_marker(goal)
+        if self.command_filter is not None:
+            self.command_filter.start()
         self._state = self.sim.state()
         obs = self._observe(self._state, None)
         self._needs_reset = False
@@ -429,7 +454,11 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     def step(
         self, action: ArrayLike
     ) -> tuple[dict[str, NDArray[np.float64]], float, bool, bool, dict[str, Any]]:
-        """Move the tool by action[:3] * 5 cm and set the gripper (-1 shut, +1 open)."""
+        """Move the tool by action[:3] * 5 cm and set the gripper (-1 shut, +1 open).
+
+        With a :attr:`command_filter` the action goes through it (the robot's limits, IK and
+        safety monitor) and ``info["cost"]`` is the intervention's cost; without one the tool
+        target is clipped into the workspace and the cost is 0."""
         if self._needs_reset or self._state is None or self._obs is None:
             raise EpisodeOrderError(
                 "step() called before reset() or after the physics diverged; call reset()"
@@ -444,14 +473,22 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
                 f"action contains NaN or inf: {a.tolist()}; the policy diverged or its input "
                 "was not finite (check the observation), and the arm was not moved"
             )
-        a = np.minimum(np.maximum(a, -1.0), 1.0)
-        target = np.minimum(np.maximum(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
-        q = self.observation_builder.arm_positions(self._state)
-        q_target = cartesian_step(
-            self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
-        )
-        opening = 0.0 if self.block_gripper else 0.5 * (a[3] + 1.0) * self._max_opening
-        self.sim.set_joint_targets(q_target, opening)
+        cost, flags = 0.0, 0
+        if self.command_filter is not None:
+            # The robot's path: the same limits, IK and monitor as evaluation and the arm.
+            command = self.command_filter(self._state, a, self._goal, self.sim.time_ns)
+            cost, flags = float(command.cost), int(command.flags)
+            if command.q_target is not None:
+                self.sim.set_joint_targets(command.q_target, command.gripper_m)
+        else:
+            a = np.minimum(np.maximum(a, -1.0), 1.0)
+            target = np.minimum(np.maximum(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
+            q = self.observation_builder.arm_positions(self._state)
+            q_target = cartesian_step(
+                self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
+            )
+            opening = 0.0 if self.block_gripper else 0.5 * (a[3] + 1.0) * self._max_opening
+            self.sim.set_joint_targets(q_target, opening)
         self.sim.step()
 
         diverged = self.sim.diverged
@@ -465,7 +502,9 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             obs = self._observe(self._state, previous)
         reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"]))
         # The goal space guarantees reward == is_success - 1, so success needs no second check.
-        info: dict[str, Any] = {"is_success": reward + 1.0, "physics_diverged": diverged}
+        info: dict[str, Any] = {
+            "is_success": reward + 1.0, "physics_diverged": diverged, "cost": cost, "safety_flags": flags,
+        }  # fmt: skip
         terminated = self.compute_terminated(obs["achieved_goal"], obs["desired_goal"], info)
         return obs, reward, terminated, False, info
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from her_goals.episode_arrays import EpisodeArrays
 from her_goals.evaluation import NO_INDEX, POLICY_LEARNER
+from her_goals.safety_flags import flag_names
 from her_policy.errors import PolicyError
 from her_recorder.reader import read_episodes
 
@@ -92,6 +93,10 @@ class BagRoundTrip:
                 truncated=bool(episode.truncated[t] and last),
                 stamp_ns=t0 + (t + 1) * self.step_ns,
                 policy=self.policy,
+                # The training env's safety layer: recorded as an evaluation's steps are.
+                safety_flags=0 if episode.safety_flags is None else int(episode.safety_flags[t]),
+                safety_cost=0.0 if episode.safety_cost is None else float(episode.safety_cost[t]),
+                safety_reasons=() if episode.safety_flags is None else flag_names(int(episode.safety_flags[t])),
             )
         rec.end_episode(stamp_ns=t0 + n * self.step_ns + 1)
         self._clock_ns = t0 + (n + 1) * self.step_ns

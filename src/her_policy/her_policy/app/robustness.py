@@ -1,12 +1,14 @@
 """``her robustness``: how a policy degrades under named perturbations of the simulated arm.
 
-Every condition (nominal, each perturbation of the suite, all of them together, or the
-user's own ``--perturbation key=value,...``) runs the *same* held-out requested goals with
-the same block placements through the full control loop (limits, IK, safety monitor). For
-each: requested-goal success judged on the **true** final state with its Wilson interval,
-the drop in points from nominal, the mean safety cost per episode, and how often the
-**measured** state (what the loop and a robot's bags see) gave a different verdict than
-the truth (honest sensing). Writes ``robustness.md``, ``robustness.json`` and
+Every condition (nominal, each single perturbation of the suite at both ends of its range,
+each "all together" bundle - low and high friction - or the user's own ``--perturbation
+key=value,...``) runs the *same* held-out requested goals with the same block placements
+through the full control loop (limits, IK, safety monitor). For each: requested-goal success
+judged on the **true** final state with its Wilson interval, the drop in points from
+nominal, the mean safety cost per episode, and how often the **measured** state (what the
+loop and a robot's bags see) gave a different verdict than the truth (honest sensing). The
+report calls out the worst single condition and the worst bundle ("all together" is the
+worst bundle's figure). Writes ``robustness.md``, ``robustness.json`` and
 ``robustness.png``. ``--compare`` runs more policies (say, one trained with ``--randomize
 default`` beside one trained without) on the same goals and conditions, side by side.
 """
@@ -31,7 +33,7 @@ from her_goals.outputs import StagedOutput, refuse_existing
 from her_goals.settings_cli import add_settings_arguments, settings_from_args
 from her_goals.stats import wilson_interval
 from her_goals.tasks import TaskName
-from her_mujoco.randomization import PERTURBATION_SUITE, SimParams, parse_sim_params
+from her_mujoco.randomization import BUNDLES, PERTURBATION_SUITE, SimParams, parse_sim_params
 from her_policy.app.sim import policy_actor, sim_control_loop
 
 
@@ -89,6 +91,9 @@ class ConditionResult:
     """Episodes where the measured final state's verdict differs from the true one's."""
     success_margin_mean: float
     """Mean of tolerance - final distance (true state), goal-space units: how close calls were."""
+    kind: str = "single"
+    """nominal, single (one knob; also a --perturbation of the user's) or bundle (everything
+    together in one direction: her_mujoco.randomization.BUNDLES)."""
 
     @property
     def success(self) -> float:
@@ -139,6 +144,7 @@ def run_robustness(
     results = []
     for name, params in {"nominal": SimParams(), **conditions}.items():
         result = run_condition(env, actor, heldout, params, seed=10_000 + seed, name=name)
+        result.kind = condition_kind(name)
         results.append(result)
         if report is not None:
             report(f"  {name:<40} {result.success:.2f} [{result.ci_low:.2f}, {result.ci_high:.2f}]")
@@ -147,6 +153,27 @@ def run_robustness(
     for r in results:
         r.drop_points = round(100.0 * (nominal - r.success), 1)
     return results
+
+
+def condition_kind(name: str) -> str:
+    """nominal, bundle (a name of her_mujoco.randomization.BUNDLES) or single."""
+    return "nominal" if name == "nominal" else "bundle" if name in BUNDLES else "single"
+
+
+def worst(results: list[ConditionResult], kind: str) -> ConditionResult | None:
+    """The condition of that kind with the lowest success (the first on a tie), or None."""
+    of_kind = [r for r in results if r.kind == kind]
+    return min(of_kind, key=lambda r: r.success) if of_kind else None
+
+
+def worst_lines(results: list[ConditionResult]) -> list[str]:
+    """The call-outs under a report: the worst single condition and the worst bundle."""
+    lines = []
+    for kind, what in (("single", "worst single condition"), ("bundle", "worst bundle (all together)")):
+        r = worst(results, kind)
+        if r is not None:
+            lines.append(f"{what}: {r.name} {r.success:.2f} ({-r.drop_points:+.0f} points from nominal)")
+    return lines
 
 
 def markdown(results: list[ConditionResult], title: str) -> str:
@@ -160,11 +187,18 @@ def markdown(results: list[ConditionResult], title: str) -> str:
         "| condition | success | 95% CI | drop (points) | safety cost | verdict flips | margin |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(
-            f"| {r.name} | {r.success:.2f} | [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.drop_points:+.1f} "
-            f"| {r.safety_cost_mean:.2f} | {r.verdict_flips}/{r.n_goals} | {r.success_margin_mean:+.3f} |"
-        )
+    for kind in ("nominal", "single", "bundle"):
+        for r in results:
+            if r.kind != kind:
+                continue
+            name = f"**{r.name}** (bundle)" if kind == "bundle" else r.name
+            lines.append(
+                f"| {name} | {r.success:.2f} | [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.drop_points:+.1f} "
+                f"| {r.safety_cost_mean:.2f} | {r.verdict_flips}/{r.n_goals} | {r.success_margin_mean:+.3f} |"
+            )
+    callouts = worst_lines(results)
+    if callouts:
+        lines += ["", *(f"- {line}" for line in callouts)]
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +221,10 @@ def markdown_side_by_side(by_policy: dict[str, list[ConditionResult]], title: st
     ]
     for i, first in enumerate(by_policy[labels[0]]):
         cells = [f"{rs[i].success:.2f} ({0.0 - rs[i].drop_points + 0.0:+.0f})" for rs in by_policy.values()]
-        lines.append(f"| {first.name} | " + " | ".join(cells) + " |")
+        name = f"**{first.name}** (bundle)" if first.kind == "bundle" else first.name
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for label, results in by_policy.items():
+        lines += [f"- {label}, {line}" for line in worst_lines(results)]
     for label, results in by_policy.items():
         lines += ["", markdown(results, f"{label}").replace("# Robustness: ", "## ")]
     return "\n".join(lines) + "\n"
@@ -230,7 +267,8 @@ def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
     err = np.array([[r.success - r.ci_low for r in results], [r.ci_high - r.success for r in results]])
     err = np.maximum(err, 0.0)  # a Wilson bound at 10/10 can round a hair below the rate
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(results) + 1.2))
-    ax.barh(names, y, xerr=err, color=["tab:green", *["tab:blue"] * (len(results) - 1)], capsize=3)
+    colours = {"nominal": "tab:green", "single": "tab:blue", "bundle": "tab:red"}
+    ax.barh(names, y, xerr=err, color=[colours[r.kind] for r in results], capsize=3)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("requested-goal success (true state)")
@@ -244,9 +282,11 @@ def plot(results: list[ConditionResult], path: Path, title: str) -> Path:
 def add_robustness_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``her robustness``."""
     text = (
-        "Requested-goal success of a policy under the standard perturbation suite (latency, "
-        "joint friction/damping, block friction and mass, sensor noise, actuator gains) and all "
-        "together, on the same held-out goals; markdown, JSON and a plot."
+        "Requested-goal success of a policy under the standard perturbation suite (every knob "
+        "alone at both ends: latency 1 and 2 ticks, contact friction, block mass, joint damping, "
+        "dry joint friction, sensor noise, servo gains with and without their damping) and all "
+        "together in two bundles (low and high friction, the worst called out), on the same "
+        "held-out goals; markdown, JSON and a plot."
     )
     parser: argparse.ArgumentParser = subparsers.add_parser("robustness", help=text, description=text)
     add_settings_arguments(parser, RobustnessSettings)
@@ -281,6 +321,8 @@ def robustness_command(args: argparse.Namespace) -> int:
             by_policy[label] = run_robustness(
                 policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
             )
+            for line in worst_lines(by_policy[label]):
+                print(f"  {line}")
         title = f"{settings.task}, {' vs '.join(by_policy)}, {settings.goals} held-out goals"
         with StagedOutput(out, last=REPORT_FILES[::-1]) as staged:
             (staged.dir / "robustness.md").write_text(markdown_side_by_side(by_policy, title))
@@ -295,6 +337,8 @@ def robustness_command(args: argparse.Namespace) -> int:
     results = run_robustness(
         settings.policy, settings.task, settings.goals, conditions, seed=settings.seed, report=print
     )
+    for line in worst_lines(results):
+        print(f"  {line}")
     with StagedOutput(out, last=REPORT_FILES[::-1]) as staged:
         (staged.dir / "robustness.md").write_text(markdown(results, title))
         (staged.dir / "robustness.json").write_text(

@@ -127,6 +127,9 @@ class HerBatch(NamedTuple):
     prior: NDArray[np.bool_] | None = None
     """(B,) True where the sample comes from prior data (demonstrations) rather than the
     learner's own experience; None when the batch has no prior data."""
+    cost: NDArray[np.float32] | None = None
+    """(B,) safety cost of each sampled step (never relabelled: it is the step's, not the
+    goal's); ``reward`` already has ``cost_weight x cost`` subtracted when sampled with one."""
 
 
 def concat_batches(batches: list[HerBatch]) -> HerBatch:
@@ -180,6 +183,7 @@ def concat_batches(batches: list[HerBatch]) -> HerBatch:
         stats=stats,
         n_step=n_step,
         prior=prior if prior.any() else None,
+        cost=cat("cost") if all(b.cost is not None for b in batches) else None,
     )
 
 
@@ -300,6 +304,8 @@ class HerReplayBuffer:
         self._desired = np.zeros((n, g), np.float64)
         self._terminated = np.zeros(n, bool)
         self._truncated = np.zeros(n, bool)
+        self._cost = np.zeros(n, np.float32)
+        """Safety cost of each transition row (0 where none was recorded)."""
         self._ep_start = np.full(n, -1, np.int64)
         self._ep_end = np.full(n, -1, np.int64)
         """Row of the episode's final observation; -1 for rows holding no episode."""
@@ -372,6 +378,7 @@ class HerReplayBuffer:
             terminated=episode.terminated,
             truncated=episode.truncated,
             reward=episode.reward,
+            cost=episode.safety_cost,
         )
 
     def add_episode(
@@ -386,8 +393,12 @@ class HerReplayBuffer:
         terminated: ArrayLike | bool = False,
         truncated: ArrayLike | bool = False,
         reward: ArrayLike | None = None,
+        cost: ArrayLike | None = None,
     ) -> int:
         """Store one episode of ``T`` transitions; returns ``T``.
+
+        ``cost`` (T,) is each step's safety cost (a training env's safety layer, a bag's
+        ``safety_cost``): it belongs to the step, so a relabelled sample keeps it.
 
         ``observation`` is (T+1, obs_dim), or (T, obs_dim) with ``next_observation``
         (T, obs_dim); likewise ``achieved_goal`` (T+1, g), or (T, g) with
@@ -436,6 +447,9 @@ class HerReplayBuffer:
                     f"{bad.size} of {n_steps} steps: the data was made with another goal "
                     "space or tolerance, or the recorder computed rewards differently"
                 )
+        step_cost = np.zeros(n_steps, np.float32) if cost is None else np.asarray(cost, np.float32).reshape(-1)
+        if step_cost.shape != (n_steps,) or not np.isfinite(step_cost).all():
+            raise EpisodeError(f"cost has shape {step_cost.shape} or is not finite; expected ({n_steps},) finite values")
         n_rows = n_steps + 1
         if n_rows > self.capacity:
             raise EpisodeError(
@@ -455,6 +469,8 @@ class HerReplayBuffer:
         self._terminated[lo : hi - 1] = term
         self._truncated[lo : hi - 1] = trunc
         self._terminated[hi - 1] = self._truncated[hi - 1] = False
+        self._cost[lo : hi - 1] = step_cost
+        self._cost[hi - 1] = 0.0
         self._ep_start[lo:hi] = lo
         self._ep_end[lo:hi] = hi - 1
         self._is_transition[lo : hi - 1] = True
@@ -587,6 +603,7 @@ class HerReplayBuffer:
         prior: bool = False,
         rows: NDArray[np.int64] | None = None,
         relabel_prob: float | None = None,
+        cost_weight: float = 0.0,
     ) -> HerBatch:
         """A batch of transitions, relabelled by the buffer's strategy and probability.
 
@@ -595,6 +612,9 @@ class HerReplayBuffer:
         ``compute_reward`` call. ``prior`` marks every sample as prior data
         (:attr:`HerBatch.prior`: a demonstration buffer's batches). ``rows`` (from
         :meth:`sample_rows`) and ``relabel_prob`` override what is drawn (diagnostics).
+        ``cost_weight`` > 0 subtracts ``cost_weight x`` each step's safety cost from its reward
+        *after* the goal space scored it against the (relabelled) goal (``TrainConfig.cost_penalty``;
+        the n-step returns subtract every summed step's cost the same way).
         """
         rng = self.rng if rng is None else rng
         rows = self.sample_rows(batch_size, rng) if rows is None else rows
@@ -612,10 +632,13 @@ class HerReplayBuffer:
         next_ag = self._achieved.take(next_rows, axis=0)
         n_step_target = None
         if n_step > 1:
-            reward, n_step_target = self._n_step(rows, goal, n_step, gamma)
+            reward, n_step_target = self._n_step(rows, goal, n_step, gamma, cost_weight)
         else:
             reward = self.goal_space.compute_reward(next_ag, goal)
-        positive = reward == 0.0
+        positive = reward == 0.0  # the goal's verdict, before any cost penalty
+        step_cost = self._cost.take(rows)
+        if cost_weight:
+            reward = (reward - np.float32(cost_weight) * step_cost).astype(np.float32)
         n_rel = idx.size
         n_orig = batch_size - n_rel
         stats = BatchStats(
@@ -640,6 +663,7 @@ class HerReplayBuffer:
             stats=stats,
             n_step=n_step_target,
             prior=np.ones(batch_size, bool) if prior else None,
+            cost=step_cost,
         )
 
     def return_to_go(
@@ -658,7 +682,7 @@ class HerReplayBuffer:
         return (rewards * used * gamma ** (offsets - 1)).sum(axis=1)
 
     def _n_step(
-        self, rows: NDArray[np.int64], goal: NDArray[np.float64], n: int, gamma: float
+        self, rows: NDArray[np.int64], goal: NDArray[np.float64], n: int, gamma: float, cost_weight: float = 0.0
     ) -> tuple[NDArray[np.float32], NStepTarget]:
         """One-step rewards and the n-step target of ``rows`` against ``goal``."""
         end = self._ep_end.take(rows)
@@ -668,7 +692,11 @@ class HerReplayBuffer:
         achieved = self._achieved.take(ahead, axis=0)
         rewards = self.goal_space.compute_reward(achieved, np.broadcast_to(goal[:, None], achieved.shape))
         used = offsets[None, :] <= steps[:, None]
-        returns = (rewards * used * gamma ** (offsets - 1)).sum(axis=1).astype(np.float32)
+        if cost_weight:  # ahead - 1: the transition row of each summed step
+            rewards_used = rewards - cost_weight * self._cost.take(ahead - 1)
+        else:
+            rewards_used = rewards
+        returns = (rewards_used * used * gamma ** (offsets - 1)).sum(axis=1).astype(np.float32)
         last = rows + steps
         target = NStepTarget(
             returns=returns,
@@ -690,6 +718,7 @@ class HerReplayBuffer:
             desired=self._desired[used],
             terminated=self._terminated[used],
             truncated=self._truncated[used],
+            cost=self._cost[used],
             ep_start=self._ep_start[used],
             ep_end=self._ep_end[used],
             is_transition=self._is_transition[used],
@@ -726,6 +755,9 @@ class HerReplayBuffer:
             self._moving[:] = False
             for name in _SAVED_ARRAYS:
                 getattr(self, f"_{name}")[:high] = data[name]
+            self._cost[:] = 0.0
+            if "cost" in data:  # a buffer saved before costs were kept has none
+                self._cost[:high] = data["cost"]
             self._pos, self._high, self._n_transitions, self._n_episodes, self._episodes_added = (
                 int(v) for v in data["meta"]
             )

@@ -61,6 +61,8 @@ class Collector:
         ag_lists: list[list[Any]] = [[] for _ in range(n)]
         dg_lists: list[list[Any]] = [[] for _ in range(n)]
         act_lists: list[list[Any]] = [[] for _ in range(n)]
+        cost_lists: list[list[float]] = [[] for _ in range(n)]
+        flag_lists: list[list[int]] = [[] for _ in range(n)]
         ends: list[tuple[bool, bool, float]] = [(False, False, 0.0)] * n
         current = []
         params: list[dict[str, Any] | None] = []
@@ -93,6 +95,8 @@ class Collector:
                 dg_lists[i].append(current[i]["desired_goal"])
                 o, _, terminated, truncated, info = self.envs[i].step(actions[row])
                 act_lists[i].append(actions[row])
+                cost_lists[i].append(float(info.get("cost", 0.0)))  # the safety layer's channel
+                flag_lists[i].append(int(info.get("safety_flags", 0)))
                 obs_lists[i].append(o["observation"])
                 ag_lists[i].append(o["achieved_goal"])
                 current[i] = o
@@ -123,6 +127,8 @@ class Collector:
                     truncated=ends[i][1],
                     success=ends[i][2],
                     sim_params=params[i],
+                    safety_cost=np.asarray(cost_lists[i], np.float32),
+                    safety_flags=np.asarray(flag_lists[i], np.uint32),
                 )
             )
         return episodes

@@ -77,6 +77,27 @@ class TrainConfig:
     """Domain randomisation of training episodes (her_mujoco tasks): none, default (the
     standard ranges of her_mujoco.randomization) or, in YAML, a block of [low, high] ranges
     per parameter. Each episode's drawn parameters go into its bag; evaluation runs nominal."""
+    safety_layer: bool = False
+    """her_mujoco tasks: step training (and periodic evaluation) through the robot's action
+    limits, IK and safety monitor (config/safety.yaml, her_policy.learn.safety_layer) instead of
+    the env's silent clip into the workspace; each step's intervention cost is info['cost'], kept
+    per step in the episode (and its bag) beside the reward, and its mean per training episode
+    is the training log's train_episode_cost. Off by default: the presets were measured without."""
+    cost_penalty: NonNegativeFloat = 0.0
+    """With safety_layer: the learner's reward is the goal space's (recomputed for every relabelled
+    goal) minus cost_penalty x the step's safety cost (a step's cost is in [0, 1]: 1 for a
+    workspace or table-floor intervention). 0: the cost is recorded, not learned from. The cost
+    belongs to the step, so relabelling never changes it."""
+    cost_budget: NonNegativeFloat | None = None
+    """With safety_layer: a budget of safety cost per training episode, held by a Lagrange
+    multiplier (lambda >= 0, starting at 0) added to cost_penalty in the learner's reward. After
+    every collected batch of episodes, lambda <- max(0, lambda + cost_multiplier_lr x (their mean
+    cost per episode - cost_budget)): it grows while episodes overspend and decays back to 0 once
+    they keep within the budget. The training log's metrics carry it as cost_multiplier. None: no
+    multiplier (a fixed cost_penalty only)."""
+    cost_multiplier_lr: PositiveFloat = 0.01
+    """Step size of the cost_budget multiplier per collected batch, per unit of cost per episode
+    over budget (push overspends a budget of 3 by ~20: lambda then rises by ~0.2 per batch)."""
     # -- updates ---------------------------------------------------------------
     updates_per_step: NonNegativeFloat = 0.4
     """Gradient updates per env step (update-to-data ratio); baselines HER uses 0.4."""
@@ -203,6 +224,21 @@ class TrainConfig:
                     f"randomize is an her_mujoco task option; env {self.env!r} cannot be randomised. "
                     "Drop --randomize or train a --task"
                 )
+        if self.safety_layer and self.env is not None:
+            raise ConfigError(
+                f"safety_layer is an her_mujoco task option; env {self.env!r} has no robot "
+                "safety stack. Drop safety_layer or train a --task"
+            )
+        if self.cost_penalty and not self.safety_layer:
+            raise ConfigError(
+                f"cost_penalty={self.cost_penalty} needs safety_layer: without it no step has a "
+                "cost. Add --safety-layer, or drop --cost-penalty"
+            )
+        if self.cost_budget is not None and not self.safety_layer:
+            raise ConfigError(
+                f"cost_budget={self.cost_budget} needs safety_layer: without it no step has a "
+                "cost. Add --safety-layer, or drop --cost-budget"
+            )
         if self.grasped_start and self.env is not None:
             raise ConfigError(
                 f"grasped_start is an her_mujoco task option; env {self.env!r} has no such reset. "

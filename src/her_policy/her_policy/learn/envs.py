@@ -26,6 +26,7 @@ from her_goals.evaluation import HELDOUT_RESET_SEED_BASE, heldout_goal, heldout_
 from her_goals.spaces import GoalSpace
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.errors import EnvContractError, PolicyError
+from her_policy.learn.safety_layer import TrainingSafetyLayer
 
 HELDOUT_SEED_BASE = HELDOUT_RESET_SEED_BASE
 """Evaluation resets use seeds from here up; training seeds are below (seed * 1000 + env index)."""
@@ -49,6 +50,8 @@ class EnvSource:
     env_id: str | None = None
     task: str | None = None
     kwargs: tuple[tuple[str, Any], ...] = field(default=())
+    safety_layer: bool = False
+    """A task env steps through the robot's limits and monitor (``learn.safety_layer``)."""
 
     def __post_init__(self) -> None:
         if (self.env_id is None) == (self.task is None):
@@ -69,7 +72,8 @@ class EnvSource:
                 raise PolicyError(
                     f"task {self.task!r} needs the her_mujoco package, which failed to import: {exc}"
                 ) from exc
-            return her_mujoco.make_task(self.task, **kwargs)
+            env = her_mujoco.make_task(self.task, **kwargs)
+            return TrainingSafetyLayer.install(env) if self.safety_layer else env
         assert self.env_id is not None
         if self.env_id not in gym.registry and ":" not in self.env_id:
             try:  # the Fetch, Hand and Maze goal envs register on import

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,6 +107,8 @@ def train(
             extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
         if extra:
             env_factory = dataclasses.replace(env_factory, kwargs=(*env_factory.kwargs, *extra))
+        if cfg.safety_layer:
+            env_factory = dataclasses.replace(env_factory, safety_layer=True)
     probe = env_factory()
     space = goal_space_of(probe, name=cfg.env)
     layout = layout_of(probe)
@@ -207,7 +210,10 @@ def train(
                     stopped = "max_wall_s"
                 row = trainer.evaluate_if_due(force=not more or stopped == "max_wall_s")
                 if row is not None:
-                    bar.set_postfix(success=f"{row.requested_success:.2f}", wall=f"{row.train_wall_s:.0f}s")
+                    shown = {"success": f"{row.requested_success:.2f}", "wall": f"{row.train_wall_s:.0f}s"}
+                    if math.isfinite(row.train_episode_cost):  # the safety layer's mean cost per episode
+                        shown["cost_per_ep"] = f"{row.train_episode_cost:.1f}"
+                    bar.set_postfix(shown)
                     if trainer.reached_target():
                         stopped = "target_success"
                 if stopped == "env_steps" and more and stop.requested:

@@ -349,6 +349,10 @@ class Trainer:
         self._credit = 0.0
         self.evals: list[TrainingLogRow] = []
         self._recent_success: list[float] = []
+        self._recent_cost: list[float] = []
+        """Safety cost summed over each recent training episode (NaN where none was recorded)."""
+        self.cost_multiplier = 0.0
+        """The Lagrange multiplier of ``cost_budget`` (0 without one): added to ``cost_penalty``."""
         self._window: list[UpdateStats] = []
         self._next_eval = self._first(cfg.eval_every_updates if mode == "offline" else cfg.eval_every)
         self._next_ckpt = self._first(cfg.checkpoint_every)
@@ -397,12 +401,23 @@ class Trainer:
         """
         new_steps = 0
         source = "bags" if self.mode == "offline" else "experience"
+        batch_costs = []
         for episode in episodes:
             self._store(self.buffer, episode, source)
             new_steps += episode.n_steps
             self._recent_success.append(episode.success)
+            cost = episode.safety_cost
+            self._recent_cost.append(math.nan if cost is None else float(np.sum(cost)))
+            if cost is not None:
+                batch_costs.append(float(np.sum(cost)))
+        budget = self.config.cost_budget
+        if budget is not None and batch_costs and self.mode != "offline":
+            # Dual ascent on the per-episode budget, from the episodes just collected.
+            excess = float(np.mean(batch_costs)) - budget
+            self.cost_multiplier = max(0.0, self.cost_multiplier + self.config.cost_multiplier_lr * excess)
         self.env_steps += new_steps
         self._recent_success = self._recent_success[-10 * max(1, self.config.n_envs) :]
+        self._recent_cost = self._recent_cost[-10 * max(1, self.config.n_envs) :]
         if self.env_steps >= self.config.learning_starts:
             self._credit += self.config.updates_per_step * new_steps
         return new_steps
@@ -413,18 +428,26 @@ class Trainer:
         return int(self._credit)
 
     # -- updates -------------------------------------------------------------------------
+    @property
+    def cost_weight(self) -> float:
+        """Weight of a step's safety cost in the learner's reward: ``cost_penalty`` plus the
+        ``cost_budget`` multiplier (0 unless one of them is on)."""
+        return self.config.cost_penalty + self.cost_multiplier
+
     def sample(self, batch_size: int | None = None) -> HerBatch:
         """One training batch: relabelled, n-step, ``demo_share`` of it from the demos."""
         cfg = self.config
         size = cfg.batch_size if batch_size is None else batch_size
+        weight = self.cost_weight
         if self.demo_buffer is None:
-            return self.buffer.sample(size, n_step=cfg.n_step, gamma=self.gamma)
+            return self.buffer.sample(size, n_step=cfg.n_step, gamma=self.gamma, cost_weight=weight)
         n_demo = size if self.buffer.n_transitions == 0 else round(self.demo_share * size)
         parts = []
         if n_demo:
-            parts.append(self.demo_buffer.sample(n_demo, n_step=cfg.n_step, gamma=self.gamma, prior=True))
+            parts.append(self.demo_buffer.sample(
+                n_demo, n_step=cfg.n_step, gamma=self.gamma, prior=True, cost_weight=weight))
         if size - n_demo:
-            parts.append(self.buffer.sample(size - n_demo, n_step=cfg.n_step, gamma=self.gamma))
+            parts.append(self.buffer.sample(size - n_demo, n_step=cfg.n_step, gamma=self.gamma, cost_weight=weight))
         return parts[0] if len(parts) == 1 else concat_batches(parts)
 
     def update(self, n_updates: int) -> UpdateStats:
@@ -477,6 +500,8 @@ class Trainer:
         result = self.evaluator(self.learner, self.config.eval_episodes, PERIODIC_EVAL_SET)
         window = self._window
         metrics = {**(window[-1].metrics if window else {}), **self.probe()}
+        if self.config.cost_budget is not None:
+            metrics["cost_multiplier"] = self.cost_multiplier
         row = TrainingLogRow(
             env_steps=self.env_steps,
             updates=self.updates,
@@ -490,6 +515,7 @@ class Trainer:
             positive_fraction_original=_mean_of(s.positive_fraction_original for s in window),
             train_episode_success=_mean_of(self._recent_success) if self._recent_success else math.nan,
             moving_fraction=self.buffer.moving_fraction,
+            train_episode_cost=_mean_of(self._recent_cost) if self._recent_cost else math.nan,
             metrics=metrics,
         )
         self.evals.append(row)
@@ -600,6 +626,8 @@ class Trainer:
             "credit": self._credit,
             "next_eval": None if math.isinf(self._next_eval) else self._next_eval,
             "recent_success": self._recent_success,
+            "recent_cost": self._recent_cost,
+            "cost_multiplier": self.cost_multiplier,
             "buffer_rng": self.buffer.rng.bit_generator.state,
             "demo_rng": self.demo_buffer.rng.bit_generator.state if self.demo_buffer else None,
             "config": to_plain(self.config),
@@ -662,6 +690,8 @@ class Trainer:
             self._best = (self.evals[best], ActorWeights.load(candidate / "best_actor.npz"))
         self._credit = float(state.get("credit", 0.0))
         self._recent_success = [float(s) for s in state.get("recent_success", [])]
+        self._recent_cost = [float(c) for c in state.get("recent_cost", [])]
+        self.cost_multiplier = float(state.get("cost_multiplier", 0.0))
         if state.get("next_eval") is not None:
             self._next_eval = float(state["next_eval"])
         if state.get("buffer_rng"):
