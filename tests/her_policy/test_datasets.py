@@ -4,6 +4,7 @@ from them (her train --bags / --demos) as from their bags."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import her_mujoco
 from her_policy.app.sim import policy_actor, sim_control_loop
 from her_policy.deploy.sinks import RecorderSink
+from her_policy.learn.offline import TrainingDataError, load_training_episodes
 from her_recorder import EpisodeRecorder
 from her_recorder.datasets import export_bags, read_dataset, read_training_input
 from her_recorder.reader import Episode, read_episodes
@@ -203,3 +205,118 @@ def test_a_dataset_trains_the_same_actor_as_its_bags(tmp_path: Path, fmt: str) -
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a network connection fails the test (dataset loaders read local
+    directories only)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a network connection was attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_minari_load_dataset_finds_an_export_in_the_local_datasets_root(
+    bags: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
+    root = tmp_path / "minari_root"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    export_bags([bags], "minari", root / "her_ros" / "reach-v0")
+    dataset = minari.load_dataset("her_ros/reach-v0")  # download=False: the local root only
+    assert dataset.id == "her_ros/reach-v0" and dataset.total_episodes == 5
+    assert dataset.total_steps == sum(len(e) for e in read_episodes(bags, log_summary=False).episodes)
+    assert "her_ros/reach-v0" in minari.list_local_datasets()
+
+
+def test_lerobot_dataset_class_reads_an_export_exactly(bags: Path, tmp_path: Path, no_network: None) -> None:
+    """LeRobot's own loader, where it can be installed (Python 3.12 and a torch it accepts);
+    elsewhere the layout tests above check the documented format."""
+    lerobot_dataset = pytest.importorskip("lerobot.datasets.lerobot_dataset")
+    out = tmp_path / "reach_lerobot"
+    export_bags([bags], "lerobot", out)
+    dataset = lerobot_dataset.LeRobotDataset("her_ros/reach", root=out)
+    originals = read_episodes(bags, log_summary=False).episodes
+    ordered = [e for e in originals if e.split == "train"] + [e for e in originals if e.split == "eval"]
+    assert dataset.num_episodes == 5 and len(dataset) == sum(len(e) for e in ordered)
+    rows = [(e, t) for e in ordered for t in range(len(e))]
+    for i, (e, t) in enumerate(rows):
+        item = dataset[i]
+        assert item["task"] == "reach" and int(item["frame_index"]) == t
+        np.testing.assert_array_equal(np.asarray(item["observation.state"]), e.observation[t])
+        np.testing.assert_array_equal(np.asarray(item["observation.desired_goal"]), e.desired_goal[t])
+        np.testing.assert_array_equal(np.asarray(item["action"]), e.action[t])
+        assert float(item["next.reward"]) == float(e.reward[t])
+        assert int(item["safety.flags"]) == int(e.safety_flags[t])
+
+
+def test_a_one_element_goal_is_a_plain_lerobot_column_and_comes_back_as_a_vector(tmp_path: Path) -> None:
+    record(tmp_path / "drawer", 1, task="drawer")
+    out = tmp_path / "drawer_lerobot"
+    export_bags([tmp_path / "drawer"], "lerobot", out)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["features"]["observation.achieved_goal"]["shape"] == [1]
+    data = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet")
+    # LeRobot reads a shape-[1] feature as datasets.Value: one number per frame, not a list.
+    assert data.schema.field("observation.achieved_goal").type == "double"
+    original = read_episodes(tmp_path / "drawer", log_summary=False).episodes[0]
+    assert original.achieved_goal.shape[1] == 1
+    imported, _ = read_dataset(out)
+    assert_same_episode(imported[0], original)
+
+
+@pytest.fixture(scope="module")
+def push_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("push")
+    record(root / "bags", 1, task="push")
+    export_bags([root / "bags"], "minari", root / "push_ds")
+    return root / "push_ds"
+
+
+def test_training_input_of_a_dataset_and_bags_of_another_task_is_refused(
+    tmp_path: Path, push_dataset: Path
+) -> None:
+    record(tmp_path / "reach", 1)
+    with pytest.raises(TrainingDataError, match="task 'push', but the first bag's") as err:
+        load_training_episodes([tmp_path / "reach", push_dataset])
+    assert str(push_dataset) in str(err.value) and "one task" in str(err.value)
+
+
+def test_a_dataset_whose_goal_space_differs_from_the_task_is_refused_as_demos(bags: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    export_bags([bags], "lerobot", out)
+    info_path = out / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["her_ros"]["goal_space"]["tolerance"] *= 2  # a dataset of another tolerance
+    info_path.write_text(json.dumps(info))
+    run = her("train", "--task", "reach", "--demos", str(out), "--env-steps", "100", "--no-progress")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "goal space" in run.stderr and str(out) in run.stderr and "one goal space" in run.stderr
+
+
+@pytest.mark.parametrize("fmt", ["lerobot", "minari"])
+def test_a_damaged_dataset_is_one_line_that_says_export_again(bags: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "ds"
+    export_bags([bags], fmt, out)
+    data = next(p for p in sorted((out / "data").rglob("*")) if p.suffix in (".parquet", ".hdf5"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    run = her("train", "--bags", str(out), "--updates", "20", "--out", str(tmp_path / "run"), "--no-progress")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert str(out) in last and "export the bags again" in last, last
+    assert not (tmp_path / "run" / "policy").exists()
+
+
+def test_exporting_a_bag_with_a_cut_off_file_says_recover_it_first(tmp_path: Path) -> None:
+    record(tmp_path / "s", 1)
+    bag = next(p for p in (tmp_path / "s").iterdir() if p.is_dir())
+    mcap = next(bag.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[:-100])  # a crash mid-write: no footer
+    cut = mcap.read_bytes()
+    run = her("export", str(tmp_path / "s"), "--format", "minari", "--out", str(tmp_path / "ds"))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert f"her bag recover {bag}" in run.stderr and "no MCAP footer" in run.stderr
+    assert not (tmp_path / "ds").exists() and mcap.read_bytes() == cut  # the bag untouched

@@ -77,12 +77,21 @@ TRUTH_COLUMN = ("next.observation.true_achieved_goal", "true_next_achieved_goal"
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
+VECTORS = frozenset(attr for _, attr, _ in (*STEP_COLUMNS, TRUTH_COLUMN) if attr not in
+                    ("reward", "is_success", "terminated", "truncated", "safety_flags", "safety_cost",
+                     "safety_reasons", "stamp_ns"))  # fmt: skip
+"""The Episode attributes that are (T, n) arrays; the others are one value per step."""
+
+
 def _column(values: Any, dtype: str) -> pa.Array:
+    """One step field as a parquet column. A feature of shape ``[1]`` is a plain column in
+    LeRobot (``datasets.Value``), so a one-element vector (the drawer's goal) is stored as
+    its one value; :func:`read` gives it back its second axis."""
     if dtype == "string":
         return pa.array([reasons_to_text(r) for r in values], pa.string())
     arr = np.ascontiguousarray(values, dtype=dtype)
-    if arr.ndim == 1:
-        return pa.array(arr)
+    if arr.ndim == 1 or arr.shape[1] == 1:
+        return pa.array(arr.reshape(len(arr)))
     return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1])
 
 
@@ -264,6 +273,8 @@ def read(path: Path) -> tuple[list[Episode], Provenance]:
             f"than meta/info.json says; export the bags again with `her export`"
         )
     arrays = {attr: _numpy(data.column(name), features[name]) for name, attr, _ in columns}
+    for attr in VECTORS & arrays.keys():
+        arrays[attr] = arrays[attr].reshape(data.num_rows, -1)
     reasons = data.column("safety.reasons").to_pylist()
     ep = episodes_table.to_pydict()
     out: list[Episode] = []

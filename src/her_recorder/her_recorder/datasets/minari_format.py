@@ -141,9 +141,16 @@ def data_path(path: Path) -> Path:
 def read(path: Path) -> tuple[list[Episode], Provenance]:
     """Every episode of a Minari dataset that ``her export`` wrote, through ``MinariDataset``."""
     try:
-        dataset = MinariDataset(data_path(path))
+        return _read(path)
     except (OSError, ValueError, KeyError, AssertionError) as exc:
-        raise DatasetError(f"{path}: Minari cannot open it ({exc}); export the bags again") from None
+        # h5py opens the HDF5 file only when episodes are read: a cut-off file fails there.
+        raise DatasetError(
+            f"{path}: Minari cannot read it ({type(exc).__name__}: {exc}); export the bags again with `her export`"
+        ) from None
+
+
+def _read(path: Path) -> tuple[list[Episode], Provenance]:
+    dataset = MinariDataset(data_path(path))
     prov = Provenance.from_json(dataset.storage.metadata.get(HER_KEY), path)
     indices = list(dataset.episode_indices)
     metas = list(dataset.storage.get_episode_metadata(indices))
