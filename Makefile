@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first and pinned: this version has a local CPU build; any other spec pulls CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,bench,fleet]"
+	$(PY) -m pip install --quiet -e ".[dev,bench,fleet,export]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -191,6 +191,8 @@ LOADS_HEAVY = {
     ("her_policy.app.robot_loop", "her_policy.learn.continuous"),
     ("her_policy.app.fleet", "her_policy.learn.continuous"),
     ("her_policy.learn.envs", "her_mujoco"),
+    ("her_recorder.datasets.formats", "her_recorder.datasets.lerobot_format"),
+    ("her_recorder.datasets.formats", "her_recorder.datasets.minari_format"),
 }
 """Project imports inside a function because the module loads torch (the training modules,
 kept off ``her --help``) or MuJoCo (an env is made only when asked for): (module, imported)."""

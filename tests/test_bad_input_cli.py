@@ -38,6 +38,7 @@ from her_policy.app.train_command import EvalSettings, TrainCommandSettings
 from her_policy.learn.config import TrainConfig
 from her_recorder.audit.cli import AuditSettings
 from her_recorder.cli import BagCheckSettings, BagInfoSettings, BagRecoverSettings
+from her_recorder.datasets.cli import ExportSettings
 
 TIME_LIMIT_S = 30
 
@@ -202,6 +203,7 @@ def base_argv(command: str, good: dict[str, Path], out: Path) -> list[str]:
         "audit": ["audit", str(good["bags"]), "--out", str(out)],
         "robustness": ["robustness", "scripted", "--task", "reach", "--goals", "1", "--out", str(out)],
         "fleet": ["fleet", "--out", str(out), "--minutes", "0.01"],
+        "export": ["export", str(good["bags"]), "--format", "lerobot", "--out", str(out)],
     }[command]
 
 
@@ -217,6 +219,7 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "audit": (AuditSettings,),
     "robustness": (RobustnessSettings,),
     "fleet": (FleetSettings,),
+    "export": (ExportSettings,),
 }
 
 
@@ -288,6 +291,12 @@ HAND_WRITTEN: list[tuple[str, list[str], str]] = [
     ("audit", ["audit", "{bags}", "--out", "{out}", "--training-log", "{foreign}"], "{foreign}"),
     ("audit", ["audit", "{root}", "--out", "{out}"], "{root}"),
     ("bag", ["bag"], "bag"),
+    ("export", ["export", "{bags}", "--format", "lerobt", "--out", "{out}"], "lerobot"),
+    ("export", ["export", "{bags}", "--format", "parquet", "--out", "{out}"], "--format"),
+    ("export", ["export", "{bags}", "--out", "{out}"], "--format"),
+    ("export", ["export", "{text}", "--format", "minari", "--out", "{out}"], "{text}"),
+    ("export", ["export", "{artefact}", "--format", "minari", "--out", "{out}"], "{artefact}"),
+    ("export", ["export", "{bags}", "--format", "lerobot", "--out", "{bags}/ds"], "outside the bags"),
     ("bag", ["bag", "inf", "{bags}"], "inf"),
     # counts that start processes or allocate: refused before anything starts
     ("fleet", ["fleet", "--arms", "100000", "--out", "{out}"], "--arms"),
@@ -299,6 +308,9 @@ HAND_WRITTEN: list[tuple[str, list[str], str]] = [
     ("audit", ["audit", "{bags}", "--out", "{report}"], "--overwrite"),
     ("robustness", ["robustness", "scripted", "--task", "reach", "--out", "{report}"], "--overwrite"),
     ("demo", ["demo", "--out", "{report}"], "--overwrite"),
+    ("export", ["export", "{bags}", "--format", "minari", "--out", "{report}"], "--overwrite"),
+    # --overwrite replaces a dataset `her export` wrote, never a directory of other files
+    ("export", ["export", "{bags}", "--format", "minari", "--out", "{report}", "--overwrite"], "another --out"),
 ]
 
 

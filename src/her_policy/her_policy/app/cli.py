@@ -30,6 +30,7 @@ from her_policy.app.sim import add_sim_command
 from her_policy.app.train_command import add_eval_command, add_train_command
 from her_recorder.audit import add_audit_command
 from her_recorder.cli import add_bag_commands
+from her_recorder.datasets.cli import add_export_command
 
 Register = Callable[[Any], argparse.ArgumentParser]
 
@@ -44,6 +45,7 @@ COMMANDS: tuple[Register, ...] = (
     add_robustness_command,
     add_audit_command,
     add_bag_commands,
+    add_export_command,
 )
 """Every ``her`` subcommand, in ``--help`` order."""
 

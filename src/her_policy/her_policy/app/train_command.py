@@ -25,7 +25,7 @@ from her_policy.learn.config import TrainConfig, build_train_config
 from her_policy.learn.envs import EnvSource, goal_space_of, layout_of
 from her_policy.learn.evaluate import evaluate
 from her_policy.learn.rundir import CHECKPOINT_DIR, prepare_out
-from her_recorder.reader import bag_summary, find_bags
+from her_recorder.datasets import input_task
 
 
 @dataclass(frozen=True)
@@ -117,18 +117,17 @@ def train_command(args: argparse.Namespace) -> int:
     command = settings_from_args(TrainCommandSettings, args)
     flags = given_settings(args, TrainConfig)
     if command.bags:
-        found = find_bags([Path(p) for p in command.bags])
-        meta = bag_summary(found[0]).meta if found else None
-        if meta is None:
+        task = input_task(command.bags[0])  # a bag's metadata or an exported dataset's
+        if task is None:
             raise PolicyError(f"{command.bags[0]} holds no HER-ROS episode bag; see `her bag info`")
         if flags.get("env") is not None:
             raise PolicyError("--env and --bags: train from bags alone (the bags say their task)")
-        if flags.get("task") not in (None, meta.task):
+        if flags.get("task") not in (None, task):
             raise PolicyError(
-                f"--task {flags['task']}: the bags hold task {meta.task!r}; drop --task "
+                f"--task {flags['task']}: the bags hold task {task!r}; drop --task "
                 "(with --bags the task comes from the bags)"
             )
-        flags["task"] = meta.task
+        flags["task"] = task
     config = build_train_config(flags, yaml_path=command.config, offline=bool(command.bags), demos=bool(command.demos))
     if command.print_config:
         print(yaml.safe_dump(to_plain(config), sort_keys=False), end="")

@@ -35,7 +35,7 @@ from her_policy.learn.config import TrainConfig
 from her_policy.learn.envs import EnvSource, layout_of
 from her_policy.learn.signals import StopSignals
 from her_policy.learn.trainer import Evaluator, Trainer, TrainResult, rows_needed
-from her_recorder.reader import read_episodes
+from her_recorder.datasets import read_training_input, storage_files
 
 
 class TrainingDataError(PolicyError):
@@ -44,10 +44,11 @@ class TrainingDataError(PolicyError):
 
 
 def bag_file_hashes(bags: Sequence[Path], prefix: str = "bag") -> dict[str, str]:
-    """sha256 of every storage file of the bags read, for the artefact's provenance."""
+    """sha256 of every storage file of the bags (and exported datasets) read, for the
+    artefact's provenance."""
     out: dict[str, str] = {}
     for bag in bags:
-        for path in sorted(Path(bag).glob("*.mcap")):
+        for path in storage_files(Path(bag)):
             out[f"{prefix}:{path}"] = sha256_file(path)
     return out
 
@@ -96,8 +97,9 @@ def load_training_episodes(
     (demonstrations for a given task); otherwise the first bag sets it and every other bag
     must agree.
     """
-    result = read_episodes([Path(p) for p in paths], log_summary=False)
-    summary = result.report.summary_line()
+    # Bags and datasets `her export` wrote alike (her_recorder/datasets/inputs.py).
+    result = read_training_input([Path(p) for p in paths])
+    summary = result.summary
     episodes = list(result.episodes)
     if not episodes:
         raise TrainingDataError(
@@ -144,7 +146,7 @@ def load_training_episodes(
         goal_space=space,
         observation_dim=obs_dim,
         action_dim=act_dim,
-        bags=[b.path for b in result.report.bags],
+        bags=result.sources,
         summary=summary,
         eval_episodes=len(evals),
     )
