@@ -26,13 +26,10 @@ from typing import Any
 
 import numpy as np
 
-import her_mujoco as mj
-from her_goals import RobotState, robot
-from her_goals.robot.rig import TaskRig
+from her_goals import RobotState
 from her_policy.artefact.weights import ActorWeights
-from her_policy.deploy.pipeline import TickPipeline, pipeline_for
+from her_policy.deploy.pipeline import TickPipeline
 from her_policy.deploy.runtime import RuntimeActor
-from her_policy.deploy.settings import SafetyStackConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_safety
@@ -55,14 +52,13 @@ class MixedActor:
 
 
 def push_arm(seed: int = 0) -> dict[str, Any]:
-    """The MuJoCo push arm and its pipeline, wired by ``pipeline_for`` (the real wiring)."""
-    sim = mj.ArmSim()
-    rig = TaskRig.build("push", sim.config, kinematics=robot.Kinematics(sim.config, model=sim.model))
+    """bench_safety's push arm (``pipeline_for`` on the MuJoCo arm) with a small seeded actor."""
     actor = RuntimeActor(
         ActorWeights.random(23, 3, 4, hidden=(64, 64), seed=seed, goal_space="object_position")
     )
-    pipe = pipeline_for(rig, SafetyStackConfig(), actor.numpy_actor)
-    return {"sim": sim, "pipe": pipe, "actor": actor, "kin": pipe.monitor, "rig": rig}
+    arm = bench_safety.make_arm(actor.numpy_actor)
+    arm["actor"] = actor
+    return arm
 
 
 def run(ticks: int = 5_000, seed: int = 0) -> dict[str, np.ndarray]:
