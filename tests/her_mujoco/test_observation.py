@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from transforms3d.euler import quat2euler
 
 from her_goals import RobotState, StateError
 from her_goals.robot import Kinematics, ObservationBuilder, ObservationLayout
@@ -83,3 +84,19 @@ def test_a_joint_missing_from_the_state_is_named(kin: Kinematics) -> None:
     state = RobotState(JOINTS[1:], np.zeros(8))
     with pytest.raises(StateError, match="joint1"):
         builder(state)
+
+
+def test_quat_to_rpy_is_transforms3d_bit_for_bit() -> None:
+    """Random unit, unnormalised, near-zero and gimbal-locked quaternions: identical bytes."""
+    rng = np.random.default_rng(0)
+    quats = rng.normal(size=(10_000, 4))
+    quats[:5000] /= np.linalg.norm(quats[:5000], axis=1, keepdims=True)
+    quats[5000:5100] = 0.0  # no rotation (below transforms3d's epsilon)
+    quats[5100:5200] = [np.sqrt(0.5), 0.0, np.sqrt(0.5), 0.0]  # pitch +90 deg: yaw is 0
+    quats[5200:5300] = [np.sqrt(0.5), 0.0, -np.sqrt(0.5), 0.0]
+    quats[5300:5400] *= 1e-9
+    differ = [
+        q.tolist() for q in quats
+        if quat_to_rpy(q).tobytes() != np.asarray(quat2euler(q, "sxyz"), dtype=np.float64).tobytes()
+    ]
+    assert not differ, differ[:3]

@@ -11,7 +11,11 @@ public API; both need the MCAP storage object behind the writer:
 * ``Writer.storage`` is a ``rosbags.rosbag2.storage_mcap.McapWriter``;
 * ``McapWriter.close_chunk()`` writes the pending chunk and its message indexes;
 * ``McapWriter.chunk.bio`` is the pending chunk's buffer (``tell()`` = its size);
-* ``McapWriter.bio`` is the open MCAP file (``write``, ``flush``, ``tell``, ``fileno``).
+* ``McapWriter.bio`` is the open MCAP file (``write``, ``flush``, ``tell``, ``fileno``);
+* for :meth:`DurableMcap.write_message`, the bookkeeping ``McapWriter.write`` and
+  ``Writer.write`` do per message: ``message_start_time``/``message_end_time`` and
+  ``channel_stats`` of the storage, ``chunk.message_start_time``/``message_end_time`` and
+  ``chunk.msgs`` (the chunk's message index) of the pending chunk, ``Writer.counts``.
 
 These are pinned to the rosbags version range in ``pyproject.toml``
 (``rosbags>=0.10,<0.12``), where they exist with exactly this meaning; a newer
@@ -24,9 +28,11 @@ instead of failing half-way through a recording.
 from __future__ import annotations
 
 import os
+import struct
 from importlib.metadata import version
 from pathlib import Path
 
+from rosbags.interfaces import Connection
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.storage_mcap import McapWriter
 
@@ -35,8 +41,14 @@ from her_recorder.errors import RecorderError, RosbagsVersionError
 PINNED_RANGE = ">=0.10,<0.12"
 """The rosbags versions whose internals this module was checked against (as in pyproject.toml)."""
 
-REQUIRED = ("close_chunk", "chunk", "bio")
+REQUIRED = ("close_chunk", "chunk", "bio", "channel_stats", "message_start_time", "message_end_time")
 """Attributes of rosbags' McapWriter that :class:`DurableMcap` uses."""
+
+
+_MESSAGE_HEAD = struct.Struct("<BQHIQQ")
+"""An MCAP Message record's opcode (0x05), length, channel id, sequence, log and publish time."""
+_CHUNK_LIMIT = 2**20
+"""rosbags closes a chunk once its buffer passes 1 MiB (``McapWriter.write``)."""
 
 
 class DurableMcap:
@@ -50,7 +62,36 @@ class DurableMcap:
                 f"{'/'.join(REQUIRED)}; her_recorder needs them to make each episode durable. "
                 f"Install rosbags{PINNED_RANGE} (pip install 'rosbags{PINNED_RANGE}')."
             )
+        self._writer = writer
         self._storage = storage
+
+    def write_message(self, connection: Connection, timestamp: int, data: bytes | memoryview) -> None:
+        """``Writer.write`` of an uncompressed-per-message bag, in one record write.
+
+        The same Message record bytes, chunk index and statistics as rosbags' own path
+        (tests/her_recorder/test_rosbags_adapter.py compares the files), without its
+        per-field ``BytesIO`` writes: the record is packed with one ``struct`` call.
+        ``connection`` must be one this writer added (the recorder only writes its own).
+        """
+        storage = self._storage
+        chunk = storage.chunk
+        if timestamp < storage.message_start_time:
+            storage.message_start_time = timestamp
+        if timestamp > storage.message_end_time:
+            storage.message_end_time = timestamp
+        cid = connection.id
+        storage.channel_stats[cid] += 1
+        if timestamp < chunk.message_start_time:
+            chunk.message_start_time = timestamp
+        if timestamp > chunk.message_end_time:
+            chunk.message_end_time = timestamp
+        bio = chunk.bio
+        chunk.msgs[cid].append((timestamp, bio.tell()))
+        bio.write(_MESSAGE_HEAD.pack(0x05, 22 + len(data), cid, 0, timestamp, timestamp))
+        bio.write(data)
+        self._writer.counts[cid] += 1
+        if bio.tell() > _CHUNK_LIMIT:
+            storage.close_chunk()
 
     def append_record(self, record: bytes) -> None:
         """Write a complete MCAP record to the file directly (outside any chunk)."""

@@ -29,6 +29,7 @@ import logging
 import os
 import queue
 import re
+import struct
 import threading
 import time
 import uuid
@@ -55,6 +56,7 @@ from her_goals.errors import (
     storage_error,
 )
 from her_goals.evaluation import NO_INDEX, EvaluationPlan
+from her_recorder import cdr
 from her_recorder import interfaces as ifc
 from her_recorder.bagmeta import MCAP_METADATA_NAME, BagMeta
 from her_recorder.errors import (
@@ -78,14 +80,18 @@ def bag_name(index: int) -> str:
     return f"bag_{index:04d}"
 
 
-def stamp(stamp_ns: int) -> Any:
-    """A ``std_msgs/Header`` stamp (``builtin_interfaces/Time``) from integer nanoseconds."""
+def _sec_nanosec(stamp_ns: int) -> tuple[int, int]:
     if stamp_ns < 0:
         raise RecorderError(
             f"stamps are integer nanoseconds >= 0, got {stamp_ns}: pass time.time_ns() or "
             "leave stamp_ns out"
         )
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return divmod(int(stamp_ns), 1_000_000_000)
+
+
+def stamp(stamp_ns: int) -> Any:
+    """A ``std_msgs/Header`` stamp (``builtin_interfaces/Time``) from integer nanoseconds."""
+    sec, nanosec = _sec_nanosec(stamp_ns)
     return ifc.typestore().types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
 
@@ -197,7 +203,8 @@ class _Bag:
                 f"topic {topic} is recorded as {conn.msgtype}; cannot also write {msgtype} to it "
                 "(record the other type on another topic)"
             )
-        self.writer.write(conn, stamp_ns, data)
+        assert self.storage is not None
+        self.storage.write_message(conn, stamp_ns, data)
 
     def sync(self, *, durable: bool = True) -> None:
         """Close the chunk and flush it to the OS (survives a killed process);
@@ -253,6 +260,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 _STOP = object()
+_STEP = cdr.Encoder(cdr.STEP)
+_GOAL = cdr.Encoder(cdr.GOAL)
+_EVENT = cdr.Encoder(cdr.EVENT)
+_JOINT_STATE = cdr.Encoder(cdr.JOINT_STATE)
+_JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 
 
 class EpisodeRecorder:
@@ -500,13 +512,10 @@ class EpisodeRecorder:
         self._next_episode_id += 1
         self._episode = episode
         self._emit_event(ifc.EventKind.START, episode, t, success=False, reason=reason)
-        goal = self._types[ifc.GOAL_TYPE](
-            header=header(t, self.goal_space.frame),
-            goal_space=self.goal_space.name,
-            value=desired,
-            tolerance=float(self.goal_space.tolerance),
-            episode_id=episode.episode_id,
-        )
+        goal = _GOAL.encode(
+            *_sec_nanosec(t), self.goal_space.frame,
+            self.goal_space.name, desired, float(self.goal_space.tolerance), episode.episode_id,
+        )  # fmt: skip
         self._emit(ifc.TOPIC_DESIRED_GOAL, ifc.GOAL_TYPE, t, goal)
         if sim_params is not None:
             text = json.dumps({"episode_id": episode.episode_id, "params": dict(sim_params)}, sort_keys=True)
@@ -574,35 +583,36 @@ class EpisodeRecorder:
                 is_success = computed == 0.0
         raw = _vector(action_raw, "action_raw")
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
-        msg = self._types[ifc.STEP_TYPE](
-            header=header(t, self.goal_space.frame),
-            episode_id=episode.episode_id,
-            step=episode.num_steps,
-            observation=_vector(observation, "observation"),
-            next_observation=_vector(next_observation, "next_observation"),
-            action_raw=raw,
-            action_applied=raw if action_applied is None else _vector(action_applied, "action"),
-            achieved_goal=achieved,
-            next_achieved_goal=next_achieved,
-            desired_goal=episode.desired_goal,
-            reward=float(reward),
-            terminated=bool(terminated),
-            truncated=bool(truncated),
-            is_success=bool(is_success),
-            safety_flags=int(safety_flags),
-            safety_cost=float(safety_cost),
-            safety_reasons=[str(r) for r in safety_reasons],
-            policy=str(policy),
-        )
-        self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, msg)
+        sec, nanosec = _sec_nanosec(t)
+        # Encoded here, in one precompiled pass (her_recorder/cdr.py), to the bytes rosbags'
+        # serialize_cdr gives; the desired goal was checked by the goal space at the start.
+        try:
+            data = _STEP.encode(
+                sec, nanosec, self.goal_space.frame,
+                episode.episode_id, episode.num_steps,
+                _vector(observation, "observation"),
+                _vector(next_observation, "next_observation"),
+                raw,
+                raw if action_applied is None else _vector(action_applied, "action"),
+                achieved, next_achieved, episode.desired_goal,
+                float(reward), bool(terminated), bool(truncated), bool(is_success),
+                int(safety_flags), float(safety_cost),
+                [str(r) for r in safety_reasons], str(policy),
+            )  # fmt: skip
+        except (struct.error, OverflowError) as exc:
+            raise RecorderError(
+                f"step {episode.num_steps} of episode {episode.episode_id} does not fit its "
+                f"message fields ({exc}): safety_flags is a uint32, reward and safety_cost float32"
+            ) from None
+        self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, data)
         if true_next_achieved_goal is not None:
-            truth = self._types[ifc.GOAL_TYPE](
-                header=header(t, self.goal_space.frame),
-                goal_space=self.goal_space.name,
-                value=_vector(true_next_achieved_goal, "true_next_achieved_goal"),
-                tolerance=float(self.goal_space.tolerance),
-                episode_id=episode.episode_id,
-            )
+            truth = _GOAL.encode(
+                sec, nanosec, self.goal_space.frame,
+                self.goal_space.name,
+                _vector(true_next_achieved_goal, "true_next_achieved_goal"),
+                float(self.goal_space.tolerance),
+                episode.episode_id,
+            )  # fmt: skip
             self._emit(ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE, t, truth)
         episode.num_steps += 1
         episode.last_next_achieved = next_achieved
@@ -680,6 +690,12 @@ class EpisodeRecorder:
                 f"record_raw({topic!r}) needs a rosbags message object (with __msgtype__), "
                 f"got {type(msg).__name__}"
             )
+        if msgtype == _JOINT_STATE_TYPE:  # the arm's state, every tick: the precompiled layout
+            h = msg.header
+            msg = _JOINT_STATE.encode(
+                h.stamp.sec, h.stamp.nanosec, h.frame_id,
+                list(msg.name), msg.position, msg.velocity, msg.effort,
+            )  # fmt: skip
         self._emit(topic, msgtype, int(stamp_ns), msg)
 
     def record_serialized(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
@@ -711,19 +727,12 @@ class EpisodeRecorder:
     def _emit_event(
         self, kind: ifc.EventKind, episode: _Episode, t: int, *, success: bool, reason: str
     ) -> None:
-        msg = self._types[ifc.EVENT_TYPE](
-            header=header(t, self.goal_space.frame),
-            event=int(kind),
-            episode_id=episode.episode_id,
-            task=self.task,
-            goal_space=self.goal_space.name,
-            desired_goal=episode.desired_goal,
-            num_steps=episode.num_steps,
-            success=success,
-            reason=reason,
-            split=episode.split,
-            stream_index=episode.stream_index,
-        )
+        msg = _EVENT.encode(
+            *_sec_nanosec(t), self.goal_space.frame,
+            int(kind), episode.episode_id, self.task, self.goal_space.name,
+            episode.desired_goal, episode.num_steps, bool(success), str(reason),
+            episode.split, episode.stream_index,
+        )  # fmt: skip
         self._emit(ifc.TOPIC_EPISODE, ifc.EVENT_TYPE, t, msg)
 
     def _finish(

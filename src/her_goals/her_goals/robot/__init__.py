@@ -6,7 +6,13 @@ a policy needs neither the simulator nor Gymnasium.
 """
 
 from her_goals.robot.arm_config import ArmConfig, load_arm_config, packaged_model_path
-from her_goals.robot.ik import DEFAULT_IK, POINTING_DOWN, IKSettings, cartesian_step
+from her_goals.robot.ik import (
+    DEFAULT_IK,
+    POINTING_DOWN,
+    DifferentialIK,
+    IKSettings,
+    cartesian_step,
+)
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout, ObsField
 
@@ -14,6 +20,7 @@ __all__ = [
     "DEFAULT_IK",
     "POINTING_DOWN",
     "ArmConfig",
+    "DifferentialIK",
     "IKSettings",
     "Kinematics",
     "ObsField",

@@ -75,41 +75,128 @@ def cartesian_step(
 
     ``q`` is the measured arm joint positions; ``dt_s`` the control period the joint
     speed limits apply to. The tool turns toward ``orientation`` at the same time,
-    and the redundant degree of freedom drifts toward home.
+    and the redundant degree of freedom drifts toward home. A one-off
+    :class:`DifferentialIK`; a control loop keeps one and calls it every tick.
     """
-    q = np.asarray(q, dtype=np.float64)
-    _, rot, jac = kin.pose_and_jacobian(q)
-    err = np.empty(6)
-    err[:3] = delta_m
-    err[3:] = orientation_error(orientation, rot)
-    if settings.orientation_gain != 1.0:
-        err[3:] *= settings.orientation_gain
-    # Keep a margin from the limits (MoveIt Servo keeps 0.1 rad): at the elbow's upper
-    # limit the arm is stretched straight, a singularity DLS cannot steer out of.
-    # A joint already inside the margin may stay where it is but not go deeper.
-    low, high = kin.joint_limits
-    lo = np.minimum(low + settings.limit_margin_rad, q)
-    hi = np.maximum(high - settings.limit_margin_rad, q)
-    pull = settings.nullspace_gain * (kin.home_qpos - q)
-    # Clamping: a joint whose step would cross its bound is fixed at the bound and the
-    # task is re-solved with the others, instead of clipping afterwards, which would
-    # silently give up part of the task (and can trap the arm at its limits).
-    dq = _dls(jac, err, pull, settings.damping)
-    free = np.ones(len(q), dtype=bool)
-    for _ in range(len(q)):  # usually zero passes: nothing crosses
-        crossing = free & ((q + dq < lo) | (q + dq > hi))
-        if not crossing.any():
-            break
-        dq[crossing] = np.minimum(np.maximum(q + dq, lo), hi)[crossing] - q[crossing]
-        free &= ~crossing
-        rest = err - jac[:, ~free] @ dq[~free]
-        dq[free] = _dls(jac * free, rest, pull * free, settings.damping)[free]
-    # Scale the whole step (not joint by joint) so the tool keeps its direction; the
-    # scaled step stays inside the bounds because q and q + dq both are.
-    ratio = float(np.max(np.abs(dq) / kin.velocity_limits)) / dt_s
-    if ratio > 1.0:
-        dq /= ratio
-    return np.minimum(np.maximum(q + dq, lo), hi)
+    return DifferentialIK(kin, dt_s, orientation=orientation, settings=settings)(q, delta_m)
+
+
+class DifferentialIK:
+    """:func:`cartesian_step` for one arm, period and settings, with its buffers allocated once.
+
+    The control tick calls it (``her_policy.deploy.pipeline.pipeline_for``): the bounds, the
+    home pull's constants and every intermediate array are made once, so a tick pays for the
+    arithmetic and not for ~25 small numpy allocations. The operations and their order are
+    those of the plain function, so the joint targets are bit for bit the same
+    (tests/her_policy/test_tick_regression.py replays a recorded soak through it).
+    Measured on the push arm (bench/bench_safety.py, stage ``limits_ik``): see README.
+    """
+
+    def __init__(
+        self,
+        kin: Kinematics,
+        dt_s: float,
+        *,
+        orientation: NDArray[np.float64] = POINTING_DOWN,
+        settings: IKSettings = DEFAULT_IK,
+    ) -> None:
+        self.kin = kin
+        self.dt_s = float(dt_s)
+        self.settings = settings
+        self._desired = np.ascontiguousarray(orientation, dtype=np.float64)
+        low, high = kin.joint_limits
+        n = len(low)
+        self._low_band = low + settings.limit_margin_rad
+        self._high_band = high - settings.limit_margin_rad
+        self._home = np.array(kin.home_qpos, dtype=np.float64)
+        self._vmax = np.array(kin.velocity_limits, dtype=np.float64)
+        self._gain = settings.nullspace_gain
+        self._damping2 = settings.damping**2
+        self._n = n
+        self._err = np.empty(6)
+        self._rel = np.empty((3, 3))
+        self._quat = np.empty(4)
+        self._pull = np.empty(n)
+        self._chol = np.empty((6, 6))
+        self._diag = self._chol.reshape(-1)[::7]
+        self._y = np.empty(6)
+        self._jp = np.empty(6)
+        self._dq = np.empty(n)
+        self._tmp = np.empty(n)
+        self._qdq = np.empty(n)
+
+    def __call__(self, q: ArrayLike, delta_m: ArrayLike) -> NDArray[np.float64]:
+        """Joint targets (rad) moving the tool by ``delta_m`` (m) from measured joints ``q``."""
+        q = np.asarray(q, dtype=np.float64)
+        settings = self.settings
+        _, rot, jac = self.kin.pose_and_jacobian(q)
+        err = self._err
+        err[:3] = delta_m
+        # orientation_error(desired, rot), into the preallocated buffers.
+        np.matmul(self._desired, rot.T, out=self._rel)
+        mujoco.mju_mat2Quat(self._quat, self._rel.reshape(-1))
+        mujoco.mju_quat2Vel(err[3:], self._quat, 1.0)
+        if settings.orientation_gain != 1.0:
+            err[3:] *= settings.orientation_gain
+        # Keep a margin from the limits (MoveIt Servo keeps 0.1 rad): at the elbow's upper
+        # limit the arm is stretched straight, a singularity DLS cannot steer out of.
+        # A joint already inside the margin may stay where it is but not go deeper.
+        lo = np.minimum(self._low_band, q)
+        hi = np.maximum(self._high_band, q)
+        pull = self._pull
+        np.subtract(self._home, q, out=pull)
+        np.multiply(self._gain, pull, out=pull)
+        dq = self._dq
+        self._solve(jac, err, pull, dq)
+        qdq = self._qdq
+        np.add(q, dq, out=qdq)
+        # Clamping: a joint whose step would cross its bound is fixed at the bound and the
+        # task is re-solved with the others, instead of clipping afterwards, which would
+        # silently give up part of the task (and can trap the arm at its limits).
+        crossing = (qdq < lo) | (qdq > hi)
+        if crossing.any():  # usually not: nothing crosses
+            dq = dq.copy()
+            free = np.ones(self._n, dtype=bool)
+            for _ in range(self._n):
+                crossing = free & ((q + dq < lo) | (q + dq > hi))
+                if not crossing.any():
+                    break
+                dq[crossing] = np.minimum(np.maximum(q + dq, lo), hi)[crossing] - q[crossing]
+                free &= ~crossing
+                rest = err - jac[:, ~free] @ dq[~free]
+                dq[free] = _dls(jac * free, rest, pull * free, settings.damping)[free]
+        # Scale the whole step (not joint by joint) so the tool keeps its direction; the
+        # scaled step stays inside the bounds because q and q + dq both are.
+        tmp = self._tmp
+        np.abs(dq, out=tmp)
+        np.divide(tmp, self._vmax, out=tmp)
+        ratio = float(tmp.max()) / self.dt_s
+        if ratio > 1.0:
+            dq /= ratio
+        out = np.add(q, dq)
+        np.maximum(out, lo, out=out)
+        np.minimum(out, hi, out=out)
+        return out
+
+    def _solve(
+        self,
+        jac: NDArray[np.float64],
+        err: NDArray[np.float64],
+        pull: NDArray[np.float64],
+        dq: NDArray[np.float64],
+    ) -> None:
+        """:func:`_dls` into ``dq``, with the preallocated 6x6 system."""
+        chol, y, tmp = self._chol, self._y, self._tmp
+        np.matmul(jac, jac.T, out=chol)
+        self._diag += self._damping2
+        mujoco.mju_cholFactor(chol, 0.0)
+        mujoco.mju_cholSolve(y, chol, err)
+        np.matmul(jac.T, y, out=dq)
+        np.matmul(jac, pull, out=self._jp)
+        mujoco.mju_cholSolve(y, chol, self._jp)
+        np.matmul(jac.T, y, out=tmp)
+        np.subtract(pull, tmp, out=tmp)
+        dq += tmp
 
 
 def _dls(

@@ -62,6 +62,15 @@ class Kinematics:
         )
         self._jacp = np.zeros((3, self.model.nv))
         self._jacr = np.zeros((3, self.model.nv))
+        # The MjData arrays, looked up once (each attribute access builds a new view).
+        self._shape = (len(self.joint_names),)
+        self._qpos = self._data.qpos
+        i = self._frame.id
+        if self._is_site:
+            self._xpos, self._xmat = self._data.site_xpos[i], self._data.site_xmat[i].reshape(3, 3)
+        else:
+            self._xpos, self._xmat = self._data.xpos[i], self._data.xmat[i].reshape(3, 3)
+        self._jac_fn = mujoco.mj_jacSite if self._is_site else mujoco.mj_jacBody
 
     # -- limits -------------------------------------------------------------
     @property
@@ -87,7 +96,7 @@ class Kinematics:
     # -- kinematics ---------------------------------------------------------
     def _set(self, q: ArrayLike) -> None:
         qa = np.asarray(q, dtype=np.float64)
-        if qa.shape != (self.n_joints,):
+        if qa.shape != self._shape:
             raise StateError(
                 f"joint positions have shape {qa.shape}; the arm has {self.n_joints} joints "
                 f"{list(self.joint_names)}"
@@ -95,14 +104,11 @@ class Kinematics:
         # One reduction: the sum is NaN/inf exactly when an entry is (short of 1e308).
         if not math.isfinite(qa.sum()):
             raise StateError(f"joint positions contain NaN or inf: {qa.tolist()}")
-        self._data.qpos[self._qadr] = qa
+        self._qpos[self._qadr] = qa
         mujoco.mj_kinematics(self.model, self._data)
 
     def _raw_pose(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        i = self._frame.id
-        if self._is_site:
-            return self._data.site_xpos[i], self._data.site_xmat[i].reshape(3, 3)
-        return self._data.xpos[i], self._data.xmat[i].reshape(3, 3)
+        return self._xpos, self._xmat
 
     def fk(self, q: ArrayLike) -> NDArray[np.float64]:
         """Tool-centre-point position (3,) in m, base frame, at joint positions ``q``."""
@@ -131,14 +137,11 @@ class Kinematics:
         self._set(q)
         # mj_jac* uses cdof, which mj_comPos computes from the kinematics above.
         mujoco.mj_comPos(self.model, self._data)
-        if self._is_site:
-            mujoco.mj_jacSite(self.model, self._data, self._jacp, self._jacr, self._frame.id)
-        else:
-            mujoco.mj_jacBody(self.model, self._data, self._jacp, self._jacr, self._frame.id)
-        jac = np.empty((6, self.n_joints))
+        self._jac_fn(self.model, self._data, self._jacp, self._jacr, self._frame.id)
+        jac = np.empty((6, self._shape[0]))
         jac[:3] = self._jacp[:, self._dofadr]
         jac[3:] = self._jacr[:, self._dofadr]
-        pos, rot = self._raw_pose()
+        pos, rot = self._xpos, self._xmat
         if self._base_is_world:
             return pos.copy(), rot.copy(), jac
         rb = self.base_rotation.T

@@ -35,6 +35,11 @@ from her_goals.safety_flags import SafetyFlag
 
 _NAN3 = np.full(3, np.nan)
 _NAN3.flags.writeable = False
+# Plain ints: IntFlag arithmetic costs microseconds per operation on the tick's path.
+_CLIPPED = int(SafetyFlag.CLIPPED)
+_NON_FINITE = int(SafetyFlag.NON_FINITE)
+_STEP_LIMITED = int(SafetyFlag.STEP_LIMITED)
+_VELOCITY_LIMIT = int(SafetyFlag.VELOCITY_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -173,18 +178,18 @@ class ActionLimits:
         """Clip ``action``, map it to metres and cap the tool step (see module docstring)."""
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self._dim,) or not all_finite(a):
-            return LimitedAction(_NAN3, None, a, SafetyFlag.NON_FINITE)
+            return LimitedAction(_NAN3, None, a, _NON_FINITE)
         flags = 0
         clipped = np.minimum(np.maximum(a, self._low), self._high)
         if clipped.tobytes() != a.tobytes():
-            flags |= SafetyFlag.CLIPPED
+            flags |= _CLIPPED
         step = clipped[:3] * self._scale
         norm = math.sqrt(float(step @ step))
         if norm > self._max_ee:
             ratio = self._max_ee / norm
             step *= ratio
             clipped[:3] *= ratio
-            flags |= SafetyFlag.STEP_LIMITED
+            flags |= _STEP_LIMITED
         gripper = None
         if self._gi >= 0:
             g = float(clipped[self._gi])
@@ -201,10 +206,10 @@ class ActionLimits:
             return q_target, 0
         flags = 0
         if direction_preserving_scale(delta, self._inv_step_cap) < 1.0:
-            flags |= SafetyFlag.STEP_LIMITED
+            flags |= _STEP_LIMITED
         if (
             self._inv_vel_cap is not None
             and direction_preserving_scale(delta, self._inv_vel_cap) < 1.0
         ):
-            flags |= SafetyFlag.VELOCITY_LIMIT
+            flags |= _VELOCITY_LIMIT
         return q_measured + s * delta, flags

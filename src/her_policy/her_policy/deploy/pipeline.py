@@ -6,7 +6,7 @@ Per tick (ARCHITECTURE.md, "Safety is in the loop": nothing reaches the arm any 
     raw     = actor(obs, desired_goal)                 policy units, [-1, 1]
     limited = limits.limit_action(raw)                 clip, m per tick, gripper range
     step    = clip(tcp + step, workspace) - tcp        slide along the box (LeRobot-style bounds)
-    q_tgt   = ik(q_measured, step)                     injected (her_goals.robot.ik.cartesian_step)
+    q_tgt   = ik(q_measured, step)                     injected (her_goals.robot.ik.DifferentialIK)
     q_cmd   = limits.limit_joint_step(q_tgt, q_meas)   direction-preserving joint step cap
     decision = monitor.check(state, now, q_cmd, ...)   the last word; see safety.py
 
@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
-from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_goals.robot.ik import DEFAULT_IK, DifferentialIK, IKSettings
 from her_goals.robot.rig import TaskRig
 from her_goals.safety_flags import SafetyFlag
 from her_goals.sampling import GoalRegion
@@ -277,7 +277,7 @@ class CachedKinematics:
     """Shares one kinematics pass per joint vector between observation, IK and safety monitor.
 
     Wraps a ``her_goals.robot.kinematics.Kinematics``-like object. ``pose_and_jacobian(q)``
-    is memoised for the last ``q``, and ``fk(q)`` computes the full pose and Jacobian
+    is memoised for the last two ``q``, and ``fk(q)`` computes the full pose and Jacobian
     on a miss: in a tick the observation's FK of the measured joints is followed by the
     IK's Jacobian at the same joints, so that pass is done once. Limits and the home
     posture are read once (the wrapped properties copy on every access). Returned
@@ -296,8 +296,12 @@ class CachedKinematics:
         self._vmax = _frozen(kinematics.velocity_limits)
         home = getattr(kinematics, "home_qpos", None)
         self._home = None if home is None else _frozen(home)
+        # The last two joint vectors (a tick visits the measured one, then the command,
+        # then the measured one again when the monitor checks a singularity or the box).
         self._key = b""
         self._pose: tuple[Vector, Vector, Vector] | None = None
+        self._key2 = b""
+        self._pose2: tuple[Vector, Vector, Vector] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -325,16 +329,24 @@ class CachedKinematics:
         if key == self._key and self._pose is not None:
             self.hits += 1
             return self._pose
+        if key == self._key2 and self._pose2 is not None:
+            # The one before: the monitor's Jacobian (or FK) at the reference after its pass
+            # at the predicted command.
+            self.hits += 1
+            self._key, self._key2 = self._key2, self._key
+            self._pose, self._pose2 = self._pose2, self._pose
+            return self._pose
         self.misses += 1
         p, rot, jac = self.kinematics.pose_and_jacobian(qa)
         if self._copy:
-            self._pose = (_frozen(p), _frozen(rot), _frozen(jac))
+            pose = (_frozen(p), _frozen(rot), _frozen(jac))
         else:
             for arr in (p, rot, jac):
                 arr.flags.writeable = False
-            self._pose = (p, rot, jac)
-        self._key = key
-        return self._pose
+            pose = (p, rot, jac)
+        self._key2, self._pose2 = self._key, self._pose
+        self._key, self._pose = key, pose
+        return pose
 
     def fk(self, q: ArrayLike) -> Vector:
         return self.pose_and_jacobian(q)[0]
@@ -420,9 +432,7 @@ def pipeline_for(
     period_s = rig.control_period_s
     observe = rig.observation_builder(kin)
 
-    def ik(q: Vector, step: Vector) -> Vector:
-        return cartesian_step(kin, q, step, period_s, settings=ik_settings)
-
+    ik = DifferentialIK(kin, period_s, settings=ik_settings)  # cartesian_step, buffers kept
     return build_pipeline(
         config,
         actor=actor,

@@ -347,6 +347,8 @@ class SafetyMonitor:
             [config.workspace_low_m[0], config.workspace_low_m[1], config.floor_z_m]
         )
         self.workspace_high_m = np.asarray(config.workspace_high_m, dtype=np.float64)
+        self._box_lo = tuple(self.workspace_low_m.tolist())
+        self._box_hi = tuple(self.workspace_high_m.tolist())
         self._kin = _Kin(fk, jacobian, fk_and_jacobian)
         self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
         self._all_rows = config.singularity_jacobian_rows == "full"
@@ -370,6 +372,9 @@ class SafetyMonitor:
         self._index: NDArray[np.intp] | slice = slice(None)
         self._last_finite: Vector | None = None
         self._estop_latched = False
+        # Scratch arrays of the per-tick checks (never handed out).
+        self._bound = np.empty(n)
+        self._gram: dict[int, Vector] = {}
 
     @classmethod
     def from_kinematics(
@@ -543,9 +548,12 @@ class SafetyMonitor:
 
         # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
         cap = self.joint_step_cap_rad
-        cmd = np.minimum(np.maximum(cmd, ref - cap), ref + cap)
-        cmd = np.minimum(np.maximum(cmd, lo), hi)
-        return self._decide(cmd, v, False, scale, cond, gripper_m)
+        bound = self._bound
+        out = np.maximum(cmd, np.subtract(ref, cap, out=bound))
+        np.minimum(out, np.add(ref, cap, out=bound), out=out)
+        np.maximum(out, lo, out=out)
+        np.minimum(out, hi, out=out)
+        return self._decide(out, v, False, scale, cond, gripper_m)
 
     # -- the checks, in order ---------------------------------------------------------
     def _reference_position(self, state: RobotState, v: _Verdict) -> Vector | None:
@@ -700,7 +708,13 @@ class SafetyMonitor:
             return math.nan
         rows = jac if self._all_rows else jac[self._rows]
         # The smaller Gram matrix carries the singular values squared (J J^T for 6x7).
-        gram = rows @ rows.T if rows.shape[0] <= rows.shape[1] else rows.T @ rows
+        if rows.shape[0] <= rows.shape[1]:
+            gram = self._gram.get(rows.shape[0])
+            if gram is None:
+                gram = self._gram[rows.shape[0]] = np.empty((rows.shape[0], rows.shape[0]))
+            np.matmul(rows, rows.T, out=gram)
+        else:
+            gram = rows.T @ rows
         eig = _eigvalsh(gram).tolist()  # ascending
         smallest = eig[0]
         if not smallest > 0.0:
@@ -731,8 +745,9 @@ class SafetyMonitor:
         return min(1.0, max(self._leave_min, s))
 
     def _inside(self, p: Vector) -> bool:
-        lo, hi = self.workspace_low_m, self.workspace_high_m
-        return bool(lo[0] <= p[0] <= hi[0] and lo[1] <= p[1] <= hi[1] and lo[2] <= p[2] <= hi[2])
+        (lx, ly, lz), (hx, hy, hz) = self._box_lo, self._box_hi
+        x, y, z = p.tolist()
+        return lx <= x <= hx and ly <= y <= hy and lz <= z <= hz
 
     def _violation(self, p: Vector) -> float:
         excess = np.maximum(self.workspace_low_m - p, 0.0) + np.maximum(

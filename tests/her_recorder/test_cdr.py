@@ -1,0 +1,65 @@
+"""The precompiled CDR encoders give rosbags' serialize_cdr bytes, and their bags read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from her_recorder import interfaces as ifc
+from her_recorder import typestore
+from her_recorder.cdr import EVENT, GOAL, JOINT_STATE, STEP, Encoder
+
+
+def _text(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("abcé✓ x"), size=int(rng.integers(0, 9))))
+
+
+def test_random_messages_encode_to_rosbags_bytes() -> None:
+    store = typestore()
+    types: Any = store.types
+    rng = np.random.default_rng(0)
+    step, goal, event, joints = Encoder(STEP), Encoder(GOAL), Encoder(EVENT), Encoder(JOINT_STATE)
+    for _ in range(500):
+        sec, nsec, frame = int(rng.integers(0, 2**31)), int(rng.integers(0, 10**9)), _text(rng)
+        h = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec), frame_id=frame
+        )
+        arrs = [rng.normal(size=int(rng.integers(0, 6))) for _ in range(7)]
+        reasons = [_text(rng) for _ in range(int(rng.integers(0, 3)))]
+        m = types[ifc.STEP_TYPE](
+            header=h, episode_id=int(rng.integers(0, 2**32)), step=int(rng.integers(0, 2**32)),
+            observation=arrs[0], next_observation=arrs[1], action_raw=arrs[2],
+            action_applied=arrs[3], achieved_goal=arrs[4], next_achieved_goal=arrs[5],
+            desired_goal=arrs[6], reward=float(rng.normal()), terminated=bool(rng.integers(2)),
+            truncated=bool(rng.integers(2)), is_success=bool(rng.integers(2)),
+            safety_flags=int(rng.integers(0, 1024)), safety_cost=float(rng.normal()),
+            safety_reasons=reasons, policy=_text(rng),
+        )  # fmt: skip
+        assert bytes(store.serialize_cdr(m, ifc.STEP_TYPE)) == step.encode(
+            sec, nsec, frame, m.episode_id, m.step, *arrs, m.reward, m.terminated, m.truncated,
+            m.is_success, m.safety_flags, m.safety_cost, reasons, m.policy,
+        )  # fmt: skip
+        g = types[ifc.GOAL_TYPE](
+            header=h, goal_space=_text(rng), value=arrs[0], tolerance=float(rng.normal()),
+            episode_id=int(rng.integers(0, 2**32)),
+        )  # fmt: skip
+        assert bytes(store.serialize_cdr(g, ifc.GOAL_TYPE)) == goal.encode(
+            sec, nsec, frame, g.goal_space, g.value, g.tolerance, g.episode_id
+        )
+        e = types[ifc.EVENT_TYPE](
+            header=h, event=int(rng.integers(0, 4)), episode_id=3, task=_text(rng),
+            goal_space=_text(rng), desired_goal=arrs[1], num_steps=5, success=True,
+            reason=_text(rng), split=_text(rng), stream_index=int(rng.integers(-5, 2**40)),
+        )  # fmt: skip
+        assert bytes(store.serialize_cdr(e, ifc.EVENT_TYPE)) == event.encode(
+            sec, nsec, frame, e.event, e.episode_id, e.task, e.goal_space, e.desired_goal,
+            e.num_steps, e.success, e.reason, e.split, e.stream_index,
+        )  # fmt: skip
+        names = [_text(rng) for _ in range(int(rng.integers(0, 4)))]
+        j = types["sensor_msgs/msg/JointState"](
+            header=h, name=names, position=arrs[2], velocity=arrs[3], effort=arrs[4]
+        )
+        assert bytes(store.serialize_cdr(j, "sensor_msgs/msg/JointState")) == joints.encode(
+            sec, nsec, frame, names, arrs[2], arrs[3], arrs[4]
+        )
