@@ -16,8 +16,9 @@ these encoders back with rosbags' own reader. In particular, rosbags decides sta
 (at code generation) whether a field is preceded by a pad, from the alignment the
 previous field guarantees, and pads an ``float64[]``'s data to 8 only when it is not empty.
 
-Measured per Step message of the push task (obs 25, action 4, goal 3; bench/bench_bags.py
-prints both in the same run): see README, "Benchmarks".
+Measured per Step message of the push task (obs 25, action 4, goal 3), one run on a loaded
+2-core machine: 4.7 us to encode against 8.5 us for ``serialize_cdr`` (a timing script, not
+yet a bench/bench_bags.py line).
 """
 
 from __future__ import annotations

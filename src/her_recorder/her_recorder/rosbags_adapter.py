@@ -68,8 +68,9 @@ class DurableMcap:
     def write_message(self, connection: Connection, timestamp: int, data: bytes | memoryview) -> None:
         """``Writer.write`` of an uncompressed-per-message bag, in one record write.
 
-        The same Message record bytes, chunk index and statistics as rosbags' own path
-        (tests/her_recorder/test_rosbags_adapter.py compares the files), without its
+        The same Message record layout, chunk index and statistics as rosbags' own path
+        (its bags read back with rosbags' reader in tests/her_recorder; no test compares
+        whole files byte for byte yet), without its
         per-field ``BytesIO`` writes: the record is packed with one ``struct`` call.
         ``connection`` must be one this writer added (the recorder only writes its own).
         """
