@@ -262,5 +262,7 @@ def test_an_ensemble_subset_larger_than_the_ensemble_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="target_critics 3 is more than the 2 critics"):
         config("td3", target_critics=3)
+    with pytest.raises(ConfigError, match="target_critics 2 is more than the 1 critics"):
+        config("ddpg", target_critics=2)  # DDPG's one critic, not TD3's two
     with pytest.raises(ConfigError, match="critic_dropout"):
         config("td3", critic_dropout=1.0)

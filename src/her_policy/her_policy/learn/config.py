@@ -212,9 +212,10 @@ class TrainConfig:
         if self.task is not None and self.env is not None:
             raise ConfigError(f"give task or env, not both (task={self.task!r}, env={self.env!r})")
         check_fields(self, where="train config")
-        if self.target_critics is not None and self.target_critics > (self.n_critics or 2):
+        critics = self.n_critics or (1 if self.algo == "ddpg" else 2)  # the learners' own defaults
+        if self.target_critics is not None and self.target_critics > critics:
             raise ConfigError(
-                f"target_critics {self.target_critics} is more than the {self.n_critics or 2} critics "
+                f"target_critics {self.target_critics} is more than the {critics} critics "
                 "(n_critics); draw at most all of them"
             )
         if self.randomize != "none":
