@@ -89,7 +89,8 @@ class DifferentialIK:
     arithmetic and not for ~25 small numpy allocations. The operations and their order are
     those of the plain function, so the joint targets are bit for bit the same
     (tests/her_policy/test_tick_regression.py replays a recorded soak through it).
-    Measured on the push arm (bench/bench_safety.py, stage ``limits_ik``): see README.
+    Measured on the push arm (bench/bench_safety.py, stage ``limits_ik`` p50, one run against
+    the plain function on a loaded 2-core machine): 34.0 us against 49.1 us.
     """
 
     def __init__(
