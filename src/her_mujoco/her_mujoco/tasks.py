@@ -30,7 +30,7 @@ from her_goals.config import from_mapping, suggest
 from her_goals.errors import ConfigError, GoalShapeError
 from her_goals.extractors import AchievedGoalExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
-from her_goals.robot.ik import DEFAULT_IK, IKSettings, cartesian_step
+from her_goals.robot.ik import DEFAULT_IK, DifferentialIK, IKSettings, cartesian_step
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.observation import ObservationBuilder, ObservationLayout
 from her_goals.robot.rig import TaskRig
@@ -230,6 +230,8 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.kinematics = Kinematics(self.arm_config, self.sim.model)
         self.ik_settings = ik_settings
         self.control_period_s = self.sim.control_period_s
+        self._ik = DifferentialIK(self.kinematics, self.control_period_s, settings=ik_settings)
+        """The env's own IK step (cartesian_step with its buffers made once per env, not per step)."""
         self._set_rig(TaskRig.build(
             self.task, self.arm_config, tolerance=tolerance_m, control_period_s=self.control_period_s,
             kinematics=self.kinematics,
@@ -484,9 +486,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             a = np.minimum(np.maximum(a, -1.0), 1.0)
             target = np.minimum(np.maximum(self._tcp + MAX_STEP_M * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
             q = self.observation_builder.arm_positions(self._state)
-            q_target = cartesian_step(
-                self.kinematics, q, target - self._tcp, self.control_period_s, settings=self.ik_settings
-            )
+            q_target = self._ik(q, target - self._tcp)
             opening = 0.0 if self.block_gripper else 0.5 * (a[3] + 1.0) * self._max_opening
             self.sim.set_joint_targets(q_target, opening)
         self.sim.step()
