@@ -8,7 +8,16 @@ import numpy as np
 
 from her_recorder import interfaces as ifc
 from her_recorder import typestore
-from her_recorder.cdr import EVENT, GOAL, JOINT_STATE, STEP, Encoder
+from her_recorder.cdr import (
+    EVENT,
+    GOAL,
+    JOINT_STATE,
+    POSE_STAMPED,
+    STEP,
+    STEP_IS_SUCCESS,
+    STEP_REWARD,
+    Encoder,
+)
 
 
 def _text(rng: np.random.Generator) -> str:
@@ -20,6 +29,7 @@ def test_random_messages_encode_to_rosbags_bytes() -> None:
     types: Any = store.types
     rng = np.random.default_rng(0)
     step, goal, event, joints = Encoder(STEP), Encoder(GOAL), Encoder(EVENT), Encoder(JOINT_STATE)
+    pose = Encoder(POSE_STAMPED)
     for _ in range(500):
         sec, nsec, frame = int(rng.integers(0, 2**31)), int(rng.integers(0, 10**9)), _text(rng)
         h = types["std_msgs/msg/Header"](
@@ -63,3 +73,34 @@ def test_random_messages_encode_to_rosbags_bytes() -> None:
         assert bytes(store.serialize_cdr(j, "sensor_msgs/msg/JointState")) == joints.encode(
             sec, nsec, frame, names, arrs[2], arrs[3], arrs[4]
         )
+        xyz, quat = rng.normal(size=3), rng.normal(size=4)
+        p = types["geometry_msgs/msg/PoseStamped"](
+            header=h,
+            pose=types["geometry_msgs/msg/Pose"](
+                position=types["geometry_msgs/msg/Point"](x=xyz[0], y=xyz[1], z=xyz[2]),
+                orientation=types["geometry_msgs/msg/Quaternion"](
+                    x=quat[0], y=quat[1], z=quat[2], w=quat[3]
+                ),
+            ),
+        )
+        assert bytes(store.serialize_cdr(p, "geometry_msgs/msg/PoseStamped")) == pose.encode(
+            sec, nsec, frame, *xyz, *quat
+        )
+
+
+def test_step_offsets_point_at_reward_and_success() -> None:
+    """The recorder fills reward and is_success in at these offsets after encoding."""
+    store = typestore()
+    step = Encoder(STEP)
+    rng = np.random.default_rng(1)
+    for frame in ("", "base_link", "é"):
+        arrs = [rng.normal(size=n) for n in (25, 25, 4, 4, 3, 3, 3)]
+        data = step.encode(1, 2, frame, 3, 4, *arrs, 0.0, True, False, False, 9, 0.5, ["x"], "p")
+        buf = bytearray(data)
+        buf[step.last_offsets[STEP_REWARD] : step.last_offsets[STEP_REWARD] + 4] = np.float32(
+            -1.0
+        ).tobytes()
+        buf[step.last_offsets[STEP_IS_SUCCESS]] = 1
+        msg = store.deserialize_cdr(bytes(buf), ifc.STEP_TYPE)
+        assert (msg.reward, msg.is_success, msg.terminated, msg.truncated) == (-1.0, True, True, False)
+        assert msg.safety_flags == 9 and msg.safety_reasons == ["x"] and msg.policy == "p"

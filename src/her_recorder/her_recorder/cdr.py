@@ -41,12 +41,16 @@ HEADER = ("i32", "u32", "str")
 STEP = (*HEADER, "u32", "u32", "f64[]", "f64[]", "f64[]", "f64[]", "f64[]", "f64[]", "f64[]",
         "f32", "bool", "bool", "bool", "u32", "f32", "str[]", "str")  # fmt: skip
 """``her_interfaces/Step``, field by field (Step.msg)."""
+STEP_REWARD, STEP_IS_SUCCESS = 12, 15
+"""Indices in :data:`STEP` of ``reward`` (float32) and ``is_success`` (bool)."""
 GOAL = (*HEADER, "str", "f64[]", "f64", "u32")
 """``her_interfaces/Goal``."""
 EVENT = (*HEADER, "u8", "u32", "str", "str", "f64[]", "u32", "bool", "str", "str", "i64")
 """``her_interfaces/EpisodeEvent``."""
 JOINT_STATE = (*HEADER, "str[]", "f64[]", "f64[]", "f64[]")
 """``sensor_msgs/JointState``."""
+POSE_STAMPED = (*HEADER, "f64", "f64", "f64", "f64", "f64", "f64", "f64")
+"""``geometry_msgs/PoseStamped``: position x, y, z, orientation x, y, z, w."""
 
 
 def _align_of(kind: str) -> int:
@@ -56,6 +60,17 @@ def _align_of(kind: str) -> int:
 def compile_layout(kinds: Sequence[str], lengths: Sequence[int | tuple[int, ...]]) -> struct.Struct:
     """One ``Struct`` for a message of field ``kinds`` with the given variable lengths.
 
+    See :func:`compile_layout_offsets`, which also gives where each field starts."""
+    return compile_layout_offsets(kinds, lengths)[0]
+
+
+def compile_layout_offsets(
+    kinds: Sequence[str], lengths: Sequence[int | tuple[int, ...]]
+) -> tuple[struct.Struct, tuple[int, ...]]:
+    """One ``Struct`` for a message of field ``kinds`` with the given variable lengths, and
+    the byte offset of each field in the message (the 4-byte encapsulation header included,
+    after any pad before the field).
+
     ``lengths`` has one entry per ``str`` (its UTF-8 byte count), ``f64[]`` (its item
     count) and ``str[]`` (the byte counts of its items), in field order. The struct's
     arguments are the field values in order: a string as its length + 1 and its bytes, an
@@ -64,6 +79,7 @@ def compile_layout(kinds: Sequence[str], lengths: Sequence[int | tuple[int, ...]
     """
     fmt = ["<"]
     pos = 0
+    offsets: list[int] = []
     aligned = 8  # rosbags: no pad before the first field
     it = iter(lengths)
 
@@ -82,6 +98,7 @@ def compile_layout(kinds: Sequence[str], lengths: Sequence[int | tuple[int, ...]
     for kind in kinds:
         if aligned < _align_of(kind):
             pad(_align_of(kind))
+        offsets.append(len(_CDR_LE) + pos)
         if kind in _SCALAR:
             code, size = _SCALAR[kind]
             fmt.append(code)
@@ -113,7 +130,7 @@ def compile_layout(kinds: Sequence[str], lengths: Sequence[int | tuple[int, ...]
             aligned = 1
         else:
             raise ValueError(f"unknown CDR field kind {kind!r}")
-    return struct.Struct("".join(fmt))
+    return struct.Struct("".join(fmt)), tuple(offsets)
 
 
 class Encoder:
@@ -129,7 +146,9 @@ class Encoder:
 
     def __init__(self, kinds: Sequence[str]) -> None:
         self.kinds = tuple(kinds)
-        self._layouts: dict[tuple[Any, ...], struct.Struct] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[struct.Struct, tuple[int, ...]]] = {}
+        self.last_offsets: tuple[int, ...] = ()
+        """Byte offset of each field in the message :meth:`encode` returned last."""
 
     def encode(self, *values: Any) -> bytes:
         key: list[Any] = []
@@ -152,11 +171,12 @@ class Encoder:
             else:
                 args.append(value)
         k = tuple(key)
-        layout = self._layouts.get(k)
-        if layout is None:
+        compiled = self._layouts.get(k)
+        if compiled is None:
             if len(self._layouts) >= self.max_layouts:
                 self._layouts.clear()
-            layout = self._layouts[k] = compile_layout(self.kinds, k)
+            compiled = self._layouts[k] = compile_layout_offsets(self.kinds, k)
+        layout, self.last_offsets = compiled
         return _CDR_LE + layout.pack(*args)
 
 
