@@ -43,7 +43,7 @@ from mcap.writer import Writer as McapWriter
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from her_goals import get_goal_space
-from her_recorder import EpisodeRecorder, find_bags, read_episodes, typestore
+from her_recorder import EpisodeRecorder, cdr, find_bags, read_episodes, typestore
 from her_recorder.writer import header
 
 SPACE = get_goal_space("ee_position")
@@ -269,6 +269,39 @@ def bench_write(root: Path, episodes: int, steps: int, rounds: int) -> Path:
     return root / f"w{rounds // 2}_0"
 
 
+def bench_encode(n: int = 20_000) -> None:
+    """One Step of the push task through our precompiled encoder and rosbags' serialize_cdr."""
+    store = typestore()
+    types: Any = store.types
+    rng = np.random.default_rng(1)
+    obs, act, ag = rng.normal(size=OBS), rng.normal(size=ACT), rng.normal(size=3)
+    msg = types["her_interfaces/msg/Step"](
+        header=header(T0, "base_link"), episode_id=1, step=2, observation=obs,
+        next_observation=obs, action_raw=act, action_applied=act, achieved_goal=ag,
+        next_achieved_goal=ag, desired_goal=ag, reward=-1.0, terminated=False, truncated=False,
+        is_success=False, safety_flags=0, safety_cost=0.0, safety_reasons=[], policy="scripted",
+    )  # fmt: skip
+    step = cdr.Encoder(cdr.STEP)
+    args = (1_700_000_000, 0, "base_link", 1, 2, obs, obs, act, act, ag, ag, ag,
+            -1.0, False, False, False, 0, 0.0, [], "scripted")  # fmt: skip
+    assert step.encode(*args) == bytes(store.serialize_cdr(msg, "her_interfaces/msg/Step"))
+    timings = {}
+    for _ in range(3):  # interleaved; the best of three each
+        for name, fn in (
+            ("ours", lambda: step.encode(*args)),
+            ("serialize_cdr", lambda: store.serialize_cdr(msg, "her_interfaces/msg/Step")),
+        ):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            timings[name] = min(timings.get(name, 1e9), (time.perf_counter() - start) / n)
+    print(
+        f"== encode one Step (obs {OBS}, action {ACT}, goal 3): ours {1e6 * timings['ours']:.2f} us, "
+        f"rosbags serialize_cdr {1e6 * timings['serialize_cdr']:.2f} us "
+        f"({timings['serialize_cdr'] / timings['ours']:.2f}x faster)"
+    )
+
+
 def bench_read(session: Path) -> None:
     """Our reader into episodes beside rosbags iterating and decoding the same bag."""
     (bag,) = find_bags(session)
@@ -430,6 +463,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="her_bench_bags_"))
     try:
+        bench_encode()
         session = bench_write(root, args.episodes, args.steps, args.rounds)
         bench_read(session)
         drop_test(root, args.seconds)

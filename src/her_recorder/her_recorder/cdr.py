@@ -16,15 +16,14 @@ these encoders back with rosbags' own reader. In particular, rosbags decides sta
 (at code generation) whether a field is preceded by a pad, from the alignment the
 previous field guarantees, and pads an ``float64[]``'s data to 8 only when it is not empty.
 
-Measured per Step message of the push task (obs 25, action 4, goal 3), one run on a loaded
-2-core machine: 4.7 us to encode against 8.5 us for ``serialize_cdr`` (a timing script, not
-yet a bench/bench_bags.py line).
+Per Step message of the push task (obs 25, action 4, goal 3), ``bench/bench_bags.py`` prints
+the encode time beside ``serialize_cdr``'s of the same message, measured in the same run.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,12 +132,22 @@ def compile_layout_offsets(
     return struct.Struct("".join(fmt)), tuple(offsets)
 
 
+def _strings(encoded: list[bytes]) -> list[Any]:
+    """The struct arguments of a ``str[]``'s items: each one's length + 1 and bytes."""
+    return [x for b in encoded for x in (len(b) + 1, b)]
+
+
 class Encoder:
     """CDR bytes of one message type from its flattened field values; layouts cached.
 
     ``encode(*values)`` takes the values of :attr:`kinds` in order: ints, floats and bools
     for scalars, ``str`` for strings, a float64 numpy array (or a sequence of floats) for
     ``f64[]``, a sequence of ``str`` for ``str[]``.
+
+    ``encode`` is generated once per message type as straight-line code (no loop over the
+    fields, no branch per kind), as rosbags generates its own serialisers: measured on the
+    push task's Step (obs 25, action 4, goal 3), one run on the loaded 2-core machine,
+    2.9 us per message against 4.6 us for the loop over the fields it replaced.
     """
 
     max_layouts = 256
@@ -149,35 +158,51 @@ class Encoder:
         self._layouts: dict[tuple[Any, ...], tuple[struct.Struct, tuple[int, ...]]] = {}
         self.last_offsets: tuple[int, ...] = ()
         """Byte offset of each field in the message :meth:`encode` returned last."""
+        self.encode: Callable[..., bytes] = self._generate()
 
-    def encode(self, *values: Any) -> bytes:
-        key: list[Any] = []
-        args: list[Any] = []
-        for kind, value in zip(self.kinds, values, strict=True):
+    def _layout(self, key: tuple[Any, ...]) -> tuple[struct.Struct, tuple[int, ...]]:
+        if len(self._layouts) >= self.max_layouts:
+            self._layouts.clear()
+        compiled = self._layouts[key] = compile_layout_offsets(self.kinds, key)
+        return compiled
+
+    def _generate(self) -> Any:
+        params, prep, key, args = [], [], [], []
+        for i, kind in enumerate(self.kinds):
+            v = f"v{i}"
+            params.append(v)
             if kind == "str":
-                b = value.encode()
-                key.append(len(b))
-                args += (len(b) + 1, b)
+                prep.append(f"    b{i} = {v}.encode()")
+                key.append(f"len(b{i})")
+                args += [f"len(b{i}) + 1", f"b{i}"]
             elif kind == "f64[]":
-                arr = np.asarray(value, dtype="<f8")
-                key.append(arr.size)
-                args += (arr.size, arr.tobytes())
+                prep.append(f"    a{i} = asarray({v}, dtype='<f8')")
+                key.append(f"a{i}.size")
+                args += [f"a{i}.size", f"a{i}.tobytes()"]
             elif kind == "str[]":
-                encoded = [s.encode() for s in value]
-                key.append(tuple(len(b) for b in encoded))
-                args.append(len(encoded))
-                for b in encoded:
-                    args += (len(b) + 1, b)
+                prep.append(f"    e{i} = [s.encode() for s in {v}]")
+                key.append(f"tuple(map(len, e{i}))")
+                args += [f"len(e{i})", f"*strings(e{i})"]
+            elif kind in _SCALAR:
+                args.append(v)
             else:
-                args.append(value)
-        k = tuple(key)
-        compiled = self._layouts.get(k)
-        if compiled is None:
-            if len(self._layouts) >= self.max_layouts:
-                self._layouts.clear()
-            compiled = self._layouts[k] = compile_layout_offsets(self.kinds, k)
-        layout, self.last_offsets = compiled
-        return _CDR_LE + layout.pack(*args)
+                raise ValueError(f"unknown CDR field kind {kind!r}")
+        source = "\n".join(
+            [
+                f"def encode({', '.join(params)}):",
+                *prep,
+                f"    k = ({''.join(k + ', ' for k in key)})",
+                "    compiled = layouts.get(k) or make(k)",
+                "    enc.last_offsets = compiled[1]",
+                f"    return HEAD + compiled[0].pack({', '.join(args)})",
+            ]
+        )
+        scope: dict[str, Any] = {
+            "asarray": np.asarray, "strings": _strings, "layouts": self._layouts,
+            "make": self._layout, "enc": self, "HEAD": _CDR_LE,
+        }  # fmt: skip
+        exec(compile(source, f"<cdr encoder {'/'.join(self.kinds)}>", "exec"), scope)
+        return scope["encode"]
 
 
 def split_stamp(stamp_ns: int) -> tuple[int, int]:

@@ -824,6 +824,16 @@ class EpisodeRecorder:
 
     def _emit(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
         if self._queue is None:
+            bag = self._bag
+            conn = None if bag is None else bag.connections.get(topic)
+            if conn is not None and conn.msgtype == msgtype and type(payload) is bytes:
+                # The common case, straight to the open bag's chunk (what _write does).
+                assert bag is not None and bag.storage is not None
+                try:
+                    bag.storage.write_message(conn, t, payload)
+                except OSError as exc:
+                    raise self._storage_failure(exc) from None
+                return
             self._guarded(("msg", topic, msgtype, t, payload))
             return
         try:
