@@ -270,7 +270,8 @@ def bench_write(root: Path, episodes: int, steps: int, rounds: int) -> Path:
 
 
 def bench_encode(n: int = 20_000) -> None:
-    """One Step of the push task through our precompiled encoder and rosbags' serialize_cdr."""
+    """One Step of the push task through our precompiled encoder and decoder, beside rosbags'
+    serialize_cdr and deserialize_cdr of the same message."""
     store = typestore()
     types: Any = store.types
     rng = np.random.default_rng(1)
@@ -284,12 +285,17 @@ def bench_encode(n: int = 20_000) -> None:
     step = cdr.Encoder(cdr.STEP)
     args = (1_700_000_000, 0, "base_link", 1, 2, obs, obs, act, act, ag, ag, ag,
             -1.0, False, False, False, 0, 0.0, [], "scripted")  # fmt: skip
-    assert step.encode(*args) == bytes(store.serialize_cdr(msg, "her_interfaces/msg/Step"))
-    timings = {}
+    data = step.encode(*args)
+    assert data == bytes(store.serialize_cdr(msg, "her_interfaces/msg/Step"))
+    decoder = cdr.Decoder(store, "her_interfaces/msg/Step")
+    decoder.decode(data)  # learns the layout
+    timings: dict[str, float] = {}
     for _ in range(3):  # interleaved; the best of three each
         for name, fn in (
             ("ours", lambda: step.encode(*args)),
             ("serialize_cdr", lambda: store.serialize_cdr(msg, "her_interfaces/msg/Step")),
+            ("ours decode", lambda: decoder.decode(data)),
+            ("deserialize_cdr", lambda: store.deserialize_cdr(data, "her_interfaces/msg/Step")),
         ):
             start = time.perf_counter()
             for _ in range(n):
@@ -299,6 +305,11 @@ def bench_encode(n: int = 20_000) -> None:
         f"== encode one Step (obs {OBS}, action {ACT}, goal 3): ours {1e6 * timings['ours']:.2f} us, "
         f"rosbags serialize_cdr {1e6 * timings['serialize_cdr']:.2f} us "
         f"({timings['serialize_cdr'] / timings['ours']:.2f}x faster)"
+    )
+    print(
+        f"== decode the same Step: ours {1e6 * timings['ours decode']:.2f} us, "
+        f"rosbags deserialize_cdr {1e6 * timings['deserialize_cdr']:.2f} us "
+        f"({timings['deserialize_cdr'] / timings['ours decode']:.2f}x faster)"
     )
 
 
