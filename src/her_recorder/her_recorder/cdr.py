@@ -181,10 +181,16 @@ class Encoder:
                 prep.append(f"    a{i} = asarray({v}, dtype='<f8')")
                 key.append(f"a{i}.size")
                 args += [f"a{i}.size", f"a{i}.tobytes()"]
-            elif kind == "str[]":
-                prep.append(f"    e{i} = [s.encode() for s in {v}]")
-                key.append(f"tuple(map(len, e{i}))")
-                args += [f"len(e{i})", f"*strings(e{i})"]
+            elif kind == "str[]":  # the last one's encoding kept: joint names repeat
+                prep += [
+                    f"    m = memo[{i}]",
+                    f"    if {v} != m[0]:",
+                    f"        e = [s.encode() for s in {v}]",
+                    f"        m = memo[{i}] = (list({v}), tuple(map(len, e)), strings(e))",
+                    f"    k{i}, s{i} = m[1], m[2]",
+                ]
+                key.append(f"k{i}")
+                args += [f"len(k{i})", f"*s{i}"]
             elif kind in _SCALAR:
                 args.append(v)
             else:
@@ -202,6 +208,7 @@ class Encoder:
         scope: dict[str, Any] = {
             "asarray": np.asarray, "strings": _strings, "layouts": self._layouts,
             "make": self._layout, "enc": self, "HEAD": _CDR_LE,
+            "memo": {i: (None, (), []) for i, k in enumerate(self.kinds) if k == "str[]"},
         }  # fmt: skip
         exec(compile(source, f"<cdr encoder {'/'.join(self.kinds)}>", "exec"), scope)
         return scope["encode"]

@@ -281,11 +281,6 @@ def _fsync_dir(path: Path) -> None:
 
 
 _STOP = object()
-_STEP = cdr.Encoder(cdr.STEP)
-_GOAL = cdr.Encoder(cdr.GOAL)
-_EVENT = cdr.Encoder(cdr.EVENT)
-_JOINT_STATE = cdr.Encoder(cdr.JOINT_STATE)
-_POSE_STAMPED = cdr.Encoder(cdr.POSE_STAMPED)
 
 
 class EpisodeRecorder:
@@ -383,6 +378,13 @@ class EpisodeRecorder:
         self._lock = threading.Lock()
         self._kept: dict[Path, int] = {}
         """Completed episodes (END) of this run on disk, per bag."""
+        # The precompiled layouts (her_recorder/cdr.py), one set per recorder: an encoder keeps
+        # the offsets of the message it encoded last, which record_step reads right after.
+        self._step = cdr.Encoder(cdr.STEP)
+        self._goal = cdr.Encoder(cdr.GOAL)
+        self._event = cdr.Encoder(cdr.EVENT)
+        self._joint_state = cdr.Encoder(cdr.JOINT_STATE)
+        self._pose_stamped = cdr.Encoder(cdr.POSE_STAMPED)
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> None:
@@ -533,7 +535,7 @@ class EpisodeRecorder:
         self._next_episode_id += 1
         self._episode = episode
         self._emit_event(ifc.EventKind.START, episode, t, success=False, reason=reason)
-        goal = _GOAL.encode(
+        goal = self._goal.encode(
             *_sec_nanosec(t), self.goal_space.frame,
             self.goal_space.name, desired, float(self.goal_space.tolerance), episode.episode_id,
         )  # fmt: skip
@@ -604,7 +606,7 @@ class EpisodeRecorder:
         # A reward or success left to the goal space is a placeholder here, filled in for the
         # episode's steps at once (_flush_steps: one vectorised compute_reward).
         try:
-            data = _STEP.encode(
+            data = self._step.encode(
                 sec, nanosec, self.goal_space.frame,
                 episode.episode_id, episode.num_steps,
                 _vector(observation, "observation"),
@@ -621,7 +623,7 @@ class EpisodeRecorder:
                 f"step {episode.num_steps} of episode {episode.episode_id} does not fit its "
                 f"message fields ({exc}): safety_flags is a uint32, reward and safety_cost float32"
             ) from None
-        offsets = _STEP.last_offsets
+        offsets = self._step.last_offsets
         episode.pending.append(
             _PendingStep(
                 t, data, next_achieved.tobytes(),
@@ -630,7 +632,7 @@ class EpisodeRecorder:
             )
         )  # fmt: skip
         if true_next_achieved_goal is not None:
-            truth = _GOAL.encode(
+            truth = self._goal.encode(
                 sec, nanosec, self.goal_space.frame,
                 self.goal_space.name,
                 _vector(true_next_achieved_goal, "true_next_achieved_goal"),
@@ -752,13 +754,13 @@ class EpisodeRecorder:
         # The arm's and the object's state, every tick: the precompiled layouts.
         if msgtype == ifc.JOINT_STATE_TYPE:
             h = msg.header
-            msg = _JOINT_STATE.encode(
+            msg = self._joint_state.encode(
                 h.stamp.sec, h.stamp.nanosec, h.frame_id,
                 list(msg.name), msg.position, msg.velocity, msg.effort,
             )  # fmt: skip
         elif msgtype == ifc.POSE_STAMPED_TYPE:
             h, p, q = msg.header, msg.pose.position, msg.pose.orientation
-            msg = _POSE_STAMPED.encode(
+            msg = self._pose_stamped.encode(
                 h.stamp.sec, h.stamp.nanosec, h.frame_id, p.x, p.y, p.z, q.x, q.y, q.z, q.w
             )
         self._emit(topic, msgtype, int(stamp_ns), msg)
@@ -792,7 +794,7 @@ class EpisodeRecorder:
     def _emit_event(
         self, kind: ifc.EventKind, episode: _Episode, t: int, *, success: bool, reason: str
     ) -> None:
-        msg = _EVENT.encode(
+        msg = self._event.encode(
             *_sec_nanosec(t), self.goal_space.frame,
             int(kind), episode.episode_id, self.task, self.goal_space.name,
             episode.desired_goal, episode.num_steps, bool(success), str(reason),
