@@ -313,39 +313,51 @@ def bench_encode(n: int = 20_000) -> None:
     )
 
 
-def bench_read(session: Path) -> None:
-    """Our reader into episodes beside rosbags iterating and decoding the same bag."""
+def bench_read(session: Path, rounds: int) -> None:
+    """Our reader into episodes beside rosbags iterating and decoding the same bag, the three
+    interleaved for ``rounds`` rounds; the median of each shown."""
     (bag,) = find_bags(session)
     store = typestore()
     wanted = {"/her/step", "/her/episode", "/her/desired_goal"}
-    start = time.perf_counter()
-    result = read_episodes(session, log_summary=False)
-    arrays = {
-        k: np.concatenate([getattr(e, k) for e in result.episodes])
-        for k in ("observation", "next_observation", "action",
-                  "achieved_goal", "next_achieved_goal", "desired_goal")
-    }  # fmt: skip
-    ours = time.perf_counter() - start
-    n_steps = int(arrays["observation"].shape[0])
-    start = time.perf_counter()
-    with Reader(bag) as reader:
-        count = sum(1 for _ in reader.messages())
-    iterate = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = 0
-    with Reader(bag) as reader:
-        conns = [c for c in reader.connections if c.topic in wanted]
-        for conn, _, data in reader.messages(connections=conns):
-            store.deserialize_cdr(data, conn.msgtype)
-            decoded += conn.topic == "/her/step"
-    decode = time.perf_counter() - start
-    assert decoded == n_steps
-    print(f"== read: {len(result.episodes)} episodes, {n_steps} steps; {result.report.summary_line()}")
+
+    def ours() -> int:
+        result = read_episodes(session, log_summary=False)
+        arrays = {
+            k: np.concatenate([getattr(e, k) for e in result.episodes])
+            for k in ("observation", "next_observation", "action",
+                      "achieved_goal", "next_achieved_goal", "desired_goal")
+        }  # fmt: skip
+        return int(arrays["observation"].shape[0])
+
+    def decode() -> int:
+        decoded = 0
+        with Reader(bag) as reader:
+            conns = [c for c in reader.connections if c.topic in wanted]
+            for conn, _, data in reader.messages(connections=conns):
+                store.deserialize_cdr(data, conn.msgtype)
+                decoded += conn.topic == "/her/step"
+        return decoded
+
+    def iterate() -> int:
+        with Reader(bag) as reader:
+            return sum(1 for _ in reader.messages())
+
+    times: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, fn in (("ours", ours), ("decode", decode), ("iterate", iterate)):
+            start = time.perf_counter()
+            counts[name] = fn()
+            times.setdefault(name, []).append(time.perf_counter() - start)
+    assert counts["ours"] == counts["decode"]
+    rate = {name: counts[name] / float(np.median(t)) for name, t in times.items()}
+    summary = read_episodes(session, log_summary=False).report.summary_line()
+    print(f"== read: {counts['ours']} steps, {rounds} rounds interleaved, medians; {summary}")
     print(
-        f"  ours, read_episodes (decode + validate + arrays) {n_steps / ours:>9.0f} steps/s\n"
-        f"  rosbags Reader + deserialize_cdr, HER topics     {n_steps / decode:>9.0f} steps/s "
-        f"(ours {decode / ours:.2f}x)\n"
-        f"  rosbags Reader, iterate every message, no decode {count / iterate:>9.0f} msgs/s"
+        f"  ours, read_episodes (decode + validate + arrays) {rate['ours']:>9.0f} steps/s\n"
+        f"  rosbags Reader + deserialize_cdr, HER topics     {rate['decode']:>9.0f} steps/s "
+        f"(ours {rate['ours'] / rate['decode']:.2f}x)\n"
+        f"  rosbags Reader, iterate every message, no decode {rate['iterate']:>9.0f} msgs/s"
     )
 
 
@@ -476,7 +488,7 @@ def main() -> None:
     try:
         bench_encode()
         session = bench_write(root, args.episodes, args.steps, args.rounds)
-        bench_read(session)
+        bench_read(session, 2 * args.rounds + 1)
         drop_test(root, args.seconds)
     finally:
         if args.dir is None:
