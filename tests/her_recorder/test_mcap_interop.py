@@ -17,6 +17,7 @@ import mcap.stream_reader as mcap_stream
 import numpy as np
 import pytest
 from her_recorder_testlib import SPACE, record_session
+import yaml
 from rosbags.highlevel import AnyReader
 
 from her_recorder import BagFormatError, EpisodeRecorder, read_episodes, recover_bag, typestore
@@ -141,5 +142,8 @@ def test_write_message_gives_the_bytes_of_rosbags_own_write(
     }  # fmt: skip
     poses = [m for (topic, *_), m in zip(rosbags, decoded, strict=True) if topic == "/object_pose"]
     assert [p.pose.position.x for p in poses[:5]] == [0.0, 1.0, 2.0, 0.0, 1.0]
+    info = yaml.safe_load((ours / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["starting_time"]["nanoseconds_since_epoch"] == rosbags[0][2]  # ros2 bag info
+    assert info["duration"]["nanoseconds"] == rosbags[-1][2] - rosbags[0][2]
     result = read_episodes(tmp_path / "ours", log_summary=False)
     assert result.report.ok and [len(e) for e in result.episodes] == [3, 300, 7]

@@ -1,4 +1,4 @@
-"""Precompiled CDR encoders for the messages the recorder writes every step.
+"""Precompiled CDR encoders and decoders for the messages the recorder writes every step.
 
 rosbags' ``Typestore.serialize_cdr`` walks a message object field by field, computing its
 size first and packing every primitive with its own call; before it, the recorder built
@@ -16,8 +16,11 @@ these encoders back with rosbags' own reader. In particular, rosbags decides sta
 (at code generation) whether a field is preceded by a pad, from the alignment the
 previous field guarantees, and pads an ``float64[]``'s data to 8 only when it is not empty.
 
+:class:`Decoder` goes the other way for the reader (rosbags' ``deserialize_cdr`` values).
+
 Per Step message of the push task (obs 25, action 4, goal 3), ``bench/bench_bags.py`` prints
-the encode time beside ``serialize_cdr``'s of the same message, measured in the same run.
+the encode and decode times beside ``serialize_cdr``'s and ``deserialize_cdr``'s of the same
+message, measured in the same run.
 """
 
 from __future__ import annotations

@@ -581,6 +581,12 @@ class EpisodeRecorder:
         episode's desired goal; values passed in are recorded as given (the
         reader checks them against the goal space). ``action_applied`` defaults
         to ``action_raw`` (no limits in the loop).
+
+        The Step is encoded here (a bad value is an error from this call) and written with
+        the episode's end, or with every 256 steps, when the goal space computes the rewards
+        of all of them in one call. A killed recorder loses the open episode's last steps, as
+        it did when they sat in the chunk in memory: an episode without its END is never
+        used as complete (readers report it, with the steps that reached the file).
         """
         self._check_open()
         episode = self._episode
