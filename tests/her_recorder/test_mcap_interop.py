@@ -16,8 +16,8 @@ import mcap.reader as mcap_reader
 import mcap.stream_reader as mcap_stream
 import numpy as np
 import pytest
-from her_recorder_testlib import SPACE, record_session
 import yaml
+from her_recorder_testlib import SPACE, record_session
 from rosbags.highlevel import AnyReader
 
 from her_recorder import BagFormatError, EpisodeRecorder, read_episodes, recover_bag, typestore
