@@ -166,7 +166,10 @@ def test_a_malformed_message_is_rosbags_error() -> None:
     decoder = Decoder(store, ifc.GOAL_TYPE)
     data = Encoder(GOAL).encode(1, 2, "base_link", "ee_position", np.zeros(3), 0.05, 7)
     assert decoder.decode(data).episode_id == 7
-    for bad in (data[:-9], data[:20], data + b"\x00" * 8):
+    n = len("base_link")
+    no_terminator = data[: 16 + n] + b"x" + data[17 + n :]
+    not_utf8 = data[:16] + b"\xff" + data[17:]
+    for bad in (data[:-9], data[:20], data + b"\x00" * 8, no_terminator, not_utf8):
         with pytest.raises(SerdeError):
             decoder.decode(bad)
     assert decoder.decode(data + b"\x00" * 3).episode_id == 7  # trailing pad, as rosbags allows

@@ -271,8 +271,9 @@ class Decoder:
     is unpacked with its precompiled struct, its arrays as read-only float64 views of the
     bytes (as rosbags gives them); any other is decoded by rosbags' ``deserialize_cdr``
     (which also raises for a malformed message), and its layout compiled for the next.
-    A fast-path message is accepted only when every length field it carries is the layout's
-    and its size is the layout's (up to 3 trailing pad bytes, as rosbags allows);
+    A fast-path message is accepted only when every length field it carries is the layout's,
+    every string has its terminator and its size is the layout's (up to 3 trailing pad
+    bytes, as rosbags allows);
     tests/her_recorder/test_cdr.py compares the decoded values with ``deserialize_cdr``'s on
     random messages. Measured per Step: ``bench/bench_bags.py`` prints it beside
     ``deserialize_cdr``'s, in the same run.
@@ -304,7 +305,10 @@ class Decoder:
         """The message of ``data``; raises rosbags' ``SerdeError`` for a malformed one."""
         last = self._last
         if last is not None:
-            msg = last(data)
+            try:
+                msg = last(data)
+            except UnicodeDecodeError:  # rosbags' decode below says it as its SerdeError
+                msg = None
             if msg is not None:
                 return msg
         msg = self.store.deserialize_cdr(data, self.msgtype)
@@ -322,7 +326,7 @@ class Decoder:
         fmt = ["<"]
         pos = len(_CDR_LE)
         n_values = 0
-        checks: list[tuple[int, int]] = []  # (tuple index, expected length field)
+        checks: list[tuple[int, int | bytes]] = []  # (tuple index, expected length or byte)
         leaves: list[str] = []
         lengths = iter(key)
 
@@ -338,10 +342,7 @@ class Decoder:
         def string(at: int, n: int) -> str:
             checks.append((take("I", 4, at), n + 1))
             value = take(f"{n}s", n, at + 4)
-            fmt.append("x")
-            pos_after = at + 4 + n + 1
-            nonlocal pos
-            pos = pos_after
+            checks.append((take("c", 1, at + 4 + n), b"\x00"))  # the terminator, as rosbags checks
             return f"v[{value}].decode()"
 
         for kind, at in zip(self.kinds, offsets, strict=True):
@@ -376,7 +377,7 @@ class Decoder:
                 "        return None",
                 f"    v = S.unpack_from(d, {len(_CDR_LE)})",
                 f"    if ({''.join(f'v[{i}], ' for i, _ in checks)}) != "
-                f"({''.join(f'{n}, ' for _, n in checks)}):",
+                f"({''.join(f'{n!r}, ' for _, n in checks)}):",
                 "        return None",
                 "    return " + _LEAF.sub(lambda m: leaves[int(m.group(1))], self._build),
             ]

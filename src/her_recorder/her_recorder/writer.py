@@ -649,7 +649,7 @@ class EpisodeRecorder:
         episode.num_steps += 1
         episode.last_next_achieved = next_achieved
         episode.last_stamp_ns = t
-        if len(episode.pending) >= _PENDING_STEPS:
+        if episode.num_steps % _PENDING_STEPS == 0:
             self._flush_steps(episode)
         return episode.num_steps - 1
 
