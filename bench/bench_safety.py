@@ -23,10 +23,12 @@ The machine is shared: the load average is printed with the figures; quote both.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import math
 import os
 import platform
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -170,6 +172,48 @@ def bench_ticks(
             )
         ),
         "holds": holds,
+    }
+
+
+def profile_ticks(
+    pipe: TickPipeline, states: list[RobotState], fn: Callable[..., Any], ticks: int, top: int = 12
+) -> dict[str, Any]:
+    """cProfile over ``ticks`` ticks: Python-level calls per tick, kinematics passes per tick and
+    the functions with the most own time (us per tick, inflated by the profiler's own cost).
+
+    cProfile sees Python functions and builtins, not numpy ufunc calls (``np.add``, ``np.minimum``):
+    the call count is a lower bound of the interpreter's work per tick.
+    """
+    pipe.actor = fn
+    goal = np.array([0.5, 0.1, 0.025])
+    pipe.monitor.reset_estop()
+    kin = getattr(pipe.ik, "kin", None)
+    misses0 = getattr(kin, "misses", 0)
+    n_states = len(states)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(ticks):
+        k = i % n_states
+        s = states[k]
+        pipe.tick(s, s.stamp_ns, goal, previous=states[k - 1])
+    prof.disable()
+    stats = pstats.Stats(prof)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
+    functions = [
+        {
+            "function": f"{Path(f).name}:{line}({name})",
+            "calls_per_tick": round(v[1] / ticks, 2),
+            "own_us_per_tick": round(v[2] / ticks * 1e6, 2),
+            "cumulative_us_per_tick": round(v[3] / ticks * 1e6, 2),
+        }
+        for (f, line, name), v in rows
+    ]
+    return {
+        "ticks": ticks,
+        "calls_per_tick": round(stats.total_calls / ticks, 1),  # type: ignore[attr-defined]
+        "kinematics_passes_per_tick": round((getattr(kin, "misses", 0) - misses0) / ticks, 2),
+        "top_own_time": functions,
     }
 
 
@@ -346,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         default=40,
         help="also time the ticks under SCHED_FIFO at this priority when permitted (MoveIt Servo: 40; 0: skip)",
     )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="also profile this many numpy-actor ticks with cProfile (0: skip)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -416,6 +466,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"   {sched:13s} torch actor / numpy actor, whole tick p99: {ratio:.2f}x")
     results["load_average_after_latency"] = load_average()
+
+    if args.profile:
+        prof = results["profile"] = profile_ticks(arm["pipe"], states, actor.numpy_actor, args.profile)
+        print(
+            f"   cProfile, {args.profile} numpy ticks: {prof['calls_per_tick']} Python-level calls and "
+            f"{prof['kinematics_passes_per_tick']} kinematics passes per tick; most own time (us/tick, "
+            "profiler overhead included):"
+        )
+        for row in prof["top_own_time"]:
+            print(
+                f"     {row['own_us_per_tick']:6.2f} own {row['cumulative_us_per_tick']:7.2f} cum "
+                f"{row['calls_per_tick']:5.2f} calls  {row['function']}"
+            )
 
     if args.soak_ticks:
         print(f"3. adversarial soak, {args.soak_ticks} ticks ...", flush=True)
