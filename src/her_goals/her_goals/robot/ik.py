@@ -22,6 +22,7 @@ this per-step servo, so it is not a dependency.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mujoco
@@ -154,8 +155,8 @@ class DifferentialIK:
         # Clamping: a joint whose step would cross its bound is fixed at the bound and the
         # task is re-solved with the others, instead of clipping afterwards, which would
         # silently give up part of the task (and can trap the arm at its limits).
-        crossing = (qdq < lo) | (qdq > hi)
-        if crossing.any():  # usually not: nothing crosses
+        # (The test on Python floats: one pass instead of three ufuncs and a reduction.)
+        if any(map(_crosses, qdq.tolist(), lo.tolist(), hi.tolist())):  # usually none does
             dq = dq.copy()
             free = np.ones(self._n, dtype=bool)
             for _ in range(self._n):
@@ -171,7 +172,10 @@ class DifferentialIK:
         tmp = self._tmp
         np.abs(dq, out=tmp)
         np.divide(tmp, self._vmax, out=tmp)
-        ratio = float(tmp.max()) / self.dt_s
+        speeds = tmp.tolist()
+        # max() of floats is ndarray.max() unless a NaN is in it (numpy propagates it).
+        worst = max(speeds) if all(map(math.isfinite, speeds)) else float(tmp.max())
+        ratio = worst / self.dt_s
         if ratio > 1.0:
             dq /= ratio
         out = np.add(q, dq)
@@ -192,12 +196,18 @@ class DifferentialIK:
         self._diag += self._damping2
         mujoco.mju_cholFactor(chol, 0.0)
         mujoco.mju_cholSolve(y, chol, err)
-        np.matmul(jac.T, y, out=dq)
+        # y @ jac is jac.T @ y (the same BLAS call, the same bits) without the transposed view.
+        np.matmul(y, jac, out=dq)
         np.matmul(jac, pull, out=self._jp)
         mujoco.mju_cholSolve(y, chol, self._jp)
-        np.matmul(jac.T, y, out=tmp)
+        np.matmul(y, jac, out=tmp)
         np.subtract(pull, tmp, out=tmp)
         dq += tmp
+
+
+def _crosses(x: float, lo: float, hi: float) -> bool:
+    """``(x < lo) | (x > hi)`` on floats (False for NaN, as numpy's)."""
+    return x < lo or x > hi
 
 
 def _dls(
