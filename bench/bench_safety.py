@@ -5,7 +5,10 @@
    IK, safety monitor, FK and Jacobian of the MuJoCo arm included), p50/p99 over ``--ticks``
    ticks, with the numpy and the torch actor, and the p50 of every stage,
    under the normal scheduler and, when permitted (root), under SCHED_FIFO.
-   Target (issue 24): whole tick p99 <= 150 us, p50 <= 80 us, numpy actor.
+   Target (issue 24): whole tick p99 <= 150 us, p50 <= 80 us, numpy actor; one line per
+   scheduler states both targets, MET or MISSED, beside the torch actor peer of the same run
+   and the load average. ``--profile N`` adds a cProfile of N ticks (calls and kinematics
+   passes per tick, the functions with the most own time).
 3. Adversarial soak: ``--soak-ticks`` ticks (default 10^6) of random and adversarial
    states (NaN, inf, 1e9, out of limits, stale and future stamps, e-stop pulses) and
    policy outputs through the whole pipeline; every command is checked against the
@@ -215,6 +218,40 @@ def profile_ticks(
         "kinematics_passes_per_tick": round((getattr(kin, "misses", 0) - misses0) / ticks, 2),
         "top_own_time": functions,
     }
+
+
+TARGET_P50_US = 80.0
+TARGET_P99_US = 150.0
+"""Issue 24's targets for the whole tick of the push task, numpy actor, on this machine."""
+
+
+def targets(numpy_tick: dict[str, Any]) -> dict[str, Any]:
+    """Whether the numpy actor's whole tick met the p50 and p99 targets."""
+    w = numpy_tick["whole_tick_with_observation"]
+    return {
+        "p50_target_us": TARGET_P50_US,
+        "p99_target_us": TARGET_P99_US,
+        "p50_met": w["p50_us"] <= TARGET_P50_US,
+        "p99_met": w["p99_us"] <= TARGET_P99_US,
+    }
+
+
+def verdict_line(sched: str, by_backend: dict[str, Any], load: float) -> str:
+    """One line: numpy tick p50/p99 against the targets (MET/MISSED), beside the torch peer."""
+    w = by_backend["numpy"]["whole_tick_with_observation"]
+    t = by_backend["torch"]["whole_tick_with_observation"]
+    ok = targets(by_backend["numpy"])
+
+    def mark(met: bool) -> str:
+        return "MET" if met else "MISSED"
+
+    return (
+        f"{sched}: whole tick, numpy actor p50 {w['p50_us']:.1f} us (target <= {TARGET_P50_US:g}: "
+        f"{mark(ok['p50_met'])}), p99 {w['p99_us']:.1f} us (target <= {TARGET_P99_US:g}: "
+        f"{mark(ok['p99_met'])}); torch actor peer p50 {t['p50_us']:.1f} us, p99 {t['p99_us']:.1f} us "
+        f"(torch/numpy {t['p50_us'] / w['p50_us']:.2f}x at p50, {t['p99_us'] / w['p99_us']:.2f}x at p99); "
+        f"load average {load:.2f} on {os.cpu_count()} CPUs"
+    )
 
 
 # -- 3: soak --------------------------------------------------------------------------------
@@ -460,11 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if sched != "normal":  # back to the normal scheduler
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        ratio = (
-            results["tick"][sched]["torch"]["whole_tick_with_observation"]["p99_us"]
-            / results["tick"][sched]["numpy"]["whole_tick_with_observation"]["p99_us"]
-        )
-        print(f"   {sched:13s} torch actor / numpy actor, whole tick p99: {ratio:.2f}x")
+        print("   " + verdict_line(sched, results["tick"][sched], load_average()), flush=True)
+        results["tick"][sched]["targets"] = targets(results["tick"][sched]["numpy"])
     results["load_average_after_latency"] = load_average()
 
     if args.profile:
