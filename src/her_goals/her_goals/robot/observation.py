@@ -230,12 +230,16 @@ class ObservationBuilder:
         # Index arrays per joint-name order seen: a driver's order never changes, so the
         # name lookup runs once rather than every step.
         self._index: dict[tuple[str, ...], tuple[NDArray[np.intp], NDArray[np.intp]]] = {}
+        self._last_names: tuple[str, ...] | None = None
+        self._last_index = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
         if drawer is not None:
             at = self.layout.slice
             self._drawer_pos, self._drawer_vel = at("drawer_pos"), at("drawer_vel")
             self._handle, self._handle_rel = at("handle_pos"), at("handle_rel_pos")
 
     def _indices(self, state: RobotState) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        if state.joint_names is self._last_names:  # a driver's states share one names tuple
+            return self._last_index
         idx = self._index.get(state.joint_names)
         if idx is None:
             state.joints(self.arm_joints + self.gripper_joints)  # a clear error if any is missing
@@ -245,6 +249,7 @@ class ObservationBuilder:
                 np.array([where[n] for n in self.gripper_joints], dtype=np.intp),
             )
             self._index[state.joint_names] = idx
+        self._last_names, self._last_index = state.joint_names, idx
         return idx
 
     def arm_positions(self, state: RobotState) -> NDArray[np.float64]:

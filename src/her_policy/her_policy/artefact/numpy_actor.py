@@ -86,7 +86,9 @@ class NumpyActor:
                     np.maximum(dst, 0.0, out=dst)
                 else:
                     np.tanh(dst, out=dst)
-        out = np.tanh(layers[-1][2]).astype(np.float64)
+        head = layers[-1][2]
+        np.tanh(head, out=head)  # in its buffer: the next call's matmul overwrites it
+        out = head.astype(np.float64)  # the one allocation: the caller keeps the action
         if self._max_action != 1.0:
             out *= self._max_action
         return out

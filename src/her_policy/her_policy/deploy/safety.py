@@ -100,6 +100,8 @@ Vector = NDArray[np.float64]
 _eigvalsh: Any = getattr(getattr(np.linalg, "_umath_linalg", None), "eigvalsh_lo", None)
 if _eigvalsh is None:  # pragma: no cover
     _eigvalsh = np.linalg.eigvalsh
+# The clip ufunc itself (np.clip's Python wrapper costs more than a clip of 7 floats).
+_clip: Any = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
 
 
 @dataclass(frozen=True)
@@ -217,12 +219,18 @@ class _Kin:
         fk: Callable[[Vector], ArrayLike],
         jacobian: Callable[[Vector], ArrayLike],
         fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None,
+        pose_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike, ArrayLike]] | None = None,
     ) -> None:
         self.fk = fk
         self.jacobian = jacobian
         self.fk_and_jacobian = fk_and_jacobian
+        self.pose_and_jacobian = pose_and_jacobian
+        """A Kinematics-like ``pose_and_jacobian``, called directly (no adapter call per tick)."""
 
     def both(self, q: Vector) -> tuple[Vector, Vector]:
+        if self.pose_and_jacobian is not None:
+            p, _, jac = self.pose_and_jacobian(q)
+            return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
         if self.fk_and_jacobian is not None:
             p, jac = self.fk_and_jacobian(q)
             return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
@@ -374,6 +382,7 @@ class SafetyMonitor:
         self._estop_latched = False
         # Scratch arrays of the per-tick checks (never handed out).
         self._bound = np.empty(n)
+        self._bound2 = np.empty(n)
         self._gram: dict[int, Vector] = {}
 
     @classmethod
@@ -398,7 +407,7 @@ class SafetyMonitor:
                 p, _, jac = pose_and_jacobian(q)
                 return p, jac
 
-        return cls(
+        monitor = cls(
             config,
             joint_names=kinematics.joint_names,
             joint_low_rad=low,
@@ -411,6 +420,8 @@ class SafetyMonitor:
             fk_and_jacobian=both,
             goal_region=goal_region,
         )
+        monitor._kin.pose_and_jacobian = pose_and_jacobian
+        return monitor
 
     @property
     def fk(self) -> Callable[[Vector], ArrayLike]:
@@ -546,13 +557,11 @@ class SafetyMonitor:
             v.add(_NON_FINITE, 0, f"kinematics failed: {exc!r}")
             return self._decide(ref, v.at(3), True, 0.0, math.nan)
 
-        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
+        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic). The clip
+        # ufunc is maximum then minimum in one call: the same bits as the two.
         cap = self.joint_step_cap_rad
-        bound = self._bound
-        out = np.maximum(cmd, np.subtract(ref, cap, out=bound))
-        np.minimum(out, np.add(ref, cap, out=bound), out=out)
-        np.maximum(out, lo, out=out)
-        np.minimum(out, hi, out=out)
+        out = _clip(cmd, np.subtract(ref, cap, out=self._bound), np.add(ref, cap, out=self._bound2))
+        _clip(out, lo, hi, out=out)
         return self._decide(out, v, False, scale, cond, gripper_m)
 
     # -- the checks, in order ---------------------------------------------------------
