@@ -101,3 +101,20 @@ def test_the_bench_line_states_the_targets_and_whether_they_were_met(
     assert f"p99 {p99:.1f} us (target <= 150: {want[1]})" in line
     assert "torch/numpy 2.00x at p50, 3.00x at p99" in line
     assert "load average 4.00" in line
+
+
+def test_the_soak_comparison_finds_one_changed_tick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tick_decisions.py --against`` says identical for the same code and names a changed field."""
+    recorder = _recorder()
+    with np.errstate(all="ignore"):
+        arrays = recorder.run(ticks=60, seed=0)
+    path = tmp_path / "before.npz"
+    np.savez(path, **arrays)
+    assert recorder.compare(arrays, path) == 0
+    assert "identical: 60 ticks" in capsys.readouterr().out
+    changed = dict(arrays)
+    changed["command"] = arrays["command"].copy()
+    changed["command"][7, 2] = np.nextafter(changed["command"][7, 2], np.inf)  # one ulp, one tick
+    assert recorder.compare(changed, path) == 1
+    out = capsys.readouterr().out
+    assert "command          1 of 60 ticks differ" in out and "DIFFERENT" in out

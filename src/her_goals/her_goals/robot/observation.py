@@ -342,6 +342,6 @@ class ObservationBuilder:
                 "this observation needs the object pose, but the state has none; publish "
                 "/object_pose (perception or the MuJoCo bridge)"
             )
-        if not math.isfinite(pose.sum()):
+        if not all(map(math.isfinite, pose.tolist())):
             raise StateError(f"object pose contains NaN or inf: {pose.tolist()}")
         return pose
