@@ -11,7 +11,13 @@ import pytest
 from her_goals import ConfigError
 from her_mujoco import make_task
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
-from her_mujoco.tasks import BLOCK_HALF_SIZE_M, GRASP_OFFSET_M, MIN_TOOL_OBJECT_XY_M
+from her_mujoco.tasks import (
+    BLOCK_HALF_SIZE_M,
+    GRASP_OFFSET_M,
+    MIN_TOOL_OBJECT_XY_M,
+    NEAR_START_XY_M,
+)
+from her_policy.learn.config import build_train_config
 
 
 def _opening(env: object, obs: dict) -> float:
@@ -94,3 +100,38 @@ def test_grasped_starts_on_the_table_hold_the_block_where_it_starts() -> None:
     for _ in range(6):  # straight up with the gripper shut: the block is lifted
         obs, *_ = env.step(np.array([0.0, 0.0, 1.0, -1.0], np.float32))
     assert obs["achieved_goal"][2] > 0.1
+
+
+def test_near_starts_put_the_tool_beside_the_block_for_training_goals_only() -> None:
+    env = make_task("push", train_near_start=1.0)
+    far = make_task("push")
+    touched = 0
+    for seed in range(10):
+        obs, info = env.reset(seed=seed)
+        tcp, block = obs["observation"][:3], obs["achieved_goal"]
+        assert info["near_start"] and not info["is_success"]
+        assert NEAR_START_XY_M[0] - 1e-3 <= np.linalg.norm(block[:2] - tcp[:2]) <= NEAR_START_XY_M[1] + 1e-3
+        assert tcp[2] == pytest.approx(0.016, abs=1e-3) and block[2] == pytest.approx(BLOCK_HALF_SIZE_M)
+        # The same seed without near starts draws the same goal (its own stream).
+        obs_far, _ = far.reset(seed=seed)
+        np.testing.assert_allclose(obs_far["desired_goal"], obs["desired_goal"])
+        # Straight at the block: it moves within a few steps.
+        direction = np.append((block - tcp)[:2] / np.linalg.norm((block - tcp)[:2]), [0.0, 0.0])
+        for _ in range(4):
+            obs, *_ = env.step(direction.astype(np.float32))
+        touched += np.linalg.norm(obs["achieved_goal"][:2] - block[:2]) > 0.01
+    assert touched >= 9
+    goal = env.unwrapped.goal_sampler.heldout(1)[0]
+    for options in ({"desired_goal": goal}, {"split": "heldout"}):
+        obs, info = env.reset(options=options)
+        assert not info["near_start"]
+        np.testing.assert_allclose(obs["observation"][:3], [0.5, 0.0, 0.016], atol=1e-3)
+
+
+def test_near_starts_need_an_object_a_share_and_a_task() -> None:
+    with pytest.raises(ConfigError, match="train_near_start"):
+        make_task("reach", train_near_start=0.5)
+    with pytest.raises(ConfigError, match="train_near_start"):
+        make_task("push", train_near_start=-0.1)
+    with pytest.raises(ConfigError, match="near_start is an her_mujoco task option"):
+        build_train_config({"env": "FetchPush-v4", "near_start": 0.5})

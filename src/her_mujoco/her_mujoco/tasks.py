@@ -61,6 +61,8 @@ TABLE_GRASP_TCP_Z_M = 0.015
 """tcp height of a grasp on the table: fingertips 1 cm above it."""
 GRASP_OFFSET_M = 0.02
 """Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
+NEAR_START_XY_M = (0.05, 0.08)
+"""Tool-to-block-centre distance (xy, m) of a near start: the shut fingers 1-4 cm from the block."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
@@ -195,14 +197,20 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         ik_settings: IKSettings = DEFAULT_IK,
         render_mode: str | None = None,
         train_grasped_start: float = 0.0,
+        train_near_start: float = 0.0,
         randomization: DomainRandomization | None = None,
     ) -> None:
-        if not 0.0 <= train_grasped_start <= 1.0 or (train_grasped_start and not self.has_object):
-            raise ConfigError(
-                f"train_grasped_start={train_grasped_start}: give a share in [0, 1], and only "
-                "for tasks with an object"
-            )
+        for name, share in (("train_grasped_start", train_grasped_start), ("train_near_start", train_near_start)):
+            if not 0.0 <= share <= 1.0 or (share and not self.has_object):
+                raise ConfigError(
+                    f"{name}={share}: give a share in [0, 1], and only for tasks with an object"
+                )
         self.train_grasped_start = float(train_grasped_start)
+        self.train_near_start = float(train_near_start)
+        """Share of the other training-split resets that start with the tool beside the block
+        (NEAR_START_XY_M from its centre on a random side, at the tool's start height) instead
+        of at the task's tool start: an exploration aid for finding the block. Requested and
+        held-out goals always start as the task says."""
         self.randomization = randomization
         """Domain randomisation of training-split resets (``her train --randomize``): each one
         draws its physics and sensing (:class:`SimParams`) from these ranges, reported in the
@@ -400,7 +408,18 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             grasped = bool(
                 np.linalg.norm(object_position - goal) >= max(MIN_START_GOAL_DISTANCE_M, self.goal_space.tolerance)
             )
-        if grasped:
+        near = (
+            not grasped
+            and self.has_object
+            and split == "train"
+            and "object_position" not in options
+            and self.train_near_start > 0.0
+            and self.np_random.random() < self.train_near_start
+        )
+        if near:
+            object_position = self._sample_object_start(goal)
+            start_q = self._near_start_posture(object_position)
+        if grasped or near:
             pass
         elif self.has_object:
             if "object_position" in options:
@@ -432,6 +451,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             "split": split,
             "physics_diverged": False,
             "grasped_start": grasped,
+            "near_start": near,
         }
         if sim_params is not None:
             info["sim_params"] = sim_params
@@ -524,6 +544,21 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
 
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
         return sample_object_start(self.task, self.np_random, goal, self._tool_start)
+
+    def _near_start_posture(self, object_position: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Joint positions with the tool NEAR_START_XY_M (xy) from the block on a random side,
+        at the tool's start height, kept inside the workspace."""
+        lo, hi = NEAR_START_XY_M
+        r = float(self.np_random.uniform(lo, hi))
+        angle = float(self.np_random.uniform(0.0, 2.0 * np.pi))
+        tool = np.array([
+            object_position[0] + r * np.cos(angle), object_position[1] + r * np.sin(angle), self._tool_start[2],
+        ])  # fmt: skip
+        tool = np.clip(tool, WORKSPACE_LOW, WORKSPACE_HIGH)
+        return solve_start_posture(
+            self.kinematics, tool, self.control_period_s, self.ik_settings,
+            what=f"task {self.task_name!r} near start", q0=self._start_qpos, tol_m=5e-4,
+        )
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.

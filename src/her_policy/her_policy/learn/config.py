@@ -73,6 +73,11 @@ class TrainConfig:
     """Share of training episodes of an her_mujoco object task that start with the block held
     in the closed gripper where it lies (after the HER paper's pick-and-place aid); evaluation
     episodes never do."""
+    near_start: Fraction = 0.0
+    """Share of the other training episodes of an her_mujoco object task that start with the
+    tool 5-8 cm beside the block (random side, the tool's start height) instead of the task's
+    tool start, so that exploring touches the block early; evaluation episodes never do. On a
+    real arm the reset moves the tool there from the object's measured pose."""
     randomize: str | dict[str, Any] = "none"
     """Domain randomisation of training episodes (her_mujoco tasks): none, default (the
     standard ranges of her_mujoco.randomization) or, in YAML, a block of [low, high] ranges
@@ -239,6 +244,11 @@ class TrainConfig:
             raise ConfigError(
                 f"cost_budget={self.cost_budget} needs safety_layer: without it no step has a "
                 "cost. Add --safety-layer, or drop --cost-budget"
+            )
+        if self.near_start and self.env is not None:
+            raise ConfigError(
+                f"near_start is an her_mujoco task option; env {self.env!r} has no such reset. "
+                "Drop near_start or train a --task"
             )
         if self.grasped_start and self.env is not None:
             raise ConfigError(

@@ -103,6 +103,8 @@ def train(
         extra: list[tuple[str, Any]] = []
         if cfg.grasped_start:
             extra.append(("train_grasped_start", cfg.grasped_start))
+        if cfg.near_start:
+            extra.append(("train_near_start", cfg.near_start))
         if cfg.randomize != "none":
             extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
         if extra:
