@@ -26,13 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from her_goals.vector_ops import clip
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.weights import F32, LOG_STD_MAX, LOG_STD_MIN, ActorWeights
 from her_policy.errors import PolicyError
-
-# The clip ufunc itself (np.clip's Python wrapper costs more than the clip on 27 floats);
-# the public function where a numpy layout lacks it.
-_clip: Any = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
 
 
 class NumpyActor:
@@ -73,10 +70,10 @@ class NumpyActor:
         c, n, x = self._c, self._n, self._x
         self._xo[:] = observation  # cast to float32 on assignment
         self._xg[:] = desired_goal
-        _clip(x, -c, c, out=x)  # the clip ufunc: max then min, one call
+        clip(x, -c, c, out=x)  # the clip ufunc: max then min, one call
         np.subtract(x, self._mean, out=x)
         np.multiply(x, self._inv_std, out=x)
-        _clip(x, -n, n, out=x)
+        clip(x, -n, n, out=x)
         layers = self._layers
         last = len(layers) - 1
         relu = self._relu

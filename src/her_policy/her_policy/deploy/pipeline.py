@@ -57,6 +57,7 @@ from her_goals.robot.ik import DEFAULT_IK, DifferentialIK, IKSettings
 from her_goals.robot.rig import TaskRig
 from her_goals.safety_flags import SafetyFlag
 from her_goals.sampling import GoalRegion
+from her_goals.vector_ops import clip
 from her_policy.deploy.limits import ActionLimits, all_finite
 from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
 from her_policy.deploy.settings import SafetyStackConfig
@@ -265,7 +266,7 @@ class TickPipeline:
             else:
                 tcp = np.asarray(self.tool_position(q), dtype=np.float64)
             target = tcp + step
-            clipped = np.minimum(np.maximum(target, self._box_lo), self._box_hi)
+            clipped = clip(target, self._box_lo, self._box_hi)
             if clipped.tobytes() != target.tobytes():
                 flags |= _WORKSPACE
                 new_step = clipped - tcp

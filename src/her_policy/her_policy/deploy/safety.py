@@ -68,6 +68,7 @@ from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
 from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
 from her_goals.sampling import GoalRegion
+from her_goals.vector_ops import clip
 from her_policy.deploy.limits import SCALE_TOLERANCE, all_finite
 
 __all__ = [
@@ -100,8 +101,6 @@ Vector = NDArray[np.float64]
 _eigvalsh: Any = getattr(getattr(np.linalg, "_umath_linalg", None), "eigvalsh_lo", None)
 if _eigvalsh is None:  # pragma: no cover
     _eigvalsh = np.linalg.eigvalsh
-# The clip ufunc itself (np.clip's Python wrapper costs more than a clip of 7 floats).
-_clip: Any = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
 
 
 @dataclass(frozen=True)
@@ -560,8 +559,8 @@ class SafetyMonitor:
         # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic). The clip
         # ufunc is maximum then minimum in one call: the same bits as the two.
         cap = self.joint_step_cap_rad
-        out = _clip(cmd, np.subtract(ref, cap, out=self._bound), np.add(ref, cap, out=self._bound2))
-        _clip(out, lo, hi, out=out)
+        out = clip(cmd, np.subtract(ref, cap, out=self._bound), np.add(ref, cap, out=self._bound2))
+        clip(out, lo, hi, out=out)
         return self._decide(out, v, False, scale, cond, gripper_m)
 
     # -- the checks, in order ---------------------------------------------------------
@@ -582,7 +581,7 @@ class SafetyMonitor:
         if q_ref is None:
             v.details.append("no finite joint position measured yet: sending nothing")
             return None
-        ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
+        ref = clip(q_ref, self.joint_low_rad, self.joint_high_rad)
         if ref.tobytes() != q_ref.tobytes():
             v.add(_JOINT_LIMIT, 3, f"measured joints beyond hard limits: {self._beyond(q_ref)}")
         return ref
