@@ -280,7 +280,8 @@ class SafetyMonitor:
 
     Kinematics is injected: ``fk(q) -> (3,)`` tool position in m and ``jacobian(q) ->
     (6, n)`` (linear rows first), both in the base frame, plus optionally
-    ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass.
+    ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass, or
+    ``pose_and_jacobian(q) -> ((3,), (3, 3), (6, n))`` (a ``Kinematics``' own, called directly).
     :meth:`from_kinematics` wires a ``her_goals.robot.kinematics.Kinematics``-like object.
     """
 
@@ -297,6 +298,7 @@ class SafetyMonitor:
         fk: Callable[[Vector], ArrayLike],
         jacobian: Callable[[Vector], ArrayLike],
         fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None = None,
+        pose_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike, ArrayLike]] | None = None,
         goal_region: GoalRegion | None = None,
     ) -> None:
         self.config = config
@@ -356,7 +358,7 @@ class SafetyMonitor:
         self.workspace_high_m = np.asarray(config.workspace_high_m, dtype=np.float64)
         self._box_lo = tuple(self.workspace_low_m.tolist())
         self._box_hi = tuple(self.workspace_high_m.tolist())
-        self._kin = _Kin(fk, jacobian, fk_and_jacobian)
+        self._kin = _Kin(fk, jacobian, fk_and_jacobian, pose_and_jacobian)
         self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
         self._all_rows = config.singularity_jacobian_rows == "full"
         self._c_lo = config.singularity_slowdown_condition
@@ -398,15 +400,7 @@ class SafetyMonitor:
         ``velocity_limits``, ``fk``, ``jacobian`` and optionally ``pose_and_jacobian``
         (``her_goals.robot.kinematics.Kinematics``)."""
         low, high = kinematics.joint_limits
-        both = None
-        pose_and_jacobian = getattr(kinematics, "pose_and_jacobian", None)
-        if pose_and_jacobian is not None:
-
-            def both(q: Vector) -> tuple[ArrayLike, ArrayLike]:
-                p, _, jac = pose_and_jacobian(q)
-                return p, jac
-
-        monitor = cls(
+        return cls(
             config,
             joint_names=kinematics.joint_names,
             joint_low_rad=low,
@@ -416,11 +410,9 @@ class SafetyMonitor:
             control_period_s=control_period_s,
             fk=kinematics.fk,
             jacobian=kinematics.jacobian,
-            fk_and_jacobian=both,
+            pose_and_jacobian=getattr(kinematics, "pose_and_jacobian", None),
             goal_region=goal_region,
         )
-        monitor._kin.pose_and_jacobian = pose_and_jacobian
-        return monitor
 
     @property
     def fk(self) -> Callable[[Vector], ArrayLike]:
