@@ -1,13 +1,21 @@
-"""Bag benchmarks: write and read throughput, fsync cost, and the 1 kHz recorder drop test.
+"""Bag benchmarks: write and read throughput beside rosbags and mcap, and the 1 kHz drop test.
 
     .venv/bin/python bench/bench_bags.py                 # full: 200 episodes, 60 s drop test
     .venv/bin/python bench/bench_bags.py --seconds 5 --episodes 50   # quick
 
 Write: episodes of ``--steps`` steps (obs 25, action 4, goal 3, plus /joint_states
-and /object_pose per step) through :class:`EpisodeRecorder`, in messages/s and
-steps/s, with per-episode fsync on and off and with zstd chunks. Read:
-:func:`read_episodes` (decode + validation) into numpy episodes and concatenated
-replay-buffer arrays, in steps/s and messages/s.
+and /object_pose per step) through :class:`EpisodeRecorder` from prebuilt inputs (arrays
+and message objects, as a control loop hands them over), timed per episode from START to
+the return of ``end_episode``; p50/p99 per episode and msgs/s, with per-episode fsync on
+and off and with zstd chunks. Beside it, in the same run and interleaved round by round,
+rosbags' ``Writer`` and the ``mcap`` package's ``Writer`` write the very bytes our
+recorder wrote (read back from its bag), under the same policy: chunk closed, file flushed
+and fsynced at every episode end; and "fsync alone" writes each episode's bytes in one
+call and fsyncs, the disk's own ceiling. Ratios are ours over each peer.
+
+Read: :func:`read_episodes` (decode + validation + arrays) in steps/s, beside rosbags'
+Reader with ``deserialize_cdr`` of the same HER topics and rosbags iterating every
+message without decoding.
 
 Drop test: a producer thread runs a 1 kHz loop that records 6 topics per tick
 (/her/step through the episode API, and /her/achieved_goal, /her/desired_goal,
@@ -21,8 +29,8 @@ dropped (target 0) and checks sent == written + dropped by reading the bags back
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import statistics
 import tempfile
 import threading
 import time
@@ -30,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import Reader
+from mcap.writer import CompressionType
+from mcap.writer import Writer as McapWriter
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from her_goals import get_goal_space
-from her_recorder import EpisodeRecorder, find_bags, read_episodes, typestore
+from her_recorder import EpisodeRecorder, cdr, find_bags, read_episodes, typestore
 from her_recorder.writer import header
 
 SPACE = get_goal_space("ee_position")
@@ -58,23 +68,52 @@ def _raw(types: Any, t: int) -> tuple[Any, Any]:
     return js, pose
 
 
-def write_session(path: Path, episodes: int, steps: int, **options: Any) -> dict[str, float]:
-    """Record a session; return timings."""
-    rng = np.random.default_rng(0)
-    types = typestore().types
-    obs = rng.normal(size=(steps + 1, OBS))
-    act = rng.uniform(-1, 1, size=(steps, ACT))
-    ag = rng.uniform(-0.5, 0.5, size=(steps + 1, 3))
-    t = 1_700_000_000_000_000_000
-    end_times: list[float] = []
-    messages = 0
-    start = time.perf_counter()
+T0 = 1_700_000_000_000_000_000
+DT = 20_000_000
+
+
+class Inputs:
+    """What a control loop hands the recorder, built before any clock starts: the step
+    arrays of every episode and the /joint_states and /object_pose message objects."""
+
+    def __init__(self, episodes: int, steps: int) -> None:
+        rng = np.random.default_rng(0)
+        types = typestore().types
+        self.episodes, self.steps = episodes, steps
+        self.obs = rng.normal(size=(episodes, steps + 1, OBS))
+        self.act = rng.uniform(-1, 1, size=(episodes, steps, ACT))
+        self.ag = rng.uniform(-0.5, 0.5, size=(episodes, steps + 1, 3))
+        self.goal = rng.uniform(-0.5, 0.5, size=(episodes, 3))
+        self.raw = [
+            [_raw(types, T0 + (e * (steps + 2) + s + 1) * DT) for s in range(steps)]
+            for e in range(episodes)
+        ]
+
+    def stamp(self, episode: int, step: int) -> int:
+        return T0 + (episode * (self.steps + 2) + step + 1) * DT
+
+    @property
+    def messages_per_episode(self) -> int:
+        return 2 + 3 * self.steps + 1  # START + desired goal, 3 per step, END
+
+
+def _pct(values: list[float]) -> str:
+    ms = 1e3 * np.asarray(values)
+    return f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms"
+
+
+def write_session(path: Path, inputs: Inputs, **options: Any) -> dict[str, Any]:
+    """Record every episode of ``inputs`` through :class:`EpisodeRecorder`; time each episode
+    from its START to the return of ``end_episode`` (durable then, with fsync on)."""
+    per_episode: list[float] = []
+    steps = inputs.steps
     with EpisodeRecorder(path, goal_space=SPACE, task="bench", **options) as rec:
-        for _ in range(episodes):
-            rec.start_episode(ag[-1], stamp_ns=t)
-            messages += 2
+        for e in range(inputs.episodes):
+            obs, act, ag, raw = inputs.obs[e], inputs.act[e], inputs.ag[e], inputs.raw[e]
+            t0 = time.perf_counter()
+            rec.start_episode(inputs.goal[e], stamp_ns=inputs.stamp(e, -1))
             for s in range(steps):
-                t += 20_000_000
+                t = inputs.stamp(e, s)
                 rec.record_step(
                     observation=obs[s],
                     next_observation=obs[s + 1],
@@ -84,78 +123,242 @@ def write_session(path: Path, episodes: int, steps: int, **options: Any) -> dict
                     truncated=s == steps - 1,
                     stamp_ns=t,
                 )
-                js, pose = _raw(types, t)
+                js, pose = raw[s]
                 rec.record_raw("/joint_states", js, t)
                 rec.record_raw("/object_pose", pose, t)
-                messages += 3
-            t += 20_000_000
-            t0 = time.perf_counter()
-            rec.end_episode(stamp_ns=t)
-            end_times.append(time.perf_counter() - t0)
-            messages += 1
-    elapsed = time.perf_counter() - start
+            rec.end_episode(stamp_ns=inputs.stamp(e, steps))
+            per_episode.append(time.perf_counter() - t0)
     return {
-        "seconds": elapsed,
-        "messages": messages,
-        "steps": episodes * steps,
-        "end_ms_median": 1e3 * statistics.median(end_times),
-        "end_ms_p95": 1e3 * float(np.percentile(end_times, 95)),
+        "per_episode": per_episode,
+        "messages": inputs.episodes * inputs.messages_per_episode,
         "bytes": sum(f.stat().st_size for f in path.rglob("*.mcap")),
     }
 
 
-def bench_write_read(root: Path, episodes: int, steps: int) -> None:
+def _recorded(path: Path) -> tuple[list[Any], list[list[tuple[int, int, bytes]]]]:
+    """The connections and, per episode, the (connection index, stamp, bytes) our recorder
+    wrote: the peers write exactly these serialised messages."""
+    (bag,) = find_bags(path)
+    with Reader(bag) as reader:
+        conns = list(reader.connections)
+        index = {c.id: i for i, c in enumerate(conns)}
+        episodes: list[list[tuple[int, int, bytes]]] = [[]]
+        for conn, t, data in reader.messages():
+            episodes[-1].append((index[conn.id], t, bytes(data)))
+            if conn.topic == "/her/episode" and _event_kind(data) != 1:  # START is 1
+                episodes.append([])
+    return conns, [e for e in episodes if e]
+
+
+def _event_kind(data: bytes) -> int:
+    # EpisodeEvent: header (sec, nanosec, frame_id), then the uint8 event.
+    n = int.from_bytes(data[12:16], "little")
+    return data[16 + n]
+
+
+def peer_rosbags(path: Path, conns: list[Any], episodes: list[Any], fsync: bool) -> list[float]:
+    """rosbags' own Writer.write of the same bytes; at each episode end its chunk closed,
+    the file flushed and (with ``fsync``) fsynced: our recorder's durability policy."""
+    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    ours = [
+        writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+        for c in conns
+    ]
+    storage: Any = writer.storage
+    per_episode = []
+    for messages in episodes:
+        t0 = time.perf_counter()
+        for i, t, data in messages:
+            writer.write(ours[i], t, data)
+        storage.close_chunk()
+        storage.bio.flush()
+        if fsync:
+            os.fsync(storage.bio.fileno())
+        per_episode.append(time.perf_counter() - t0)
+    writer.close()
+    return per_episode
+
+
+def peer_mcap(path: Path, conns: list[Any], episodes: list[Any], fsync: bool) -> list[float]:
+    """The ``mcap`` package's Writer (uncompressed chunks, ros2 profile) of the same bytes;
+    ``flush()`` (its chunk closed) and fsync at each episode end."""
+    path.mkdir(parents=True)
+    with (path / "peer.mcap").open("wb") as fh:
+        writer = McapWriter(fh, compression=CompressionType.NONE)
+        writer.start(profile="ros2")
+        channels = []
+        for c in conns:
+            schema = writer.register_schema(c.msgtype, "ros2msg", c.msgdef.data.encode())
+            channels.append(writer.register_channel(c.topic, "cdr", schema))
+        per_episode = []
+        for messages in episodes:
+            t0 = time.perf_counter()
+            for i, t, data in messages:
+                writer.add_message(channels[i], t, data, t)
+            writer.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+            per_episode.append(time.perf_counter() - t0)
+        writer.finish()
+    return per_episode
+
+
+def fsync_only(path: Path, episodes: list[Any]) -> list[float]:
+    """The disk's share alone: each episode's bytes in one write, then fsync."""
+    per_episode = []
+    with path.open("wb") as fh:
+        for messages in episodes:
+            blob = b"".join(data for _, _, data in messages)
+            t0 = time.perf_counter()
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+            per_episode.append(time.perf_counter() - t0)
+    return per_episode
+
+
+def bench_write(root: Path, episodes: int, steps: int, rounds: int) -> Path:
+    """The write figures; returns our fsync-per-episode session (for the read bench)."""
+    inputs = Inputs(episodes, steps)
+    n_msgs = episodes * inputs.messages_per_episode
     print(
         f"== write: {episodes} episodes x {steps} steps (obs {OBS}, action {ACT}, goal 3; "
-        "Step + /joint_states + /object_pose per step)"
+        f"Step + /joint_states + /object_pose per step, {inputs.messages_per_episode} messages "
+        f"per episode), {rounds} rounds interleaved, the median round shown"
     )
-    variants = {
-        "fsync per episode": {},
-        "flush only (no fsync)": {"fsync": False},
-        "zstd chunks + fsync": {"compression": "zstd"},
+    ours = {
+        "ours, fsync per episode": {},
+        "ours, flush only (no fsync)": {"fsync": False},
+        "ours, zstd chunks + fsync": {"compression": "zstd"},
     }
-    timings = {}
-    for name, options in variants.items():
-        path = root / name.replace(" ", "_").replace("(", "").replace(")", "")
-        r = write_session(path, episodes, steps, **options)
-        timings[name] = r
-        print(
-            f"  {name:<24} {r['messages'] / r['seconds']:>9.0f} msgs/s  "
-            f"{r['steps'] / r['seconds']:>8.0f} steps/s  end_episode median "
-            f"{r['end_ms_median']:.2f} ms (p95 {r['end_ms_p95']:.2f})  "
-            f"{r['bytes'] / 1e6:.1f} MB"
+    write_session(root / "warmup", Inputs(2, steps))
+    conns: list[Any] = []
+    recorded: list[Any] = []
+    results: dict[str, list[list[float]]] = {}
+    for r in range(rounds):
+        for i, (name, options) in enumerate(ours.items()):
+            session = root / f"w{r}_{i}"
+            results.setdefault(name, []).append(write_session(session, inputs, **options)["per_episode"])
+            if not recorded:
+                conns, recorded = _recorded(session)
+                assert sum(len(e) for e in recorded) == n_msgs, "episodes split wrongly"
+        for fsync in (True, False):
+            policy = "fsync per episode" if fsync else "flush only"
+            results.setdefault(f"rosbags Writer, {policy}", []).append(
+                peer_rosbags(root / f"rb{r}_{fsync}", conns, recorded, fsync)
+            )
+            results.setdefault(f"mcap Writer, {policy}", []).append(
+                peer_mcap(root / f"mc{r}_{fsync}", conns, recorded, fsync)
+            )
+        results.setdefault("fsync alone (bytes in one write)", []).append(
+            fsync_only(root / f"fs{r}.bin", recorded)
         )
-    cost = (
-        timings["fsync per episode"]["end_ms_median"]
-        - timings["flush only (no fsync)"]["end_ms_median"]
-    )
-    print(f"  fsync cost: {cost:.2f} ms per episode (median end_episode, fsync minus flush-only)")
+    rate: dict[str, float] = {}
+    for name, runs in results.items():
+        totals = [sum(run) for run in runs]
+        median = runs[int(np.argsort(totals)[len(totals) // 2])]
+        rate[name] = n_msgs / sum(median)
+        print(f"  {name:<36} {rate[name]:>9.0f} msgs/s  per episode {_pct(median)}")
+    for policy in ("fsync per episode", "flush only"):
+        key = "ours, " + ("fsync per episode" if policy == "fsync per episode" else "flush only (no fsync)")
+        print(
+            f"  ratio, {policy}: ours / rosbags Writer {rate[key] / rate[f'rosbags Writer, {policy}']:.2f}x, "
+            f"ours / mcap Writer {rate[key] / rate[f'mcap Writer, {policy}']:.2f}x"
+        )
+    return root / f"w{rounds // 2}_0"
 
-    for name in ("fsync per episode", "zstd chunks + fsync"):
-        path = root / name.replace(" ", "_").replace("(", "").replace(")", "")
-        start = time.perf_counter()
-        result = read_episodes(path, log_summary=False)
+
+def bench_encode(n: int = 20_000) -> None:
+    """One Step of the push task through our precompiled encoder and decoder, beside rosbags'
+    serialize_cdr and deserialize_cdr of the same message."""
+    store = typestore()
+    types: Any = store.types
+    rng = np.random.default_rng(1)
+    obs, act, ag = rng.normal(size=OBS), rng.normal(size=ACT), rng.normal(size=3)
+    msg = types["her_interfaces/msg/Step"](
+        header=header(T0, "base_link"), episode_id=1, step=2, observation=obs,
+        next_observation=obs, action_raw=act, action_applied=act, achieved_goal=ag,
+        next_achieved_goal=ag, desired_goal=ag, reward=-1.0, terminated=False, truncated=False,
+        is_success=False, safety_flags=0, safety_cost=0.0, safety_reasons=[], policy="scripted",
+    )  # fmt: skip
+    step = cdr.Encoder(cdr.STEP)
+    args = (1_700_000_000, 0, "base_link", 1, 2, obs, obs, act, act, ag, ag, ag,
+            -1.0, False, False, False, 0, 0.0, [], "scripted")  # fmt: skip
+    data = step.encode(*args)
+    assert data == bytes(store.serialize_cdr(msg, "her_interfaces/msg/Step"))
+    decoder = cdr.Decoder(store, "her_interfaces/msg/Step")
+    decoder.decode(data)  # learns the layout
+    timings: dict[str, float] = {}
+    for _ in range(3):  # interleaved; the best of three each
+        for name, fn in (
+            ("ours", lambda: step.encode(*args)),
+            ("serialize_cdr", lambda: store.serialize_cdr(msg, "her_interfaces/msg/Step")),
+            ("ours decode", lambda: decoder.decode(data)),
+            ("deserialize_cdr", lambda: store.deserialize_cdr(data, "her_interfaces/msg/Step")),
+        ):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            timings[name] = min(timings.get(name, 1e9), (time.perf_counter() - start) / n)
+    print(
+        f"== encode one Step (obs {OBS}, action {ACT}, goal 3): ours {1e6 * timings['ours']:.2f} us, "
+        f"rosbags serialize_cdr {1e6 * timings['serialize_cdr']:.2f} us "
+        f"({timings['serialize_cdr'] / timings['ours']:.2f}x faster)"
+    )
+    print(
+        f"== decode the same Step: ours {1e6 * timings['ours decode']:.2f} us, "
+        f"rosbags deserialize_cdr {1e6 * timings['deserialize_cdr']:.2f} us "
+        f"({timings['deserialize_cdr'] / timings['ours decode']:.2f}x faster)"
+    )
+
+
+def bench_read(session: Path, rounds: int) -> None:
+    """Our reader into episodes beside rosbags iterating and decoding the same bag, the three
+    interleaved for ``rounds`` rounds; the median of each shown."""
+    (bag,) = find_bags(session)
+    store = typestore()
+    wanted = {"/her/step", "/her/episode", "/her/desired_goal"}
+
+    def ours() -> int:
+        result = read_episodes(session, log_summary=False)
         arrays = {
             k: np.concatenate([getattr(e, k) for e in result.episodes])
             for k in ("observation", "next_observation", "action",
                       "achieved_goal", "next_achieved_goal", "desired_goal")
         }  # fmt: skip
-        elapsed = time.perf_counter() - start
-        n_steps = int(arrays["observation"].shape[0])
-        n_msgs = n_steps + 2 * len(result.episodes)  # Step and EpisodeEvent messages decoded
-        print(
-            f"== read ({name}): {n_steps / elapsed:.0f} steps/s into numpy episodes + buffer "
-            f"arrays ({n_msgs / elapsed:.0f} HER msgs/s decoded and validated); "
-            f"{result.report.summary_line()}"
-        )
-        start = time.perf_counter()
-        count = 0
-        for bag in find_bags(path):
-            with Reader(bag) as reader:
-                for _ in reader.messages():
-                    count += 1
-        elapsed = time.perf_counter() - start
-        print(f"   raw rosbags read (no decode): {count / elapsed:.0f} msgs/s")
+        return int(arrays["observation"].shape[0])
+
+    def decode() -> int:
+        decoded = 0
+        with Reader(bag) as reader:
+            conns = [c for c in reader.connections if c.topic in wanted]
+            for conn, _, data in reader.messages(connections=conns):
+                store.deserialize_cdr(data, conn.msgtype)
+                decoded += conn.topic == "/her/step"
+        return decoded
+
+    def iterate() -> int:
+        with Reader(bag) as reader:
+            return sum(1 for _ in reader.messages())
+
+    times: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, fn in (("ours", ours), ("decode", decode), ("iterate", iterate)):
+            start = time.perf_counter()
+            counts[name] = fn()
+            times.setdefault(name, []).append(time.perf_counter() - start)
+    assert counts["ours"] == counts["decode"]
+    rate = {name: counts[name] / float(np.median(t)) for name, t in times.items()}
+    summary = read_episodes(session, log_summary=False).report.summary_line()
+    print(f"== read: {counts['ours']} steps, {rounds} rounds interleaved, medians; {summary}")
+    print(
+        f"  ours, read_episodes (decode + validate + arrays) {rate['ours']:>9.0f} steps/s\n"
+        f"  rosbags Reader + deserialize_cdr, HER topics     {rate['decode']:>9.0f} steps/s "
+        f"(ours {rate['ours'] / rate['decode']:.2f}x)\n"
+        f"  rosbags Reader, iterate every message, no decode {rate['iterate']:>9.0f} msgs/s"
+    )
 
 
 def drop_test(
@@ -276,13 +479,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="drop test duration (s)")
     parser.add_argument("--episodes", type=int, default=200, help="episodes in the write bench")
     parser.add_argument("--steps", type=int, default=50, help="steps per episode")
+    parser.add_argument("--rounds", type=int, default=3, help="write rounds (median shown)")
     parser.add_argument(
         "--dir", type=Path, default=None, help="work directory (default: a temp dir)"
     )
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="her_bench_bags_"))
     try:
-        bench_write_read(root, args.episodes, args.steps)
+        bench_encode()
+        session = bench_write(root, args.episodes, args.steps, args.rounds)
+        bench_read(session, 2 * args.rounds + 1)
         drop_test(root, args.seconds)
     finally:
         if args.dir is None:

@@ -30,7 +30,8 @@ Usage:
   .venv/bin/python bench/bench_robustness.py ... --goals 20 --json /tmp/rob.json   # a quick look
 
 With ``--train`` each seed's run goes to ``OUT/<task>_s<seed>``; a run whose policy is already
-there is evaluated again, not retrained (delete the directory to retrain).
+there is evaluated again, not retrained, and an interrupted one resumes from its checkpoint
+(delete the directory to retrain).
 """
 
 from __future__ import annotations
@@ -217,8 +218,11 @@ def main() -> None:
             print(f"seed {seed}: reusing {policy} ({artefact_steps(str(policy))} env steps)", flush=True)
         else:
             t0 = time.perf_counter()
+            resume = (out / "checkpoint").is_dir()  # a killed run continues from its checkpoint
+            if resume:
+                print(f"seed {seed}: resuming the interrupted run in {out}", flush=True)
             try:
-                train(cfg)
+                train(cfg, resume=resume)
             except HerError as exc:
                 fail(f"training seed {seed}: {exc}")
             print(f"seed {seed}: trained {cfg.env_steps} env steps in {time.perf_counter() - t0:.0f}s -> {policy}", flush=True)

@@ -135,3 +135,17 @@ def test_near_starts_need_an_object_a_share_and_a_task() -> None:
         make_task("push", train_near_start=-0.1)
     with pytest.raises(ConfigError, match="near_start is an her_mujoco task option"):
         build_train_config({"env": "FetchPush-v4", "near_start": 0.5})
+
+
+def test_a_near_start_the_arm_cannot_reach_falls_back_to_the_task_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from her_mujoco import tasks
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConfigError("the arm cannot put its tool at the start position")
+
+    env = make_task("push", train_near_start=1.0)
+    monkeypatch.setattr(tasks, "solve_start_posture", unreachable)
+    obs, info = env.reset(seed=0)
+    assert not info["near_start"]
+    np.testing.assert_allclose(obs["observation"][:3], [0.5, 0.0, 0.016], atol=1e-3)
+    assert obs["achieved_goal"][2] == pytest.approx(BLOCK_HALF_SIZE_M)  # the block still on the table

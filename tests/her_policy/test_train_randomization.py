@@ -87,3 +87,21 @@ def test_randomize_is_checked_before_any_work() -> None:
     with pytest.raises(ConfigError, match="cannot be randomised"):
         build_train_config({"env": "FetchPush-v4", "randomize": "default"})
     assert dataclasses.replace(build_train_config({"task": "push"})).randomize == "none"
+
+
+def test_randomised_push_as_typed_gets_the_randomised_budget_and_the_safety_layer() -> None:
+    """`her train --task push --randomize default` runs the budget measured under randomisation,
+    through the robot's safety layer; the nominal command and explicit flags are unchanged."""
+    nominal = build_train_config({"task": "push"})
+    randomised = build_train_config({"task": "push", "randomize": "default"})
+    assert randomised.env_steps > nominal.env_steps
+    assert randomised.safety_layer and not nominal.safety_layer
+    assert randomised.near_start > 0 and randomised.cost_penalty > 0
+    flagged = build_train_config({"task": "push", "randomize": "default", "env_steps": 1000, "safety_layer": False,
+                                  "cost_penalty": 0.0})  # fmt: skip
+    assert flagged.env_steps == 1000 and not flagged.safety_layer
+    assert build_train_config({"task": "push", "randomize": "default", "preset": "none"}).env_steps != randomised.env_steps
+    # Tasks without randomised settings keep their preset.
+    assert build_train_config({"task": "reach", "randomize": "default"}) == dataclasses.replace(
+        build_train_config({"task": "reach"}), randomize="default"
+    )

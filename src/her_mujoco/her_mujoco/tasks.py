@@ -416,10 +416,14 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
             and self.train_near_start > 0.0
             and self.np_random.random() < self.train_near_start
         )
+        placed = False  # the block already placed where a near start put it
         if near:
-            object_position = self._sample_object_start(goal)
-            start_q = self._near_start_posture(object_position)
-        if grasped or near:
+            object_position, placed = self._sample_object_start(goal), True
+            near_q = self._near_start_posture(object_position)
+            near = near_q is not None
+            if near_q is not None:
+                start_q = near_q
+        if grasped or placed:
             pass
         elif self.has_object:
             if "object_position" in options:
@@ -545,20 +549,26 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
     def _sample_object_start(self, goal: NDArray[np.float64]) -> NDArray[np.float64]:
         return sample_object_start(self.task, self.np_random, goal, self._tool_start)
 
-    def _near_start_posture(self, object_position: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _near_start_posture(self, object_position: NDArray[np.float64]) -> NDArray[np.float64] | None:
         """Joint positions with the tool NEAR_START_XY_M (xy) from the block on a random side,
-        at the tool's start height, kept inside the workspace."""
+        at the tool's start height, inside the workspace; a few sides are tried (the arm cannot
+        put its tool everywhere near its base), None if the arm reaches none of them."""
         lo, hi = NEAR_START_XY_M
-        r = float(self.np_random.uniform(lo, hi))
-        angle = float(self.np_random.uniform(0.0, 2.0 * np.pi))
-        tool = np.array([
-            object_position[0] + r * np.cos(angle), object_position[1] + r * np.sin(angle), self._tool_start[2],
-        ])  # fmt: skip
-        tool = np.clip(tool, WORKSPACE_LOW, WORKSPACE_HIGH)
-        return solve_start_posture(
-            self.kinematics, tool, self.control_period_s, self.ik_settings,
-            what=f"task {self.task_name!r} near start", q0=self._start_qpos, tol_m=5e-4,
-        )
+        for _ in range(8):
+            r = float(self.np_random.uniform(lo, hi))
+            angle = float(self.np_random.uniform(0.0, 2.0 * np.pi))
+            tool = np.array([
+                object_position[0] + r * np.cos(angle), object_position[1] + r * np.sin(angle), self._tool_start[2],
+            ])  # fmt: skip
+            tool = np.clip(tool, WORKSPACE_LOW, WORKSPACE_HIGH)
+            try:
+                return solve_start_posture(
+                    self.kinematics, tool, self.control_period_s, self.ik_settings,
+                    what=f"task {self.task_name!r} near start", q0=self._start_qpos, tol_m=5e-4,
+                )
+            except ConfigError:
+                continue
+        return None
 
     def render(self) -> Any:
         """An RGB image (H, W, 3) uint8 of the scene from the 'overview' camera, or None.

@@ -15,7 +15,8 @@ public API; both need the MCAP storage object behind the writer:
 * for :meth:`DurableMcap.write_message`, the bookkeeping ``McapWriter.write`` and
   ``Writer.write`` do per message: ``message_start_time``/``message_end_time`` and
   ``channel_stats`` of the storage, ``chunk.message_start_time``/``message_end_time`` and
-  ``chunk.msgs`` (the chunk's message index) of the pending chunk, ``Writer.counts``.
+  ``chunk.msgs`` (the chunk's message index) of the pending chunk, ``Writer.counts`` and
+  ``Writer.min_timestamp``/``max_timestamp`` (metadata.yaml's starting time and duration).
 
 These are pinned to the rosbags version range in ``pyproject.toml``
 (``rosbags>=0.10,<0.12``), where they exist with exactly this meaning; a newer
@@ -43,6 +44,8 @@ PINNED_RANGE = ">=0.10,<0.12"
 
 REQUIRED = ("close_chunk", "chunk", "bio", "channel_stats", "message_start_time", "message_end_time")
 """Attributes of rosbags' McapWriter that :class:`DurableMcap` uses."""
+WRITER_REQUIRED = ("counts", "min_timestamp", "max_timestamp")
+"""Attributes of rosbags' Writer that :meth:`DurableMcap.write_message` keeps up to date."""
 
 
 _MESSAGE_HEAD = struct.Struct("<BQHIQQ")
@@ -56,10 +59,15 @@ class DurableMcap:
 
     def __init__(self, writer: Writer) -> None:
         storage = writer.storage
-        if not isinstance(storage, McapWriter) or not all(hasattr(storage, n) for n in REQUIRED):
+        if (
+            not isinstance(storage, McapWriter)
+            or not all(hasattr(storage, n) for n in REQUIRED)
+            or not all(hasattr(writer, n) for n in WRITER_REQUIRED)
+        ):
             raise RosbagsVersionError(
                 f"rosbags {version('rosbags')}'s MCAP writer has no "
-                f"{'/'.join(REQUIRED)}; her_recorder needs them to make each episode durable. "
+                f"{'/'.join(REQUIRED)} (or its Writer no {'/'.join(WRITER_REQUIRED)}); "
+                "her_recorder needs them to make each episode durable. "
                 f"Install rosbags{PINNED_RANGE} (pip install 'rosbags{PINNED_RANGE}')."
             )
         self._writer = writer
@@ -68,10 +76,11 @@ class DurableMcap:
     def write_message(self, connection: Connection, timestamp: int, data: bytes | memoryview) -> None:
         """``Writer.write`` of an uncompressed-per-message bag, in one record write.
 
-        The same Message record layout, chunk index and statistics as rosbags' own path
-        (its bags read back with rosbags' reader in tests/her_recorder; no test compares
-        whole files byte for byte yet), without its
-        per-field ``BytesIO`` writes: the record is packed with one ``struct`` call.
+        The same Message record layout, chunk index, statistics and metadata.yaml as rosbags'
+        own path, without its per-field ``BytesIO`` writes: the record is packed with one
+        ``struct`` call. tests/her_recorder/test_mcap_interop.py records one session through
+        this and through rosbags' ``Writer.write`` and compares the two MCAP files and
+        metadata.yaml byte for byte.
         ``connection`` must be one this writer added (the recorder only writes its own).
         """
         storage = self._storage
@@ -90,7 +99,12 @@ class DurableMcap:
         chunk.msgs[cid].append((timestamp, bio.tell()))
         bio.write(_MESSAGE_HEAD.pack(0x05, 22 + len(data), cid, 0, timestamp, timestamp))
         bio.write(data)
-        self._writer.counts[cid] += 1
+        writer = self._writer
+        writer.counts[cid] += 1
+        if timestamp < writer.min_timestamp:
+            writer.min_timestamp = timestamp
+        if timestamp > writer.max_timestamp:
+            writer.max_timestamp = timestamp
         if bio.tell() > _CHUNK_LIMIT:
             storage.close_chunk()
 

@@ -101,6 +101,8 @@ def header(stamp_ns: int, frame_id: str) -> Any:
 
 
 def _vector(value: ArrayLike, what: str) -> NDArray[np.float64]:
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.ndim == 1:
+        return value  # what a control loop passes: nothing to convert
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim > 1:
         raise StepShapeError(
@@ -140,6 +142,25 @@ class _Episode:
     num_steps: int = 0
     last_next_achieved: NDArray[np.float64] | None = None
     last_stamp_ns: int = 0
+    pending: list[_PendingStep] = dataclasses.field(default_factory=list)
+    """Step messages encoded and not yet emitted (EpisodeRecorder._flush_steps)."""
+
+
+@dataclass
+class _PendingStep:
+    """An encoded Step (or true achieved goal, ``next_achieved`` empty) not yet written; a
+    nonzero ``reward_at``/``success_at`` is the byte offset of a field the goal space fills."""
+
+    stamp_ns: int
+    data: bytes
+    next_achieved: bytes
+    reward_at: int
+    success_at: int
+
+
+_PENDING_STEPS = 256
+"""Steps held before their rewards are computed and they are written (and at every episode end)."""
+_F32 = struct.Struct("<f")
 
 
 class _Bag:
@@ -260,11 +281,6 @@ def _fsync_dir(path: Path) -> None:
 
 
 _STOP = object()
-_STEP = cdr.Encoder(cdr.STEP)
-_GOAL = cdr.Encoder(cdr.GOAL)
-_EVENT = cdr.Encoder(cdr.EVENT)
-_JOINT_STATE = cdr.Encoder(cdr.JOINT_STATE)
-_JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 
 
 class EpisodeRecorder:
@@ -362,6 +378,13 @@ class EpisodeRecorder:
         self._lock = threading.Lock()
         self._kept: dict[Path, int] = {}
         """Completed episodes (END) of this run on disk, per bag."""
+        # The precompiled layouts (her_recorder/cdr.py), one set per recorder: an encoder keeps
+        # the offsets of the message it encoded last, which record_step reads right after.
+        self._step = cdr.Encoder(cdr.STEP)
+        self._goal = cdr.Encoder(cdr.GOAL)
+        self._event = cdr.Encoder(cdr.EVENT)
+        self._joint_state = cdr.Encoder(cdr.JOINT_STATE)
+        self._pose_stamped = cdr.Encoder(cdr.POSE_STAMPED)
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> None:
@@ -512,7 +535,7 @@ class EpisodeRecorder:
         self._next_episode_id += 1
         self._episode = episode
         self._emit_event(ifc.EventKind.START, episode, t, success=False, reason=reason)
-        goal = _GOAL.encode(
+        goal = self._goal.encode(
             *_sec_nanosec(t), self.goal_space.frame,
             self.goal_space.name, desired, float(self.goal_space.tolerance), episode.episode_id,
         )  # fmt: skip
@@ -558,6 +581,12 @@ class EpisodeRecorder:
         episode's desired goal; values passed in are recorded as given (the
         reader checks them against the goal space). ``action_applied`` defaults
         to ``action_raw`` (no limits in the loop).
+
+        The Step is encoded here (a bad value is an error from this call) and written with
+        the episode's end, or with every 256 steps, when the goal space computes the rewards
+        of all of them in one call. A killed recorder loses the open episode's last steps, as
+        it did when they sat in the chunk in memory: an episode without its END is never
+        used as complete (readers report it, with the steps that reached the file).
         """
         self._check_open()
         episode = self._episode
@@ -566,28 +595,24 @@ class EpisodeRecorder:
         dim = self.goal_space.dim
         achieved = _vector(achieved_goal, "achieved_goal")
         next_achieved = _vector(next_achieved_goal, "next_achieved_goal")
-        for what, arr in (("achieved_goal", achieved), ("next_achieved_goal", next_achieved)):
-            if arr.shape != (dim,):
-                raise StepShapeError(
-                    f"{what} has shape {arr.shape}; goal space {self.goal_space.name!r} "
-                    f"needs ({dim},)"
-                )
-        if reward is None or is_success is None:
-            try:  # the goal space's reward (ARCHITECTURE.md, rule 2); success is reward + 1
-                computed = float(self.goal_space.compute_reward(next_achieved, episode.desired_goal))
-            except GoalError:  # NaN/inf: record it, the reader reports it
-                computed = -1.0
-            if reward is None:
-                reward = computed
-            if is_success is None:
-                is_success = computed == 0.0
+        if achieved.shape != (dim,) or next_achieved.shape != (dim,):
+            what, arr = (
+                ("achieved_goal", achieved) if achieved.shape != (dim,)
+                else ("next_achieved_goal", next_achieved)
+            )  # fmt: skip
+            raise StepShapeError(
+                f"{what} has shape {arr.shape}; goal space {self.goal_space.name!r} "
+                f"needs ({dim},)"
+            )
         raw = _vector(action_raw, "action_raw")
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
         sec, nanosec = _sec_nanosec(t)
         # Encoded here, in one precompiled pass (her_recorder/cdr.py), to the bytes rosbags'
         # serialize_cdr gives; the desired goal was checked by the goal space at the start.
+        # A reward or success left to the goal space is a placeholder here, filled in for the
+        # episode's steps at once (_flush_steps: one vectorised compute_reward).
         try:
-            data = _STEP.encode(
+            data = self._step.encode(
                 sec, nanosec, self.goal_space.frame,
                 episode.episode_id, episode.num_steps,
                 _vector(observation, "observation"),
@@ -595,8 +620,8 @@ class EpisodeRecorder:
                 raw,
                 raw if action_applied is None else _vector(action_applied, "action"),
                 achieved, next_achieved, episode.desired_goal,
-                float(reward), bool(terminated), bool(truncated), bool(is_success),
-                int(safety_flags), float(safety_cost),
+                0.0 if reward is None else float(reward), bool(terminated), bool(truncated),
+                bool(is_success), int(safety_flags), float(safety_cost),
                 [str(r) for r in safety_reasons], str(policy),
             )  # fmt: skip
         except (struct.error, OverflowError) as exc:
@@ -604,20 +629,62 @@ class EpisodeRecorder:
                 f"step {episode.num_steps} of episode {episode.episode_id} does not fit its "
                 f"message fields ({exc}): safety_flags is a uint32, reward and safety_cost float32"
             ) from None
-        self._emit(ifc.TOPIC_STEP, ifc.STEP_TYPE, t, data)
+        offsets = self._step.last_offsets
+        episode.pending.append(
+            _PendingStep(
+                t, data, next_achieved.tobytes(),
+                offsets[cdr.STEP_REWARD] if reward is None else 0,
+                offsets[cdr.STEP_IS_SUCCESS] if is_success is None else 0,
+            )
+        )  # fmt: skip
         if true_next_achieved_goal is not None:
-            truth = _GOAL.encode(
+            truth = self._goal.encode(
                 sec, nanosec, self.goal_space.frame,
                 self.goal_space.name,
                 _vector(true_next_achieved_goal, "true_next_achieved_goal"),
                 float(self.goal_space.tolerance),
                 episode.episode_id,
             )  # fmt: skip
-            self._emit(ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE, t, truth)
+            episode.pending.append(_PendingStep(t, truth, b"", 0, 0))
         episode.num_steps += 1
         episode.last_next_achieved = next_achieved
         episode.last_stamp_ns = t
+        if episode.num_steps % _PENDING_STEPS == 0:
+            self._flush_steps(episode)
         return episode.num_steps - 1
+
+    def _flush_steps(self, episode: _Episode) -> None:
+        """Emit the episode's pending Step (and true achieved goal) messages, their rewards
+        and successes the goal space's, computed over all of them in one call."""
+        pending, episode.pending = episode.pending, []
+        if not pending:
+            return
+        todo = [p for p in pending if p.reward_at or p.success_at]
+        if todo:
+            space = self.goal_space
+            next_ag = np.frombuffer(b"".join(p.next_achieved for p in todo), dtype="<f8")
+            next_ag = next_ag.reshape(len(todo), space.dim)
+            # A NaN/inf achieved goal has no reward: it is recorded as -1, the reader reports it.
+            finite = np.isfinite(next_ag).all(axis=1)
+            reward = np.full(len(todo), -1.0, dtype=np.float32)
+            if finite.any():
+                rows = next_ag[finite]
+                reward[finite] = space.compute_reward(
+                    rows, np.broadcast_to(episode.desired_goal, rows.shape)
+                )  # ARCHITECTURE.md, rule 2: the goal space's reward; success is reward + 1
+            for p, r in zip(todo, reward.tolist(), strict=True):
+                buf = bytearray(p.data)
+                if p.reward_at:
+                    _F32.pack_into(buf, p.reward_at, r)
+                if p.success_at:
+                    buf[p.success_at] = r == 0.0
+                p.data = bytes(buf)
+        for p in pending:
+            topic, msgtype = (
+                (ifc.TOPIC_STEP, ifc.STEP_TYPE) if p.next_achieved
+                else (ifc.TOPIC_TRUE_ACHIEVED_GOAL, ifc.GOAL_TYPE)
+            )  # fmt: skip
+            self._emit(topic, msgtype, p.stamp_ns, p.data)
 
     def end_episode(
         self,
@@ -690,12 +757,18 @@ class EpisodeRecorder:
                 f"record_raw({topic!r}) needs a rosbags message object (with __msgtype__), "
                 f"got {type(msg).__name__}"
             )
-        if msgtype == _JOINT_STATE_TYPE:  # the arm's state, every tick: the precompiled layout
+        # The arm's and the object's state, every tick: the precompiled layouts.
+        if msgtype == ifc.JOINT_STATE_TYPE:
             h = msg.header
-            msg = _JOINT_STATE.encode(
+            msg = self._joint_state.encode(
                 h.stamp.sec, h.stamp.nanosec, h.frame_id,
                 list(msg.name), msg.position, msg.velocity, msg.effort,
             )  # fmt: skip
+        elif msgtype == ifc.POSE_STAMPED_TYPE:
+            h, p, q = msg.header, msg.pose.position, msg.pose.orientation
+            msg = self._pose_stamped.encode(
+                h.stamp.sec, h.stamp.nanosec, h.frame_id, p.x, p.y, p.z, q.x, q.y, q.z, q.w
+            )
         self._emit(topic, msgtype, int(stamp_ns), msg)
 
     def record_serialized(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
@@ -727,7 +800,7 @@ class EpisodeRecorder:
     def _emit_event(
         self, kind: ifc.EventKind, episode: _Episode, t: int, *, success: bool, reason: str
     ) -> None:
-        msg = _EVENT.encode(
+        msg = self._event.encode(
             *_sec_nanosec(t), self.goal_space.frame,
             int(kind), episode.episode_id, self.task, self.goal_space.name,
             episode.desired_goal, episode.num_steps, bool(success), str(reason),
@@ -745,6 +818,7 @@ class EpisodeRecorder:
         wait: bool,
     ) -> RecordedEpisode:
         t = time.time_ns() if stamp_ns is None else int(stamp_ns)
+        self._flush_steps(episode)
         self._emit_event(kind, episode, t, success=success, reason=reason)
         self._episode = None
         done = threading.Event() if (wait and self._queue is not None) else None
@@ -758,6 +832,16 @@ class EpisodeRecorder:
 
     def _emit(self, topic: str, msgtype: str, t: int, payload: Any) -> None:
         if self._queue is None:
+            bag = self._bag
+            conn = None if bag is None else bag.connections.get(topic)
+            if conn is not None and conn.msgtype == msgtype and type(payload) is bytes:
+                # The common case, straight to the open bag's chunk (what _write does).
+                assert bag is not None and bag.storage is not None
+                try:
+                    bag.storage.write_message(conn, t, payload)
+                except OSError as exc:
+                    raise self._storage_failure(exc) from None
+                return
             self._guarded(("msg", topic, msgtype, t, payload))
             return
         try:

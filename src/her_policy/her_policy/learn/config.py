@@ -99,7 +99,10 @@ class TrainConfig:
     every collected batch of episodes, lambda <- max(0, lambda + cost_multiplier_lr x (their mean
     cost per episode - cost_budget)): it grows while episodes overspend and decays back to 0 once
     they keep within the budget. The training log's metrics carry it as cost_multiplier. None: no
-    multiplier (a fixed cost_penalty only)."""
+    multiplier (a fixed cost_penalty only). Measured on randomised push (seed 0, budget 3): the
+    training episodes' cost includes exploration (random actions into the table floor), so the
+    budget was never met and lambda kept rising (4.5 at 200k env steps, success 0.18); the
+    randomised push preset uses cost_penalty 0.5 instead (learn/presets.py RANDOMIZED)."""
     cost_multiplier_lr: PositiveFloat = 0.01
     """Step size of the cost_budget multiplier per collected batch, per unit of cost per episode
     over budget (push overspends a budget of 3 by ~20: lambda then rises by ~0.2 per batch)."""
@@ -289,7 +292,9 @@ def build_train_config(
 
     ``offline`` (``her train --bags``): the automatic preset is the task's with the offline
     settings over it (:data:`~her_policy.learn.presets.OFFLINE`); ``demos`` (``--demos``): the
-    settings for demonstrations in every batch (:data:`~her_policy.learn.presets.WITH_DEMOS`).
+    settings for demonstrations in every batch (:data:`~her_policy.learn.presets.WITH_DEMOS`);
+    a ``randomize`` other than none adds the task's randomised-training settings
+    (:data:`~her_policy.learn.presets.RANDOMIZED`).
     """
     from_yaml: dict[str, Any] = dict(load_yaml(yaml_path)) if yaml_path is not None else {}
     flags = dict(flags or {})
@@ -321,5 +326,8 @@ def build_train_config(
     if task is not None and env is not None:
         raise ConfigError(f"give --task or --env, not both (got task={task!r}, env={env!r})")
     source = env if env is not None else f"task:{task}"
-    preset = preset_values(str(chosen.get("preset", "auto")), source, offline=offline, demos=demos)
+    randomized = chosen.get("randomize", "none") != "none"
+    preset = preset_values(
+        str(chosen.get("preset", "auto")), source, offline=offline, demos=demos, randomized=randomized
+    )
     return from_mapping(TrainConfig, {**preset, **chosen}, where=str(yaml_path or "config"))

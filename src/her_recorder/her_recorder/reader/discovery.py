@@ -56,12 +56,16 @@ def find_bags(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return bags
 
 
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it (the same documents, parsed in C)."""
+
+
 def _load_metadata(path: Path) -> tuple[dict[str, Any] | None, str]:
     yml = path / "metadata.yaml"
     if not yml.exists():
         return None, "metadata.yaml is missing (the recorder did not close the bag)"
     try:
-        data = yaml.safe_load(yml.read_text("utf-8"))
+        data = yaml.load(yml.read_text("utf-8"), Loader=_SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return None, f"metadata.yaml cannot be read: {exc}"
     info = data.get("rosbag2_bagfile_information") if isinstance(data, dict) else None

@@ -21,6 +21,7 @@ from rosbags.serde import SerdeError
 from rosbags.typesys import TypesysError
 
 from her_goals import GoalSpace, get_goal_space
+from her_recorder import cdr
 from her_recorder import interfaces as ifc
 from her_recorder.errors import BagFormatError
 from her_recorder.reader.discovery import BagInfo, find_bags, inspect_bag
@@ -56,6 +57,9 @@ def collect_episode_messages(
     """
     bag = source.info.path
     undecodable: list[Problem] = []
+    ours = ifc.typestore()
+    # Our fixed-size messages through precompiled layouts (her_recorder/cdr.py), learnt per bag.
+    decoders = {t: cdr.Decoder(ours, t) for t in (ifc.STEP_TYPE, ifc.EVENT_TYPE, ifc.GOAL_TYPE)}
 
     def consume(messages: Iterator[RawMessage]) -> dict[int, EpisodeMessages]:
         undecodable.clear()
@@ -71,7 +75,11 @@ def collect_episode_messages(
                 continue
             try:
                 store = ifc.typestore_for(msgtype, source.msgdefs.get(topic, ""))
-                msg: Any = store.deserialize_cdr(data, msgtype)
+                decoder = decoders.get(msgtype) if store is ours else None
+                msg: Any = (
+                    decoder.decode(data) if decoder is not None
+                    else store.deserialize_cdr(data, msgtype)
+                )  # fmt: skip
             except (SerdeError, TypesysError, ValueError, IndexError) as exc:
                 undecodable.append(
                     Problem(
