@@ -5,7 +5,10 @@
    IK, safety monitor, FK and Jacobian of the MuJoCo arm included), p50/p99 over ``--ticks``
    ticks, with the numpy and the torch actor, and the p50 of every stage,
    under the normal scheduler and, when permitted (root), under SCHED_FIFO.
-   Target (issue 24): whole tick p99 <= 150 us, p50 <= 80 us, numpy actor.
+   Target (issue 24): whole tick p99 <= 150 us, p50 <= 80 us, numpy actor; one line per
+   scheduler states both targets, MET or MISSED, beside the torch actor peer of the same run
+   and the load average. ``--profile N`` adds a cProfile of N ticks (calls and kinematics
+   passes per tick, the functions with the most own time).
 3. Adversarial soak: ``--soak-ticks`` ticks (default 10^6) of random and adversarial
    states (NaN, inf, 1e9, out of limits, stale and future stamps, e-stop pulses) and
    policy outputs through the whole pipeline; every command is checked against the
@@ -23,10 +26,12 @@ The machine is shared: the load average is printed with the figures; quote both.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import math
 import os
 import platform
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -171,6 +176,82 @@ def bench_ticks(
         ),
         "holds": holds,
     }
+
+
+def profile_ticks(
+    pipe: TickPipeline, states: list[RobotState], fn: Callable[..., Any], ticks: int, top: int = 12
+) -> dict[str, Any]:
+    """cProfile over ``ticks`` ticks: Python-level calls per tick, kinematics passes per tick and
+    the functions with the most own time (us per tick, inflated by the profiler's own cost).
+
+    cProfile sees Python functions and builtins, not numpy ufunc calls (``np.add``, ``np.minimum``):
+    the call count is a lower bound of the interpreter's work per tick.
+    """
+    pipe.actor = fn
+    goal = np.array([0.5, 0.1, 0.025])
+    pipe.monitor.reset_estop()
+    kin = getattr(pipe.ik, "kin", None)
+    misses0 = getattr(kin, "misses", 0)
+    n_states = len(states)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(ticks):
+        k = i % n_states
+        s = states[k]
+        pipe.tick(s, s.stamp_ns, goal, previous=states[k - 1])
+    prof.disable()
+    stats = pstats.Stats(prof)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
+    functions = [
+        {
+            "function": f"{Path(f).name}:{line}({name})",
+            "calls_per_tick": round(v[1] / ticks, 2),
+            "own_us_per_tick": round(v[2] / ticks * 1e6, 2),
+            "cumulative_us_per_tick": round(v[3] / ticks * 1e6, 2),
+        }
+        for (f, line, name), v in rows
+    ]
+    return {
+        "ticks": ticks,
+        "calls_per_tick": round(stats.total_calls / ticks, 1),  # type: ignore[attr-defined]
+        "kinematics_passes_per_tick": round((getattr(kin, "misses", 0) - misses0) / ticks, 2),
+        "top_own_time": functions,
+    }
+
+
+TARGET_P50_US = 80.0
+TARGET_P99_US = 150.0
+"""Issue 24's targets for the whole tick of the push task, numpy actor, on this machine."""
+
+
+def targets(numpy_tick: dict[str, Any]) -> dict[str, Any]:
+    """Whether the numpy actor's whole tick met the p50 and p99 targets."""
+    w = numpy_tick["whole_tick_with_observation"]
+    return {
+        "p50_target_us": TARGET_P50_US,
+        "p99_target_us": TARGET_P99_US,
+        "p50_met": w["p50_us"] <= TARGET_P50_US,
+        "p99_met": w["p99_us"] <= TARGET_P99_US,
+    }
+
+
+def verdict_line(sched: str, by_backend: dict[str, Any], load: float) -> str:
+    """One line: numpy tick p50/p99 against the targets (MET/MISSED), beside the torch peer."""
+    w = by_backend["numpy"]["whole_tick_with_observation"]
+    t = by_backend["torch"]["whole_tick_with_observation"]
+    ok = targets(by_backend["numpy"])
+
+    def mark(met: bool) -> str:
+        return "MET" if met else "MISSED"
+
+    return (
+        f"{sched}: whole tick, numpy actor p50 {w['p50_us']:.1f} us (target <= {TARGET_P50_US:g}: "
+        f"{mark(ok['p50_met'])}), p99 {w['p99_us']:.1f} us (target <= {TARGET_P99_US:g}: "
+        f"{mark(ok['p99_met'])}); torch actor peer p50 {t['p50_us']:.1f} us, p99 {t['p99_us']:.1f} us "
+        f"(torch/numpy {t['p50_us'] / w['p50_us']:.2f}x at p50, {t['p99_us'] / w['p99_us']:.2f}x at p99); "
+        f"load average {load:.2f} on {os.cpu_count()} CPUs"
+    )
 
 
 # -- 3: soak --------------------------------------------------------------------------------
@@ -346,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         default=40,
         help="also time the ticks under SCHED_FIFO at this priority when permitted (MoveIt Servo: 40; 0: skip)",
     )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="also profile this many numpy-actor ticks with cProfile (0: skip)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -410,12 +497,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         if sched != "normal":  # back to the normal scheduler
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        ratio = (
-            results["tick"][sched]["torch"]["whole_tick_with_observation"]["p99_us"]
-            / results["tick"][sched]["numpy"]["whole_tick_with_observation"]["p99_us"]
-        )
-        print(f"   {sched:13s} torch actor / numpy actor, whole tick p99: {ratio:.2f}x")
+        print("   " + verdict_line(sched, results["tick"][sched], load_average()), flush=True)
+        results["tick"][sched]["targets"] = targets(results["tick"][sched]["numpy"])
     results["load_average_after_latency"] = load_average()
+
+    if args.profile:
+        prof = results["profile"] = profile_ticks(arm["pipe"], states, actor.numpy_actor, args.profile)
+        print(
+            f"   cProfile, {args.profile} numpy ticks: {prof['calls_per_tick']} Python-level calls and "
+            f"{prof['kinematics_passes_per_tick']} kinematics passes per tick; most own time (us/tick, "
+            "profiler overhead included):"
+        )
+        for row in prof["top_own_time"]:
+            print(
+                f"     {row['own_us_per_tick']:6.2f} own {row['cumulative_us_per_tick']:7.2f} cum "
+                f"{row['calls_per_tick']:5.2f} calls  {row['function']}"
+            )
 
     if args.soak_ticks:
         print(f"3. adversarial soak, {args.soak_ticks} ticks ...", flush=True)

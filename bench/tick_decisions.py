@@ -14,6 +14,9 @@ the wiring the policy node and ``her sim`` use.
 Usage::
 
     .venv/bin/python bench/tick_decisions.py --write tests/her_policy/data/tick_decisions.npz
+    # a longer soak: write it from older code (a checkout of it), compare today's with it
+    .venv/bin/python bench/tick_decisions.py --ticks 100000 --write /tmp/before.npz
+    .venv/bin/python bench/tick_decisions.py --ticks 100000 --against /tmp/before.npz
 """
 
 from __future__ import annotations
@@ -128,13 +131,48 @@ def _fixed(x: np.ndarray | None, size: int) -> np.ndarray:
     return row
 
 
+def differing_ticks(recorded: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """Per tick, whether any entry differs (NaN equals NaN; floats compared exactly)."""
+    if recorded.shape != now.shape:
+        return np.ones(len(recorded), dtype=bool)
+    same = (recorded == now) | (np.isnan(recorded) & np.isnan(now)) if recorded.dtype.kind == "f" else recorded == now
+    return ~same.reshape(len(recorded), -1).all(axis=1)
+
+
+def compare(arrays: dict[str, np.ndarray], path: Path) -> int:
+    """Print, per field, how many ticks differ from the recording at ``path``; 0 when none do."""
+    with np.load(path) as f:
+        recorded = {k: f[k] for k in f.files}
+    ticks = len(arrays["flags"])
+    if len(recorded.get("flags", ())) != ticks or set(recorded) != set(arrays):
+        print(f"tick_decisions: error: {path} is not a recording of {ticks} ticks with these fields")
+        return 2
+    total = 0
+    for key, now in arrays.items():
+        n = int(differing_ticks(recorded[key], now).sum())
+        total += n
+        print(f"  {key:16s} {n} of {ticks} ticks differ")
+    print(f"{'identical' if total == 0 else 'DIFFERENT'}: {ticks} ticks against {path}")
+    return 0 if total == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ticks", type=int, default=5_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--write", type=Path, required=True, help="the .npz fixture to write")
+    out = ap.add_mutually_exclusive_group(required=True)
+    out.add_argument("--write", type=Path, help="the .npz fixture to write")
+    out.add_argument(
+        "--against", type=Path, help="a .npz written by --write: compare every field of every tick"
+    )
     args = ap.parse_args(argv)
-    arrays = run(args.ticks, args.seed)
+    if args.against is not None and not args.against.is_file():
+        print(f"tick_decisions: error: --against {args.against}: no such file (write one with --write)")
+        return 2
+    with np.errstate(all="ignore"):
+        arrays = run(args.ticks, args.seed)
+    if args.against is not None:
+        return compare(arrays, args.against)
     args.write.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.write, **arrays)
     held = int(arrays["hold"].sum())

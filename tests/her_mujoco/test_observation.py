@@ -6,7 +6,7 @@ from transforms3d.euler import quat2euler
 
 from her_goals import RobotState, StateError
 from her_goals.robot import Kinematics, ObservationBuilder, ObservationLayout
-from her_goals.robot.observation import quat_to_rpy
+from her_goals.robot.observation import opening_of, quat_to_rpy
 
 JOINTS = (*(f"joint{i}" for i in range(1, 8)), "finger_joint1", "finger_joint2")
 DT = 0.04
@@ -100,3 +100,24 @@ def test_quat_to_rpy_is_transforms3d_bit_for_bit() -> None:
         if quat_to_rpy(q).tobytes() != np.asarray(quat2euler(q, "sxyz"), dtype=np.float64).tobytes()
     ]
     assert not differ, differ[:3]
+
+
+def test_gripper_opening_is_numpys_sum_bit_for_bit() -> None:
+    """The opening is added on Python floats in numpy's order: the same bytes as ``ndarray.sum``
+    for 0 to 11 fingers, signed zeros included, and NaN/inf still refused."""
+    rng = np.random.default_rng(0)
+    for n in range(12):
+        for _ in range(2000):
+            fingers = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, size=n)
+            if n and rng.random() < 0.2:
+                fingers[rng.integers(n)] = -0.0
+            if n and rng.random() < 0.1:
+                fingers[:] = -0.0
+            expected = np.float64(fingers.sum())
+            if n and rng.random() < 0.05:
+                fingers[rng.integers(n)] = rng.choice([np.inf, -np.inf, np.nan])
+                with pytest.raises(StateError, match="NaN/inf"):
+                    opening_of(fingers.tolist(), ("f",))
+                continue
+            got = np.float64(opening_of(fingers.tolist(), ("f",)))
+            assert got.tobytes() == expected.tobytes(), (n, fingers.tolist())

@@ -72,3 +72,49 @@ def test_the_soak_exercises_every_path(
     for flag in ("CLIPPED", "STEP_LIMITED", "VELOCITY_LIMIT", "JOINT_LIMIT", "WORKSPACE",
                  "STALE_STATE", "NON_FINITE", "ESTOP", "SINGULARITY"):
         assert seen & int(SafetyFlag[flag]), flag
+
+
+def _bench_safety() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_safety", ROOT / "bench" / "bench_safety.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tick(p50: float, p99: float) -> dict[str, Any]:
+    return {"whole_tick_with_observation": {"p50_us": p50, "p99_us": p99}}
+
+
+@pytest.mark.parametrize(
+    ("p50", "p99", "want"),
+    [(70.0, 140.0, ("MET", "MET")), (95.0, 140.0, ("MISSED", "MET")), (70.0, 151.0, ("MET", "MISSED"))],
+)
+def test_the_bench_line_states_the_targets_and_whether_they_were_met(
+    p50: float, p99: float, want: tuple[str, str]
+) -> None:
+    pytest.importorskip("mujoco")
+    pytest.importorskip("torch")
+    bench = _bench_safety()
+    line = bench.verdict_line("normal", {"numpy": _tick(p50, p99), "torch": _tick(2 * p50, 3 * p99)}, 4.0)
+    assert f"p50 {p50:.1f} us (target <= 80: {want[0]})" in line
+    assert f"p99 {p99:.1f} us (target <= 150: {want[1]})" in line
+    assert "torch/numpy 2.00x at p50, 3.00x at p99" in line
+    assert "load average 4.00" in line
+
+
+def test_the_soak_comparison_finds_one_changed_tick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tick_decisions.py --against`` says identical for the same code and names a changed field."""
+    recorder = _recorder()
+    with np.errstate(all="ignore"):
+        arrays = recorder.run(ticks=60, seed=0)
+    path = tmp_path / "before.npz"
+    np.savez(path, **arrays)
+    assert recorder.compare(arrays, path) == 0
+    assert "identical: 60 ticks" in capsys.readouterr().out
+    changed = dict(arrays)
+    changed["command"] = arrays["command"].copy()
+    changed["command"][7, 2] = np.nextafter(changed["command"][7, 2], np.inf)  # one ulp, one tick
+    assert recorder.compare(changed, path) == 1
+    out = capsys.readouterr().out
+    assert "command          1 of 60 ticks differ" in out and "DIFFERENT" in out

@@ -60,8 +60,10 @@ class Kinematics:
         self._base_is_world = bool(
             np.allclose(self.base_position, 0.0) and np.allclose(self.base_rotation, np.eye(3))
         )
-        self._jacp = np.zeros((3, self.model.nv))
-        self._jacr = np.zeros((3, self.model.nv))
+        # One (6, nv) buffer: its two halves are the contiguous (3, nv) arrays mj_jac* fills, so
+        # the arm's columns come out in one copy.
+        self._jac6 = np.zeros((6, self.model.nv))
+        self._jacp, self._jacr = self._jac6[:3], self._jac6[3:]
         # The MjData arrays, looked up once (each attribute access builds a new view).
         self._shape = (len(self.joint_names),)
         self._qpos = self._data.qpos
@@ -101,8 +103,8 @@ class Kinematics:
                 f"joint positions have shape {qa.shape}; the arm has {self.n_joints} joints "
                 f"{list(self.joint_names)}"
             )
-        # One reduction: the sum is NaN/inf exactly when an entry is (short of 1e308).
-        if not math.isfinite(qa.sum()):
+        # On Python floats: cheaper than a numpy reduction on 7 entries.
+        if not all(map(math.isfinite, qa.tolist())):
             raise StateError(f"joint positions contain NaN or inf: {qa.tolist()}")
         self._qpos[self._qadr] = qa
         mujoco.mj_kinematics(self.model, self._data)
@@ -133,14 +135,21 @@ class Kinematics:
     def pose_and_jacobian(
         self, q: ArrayLike
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """Position, rotation and (6, n) Jacobian from one kinematics pass (what IK needs)."""
-        self._set(q)
+        """Position, rotation and (6, n) Jacobian from one kinematics pass (what IK needs).
+
+        The control tick's pass (twice a tick: at the measured joints and at the command):
+        ~4.2 us on this machine, of which ~2 us is MuJoCo's (mj_kinematics, mj_comPos,
+        mj_jacSite); measured with the shape and finite checks of :meth:`fk`.
+        """
+        qa = np.asarray(q, dtype=np.float64)
+        if qa.shape != self._shape or not all(map(math.isfinite, qa.tolist())):
+            self._set(qa)  # raises the StateError that says which
+        self._qpos[self._qadr] = qa
+        mujoco.mj_kinematics(self.model, self._data)
         # mj_jac* uses cdof, which mj_comPos computes from the kinematics above.
         mujoco.mj_comPos(self.model, self._data)
         self._jac_fn(self.model, self._data, self._jacp, self._jacr, self._frame.id)
-        jac = np.empty((6, self._shape[0]))
-        jac[:3] = self._jacp[:, self._dofadr]
-        jac[3:] = self._jacr[:, self._dofadr]
+        jac = np.array(self._jac6[:, self._dofadr])  # a fresh (6, n) array, one copy
         pos, rot = self._xpos, self._xmat
         if self._base_is_world:
             return pos.copy(), rot.copy(), jac

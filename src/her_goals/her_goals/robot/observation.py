@@ -175,6 +175,24 @@ def rpy_of(w: float, x: float, y: float, z: float) -> tuple[float, float, float]
     return math.atan2(-m12, m11), math.atan2(-m20, cy), 0.0
 
 
+def opening_of(fingers: list[float], joints: tuple[str, ...]) -> float:
+    """The sum of the gripper joint positions in numpy's order, or a StateError when NaN/inf.
+
+    ``ndarray.sum`` of up to 7 entries adds them in turn to 0.0 (from 8 on it unrolls
+    into 8 partial sums): the same bits (tests/her_mujoco/test_observation.py
+    compares them); longer lists go to numpy.
+    """
+    if len(fingers) <= 7:
+        opening = 0.0
+        for x in fingers:
+            opening += x
+    else:
+        opening = float(np.sum(fingers))
+    if not math.isfinite(opening):
+        raise StateError(f"gripper joint positions are NaN/inf for {list(joints)}")
+    return opening
+
+
 class ObservationBuilder:
     """Builds the policy observation vector from the current and previous RobotState."""
 
@@ -212,12 +230,16 @@ class ObservationBuilder:
         # Index arrays per joint-name order seen: a driver's order never changes, so the
         # name lookup runs once rather than every step.
         self._index: dict[tuple[str, ...], tuple[NDArray[np.intp], NDArray[np.intp]]] = {}
+        self._last_names: tuple[str, ...] | None = None
+        self._last_index = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
         if drawer is not None:
             at = self.layout.slice
             self._drawer_pos, self._drawer_vel = at("drawer_pos"), at("drawer_vel")
             self._handle, self._handle_rel = at("handle_pos"), at("handle_rel_pos")
 
     def _indices(self, state: RobotState) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        if state.joint_names is self._last_names:  # a driver's states share one names tuple
+            return self._last_index
         idx = self._index.get(state.joint_names)
         if idx is None:
             state.joints(self.arm_joints + self.gripper_joints)  # a clear error if any is missing
@@ -227,6 +249,7 @@ class ObservationBuilder:
                 np.array([where[n] for n in self.gripper_joints], dtype=np.intp),
             )
             self._index[state.joint_names] = idx
+        self._last_names, self._last_index = state.joint_names, idx
         return idx
 
     def arm_positions(self, state: RobotState) -> NDArray[np.float64]:
@@ -235,10 +258,7 @@ class ObservationBuilder:
 
     def gripper_opening(self, state: RobotState) -> float:
         """Total finger opening (m) of ``state``: the sum of the gripper joint positions."""
-        opening = float(state.position[self._indices(state)[1]].sum())
-        if not math.isfinite(opening):
-            raise StateError(f"gripper joint positions are NaN/inf for {list(self.gripper_joints)}")
-        return opening
+        return opening_of(state.position[self._indices(state)[1]].tolist(), self.gripper_joints)
 
     def tcp_position(self, state: RobotState) -> NDArray[np.float64]:
         """Tool position (m, base_link) of ``state`` by forward kinematics."""
@@ -247,12 +267,18 @@ class ObservationBuilder:
         return self.kinematics.fk(self.arm_positions(state))
 
     def __call__(self, state: RobotState, previous: RobotState | None = None) -> NDArray[np.float64]:
-        """Observation vector for ``state``; velocities are zero when ``previous`` is None."""
-        obs = np.zeros(self.layout.size)
-        tcp = self.kinematics.fk(state.position[self._indices(state)[0]])
-        opening = self.gripper_opening(state)
-        obs[self._tcp] = tcp
-        obs[self._open] = opening
+        """Observation vector for ``state``; velocities are zero when ``previous`` is None.
+
+        Built on Python floats and made an array once: the fields are 1- to 3-vectors, where a
+        numpy call costs more than its arithmetic (same operations, same order, so the same
+        bits as elementwise numpy; tests/her_policy/test_tick_regression.py).
+        """
+        arm_idx, grip_idx = self._indices(state)
+        position = state.position
+        tcp = self.kinematics.fk(position[arm_idx])
+        opening = opening_of(position[grip_idx].tolist(), self.gripper_joints)
+        tx, ty, tz = tcp.tolist()
+        values = [tx, ty, tz, 0.0, 0.0, 0.0, opening, 0.0]
         inv_dt = 1.0 / self.control_period_s
         # The previous state is nearly always the last one built: its FK, opening and
         # object pose are reused rather than recomputed.
@@ -260,25 +286,33 @@ class ObservationBuilder:
         if previous is not None:
             prev_tcp = self._last_tcp if last else self.tcp_position(previous)
             prev_opening = self._last_opening if last else self.gripper_opening(previous)
-            obs[self._tcp_vel] = (tcp - prev_tcp) * inv_dt
-            obs[self._open_rate] = (opening - prev_opening) * inv_dt
+            px, py, pz = prev_tcp.tolist()
+            values[3] = (tx - px) * inv_dt
+            values[4] = (ty - py) * inv_dt
+            values[5] = (tz - pz) * inv_dt
+            values[7] = (opening - prev_opening) * inv_dt
         pose = None
         if self.with_object:
             pose = self._object_pose(state)
-            obs[self._obj] = pose[:3]
-            obs[self._obj_rel] = pose[:3] - tcp
-            obs[self._obj_rot] = rpy_of(*pose[3:].tolist())
+            ox, oy, oz, qw, qx, qy, qz = pose.tolist()
+            values += (ox, oy, oz, ox - tx, oy - ty, oz - tz)
+            values += rpy_of(qw, qx, qy, qz)
             if previous is not None:
                 prev = self._last_pose if last and self._last_pose is not None else self._object_pose(previous)
-                obs[self._obj_vel] = (pose[:3] - prev[:3]) * inv_dt
+                bx, by, bz = prev[:3].tolist()
+                values += ((ox - bx) * inv_dt, (oy - by) * inv_dt, (oz - bz) * inv_dt)
                 # World-frame rotation from prev to now: q_now * conj(q_prev).
                 mujoco.mju_negQuat(self._conj, prev[3:])
                 mujoco.mju_mulQuat(self._delta, pose[3:], self._conj)
                 mujoco.mju_quat2Vel(self._angvel, self._delta, self.control_period_s)
-                obs[self._obj_angvel] = self._angvel
+                values += self._angvel.tolist()
+            else:
+                values += (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        obs = np.array(values)
         if self.drawer is not None:
             drawer = self.drawer_opening(state)
             handle = self.drawer.handle_position(drawer)
+            obs = np.concatenate((obs, np.zeros(self.layout.size - obs.size)))
             obs[self._drawer_pos] = drawer
             obs[self._handle] = handle
             obs[self._handle_rel] = handle - tcp
@@ -308,6 +342,6 @@ class ObservationBuilder:
                 "this observation needs the object pose, but the state has none; publish "
                 "/object_pose (perception or the MuJoCo bridge)"
             )
-        if not math.isfinite(pose.sum()):
+        if not all(map(math.isfinite, pose.tolist())):
             raise StateError(f"object pose contains NaN or inf: {pose.tolist()}")
         return pose

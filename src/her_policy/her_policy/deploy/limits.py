@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from her_goals.checks import PositiveFloat, Range, Size, check_fields
 from her_goals.errors import ConfigError
 from her_goals.safety_flags import SafetyFlag
+from her_goals.vector_ops import clip
 
 _NAN3 = np.full(3, np.nan)
 _NAN3.flags.writeable = False
@@ -180,7 +181,7 @@ class ActionLimits:
         if a.shape != (self._dim,) or not all_finite(a):
             return LimitedAction(_NAN3, None, a, _NON_FINITE)
         flags = 0
-        clipped = np.minimum(np.maximum(a, self._low), self._high)
+        clipped = clip(a, self._low, self._high)
         if clipped.tobytes() != a.tobytes():
             flags |= _CLIPPED
         step = clipped[:3] * self._scale

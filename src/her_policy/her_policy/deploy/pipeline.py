@@ -15,6 +15,30 @@ the settings: the ROS policy node, ``her demo`` and ``her sim`` all call it (:fu
 is the same from loose parts, for arms that are not a MuJoCo model: the toy arm of the tests and
 benchmarks). :class:`CachedKinematics` shares one kinematics pass per joint vector between
 observation, IK and the monitor.
+
+Where a tick's time goes (push task, 3x256 numpy actor, ``bench/bench_safety.py --ticks 20000
+--profile 20000``, one 2-core machine shared with training runs at load 3.6-6.5; p50 per stage)::
+
+    stage      before the speed work (4993b05)   now     what is in it
+    observe    22.4-23.2 us                      15-17   kinematics pass at the measured joints
+                                                         (~4 us, ~2 of it MuJoCo's), 23 floats
+    actor      20.9-21.1                         19-20   4 float32 matmuls (~9 us of BLAS)
+    limits_ik  33.3-34.7                         30-31   DLS: 5 matmuls, Cholesky, 2 MuJoCo quat
+                                                         calls; the pass is the observation's
+    safety     30.9-32.3                         27-28   a 2nd kinematics pass (at the command),
+                                                         J J^T and its 6x6 eigenvalues
+    whole      114-118 (p99 178-205 FIFO)        96-103 (p99 154-169 FIFO)
+
+cProfile counts 178.5 Python-level calls per tick before and 174 now (it does not see numpy
+ufunc calls, which were the cut: ~25 fewer of ~0.3-2 us each) and 2.11 kinematics passes per
+tick: one at the measured joints, shared by the observation, the IK and the monitor's look at
+the reference, and one at the predicted command, a different joint vector the monitor's
+singularity and workspace checks are about (0.11: a singularity slow-down or a cut step,
+checked again at the scaled command). What is left is mostly numpy's per-call cost on 3- to
+7-vectors and 6x7 matrices; replacing the BLAS products by MuJoCo's ``mju_mul*`` would save
+~3 us more but change the last bits of the joint targets, and the tick is kept bit for bit
+(tests/her_policy/test_tick_regression.py on 5000 ticks; ``bench/tick_decisions.py --ticks
+100000 --against FILE`` compares a 10^5-tick soak with one written by older code: identical).
 """
 
 from __future__ import annotations
@@ -33,6 +57,7 @@ from her_goals.robot.ik import DEFAULT_IK, DifferentialIK, IKSettings
 from her_goals.robot.rig import TaskRig
 from her_goals.safety_flags import SafetyFlag
 from her_goals.sampling import GoalRegion
+from her_goals.vector_ops import clip
 from her_policy.deploy.limits import ActionLimits, all_finite
 from her_policy.deploy.safety import SafetyDecision, SafetyMonitor
 from her_policy.deploy.settings import SafetyStackConfig
@@ -241,7 +266,7 @@ class TickPipeline:
             else:
                 tcp = np.asarray(self.tool_position(q), dtype=np.float64)
             target = tcp + step
-            clipped = np.minimum(np.maximum(target, self._box_lo), self._box_hi)
+            clipped = clip(target, self._box_lo, self._box_hi)
             if clipped.tobytes() != target.tobytes():
                 flags |= _WORKSPACE
                 new_step = clipped - tcp

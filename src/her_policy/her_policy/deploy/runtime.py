@@ -5,8 +5,9 @@ a tick budget. :class:`RuntimeActor` runs the artefact's weights through the num
 forward pass (:class:`her_policy.artefact.numpy_actor.NumpyActor`), maps the network
 output to the artefact's action range and keeps the artefact hash for provenance.
 
-Why numpy and not torch on the robot: the same 3x256 network measured p50 ~24 us in
-numpy against ~130 us in eager torch on the shared 2-core machine (bench/bench_safety.py),
+Why numpy and not torch on the robot: the same 3x256 network measured p50 16-17 us in
+numpy against 74-76 us in eager torch on the shared 2-core machine (bench/bench_safety.py,
+"actor alone", two runs at load 3-6; in the whole tick 96-103 us against 215-229 us),
 and deploying then needs no torch at all. The torch twin used to prove the two agree
 lives with the learner (``her_policy.learn.torch_actor``).
 """

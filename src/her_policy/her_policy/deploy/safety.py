@@ -68,6 +68,7 @@ from her_goals.errors import ConfigError
 from her_goals.extractors import RobotState
 from her_goals.safety_flags import ALL_FLAGS, SafetyFlag, SafetyStatus, flag_names
 from her_goals.sampling import GoalRegion
+from her_goals.vector_ops import clip
 from her_policy.deploy.limits import SCALE_TOLERANCE, all_finite
 
 __all__ = [
@@ -217,12 +218,18 @@ class _Kin:
         fk: Callable[[Vector], ArrayLike],
         jacobian: Callable[[Vector], ArrayLike],
         fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None,
+        pose_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike, ArrayLike]] | None = None,
     ) -> None:
         self.fk = fk
         self.jacobian = jacobian
         self.fk_and_jacobian = fk_and_jacobian
+        self.pose_and_jacobian = pose_and_jacobian
+        """A Kinematics-like ``pose_and_jacobian``, called directly (no adapter call per tick)."""
 
     def both(self, q: Vector) -> tuple[Vector, Vector]:
+        if self.pose_and_jacobian is not None:
+            p, _, jac = self.pose_and_jacobian(q)
+            return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
         if self.fk_and_jacobian is not None:
             p, jac = self.fk_and_jacobian(q)
             return np.asarray(p, dtype=np.float64), np.asarray(jac, dtype=np.float64)
@@ -273,7 +280,8 @@ class SafetyMonitor:
 
     Kinematics is injected: ``fk(q) -> (3,)`` tool position in m and ``jacobian(q) ->
     (6, n)`` (linear rows first), both in the base frame, plus optionally
-    ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass.
+    ``fk_and_jacobian(q) -> ((3,), (6, n))`` from one kinematics pass, or
+    ``pose_and_jacobian(q) -> ((3,), (3, 3), (6, n))`` (a ``Kinematics``' own, called directly).
     :meth:`from_kinematics` wires a ``her_goals.robot.kinematics.Kinematics``-like object.
     """
 
@@ -290,6 +298,7 @@ class SafetyMonitor:
         fk: Callable[[Vector], ArrayLike],
         jacobian: Callable[[Vector], ArrayLike],
         fk_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike]] | None = None,
+        pose_and_jacobian: Callable[[Vector], tuple[ArrayLike, ArrayLike, ArrayLike]] | None = None,
         goal_region: GoalRegion | None = None,
     ) -> None:
         self.config = config
@@ -349,7 +358,7 @@ class SafetyMonitor:
         self.workspace_high_m = np.asarray(config.workspace_high_m, dtype=np.float64)
         self._box_lo = tuple(self.workspace_low_m.tolist())
         self._box_hi = tuple(self.workspace_high_m.tolist())
-        self._kin = _Kin(fk, jacobian, fk_and_jacobian)
+        self._kin = _Kin(fk, jacobian, fk_and_jacobian, pose_and_jacobian)
         self._rows = slice(0, 3) if config.singularity_jacobian_rows == "position" else slice(None)
         self._all_rows = config.singularity_jacobian_rows == "full"
         self._c_lo = config.singularity_slowdown_condition
@@ -374,6 +383,7 @@ class SafetyMonitor:
         self._estop_latched = False
         # Scratch arrays of the per-tick checks (never handed out).
         self._bound = np.empty(n)
+        self._bound2 = np.empty(n)
         self._gram: dict[int, Vector] = {}
 
     @classmethod
@@ -390,14 +400,6 @@ class SafetyMonitor:
         ``velocity_limits``, ``fk``, ``jacobian`` and optionally ``pose_and_jacobian``
         (``her_goals.robot.kinematics.Kinematics``)."""
         low, high = kinematics.joint_limits
-        both = None
-        pose_and_jacobian = getattr(kinematics, "pose_and_jacobian", None)
-        if pose_and_jacobian is not None:
-
-            def both(q: Vector) -> tuple[ArrayLike, ArrayLike]:
-                p, _, jac = pose_and_jacobian(q)
-                return p, jac
-
         return cls(
             config,
             joint_names=kinematics.joint_names,
@@ -408,7 +410,7 @@ class SafetyMonitor:
             control_period_s=control_period_s,
             fk=kinematics.fk,
             jacobian=kinematics.jacobian,
-            fk_and_jacobian=both,
+            pose_and_jacobian=getattr(kinematics, "pose_and_jacobian", None),
             goal_region=goal_region,
         )
 
@@ -546,13 +548,11 @@ class SafetyMonitor:
             v.add(_NON_FINITE, 0, f"kinematics failed: {exc!r}")
             return self._decide(ref, v.at(3), True, 0.0, math.nan)
 
-        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic).
+        # 9. Re-assert the invariant against rounding (no-ops in exact arithmetic). The clip
+        # ufunc is maximum then minimum in one call: the same bits as the two.
         cap = self.joint_step_cap_rad
-        bound = self._bound
-        out = np.maximum(cmd, np.subtract(ref, cap, out=bound))
-        np.minimum(out, np.add(ref, cap, out=bound), out=out)
-        np.maximum(out, lo, out=out)
-        np.minimum(out, hi, out=out)
+        out = clip(cmd, np.subtract(ref, cap, out=self._bound), np.add(ref, cap, out=self._bound2))
+        clip(out, lo, hi, out=out)
         return self._decide(out, v, False, scale, cond, gripper_m)
 
     # -- the checks, in order ---------------------------------------------------------
@@ -573,7 +573,7 @@ class SafetyMonitor:
         if q_ref is None:
             v.details.append("no finite joint position measured yet: sending nothing")
             return None
-        ref = np.minimum(np.maximum(q_ref, self.joint_low_rad), self.joint_high_rad)
+        ref = clip(q_ref, self.joint_low_rad, self.joint_high_rad)
         if ref.tobytes() != q_ref.tobytes():
             v.add(_JOINT_LIMIT, 3, f"measured joints beyond hard limits: {self._beyond(q_ref)}")
         return ref
