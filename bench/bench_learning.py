@@ -21,7 +21,8 @@ Usage:
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks reach push drawer pick_and_place fetch_push \
       fetch_pick_and_place --sb3-budget-steps 150000      # issue 10's table, one line per task
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push fetch_push --variants auto push_high_utd \
-      --ours env_steps=50000                              # issue 22: today's preset beside the high-UTD one
+      --ours env_steps=50000                              # issue 22: the presets side by side
+  .venv/bin/python bench/bench_learning.py --seeds 1 --first-seed 2 --tasks push     # seed 2 alone
 
 With ``--seeds``, each line also gives the CPU-seconds per 1k env steps (this process and the
 env workers it reaped, ``getrusage``), so that a preset that needs fewer env steps is weighed
@@ -323,6 +324,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--slow-seeds", type=int, default=1, help="seeds for pick-and-place tasks with --seeds")
     parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="with --seeds: seeds FIRST..FIRST+N-1 (several processes, one seed each, use the cores)",
+    )  # fmt: skip
+    parser.add_argument(
         "--sb3-budget-steps", type=int, default=0,
         help="with --seeds: also run SB3 (zoo) on reach and push for this many env steps and print "
         "its env steps/s and its success at that budget",
@@ -334,8 +339,8 @@ def main() -> None:
         for name in args.tasks:
             n = args.slow_seeds if name in SLOW else args.seeds
             for variant in args.variants:
-                line = seed_summary(name, TASKS[name], list(range(n)), {"preset": variant, **overrides},
-                                    args.final_episodes)  # fmt: skip
+                seeds = list(range(args.first_seed, args.first_seed + n))
+                line = seed_summary(name, TASKS[name], seeds, {"preset": variant, **overrides}, args.final_episodes)
                 lines.append(f"variant={variant} {line}")
                 print(lines[-1], flush=True)
         if args.sb3_budget_steps:

@@ -17,6 +17,7 @@ from her_policy.app.bag_transport import BagRoundTrip
 from her_policy.learn.collect import Collector, Exploration
 from her_policy.learn.config import build_train_config
 from her_policy.learn.envs import EnvSource, layout_of
+from her_policy.learn.presets import PRESETS
 from her_recorder import EpisodeRecorder
 from her_recorder.reader import read_episodes
 
@@ -97,6 +98,8 @@ def test_randomised_push_as_typed_gets_the_randomised_budget_and_the_safety_laye
     assert randomised.env_steps > nominal.env_steps
     assert randomised.safety_layer and not nominal.safety_layer
     assert randomised.near_start > 0 and randomised.cost_penalty > 0
+    # Measured over its own base (the 0.2-updates-per-step recipe), not over whatever push's default is.
+    assert randomised.updates_per_step == PRESETS["push_150k"]["updates_per_step"] != nominal.updates_per_step
     flagged = build_train_config({"task": "push", "randomize": "default", "env_steps": 1000, "safety_layer": False,
                                   "cost_penalty": 0.0})  # fmt: skip
     assert flagged.env_steps == 1000 and not flagged.safety_layer
