@@ -115,6 +115,12 @@ PRESETS["drawer"] = {
     "target_success": 0.95,
     "parallel": "on",
 }
+# drawer_high_utd (issue 22, a candidate): the drawer recipe with push_high_utd's update settings
+# (one update per env step, batch 256, critic layer norm, targets every update at tau 0.005).
+PRESETS["drawer_high_utd"] = {
+    **PRESETS["drawer"], "updates_per_step": 1.0, "batch_size": 256, "critic_layer_norm": True,
+    "target_update_every": 1, "tau": 0.005,
+}
 """Tuned settings by name. A task names its preset in its TaskSpec; a Gymnasium env id in
 :data:`PRESET_FOR`."""
 
