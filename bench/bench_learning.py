@@ -20,8 +20,9 @@ Usage:
   .venv/bin/python bench/bench_learning.py --tasks fetch_push --ours batch_size=1024 algo=td3
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks reach push drawer pick_and_place fetch_push \
       fetch_pick_and_place --sb3-budget-steps 150000      # issue 10's table, one line per task
-  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push fetch_push --variants auto push_high_utd \
-      --ours env_steps=50000                              # issue 22: the presets side by side
+  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push --variants push push_150k push_high_utd
+                                                          # issue 22: the presets side by side
+  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks drawer --variants drawer drawer_150k
   .venv/bin/python bench/bench_learning.py --seeds 1 --first-seed 2 --tasks push     # seed 2 alone
 
 With ``--seeds``, each line also gives the CPU-seconds per 1k env steps (this process and the
@@ -82,9 +83,10 @@ TASKS: dict[str, Task] = {
         EnvSource(env_id="FetchPickAndPlace-v4"), 0.9, 3600.0, 1_000_000, 20_000, "tqc", ZOO_TQC_PUSH, 2
     ),
     "reach": Task(EnvSource(task="reach"), 0.95, 300.0, 20_000, 500, "sac", ZOO_SAC_REACH),
-    "push": Task(EnvSource(task="push"), 0.9, 900.0, 300_000, 10_000, "tqc", ZOO_TQC_PUSH, 2),
+    # Checks every 5k env steps on push and drawer, where the presets reach 0.9 at 15-100k.
+    "push": Task(EnvSource(task="push"), 0.9, 900.0, 300_000, 5_000, "tqc", ZOO_TQC_PUSH, 2),
     "pick_and_place": Task(EnvSource(task="pick_and_place"), 0.9, 3600.0, 500_000, 20_000, "tqc", ZOO_TQC_PUSH, 2),
-    "drawer": Task(EnvSource(task="drawer"), 0.9, 900.0, 150_000, 10_000, "tqc", ZOO_TQC_PUSH, 2),
+    "drawer": Task(EnvSource(task="drawer"), 0.9, 900.0, 150_000, 5_000, "tqc", ZOO_TQC_PUSH, 2),
 }
 SLOW = ("pick_and_place", "fetch_pick_and_place")
 """Tasks that run one seed unless --slow-seeds says more (they take tens of minutes each)."""
