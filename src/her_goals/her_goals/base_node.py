@@ -19,6 +19,8 @@ from rclpy.time import Time
 from tf2_ros import Buffer, ExtrapolationException, TransformException, TransformListener
 
 from her_goals.errors import StateError
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.frames import Transform, transform_fields
 from her_goals.rosglue.qos import QosSpec
 
@@ -69,6 +71,13 @@ def subscribe_any_qos(
     quiet = SubscriptionEventCallbacks(incompatible_qos=lambda info: None)
     return [node.create_subscription(msg_type, topic, callback, profile(spec), event_callbacks=quiet)
             for spec in specs]
+
+
+def publish_diagnostics(node: Node, types: mc.MessageTypes, period_s: float, status: Callable[[], mc.Diagnostic]) -> Any:
+    """Publish the node's ``status()`` on ``/diagnostics`` every ``period_s``; returns the timer."""
+    pub = node.create_publisher(types[mc.DIAGNOSTIC_ARRAY], topics.DIAGNOSTICS, profile(qos.DEFAULT))
+    return node.create_timer(
+        period_s, lambda: pub.publish(mc.diagnostic_array_msg(types, node.get_clock().now().nanoseconds, [status()])))
 
 
 def run_node(
