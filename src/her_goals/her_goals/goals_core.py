@@ -43,9 +43,9 @@ from her_goals.extractors import AchievedGoalExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
-from her_goals.rosglue.frames import Lookup, pose_in_frame
+from her_goals.rosglue.frames import Lookup, receive_object_pose
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
-from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace
@@ -163,19 +163,10 @@ class GoalsCore:
 
     def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
         """An object pose, transformed to the goal frame through ``lookup`` (tf2) when needed."""
-        pose, stamp, frame = pose_fields(msg)
-        try:
-            pose = pose_in_frame(pose, stamp, frame, self.space.frame, lookup, self.config.transform_timeout_s)
-        except StateError as exc:
-            self.health.count("object_poses_without_transform")
-            self.health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
-            return
-        if self._pose is not None and stamp < self._pose[1]:
-            self.health.count("out_of_order_object_poses")
-            self.health.report("pose_order", WARN, "/object_pose stamps went backwards; dropped")
-            return
-        self.health.clear("object_pose")
-        self._pose = (pose, stamp)
+        received = receive_object_pose(msg, self._pose, self.space.frame, lookup, self.config.transform_timeout_s,
+                                       self.health)
+        if received is not None:
+            self._pose = received
 
     def on_step(self, step: StepData, now_ns: int) -> Event | None:
         """A ``/her/step`` of the policy: count it; the END/ABORT it causes, if any."""
