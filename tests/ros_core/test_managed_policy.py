@@ -182,32 +182,26 @@ def test_the_trajectory_interface_commands_one_point_in_one_control_period_and_n
     assert duration.sec + duration.nanosec * 1e-9 == pytest.approx(0.04)  # the loop's 25 Hz period
 
 
-def test_deactivate_holds_once_then_leaving_again_sends_nothing(types: mc.MessageTypes):
+def test_stopping_holds_once_at_the_measured_position_then_sends_nothing(types: mc.MessageTypes):
     m, _ = running(types)
     measured = HOME.copy()
     measured[0] += 0.1
     m.on_joint_state(js(types, 200 * MS, measured))
-    out = m.leave("deactivate", types, 200 * MS)
-    assert [k for k, _ in out.messages] == ["command"] and out.stop_listening and not out.release
-    np.testing.assert_allclose(cdr_roundtrip(out.messages[0][1]).data, measured[:7])
-    assert out.logs == [(OK, "inactive: holding at the measured position, no further command")]
-    assert m.state_label == "inactive"
-    again = m.leave("deactivate", types, 240 * MS)
-    assert again.messages == [] and again.logs == []
-    cleanup = m.leave("cleanup", types, 280 * MS)
-    assert cleanup.release and not cleanup.stop_listening and cleanup.messages == [] and m.state_label == "unconfigured"
+    messages, logs = m.stop_commanding(types, 200 * MS)
+    assert [k for k, _ in messages] == ["command"] and m.state_label == "inactive"
+    np.testing.assert_allclose(cdr_roundtrip(messages[0][1]).data, measured[:7])
+    assert logs == [(OK, "inactive: holding at the measured position, no further command")]
+    assert m.stop_commanding(types, 240 * MS) == ([], [])  # already inactive: no second hold, no log
 
 
-@pytest.mark.parametrize("transition", ["error", "shutdown"])
-def test_an_error_or_shutdown_while_active_holds_says_so_and_ends_unconfigured(types: mc.MessageTypes, transition: str):
-    m, _ = running(types)
-    out = m.leave(transition, types, 80 * MS, "active")
-    assert [k for k, _ in out.messages] == ["command"] and out.stop_listening and out.release
-    expected = [(OK, "inactive: holding at the measured position, no further command")]
-    if transition == "error":
-        expected.insert(0, (ERROR, "error while leaving active: back to unconfigured"))
-    assert out.logs == expected
-    assert m.state_label == "unconfigured" and m.core is None and m.messages(types, m.tick(120 * MS)) == []
+def test_an_error_while_active_says_where_holds_and_ends_unconfigured(types: mc.MessageTypes):
+    m, _ = running(types, command_interface="trajectory")
+    assert m.transition_error("active") == (ERROR, "error while leaving active: back to unconfigured")
+    messages, _ = m.stop_commanding(types, 80 * MS)
+    hold = cdr_roundtrip(messages[0][1])
+    assert messages[0][0] == "command" and list(hold.joint_names) == list(ARM_JOINTS)  # the configured interface
+    m.cleanup()
+    assert m.state_label == "unconfigured" and m.messages(types, m.tick(120 * MS)) == []
 
 
 def test_the_estop_topic_logs_a_new_stop_once_and_the_services_answer_with_their_log_line():

@@ -7,7 +7,6 @@ files drive configure and activate (``autostart:=true``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -81,30 +80,38 @@ class PolicyNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self.leave("deactivate", state, super().on_deactivate)
+        self.stop_commanding()
+        return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self.leave("cleanup", state, super().on_cleanup)
+        self.release()
+        return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self.leave("shutdown", state, super().on_shutdown)
+        self.stop_commanding()
+        self.release()
+        return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self.leave("error", state, lambda _: SUCCESS)
+        self.log(*self.managed.transition_error(state.label))
+        self.stop_commanding()
+        self.release()
+        return SUCCESS
 
-    def leave(self, transition: str, state: LifecycleState, then: Callable[[LifecycleState], Any]) -> Any:
-        out = self.managed.leave(transition, self.types, self.now_ns(), state.label)
-        if out.stop_listening and self.episode_sub is not None:
+    def stop_commanding(self) -> None:
+        """Stop listening to episodes; if active, hold the arm (publishers still active) and say so."""
+        if self.episode_sub is not None:
             self.destroy_subscription(self.episode_sub)
             self.episode_sub = None
-        self.emit(out.messages, out.logs)
-        if out.release:
-            for pub in self.pubs.values():
-                self.destroy_lifecycle_publisher(pub)
-            if self.tick_timer is not None:
-                self.destroy_timer(self.tick_timer)
-            self.pubs, self.tick_timer = {}, None
-        return then(state)
+        self.emit(*self.managed.stop_commanding(self.types, self.now_ns()))
+
+    def release(self) -> None:
+        for pub in self.pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        if self.tick_timer is not None:
+            self.destroy_timer(self.tick_timer)
+        self.pubs, self.tick_timer = {}, None
+        self.managed.cleanup()
 
     def tick(self) -> None:
         try:

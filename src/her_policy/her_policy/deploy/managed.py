@@ -60,22 +60,6 @@ class Answer(NamedTuple):
     log: Log
 
 
-class Leaving(NamedTuple):
-    """What the node does when it leaves a state, in this order."""
-
-    messages: list[tuple[str, Any]]
-    """Published first, while the publishers are still active: the command holding the arm."""
-    logs: list[Log]
-    stop_listening: bool
-    """Unsubscribe from the episode topic (the goals node then starts no episode for this policy)."""
-    release: bool
-    """Destroy the publishers and the tick timer (the core is already dropped)."""
-
-
-_LEAVING = {"deactivate": (True, False), "cleanup": (False, True), "shutdown": (True, True), "error": (True, True)}
-"""transition: (stop commanding, release)."""
-
-
 class Publication(NamedTuple):
     """A publisher of a configured node: the key :meth:`ManagedPolicy.messages` names it by."""
 
@@ -235,21 +219,18 @@ class ManagedPolicy:
         command = core.monitor.hold(state, now_ns).command if state is not None else None
         return TickOut(command, None, [])
 
-    def leave(self, transition: str, types: mc.MessageTypes, now_ns: int, state_label: str = "") -> Leaving:
-        """What leaving a state by ``transition`` (deactivate, cleanup, shutdown, error) does; see :class:`Leaving`.
+    def stop_commanding(self, types: mc.MessageTypes, now_ns: int) -> tuple[list[tuple[str, Any]], list[Log]]:
+        """Deactivate if active (on deactivate, shutdown and error): the command holding the arm,
+        to publish while the publishers are still active, then the line to log."""
+        if not self.active:
+            return [], []
+        held = self.messages(types, self.deactivate(now_ns))
+        return held, [Log(OK, "inactive: holding at the measured position, no further command")]
 
-        deactivate stops commanding; cleanup releases; shutdown and error (leaving
-        ``state_label`` after an exception in a transition) do both, and end unconfigured.
-        """
-        stop, release = _LEAVING[transition]
-        logs = [Log(ERROR, f"error while leaving {state_label}: back to unconfigured")] if transition == "error" else []
-        messages: list[tuple[str, Any]] = []
-        if stop and self.active:
-            messages = self.messages(types, self.deactivate(now_ns))
-            logs.append(Log(OK, "inactive: holding at the measured position, no further command"))
-        if release:
-            self.cleanup()
-        return Leaving(messages, logs, stop, release)
+    @staticmethod
+    def transition_error(state_label: str) -> Log:
+        """What ``on_error`` logs first; the node then stops commanding and cleans up (unconfigured)."""
+        return Log(ERROR, f"error while leaving {state_label}: back to unconfigured")
 
     def cleanup(self) -> None:
         """Drop the core (the e-stop latch is kept)."""
