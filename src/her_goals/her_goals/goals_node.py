@@ -9,13 +9,10 @@ from her_interfaces.srv import ResetSim, StartEpisode
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from her_goals.base_node import TfLookup, profile, publish_diagnostics, run_node
-from her_goals.errors import HerError
+from her_goals.base_node import TfLookup, profile, publish_diagnostics, run_node, start_core
 from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos, topics
-from her_goals.rosglue.health import ERROR, Health, log_to
-from her_goals.rosglue.params import config_from_parameters, declare_config
 
 # Latched (reliable + transient local): a late subscriber still gets the last goal / e-stop.
 LATCHED = profile(qos.LATCHED)
@@ -27,18 +24,11 @@ class GoalsNode(Node):
     def __init__(self) -> None:
         super().__init__("goals_node")
         self.types = mc.MessageTypes.from_ros()
-        values = declare_config(self, GoalsConfig, self.types)
         self.reset_service = str(self.declare_parameter("reset_service", "").value)
-        name = f"her_goals: {self.get_fully_qualified_name()}"
-        self.health = Health(name, on_change=log_to(self.get_logger()))
-        try:
-            core = self.core = GoalsCore(config_from_parameters(GoalsConfig, values, where="goals_node"))
-        except (HerError, OSError) as exc:  # a bad parameter: say so, publish it, do nothing else
-            self.health.report("config", ERROR, f"not running: {exc}")
-            publish_diagnostics(self, self.types, 1.0, lambda: self.health.diagnostic({}))
-            return
-        self.health = core.health
-        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        core = start_core(self, self.types, GoalsConfig, GoalsCore, where="goals_node", package="her_goals")
+        if core is None:
+            return  # a bad parameter: said, published on /diagnostics, nothing else done
+        self.core, self.health = core, core.health
         self.pubs = {"desired": self.create_publisher(Goal, topics.DESIRED_GOAL, LATCHED),
                      "achieved": self.create_publisher(Goal, topics.ACHIEVED_GOAL, RELIABLE),
                      "event": self.create_publisher(EpisodeEvent, topics.EPISODE, RELIABLE)}

@@ -13,13 +13,10 @@ from std_msgs.msg import Float64MultiArray
 from tf2_ros import StaticTransformBroadcaster
 from trajectory_msgs.msg import JointTrajectory
 
-from her_goals.base_node import profile, publish_diagnostics, run_node
-from her_goals.errors import HerError
+from her_goals.base_node import profile, publish_diagnostics, run_node, start_core
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos, topics
 from her_goals.rosglue.frames import transform_stamped_msg
-from her_goals.rosglue.health import ERROR, Health, log_to
-from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 
 SENSOR = profile(qos.SENSOR)
@@ -30,7 +27,6 @@ class BridgeNode(Node):
     def __init__(self) -> None:
         super().__init__("bridge_node")
         self.types = mc.MessageTypes.from_ros()
-        values = declare_config(self, BridgeConfig, self.types)
         commands = {
             name: str(self.declare_parameter(name, default).value)
             for name, default in (
@@ -39,18 +35,10 @@ class BridgeNode(Node):
                 ("gripper_topic", topics.GRIPPER_COMMANDS),
             )
         }
-        name = f"her_mujoco: {self.get_fully_qualified_name()}"
-        self.health = Health(name, on_change=log_to(self.get_logger()))
-        self.core: BridgeCore | None = None
-        try:
-            config = config_from_parameters(BridgeConfig, values, where="bridge_node")
-            core = self.core = BridgeCore(config)
-        except (HerError, OSError) as exc:
-            self.health.report("config", ERROR, f"not running: {exc}")
-            publish_diagnostics(self, self.types, 1.0, lambda: self.health.diagnostic({}))
-            return
-        self.health = core.health
-        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        self.core = core = start_core(self, self.types, BridgeConfig, BridgeCore, where="bridge_node", package="her_mujoco")
+        if core is None:
+            return  # a bad parameter: said, published on /diagnostics, nothing else done
+        self.health, config = core.health, core.config
         self.pubs = {"joint_states": self.create_publisher(JointState, config.joint_states_topic, SENSOR),
                      "object_pose": self.create_publisher(PoseStamped, config.object_pose_topic, SENSOR)}
         if config.publish_clock:

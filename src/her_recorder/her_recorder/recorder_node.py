@@ -9,12 +9,9 @@ from rclpy.node import Node
 from rclpy.task import Future
 from std_srvs.srv import Trigger
 
-from her_goals.base_node import profile, publish_diagnostics, run_node
-from her_goals.errors import HerError
+from her_goals.base_node import profile, publish_diagnostics, run_node, start_core
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos, topics
-from her_goals.rosglue.health import ERROR, Health, log_to
-from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
@@ -22,25 +19,22 @@ RELIABLE = profile(qos.RECORDER)
 SENSOR = profile(qos.SENSOR)
 
 
+def opened(config: RecorderConfig) -> RecorderCore:
+    """The recorder core of ``config`` with its bag open."""
+    core = RecorderCore(config)
+    core.open()
+    return core
+
+
 class RecorderNode(Node):
     def __init__(self) -> None:
         super().__init__("recorder_node")
         self.types = mc.MessageTypes.from_ros()
-        values = declare_config(self, RecorderConfig, self.types)
-        name = f"her_recorder: {self.get_fully_qualified_name()}"
-        self.health = Health(name, on_change=log_to(self.get_logger()))
-        self.core: RecorderCore | None = None
-        try:
-            config = config_from_parameters(RecorderConfig, values, where="recorder_node")
-            core = self.core = RecorderCore(config)
-            core.open()
-        except (HerError, OSError) as exc:
-            self.health.report("config", ERROR, f"not recording: {exc}")
-            self.core = None
-            publish_diagnostics(self, self.types, 1.0, lambda: self.health.diagnostic({}))
-            return
-        self.health = core.health
-        self.health.name, self.health.on_change = name, log_to(self.get_logger())
+        self.core = core = start_core(self, self.types, RecorderConfig, opened, where="recorder_node",
+                                      package="her_recorder", refused="not recording")
+        if core is None:
+            return  # a bad parameter or an unusable bag_dir: said, published on /diagnostics, nothing else done
+        self.health, config = core.health, core.config
         core.on_written = self.get_logger().info  # one line per episode that reaches the bag
         self.finished = Future()  # done when num_episodes are written: run_node closes the bag, exits
         self.create_subscription(EpisodeEvent, topics.EPISODE,
