@@ -14,8 +14,6 @@ And the clean case stays ``verified``; an artefact without training data is ``un
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +27,21 @@ from her_recorder.audit.findings import CODES
 her_mujoco = pytest.importorskip("her_mujoco")
 
 
-def her(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=600
-    )
-
-
 def codes(report: Any) -> set[str]:
     return {f.code for f in report.findings}
 
 
-def test_training_on_evaluation_episodes_then_evaluating_on_their_goals_audits_failed(tmp_path: Path) -> None:
+def test_training_on_evaluation_episodes_then_evaluating_on_their_goals_audits_failed(her: Any, tmp_path: Path) -> None:
     evaluation = tmp_path / "eval_bags"
-    done = her("sim", "--task", "reach", "--split", "eval", "--episodes", "3", "--out", str(evaluation))
+    done = her("sim", "--task", "reach", "--split", "eval", "--episodes", "3", "--out", str(evaluation), timeout=600)
     assert done.returncode == 0, done.stderr
     run = tmp_path / "run"
     done = her("train", "--bags", str(evaluation), "--allow-eval-episodes", "--updates", "20",
-               "--final-eval-episodes", "1", "--out", str(run), "--no-progress")  # fmt: skip
+               "--final-eval-episodes", "1", "--out", str(run), "--no-progress", timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     artefact = run / "policy"
     again = tmp_path / "again"  # the same held-out stream (seed 0), now with the trained artefact
-    done = her("eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(again))
+    done = her("eval", str(artefact), "--task", "reach", "--episodes", "3", "--record", str(again), timeout=600)
     assert done.returncode == 0, done.stderr
     report = run_audit([again], out_dir=tmp_path / "audit", artefact=artefact, plots=False)
     assert report.verdict == "failed"
@@ -60,7 +52,7 @@ def test_training_on_evaluation_episodes_then_evaluating_on_their_goals_audits_f
     (same,) = [f for f in itself.findings if f.code == "EVAL_TRAINED_ON_EVAL"]
     assert len(same.episodes) == 3 and "is one of the artefact's 3 training episodes" in same.message
     # The command line says it, exit 1.
-    done = her("audit", str(again), "--artefact", str(artefact), "--out", str(tmp_path / "cli"))
+    done = her("audit", str(again), "--artefact", str(artefact), "--out", str(tmp_path / "cli"), timeout=600)
     assert done.returncode == 1 and "EVAL_TRAINED_ON_EVAL" in done.stdout, done.stdout + done.stderr
 
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import minari
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import her_mujoco
-from her_policy.app.sim import policy_actor, sim_control_loop
-from her_policy.deploy.sinks import RecorderSink
 from her_policy.learn.offline import TrainingDataError, load_training_episodes
-from her_recorder import EpisodeRecorder
 from her_recorder.datasets import export_bags, read_dataset, read_training_input
 from her_recorder.reader import Episode, read_episodes
 
@@ -27,28 +22,8 @@ ARRAYS = ("observation", "next_observation", "action", "action_raw", "achieved_g
           "stamp_ns", "true_next_achieved_goal")  # fmt: skip
 
 
-def her(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def record(session: Path, n: int, *, task: str = "reach", split: str = "train", seed: int = 0) -> None:
-    """``n`` noisy scripted episodes of ``task`` (10 ticks each) into ``session``."""
-    env = her_mujoco.make_task(task)
-    actor = policy_actor(env, "scripted", noise=0.3, seed=seed)
-    sampler = env.unwrapped.goal_sampler
-    sampler.reset(seed)
-    with EpisodeRecorder(session, goal_space=env.unwrapped.goal_space, task=task, resume=True) as rec:
-        loop = sim_control_loop(env, actor, sink=RecorderSink(rec, split=split))
-        for i, goal in enumerate(sampler.sample(n)):
-            env.reset(seed=seed + i, options={"desired_goal": goal})
-            loop.run_episode(goal, max_ticks=10)
-    env.close()
-
-
 @pytest.fixture(scope="module")
-def bags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bags(record: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two train episodes, two eval episodes, then one more train episode (splits interleaved)."""
     path = tmp_path_factory.mktemp("bags") / "session"
     record(path, 2)
@@ -75,7 +50,7 @@ def by_key(episodes: list[Episode]) -> dict[tuple[str, int], Episode]:
     return {(e.bag.name, e.episode_id): e for e in episodes}
 
 
-def test_lerobot_export_has_leroBots_v3_layout_and_imports_back_exactly(bags: Path, tmp_path: Path) -> None:
+def test_lerobot_export_has_leroBots_v3_layout_and_imports_back_exactly(her: Any, bags: Path, tmp_path: Path) -> None:
     out = tmp_path / "reach_lerobot"
     result = her("export", str(bags), "--format", "lerobot", "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -145,7 +120,7 @@ def test_minari_export_opens_in_minari_and_imports_back_exactly(bags: Path, tmp_
 
 
 @pytest.mark.parametrize("fmt", ["lerobot", "minari"])
-def test_training_refuses_an_exported_datasets_evaluation_episodes(bags: Path, tmp_path: Path, fmt: str) -> None:
+def test_training_refuses_an_exported_datasets_evaluation_episodes(her: Any, bags: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "ds"
     export_bags([bags], fmt, out)
     run = her("train", "--bags", str(out), "--updates", "20", "--out", str(tmp_path / "run"), "--no-progress")
@@ -154,7 +129,7 @@ def test_training_refuses_an_exported_datasets_evaluation_episodes(bags: Path, t
     assert not (tmp_path / "run" / "policy").exists()
 
 
-def test_demos_of_another_task_in_a_dataset_are_refused(tmp_path: Path) -> None:
+def test_demos_of_another_task_in_a_dataset_are_refused(her: Any, record: Any, tmp_path: Path) -> None:
     record(tmp_path / "push", 1, task="push")
     export_bags([tmp_path / "push"], "lerobot", tmp_path / "push_ds")
     run = her("train", "--task", "reach", "--demos", str(tmp_path / "push_ds"), "--env-steps", "100",
@@ -163,7 +138,7 @@ def test_demos_of_another_task_in_a_dataset_are_refused(tmp_path: Path) -> None:
     assert "push_ds" in run.stderr and "'push'" in run.stderr
 
 
-def test_export_errors_are_one_line_and_say_the_fix(bags: Path, tmp_path: Path) -> None:
+def test_export_errors_are_one_line_and_say_the_fix(her: Any, record: Any, bags: Path, tmp_path: Path) -> None:
     typo = her("export", str(bags), "--format", "lerobt", "--out", str(tmp_path / "a"))
     assert typo.returncode == 2 and "Did you mean 'lerobot'?" in typo.stderr and "Traceback" not in typo.stderr
     out = tmp_path / "ds"
@@ -190,7 +165,7 @@ def test_export_errors_are_one_line_and_say_the_fix(bags: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("fmt", ["lerobot", "minari"])
-def test_a_dataset_trains_the_same_actor_as_its_bags(tmp_path: Path, fmt: str) -> None:
+def test_a_dataset_trains_the_same_actor_as_its_bags(her: Any, record: Any, tmp_path: Path, fmt: str) -> None:
     bags = tmp_path / "bags"
     record(bags, 4)
     export_bags([bags], fmt, tmp_path / "ds")
@@ -253,7 +228,7 @@ def test_lerobot_dataset_class_reads_an_export_exactly(bags: Path, tmp_path: Pat
         assert int(item["safety.flags"]) == int(e.safety_flags[t])
 
 
-def test_a_one_element_goal_is_a_plain_lerobot_column_and_comes_back_as_a_vector(tmp_path: Path) -> None:
+def test_a_one_element_goal_is_a_plain_lerobot_column_and_comes_back_as_a_vector(record: Any, tmp_path: Path) -> None:
     record(tmp_path / "drawer", 1, task="drawer")
     out = tmp_path / "drawer_lerobot"
     export_bags([tmp_path / "drawer"], "lerobot", out)
@@ -269,14 +244,14 @@ def test_a_one_element_goal_is_a_plain_lerobot_column_and_comes_back_as_a_vector
 
 
 @pytest.fixture(scope="module")
-def push_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def push_dataset(record: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("push")
     record(root / "bags", 1, task="push")
     export_bags([root / "bags"], "minari", root / "push_ds")
     return root / "push_ds"
 
 
-def test_training_input_of_a_dataset_and_bags_of_another_task_is_refused(
+def test_training_input_of_a_dataset_and_bags_of_another_task_is_refused(record: Any,
     tmp_path: Path, push_dataset: Path
 ) -> None:
     record(tmp_path / "reach", 1)
@@ -285,7 +260,7 @@ def test_training_input_of_a_dataset_and_bags_of_another_task_is_refused(
     assert str(push_dataset) in str(err.value) and "one task" in str(err.value)
 
 
-def test_a_dataset_whose_goal_space_differs_from_the_task_is_refused_as_demos(bags: Path, tmp_path: Path) -> None:
+def test_a_dataset_whose_goal_space_differs_from_the_task_is_refused_as_demos(her: Any, bags: Path, tmp_path: Path) -> None:
     out = tmp_path / "ds"
     export_bags([bags], "lerobot", out)
     info_path = out / "meta" / "info.json"
@@ -298,7 +273,7 @@ def test_a_dataset_whose_goal_space_differs_from_the_task_is_refused_as_demos(ba
 
 
 @pytest.mark.parametrize("fmt", ["lerobot", "minari"])
-def test_a_damaged_dataset_is_one_line_that_says_export_again(bags: Path, tmp_path: Path, fmt: str) -> None:
+def test_a_damaged_dataset_is_one_line_that_says_export_again(her: Any, bags: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "ds"
     export_bags([bags], fmt, out)
     data = next(p for p in sorted((out / "data").rglob("*")) if p.suffix in (".parquet", ".hdf5"))
@@ -310,7 +285,7 @@ def test_a_damaged_dataset_is_one_line_that_says_export_again(bags: Path, tmp_pa
     assert not (tmp_path / "run" / "policy").exists()
 
 
-def test_exporting_a_bag_with_a_cut_off_file_says_recover_it_first(tmp_path: Path) -> None:
+def test_exporting_a_bag_with_a_cut_off_file_says_recover_it_first(her: Any, record: Any, tmp_path: Path) -> None:
     record(tmp_path / "s", 1)
     bag = next(p for p in (tmp_path / "s").iterdir() if p.is_dir())
     mcap = next(bag.glob("*.mcap"))

@@ -2,9 +2,8 @@
 and a drawer opened halfway for a full-opening request shows as a requested-goal failure
 beside a hindsight success, each labelled."""
 
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,13 +19,7 @@ from her_recorder.audit import run_audit
 from her_recorder.writer import EpisodeRecorder
 
 
-def her(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def test_her_sim_records_a_drawer_evaluation_that_her_audit_verifies(tmp_path: Path) -> None:
+def test_her_sim_records_a_drawer_evaluation_that_her_audit_verifies(her: Any, tmp_path: Path) -> None:
     bags, report = tmp_path / "bags", tmp_path / "audit"
     sim = her("sim", "--task", "drawer", "--split", "eval", "--episodes", "5", "--out", str(bags))
     assert sim.returncode == 0, sim.stderr

@@ -4,9 +4,9 @@ every batch, and bags that must not train (evaluation episodes, another task).""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from her_policy_toys import HORIZON, TOY_SPACE, ToyFactory
 
-import her_mujoco
-from her_policy.app.sim import policy_actor, sim_control_loop
 from her_policy.artefact.store import load_artefact
-from her_policy.deploy.sinks import RecorderSink
 from her_policy.learn.algorithms import make_learner
 from her_policy.learn.buffer import BatchStats, HerBatch
 from her_policy.learn.collect import Collector, Exploration
@@ -27,29 +24,8 @@ from her_policy.learn.config import TrainConfig
 from her_policy.learn.continuous import continuous_learner
 from her_policy.learn.envs import layout_of
 from her_policy.learn.trainer import Trainer
-from her_recorder import EpisodeRecorder
 
 torch.set_num_threads(1)
-
-
-def her(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def record(session: Path, n: int, *, task: str = "reach", split: str = "train", seed: int = 0) -> None:
-    """``n`` scripted episodes of ``task`` (10 ticks each) into ``session``, with START split."""
-    env = her_mujoco.make_task(task)
-    actor = policy_actor(env, "scripted", noise=0.3, seed=seed)
-    sampler = env.unwrapped.goal_sampler
-    sampler.reset(seed)
-    with EpisodeRecorder(session, goal_space=env.unwrapped.goal_space, task=task, resume=True) as rec:
-        loop = sim_control_loop(env, actor, sink=RecorderSink(rec, split=split))
-        for i, goal in enumerate(sampler.sample(n)):
-            env.reset(seed=seed + i, options={"desired_goal": goal})
-            loop.run_episode(goal, max_ticks=10)
-    env.close()
 
 
 def toy_episodes(n_cycles: int = 5, seed: int = 3) -> list:
@@ -160,7 +136,7 @@ def test_bc_on_demos_clones_only_the_demonstration_samples() -> None:
     assert float(learner.bc_error(pi, a, keep)) == pytest.approx(float(filtered))
 
 
-def test_the_continuous_learner_keeps_demonstrations_in_its_batches(tmp_path: Path) -> None:
+def test_the_continuous_learner_keeps_demonstrations_in_its_batches(record: Any, tmp_path: Path) -> None:
     demos, session = tmp_path / "demos", tmp_path / "session"
     record(demos, 3)
     record(session, 2, seed=5)
@@ -179,7 +155,7 @@ def test_the_continuous_learner_keeps_demonstrations_in_its_batches(tmp_path: Pa
 
 
 # -- bags that must not train -------------------------------------------------------------
-def test_training_on_evaluation_episodes_is_refused_unless_allowed(tmp_path: Path) -> None:
+def test_training_on_evaluation_episodes_is_refused_unless_allowed(her: Any, record: Any, tmp_path: Path) -> None:
     bags = tmp_path / "bags"
     record(bags, 2)
     record(bags, 2, split="eval", seed=9)
@@ -207,7 +183,7 @@ def test_training_on_evaluation_episodes_is_refused_unless_allowed(tmp_path: Pat
     np.testing.assert_array_equal(np.sort(trained.goals, axis=0), np.sort([e.desired_goal[0] for e in episodes], axis=0))
 
 
-def test_demonstrations_of_another_task_are_refused_naming_the_bag(tmp_path: Path) -> None:
+def test_demonstrations_of_another_task_are_refused_naming_the_bag(her: Any, record: Any, tmp_path: Path) -> None:
     push = tmp_path / "push_demos"
     record(push, 1, task="push")
     out = her("train", "--task", "reach", "--demos", str(push), "--env-steps", "100", "--no-progress")
@@ -215,14 +191,14 @@ def test_demonstrations_of_another_task_are_refused_naming_the_bag(tmp_path: Pat
     assert "--demos" in out.stderr and "push_demos" in out.stderr and "'push'" in out.stderr
 
 
-def test_bags_and_demos_together_are_refused(tmp_path: Path) -> None:
+def test_bags_and_demos_together_are_refused(her: Any, record: Any, tmp_path: Path) -> None:
     bags = tmp_path / "bags"
     record(bags, 1)
     out = her("train", "--bags", str(bags), "--demos", str(bags), "--no-progress")
     assert out.returncode == 2 and "--bags trains offline" in out.stderr
 
 
-def test_bags_of_two_tasks_sharing_a_goal_space_are_refused_naming_both(tmp_path: Path) -> None:
+def test_bags_of_two_tasks_sharing_a_goal_space_are_refused_naming_both(her: Any, record: Any, tmp_path: Path) -> None:
     """push and pick_and_place share the object_position goal space: the task still differs."""
     bags = tmp_path / "bags"
     record(bags / "a", 1, task="push")

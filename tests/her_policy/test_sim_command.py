@@ -1,9 +1,8 @@
 """her sim: episodes of the MuJoCo arm recorded to bags through limits and the safety monitor."""
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,13 +10,7 @@ from her_goals import get_goal_space
 from her_recorder.reader import read_episodes
 
 
-def her(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "her_policy.app.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def test_sim_records_episodes_and_a_second_run_resumes_the_session(tmp_path: Path) -> None:
+def test_sim_records_episodes_and_a_second_run_resumes_the_session(her: Any, tmp_path: Path) -> None:
     out = tmp_path / "bags"
     first = her("sim", "--task", "reach", "--episodes", "3", "--out", str(out))
     assert first.returncode == 0, first.stderr
@@ -57,13 +50,13 @@ def test_sim_records_episodes_and_a_second_run_resumes_the_session(tmp_path: Pat
         assert (np.abs(e.action[:, :3]) <= np.abs(e.action_raw[:, :3]) + 1e-9).all()
 
 
-def test_sim_with_a_missing_artefact_is_a_clear_error(tmp_path: Path) -> None:
+def test_sim_with_a_missing_artefact_is_a_clear_error(her: Any, tmp_path: Path) -> None:
     out = her("sim", "--policy", str(tmp_path / "nope"), "--out", str(tmp_path / "bags"))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "nope" in out.stderr
 
 
-def test_recorded_episodes_follow_one_another_in_time(tmp_path: Path) -> None:
+def test_recorded_episodes_follow_one_another_in_time(her: Any, tmp_path: Path) -> None:
     """ros2 bag play orders by stamp: each episode's messages come after the previous one's."""
     from mcap.reader import make_reader
 

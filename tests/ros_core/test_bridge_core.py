@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ros_testlib import cdr_roundtrip
 
 from her_goals.errors import ConfigError, StateError
+from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue.health import ERROR
 from her_goals.tasks import MIN_START_GOAL_DISTANCE_M
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
 from her_mujoco.tasks import PARKED_OBJECT_M
+
+S = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +114,42 @@ def test_bad_configs():
         BridgeConfig(task="door")
     with pytest.raises(ConfigError, match="latency"):
         BridgeConfig(command_latency_s=-1.0)
+
+
+# -- what bridge_node publishes and answers (the node only hands these to rclpy) -------------
+def test_a_step_becomes_joint_states_and_the_object_pose_stamped_by_wall_time_less_the_latency(
+        types: mc.MessageTypes):
+    core = BridgeCore(BridgeConfig(task="push", state_latency_s=0.0))
+    pairs = core.messages(types, core.step(), wall_now_ns=5 * S)
+    assert [k for k, _ in pairs] == ["joint_states", "object_pose"]  # no /clock unless asked
+    js, pose = (cdr_roundtrip(m) for _, m in pairs)
+    assert mc.stamp_to_ns(js.header.stamp) == mc.stamp_to_ns(pose.header.stamp) == 5 * S
+    assert list(js.name) == list(core.sim.joint_names) and pose.header.frame_id == "base_link"
+    late = BridgeCore(BridgeConfig(task="reach", state_latency_s=0.02))
+    for _ in range(2):
+        assert late.messages(types, late.step(), wall_now_ns=5 * S) == []  # nothing due yet
+    (key, msg), *_ = late.messages(types, late.step(), wall_now_ns=5 * S)
+    assert key == "joint_states" and mc.stamp_to_ns(cdr_roundtrip(msg).header.stamp) == 5 * S - 20_000_000
+
+
+def test_with_clock_the_simulated_time_goes_out_first_and_stamps_the_measurements(types: mc.MessageTypes):
+    core = BridgeCore(BridgeConfig(task="reach", publish_clock=True))
+    measurements = core.step()
+    pairs = core.messages(types, measurements, wall_now_ns=5 * S)
+    assert [k for k, _ in pairs] == ["clock", "joint_states", "object_pose"]
+    clock, js = cdr_roundtrip(pairs[0][1]), cdr_roundtrip(pairs[1][1])
+    assert mc.stamp_to_ns(clock.clock) == core.clock_ns
+    assert mc.stamp_to_ns(js.header.stamp) == measurements[0].stamp_ns
+
+
+def test_a_trajectory_message_without_points_is_rejected_and_the_reset_service_replies(types: mc.MessageTypes):
+    core = BridgeCore(BridgeConfig(task="push"))
+    empty = cdr_roundtrip(types[mc.JOINT_TRAJECTORY](header=mc.header_msg(types, 0, ""), joint_names=[], points=[]))
+    assert not core.trajectory_msg(empty)
+    assert core.health.problems["command"] == (ERROR, "trajectory rejected: it has no points")
+    one_point = cdr_roundtrip(mc.joint_trajectory_msg(types, core.joint_names, core.arm.home_qpos_rad, 0.04))
+    assert core.trajectory_msg(one_point) and "command" not in core.health.problems
+    ok, message, placed = core.reset_request([0.55, 0.05, 0.025], [0.45, -0.1, 0.025], 3)
+    assert (ok, message) == (True, "reset") and placed == pytest.approx([0.55, 0.05, 0.025], abs=1e-3)
+    ok, message, placed = core.reset_request([0.5], [], -1)
+    assert not ok and placed == [] and "object_position" in message

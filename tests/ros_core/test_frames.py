@@ -12,8 +12,9 @@ from her_goals.errors import StateError
 from her_goals.goals_core import GoalsConfig, GoalsCore
 from her_goals.rosglue import frames
 from her_goals.rosglue import msgconv as mc
-from her_goals.rosglue.health import ERROR
+from her_goals.rosglue.health import ERROR, WARN, Health
 from her_mujoco.bridge_core import BridgeConfig, BridgeCore
+from her_policy.deploy.policy_core import PolicyConfig, PolicyCore
 
 S = 1_000_000_000
 CAMERA = frames.from_xyz_rpy("base_link", "camera", [1.2, 0.0, 0.8], [0.0, 0.6, np.pi])
@@ -75,6 +76,36 @@ def test_goals_core_transforms_the_pose_and_treats_a_missing_transform_as_stale(
     core.on_object_pose(camera_pose(types, 3 * S), lookup_with(CAMERA._replace(stamp_ns=int(1.5 * S))))  # stale tf
     assert "stale" in core.health.problems["object_pose"][1]
     assert core.health.counters["object_poses_without_transform"] == 2
+
+
+def test_a_pose_message_is_kept_transformed_or_dropped_counted_and_reported(types: mc.MessageTypes):
+    health = Health("test")
+    tf = lookup_with(CAMERA._replace(stamp_ns=2 * S))
+    kept = frames.receive_object_pose(camera_pose(types, 2 * S), None, "base_link", tf, 0.5, health)
+    assert kept is not None and kept[1] == 2 * S
+    np.testing.assert_allclose(kept[0][:3], OBJECT[:3], atol=1e-9)
+    assert frames.receive_object_pose(camera_pose(types, S), kept, "base_link", tf, 2.0, health) is None
+    assert health.problems["pose_order"] == (WARN, "/object_pose stamp went backwards; dropped")
+    assert frames.receive_object_pose(camera_pose(types, 3 * S), kept, "base_link", lookup_with(None), 0.5,
+                                      health) is None
+    assert health.problems["object_pose"][0] == ERROR and "does not exist" in health.problems["object_pose"][1]
+    assert health.counters == {"out_of_order_object_poses": 1, "object_poses_without_transform": 1}
+    later = frames.receive_object_pose(camera_pose(types, 3 * S), kept, "base_link", tf, 1.5, health)
+    assert later is not None and later[1] == 3 * S and "object_pose" not in health.problems  # cleared
+
+
+@pytest.mark.parametrize("make", [lambda: GoalsCore(GoalsConfig(task="push")),
+                                  lambda: PolicyCore(PolicyConfig(task="push", fallback="scripted"))],
+                         ids=["goals", "policy"])
+def test_both_node_cores_drop_a_pose_stamped_before_the_one_they_keep(types: mc.MessageTypes, make: Any):
+    core = make()
+
+    def tf(target: str, source: str, stamp_ns: int) -> frames.Transform:  # a static camera
+        return CAMERA._replace(stamp_ns=stamp_ns)
+
+    core.on_object_pose(camera_pose(types, 2 * S), tf)
+    core.on_object_pose(camera_pose(types, S), tf)
+    assert core.health.counters["out_of_order_object_poses"] == 1 and core.health.problems["pose_order"][0] == WARN
 
 
 def test_the_bridge_publishes_the_pose_in_its_camera_frame():

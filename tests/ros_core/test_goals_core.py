@@ -212,3 +212,66 @@ def test_the_drawer_goal_is_the_drawer_joint_of_the_joint_states(types: mc.Messa
     core.on_joint_state(joint_state(types, 6 * S))
     message = core.health.problems["joint_states"][1]
     assert "lacks joint(s) ['drawer_slide']" in message and "publish it in /joint_states" in message
+
+
+# -- what goals_node publishes and answers (the node only hands these to rclpy) --------------
+def test_a_start_becomes_the_latched_desired_goal_then_the_event_and_an_end_only_the_event(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach"))
+    assert core.event_messages(types, None) == ([], [])
+    goal = core.choose_goal([0.5, 0.05, 0.25])
+    messages, lines = core.event_messages(types, core.start(goal, S, "operator"))
+    assert [k for k, _ in messages] == ["desired", "event"]
+    desired, event = (cdr_roundtrip(m) for _, m in messages)
+    np.testing.assert_allclose(desired.value, goal)
+    assert (desired.episode_id, desired.goal_space, event.event, event.split) == (0, "ee_position", 0, "requested")
+    assert lines == ["episode 0 START operator steps=0 success=False goal=[0.5, 0.05, 0.25]"]
+    messages, lines = core.event_messages(types, core.abort("operator", 2 * S))
+    assert [k for k, _ in messages] == ["event"] and cdr_roundtrip(messages[0][1]).event == int(EventKind.ABORT)
+    assert lines[0].startswith("episode 0 ABORT operator")
+
+
+def test_the_achieved_goal_message_names_the_running_episode_or_zero(types: mc.MessageTypes):
+    core = GoalsCore(GoalsConfig(task="reach"))
+    assert core.achieved_msg(types, S) is None  # no state yet: nothing to publish
+    core.on_joint_state(joint_state(types, S))
+    between = cdr_roundtrip(core.achieved_msg(types, S))
+    np.testing.assert_allclose(between.value, [0.5, 0.0, 0.2], atol=2e-3)
+    assert between.episode_id == 0
+    core.start(core.choose_goal(), S, "auto")
+    core.abort("operator", S)
+    core.start(core.choose_goal(), S, "auto")
+    assert cdr_roundtrip(core.achieved_msg(types, S)).episode_id == 1
+
+
+def test_the_start_and_abort_services_reply_with_the_reason():
+    core = GoalsCore(GoalsConfig(task="reach"))
+    goal, reply = core.start_request([3.0, 0.0, 0.2], "")
+    assert goal is None and not reply.success and "outside the task region" in reply.message
+    assert reply.episode_id == 0 and reply.desired_goal == ()
+    assert core.abort_request(S) == (None, False, "no episode is running")
+    goal, reply = core.start_request([0.5, 0.05, 0.25], "")
+    assert goal is not None and reply == (True, "starting", 0, (0.5, 0.05, 0.25))
+    core.start(goal, S, "operator")
+    again, refused = core.start_request([], "")
+    assert again is None and "still running" in refused.message
+    event, success, message = core.abort_request(2 * S)
+    assert event is not None and event.kind == EventKind.ABORT and (success, message) == (True, "aborted")
+
+
+class _Reset:
+    def __init__(self, success: bool, message: str = "") -> None:
+        self.success, self.message = success, message
+
+
+def test_a_failed_simulator_reset_reports_why_and_a_good_one_starts_the_episode():
+    core = GoalsCore(GoalsConfig(task="reach"))
+    goal = core.choose_goal(split="heldout")
+    core.starting()
+    assert core.after_reset(None, goal, S, "auto") is None
+    assert core.health.problems["start"] == (ERROR, "could not start an episode: simulator reset failed: no response")
+    goal = core.choose_goal(split="heldout")
+    assert core.after_reset(_Reset(False, "sim crashed"), goal, S, "auto") is None
+    assert "simulator reset failed: sim crashed" in core.health.problems["start"][1] and not core.book.running
+    goal = core.choose_goal(split="heldout")
+    event = core.after_reset(_Reset(True), goal, 2 * S, "auto")
+    assert event is not None and event.kind == EventKind.START and event.split == "eval" and core.book.running

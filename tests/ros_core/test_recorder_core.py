@@ -12,6 +12,7 @@ from ros_testlib import cdr_roundtrip
 from her_goals import get_goal_space
 from her_goals.errors import ConfigError
 from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue.params import config_from_parameters
 from her_recorder import read_episodes
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
@@ -269,3 +270,12 @@ def test_a_full_disk_stops_the_recording_with_an_error_on_diagnostics_not_a_cras
         recover([bags])
         read = read_episodes(bags, log_summary=False)
         assert [len(e) for e in read.episodes] == [5, 5], queue_size
+
+
+def test_a_raw_topic_the_recorder_cannot_take_is_refused_naming_the_ones_it_can(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"raw_topics \['/tf'\] cannot be recorded raw; use some of "
+                                          r"\['/her/achieved_goal', '/joint_states', '/object_pose'\]"):
+        config_from_parameters(RecorderConfig, {"bag_dir": str(tmp_path), "raw_topics": ["/joint_states", "/tf"]},
+                               where="recorder_node")
+    config = RecorderConfig(bag_dir=str(tmp_path), raw_topics=("/her/achieved_goal",))
+    assert config.subscription("/her/achieved_goal") == "her/achieved_goal"

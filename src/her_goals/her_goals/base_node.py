@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -18,11 +18,22 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.time import Time
 from tf2_ros import Buffer, ExtrapolationException, TransformException, TransformListener
 
-from her_goals.errors import StateError
+from her_goals.errors import HerError, StateError
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.frames import Transform, transform_fields
+from her_goals.rosglue.health import ERROR, Health, log_to
+from her_goals.rosglue.params import config_from_parameters, declare_config
 from her_goals.rosglue.qos import QosSpec
 
 N = TypeVar("N", bound=Node)
+
+
+class _Core(Protocol):
+    health: Health
+
+
+C = TypeVar("C", bound=_Core)
 
 
 def profile(spec: QosSpec) -> QoSProfile:
@@ -69,6 +80,34 @@ def subscribe_any_qos(
     quiet = SubscriptionEventCallbacks(incompatible_qos=lambda info: None)
     return [node.create_subscription(msg_type, topic, callback, profile(spec), event_callbacks=quiet)
             for spec in specs]
+
+
+def publish_diagnostics(node: Node, types: mc.MessageTypes, period_s: float, status: Callable[[], mc.Diagnostic]) -> Any:
+    """Publish the node's ``status()`` on ``/diagnostics`` every ``period_s``; returns the timer."""
+    pub = node.create_publisher(types[mc.DIAGNOSTIC_ARRAY], topics.DIAGNOSTICS, profile(qos.DEFAULT))
+    return node.create_timer(
+        period_s, lambda: pub.publish(mc.diagnostic_array_msg(types, node.get_clock().now().nanoseconds, [status()])))
+
+
+def start_core(node: Node, types: mc.MessageTypes, config_cls: type[Any], build: Callable[[Any], C], *,
+               where: str, package: str, refused: str = "not running") -> C | None:
+    """Declare ``config_cls``'s parameters and ``build`` the node's core from their values.
+
+    The core's health logs to the node's logger as ``"<package>: <node name>"``. A bad parameter
+    (or a file it names that cannot be read) is reported as ``"<refused>: why"`` on the log and
+    on ``/diagnostics`` (once a second) and gives None: the node then does nothing else.
+    """
+    values = declare_config(node, config_cls, types)
+    name = f"{package}: {node.get_fully_qualified_name()}"
+    try:
+        core = build(config_from_parameters(config_cls, values, where=where))
+    except (HerError, OSError) as exc:
+        health = Health(name, on_change=log_to(node.get_logger()))
+        health.report("config", ERROR, f"{refused}: {exc}")
+        publish_diagnostics(node, types, 1.0, lambda: health.diagnostic({}))
+        return None
+    core.health.name, core.health.on_change = name, log_to(node.get_logger())
+    return core
 
 
 def run_node(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,9 +43,16 @@ from her_goals.extractors import AchievedGoalExtractor, RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
-from her_goals.rosglue.frames import Lookup, pose_in_frame
+from her_goals.rosglue.frames import Lookup, receive_object_pose
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health
-from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.rosglue.msgconv import (
+    EventData,
+    MessageTypes,
+    StepData,
+    episode_event_msg,
+    goal_msg,
+    joint_state_fields,
+)
 from her_goals.rosglue.params import doc
 from her_goals.sampling import GoalRegion, GoalSampler
 from her_goals.spaces import GoalSpace
@@ -106,6 +113,15 @@ class GoalsConfig:
         return self.rig().goal_space
 
 
+class StartReply(NamedTuple):
+    """The ``~/start_episode`` reply (``her_interfaces/StartEpisode``)."""
+
+    success: bool
+    message: str
+    episode_id: int = 0
+    desired_goal: tuple[float, ...] = ()
+
+
 class GoalsCore:
     """Desired and achieved goals and episode events of one task; see the module docstring."""
 
@@ -163,19 +179,10 @@ class GoalsCore:
 
     def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
         """An object pose, transformed to the goal frame through ``lookup`` (tf2) when needed."""
-        pose, stamp, frame = pose_fields(msg)
-        try:
-            pose = pose_in_frame(pose, stamp, frame, self.space.frame, lookup, self.config.transform_timeout_s)
-        except StateError as exc:
-            self.health.count("object_poses_without_transform")
-            self.health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
-            return
-        if self._pose is not None and stamp < self._pose[1]:
-            self.health.count("out_of_order_object_poses")
-            self.health.report("pose_order", WARN, "/object_pose stamps went backwards; dropped")
-            return
-        self.health.clear("object_pose")
-        self._pose = (pose, stamp)
+        received = receive_object_pose(msg, self._pose, self.space.frame, lookup, self.config.transform_timeout_s,
+                                       self.health)
+        if received is not None:
+            self._pose = received
 
     def on_step(self, step: StepData, now_ns: int) -> Event | None:
         """A ``/her/step`` of the policy: count it; the END/ABORT it causes, if any."""
@@ -335,6 +342,46 @@ class GoalsCore:
         goal = [round(float(v), 3) for v in data.desired_goal]
         return (f"episode {data.episode_id} {kind} {data.reason} steps={data.num_steps} "
                 f"success={data.success} goal={goal}")
+
+    # -- what the node publishes and answers ----------------------------------------------
+    def event_messages(self, types: MessageTypes, event: Event | None) -> tuple[list[tuple[str, Any]], list[str]]:
+        """What ``event`` becomes: ``(publisher key, message)`` pairs - a START's desired goal
+        (``desired``, latched) before the EpisodeEvent (``event``) - and the line to log."""
+        if event is None:
+            return [], []
+        data = self.event_data(event)
+        out: list[tuple[str, Any]] = []
+        if data.event == EventKind.START:
+            out.append(("desired", goal_msg(types, self.space, data.desired_goal, data.stamp_ns, data.episode_id)))
+        return [*out, ("event", episode_event_msg(types, data))], [self.describe(data)]
+
+    def achieved_msg(self, types: MessageTypes, now_ns: int) -> Any | None:
+        """The ``achieved_goal`` message of this tick (episode_id 0 between episodes), or None (stale)."""
+        achieved = self.achieved(now_ns)
+        if achieved is None:
+            return None
+        return goal_msg(types, self.space, *achieved, self.book.episode_id or 0)
+
+    def start_request(self, requested: Sequence[float], split: str) -> tuple[Vector | None, StartReply]:
+        """The ``~/start_episode`` service: the goal to begin (None when refused) and the reply."""
+        try:
+            goal = self.choose_goal(list(requested), split)
+        except HerError as exc:
+            return None, StartReply(False, str(exc))
+        return goal, StartReply(True, "starting", self.next_episode_id, tuple(float(v) for v in goal))
+
+    def abort_request(self, now_ns: int) -> tuple[Event | None, bool, str]:
+        """The ``~/abort_episode`` service: the ABORT (None without a running episode) and the reply."""
+        event = self.abort("operator", now_ns)
+        return event, event is not None, "aborted" if event else "no episode is running"
+
+    def after_reset(self, result: Any, goal: Vector, now_ns: int, reason: str) -> Event | None:
+        """The simulator reset's reply (a ``ResetSim`` response, None without one): the START of
+        ``goal``, or None when the reset failed (reported; the next auto start retries)."""
+        if result is None or not result.success:
+            self.start_failed(f"simulator reset failed: {'no response' if result is None else result.message}", now_ns)
+            return None
+        return self.start(goal, now_ns, reason)
 
     @property
     def next_episode_id(self) -> int:

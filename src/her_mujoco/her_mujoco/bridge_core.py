@@ -38,10 +38,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from her_goals.checks import Range, check_fields
-from her_goals.errors import ConfigError, StateError
+from her_goals.errors import ConfigError, HerError, StateError
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.kinematics import Kinematics
 from her_goals.robot.rig import TaskRig
+from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import topics
 from her_goals.rosglue.frames import Transform, from_xyz_rpy, invert, transform_pose
 from her_goals.rosglue.health import ERROR, WARN, Health
@@ -165,6 +166,13 @@ class BridgeCore:
             return False
         return self.command(pos[[where[n] for n in self.joint_names]])
 
+    def trajectory_msg(self, msg: Any) -> bool:
+        """A ``trajectory_msgs/JointTrajectory`` message: its last point (one without points is rejected)."""
+        if not msg.points:
+            self.health.report("command", ERROR, "trajectory rejected: it has no points")
+            return False
+        return self.trajectory(list(msg.joint_names), list(msg.points[-1].positions))
+
     def gripper(self, values: ArrayLike) -> bool:
         """Gripper opening command: one value (m), 0 closed .. gripper_max_opening_m open."""
         v = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -226,6 +234,36 @@ class BridgeCore:
         self._commands.clear()
         self._states.clear()
         return self.sim.object_pose()
+
+    def reset_request(self, object_position: Sequence[float], desired_goal: Sequence[float],
+                      seed: int) -> tuple[bool, str, list[float]]:
+        """The ``~/reset`` service: (success, message, object position placed; [] without an object)."""
+        try:
+            pose = self.reset(list(object_position), list(desired_goal), seed)
+        except HerError as exc:
+            return False, str(exc), []
+        return True, "reset", [] if pose is None else [float(v) for v in pose[:3]]
+
+    def messages(self, types: mc.MessageTypes, measurements: Sequence[Measurement],
+                 wall_now_ns: int) -> list[tuple[str, Any]]:
+        """What one :meth:`step` publishes: ``(publisher key, message)`` pairs.
+
+        ``clock`` (the simulated time, with ``publish_clock``), then per measurement its
+        ``joint_states`` and ``object_pose`` (in :attr:`object_frame`). A measurement is
+        stamped as a driver stamps it: its time on the clock the other nodes use - the
+        simulated clock with ``/clock``, else ``wall_now_ns`` less ``state_latency_s``.
+        """
+        out: list[tuple[str, Any]] = []
+        if self.config.publish_clock:
+            out.append(("clock", mc.clock_msg(types, self.clock_ns)))
+        wall_stamp = wall_now_ns - round(self.config.state_latency_s * 1e9)
+        for m in measurements:
+            stamp = m.stamp_ns if self.config.publish_clock else wall_stamp
+            out.append(("joint_states", mc.joint_state_msg(types, m.names, m.position, m.velocity, m.effort, stamp)))
+            if m.object_pose is not None:
+                pose, frame = self.published_pose(m.object_pose)
+                out.append(("object_pose", mc.pose_stamped_msg(types, pose, stamp, frame)))
+        return out
 
     def static_transforms(self) -> list[Transform]:
         """What goes out on ``/tf_static``: the camera's pose in the base frame, if any."""

@@ -67,6 +67,11 @@ from her_recorder.writer import EpisodeRecorder
 _MAX_EARLY_STEPS = 1000
 
 
+RAW_TOPICS = ("/joint_states", "/object_pose", "/her/achieved_goal")
+"""Topics the recorder may take raw (``raw_topics``); /her/step, /her/episode and
+/her/desired_goal are written by EpisodeRecorder itself, from the events and steps."""
+
+
 @dataclass(frozen=True)
 class RecorderConfig:
     """Parameters of recorder_node (units in the names)."""
@@ -103,6 +108,9 @@ class RecorderConfig:
             raise RecorderConfigError("recorder_node: bag_dir is empty; set it to the session directory")
         topics.check_topic(self.joint_states_topic, "recorder_node: joint_states_topic")
         topics.check_topic(self.object_pose_topic, "recorder_node: object_pose_topic")
+        unknown = [t for t in self.raw_topics if t not in RAW_TOPICS]
+        if unknown:
+            raise RecorderConfigError(f"raw_topics {unknown} cannot be recorded raw; use some of {sorted(RAW_TOPICS)}")
 
     def subscription(self, bag_topic: str) -> str:
         """The topic the node subscribes to for ``bag_topic`` (one of ``raw_topics``)."""

@@ -4,84 +4,59 @@ from __future__ import annotations
 
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
-from her_interfaces.msg import EpisodeEvent, Goal, Step
+from her_interfaces.msg import EpisodeEvent, Step
 from rclpy.node import Node
 from rclpy.task import Future
-from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from her_goals.base_node import profile, run_node
-from her_goals.errors import HerError
+from her_goals.base_node import profile, publish_diagnostics, run_node, start_core
 from her_goals.rosglue import msgconv as mc
 from her_goals.rosglue import qos, topics
-from her_goals.rosglue.health import ERROR, Health, log_to
-from her_goals.rosglue.params import config_from_parameters, declare_config
-from her_recorder.errors import RecorderConfigError
 from her_recorder.interfaces import TOPIC_TYPES
 from her_recorder.recorder_core import RecorderConfig, RecorderCore
 
 RELIABLE = profile(qos.RECORDER)
 SENSOR = profile(qos.SENSOR)
-# Raw topics the recorder may take (the HER topics /her/step, /her/episode, /her/desired_goal
-# are written by EpisodeRecorder itself, from the events and steps).
-RAW_CLASSES = {"/joint_states": JointState, "/object_pose": PoseStamped, "/her/achieved_goal": Goal}
+
+
+def opened(config: RecorderConfig) -> RecorderCore:
+    """The recorder core of ``config`` with its bag open."""
+    core = RecorderCore(config)
+    core.open()
+    return core
 
 
 class RecorderNode(Node):
     def __init__(self) -> None:
         super().__init__("recorder_node")
         self.types = mc.MessageTypes.from_ros()
-        values = declare_config(self, RecorderConfig, self.types)
-        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
-        name = f"her_recorder: {self.get_fully_qualified_name()}"
-        self.health = Health(name, on_change=log_to(self.get_logger()))
-        self.core: RecorderCore | None = None
-        try:
-            config = config_from_parameters(RecorderConfig, values, where="recorder_node")
-            unknown = [t for t in config.raw_topics if t not in RAW_CLASSES]
-            if unknown:
-                raise RecorderConfigError(f"raw_topics {unknown} cannot be recorded raw; use some of {sorted(RAW_CLASSES)}")
-            self.core = RecorderCore(config)
-            self.core.open()
-        except (HerError, OSError) as exc:
-            self.health.report("config", ERROR, f"not recording: {exc}")
-            self.core = None
-            self.create_timer(1.0, self.publish_diagnostics)
-            return
-        self.health = self.core.health
-        self.health.name, self.health.on_change = name, log_to(self.get_logger())
-        self.core.on_written = self.get_logger().info  # one line per episode that reaches the bag
+        self.core = core = start_core(self, self.types, RecorderConfig, opened, where="recorder_node",
+                                      package="her_recorder", refused="not recording")
+        if core is None:
+            return  # a bad parameter or an unusable bag_dir: said, published on /diagnostics, nothing else done
+        self.health, config = core.health, core.config
+        core.on_written = self.get_logger().info  # one line per episode that reaches the bag
         self.finished = Future()  # done when num_episodes are written: run_node closes the bag, exits
-        self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_event, RELIABLE)
-        self.create_subscription(Step, topics.STEP, self.on_step, RELIABLE)
+        self.create_subscription(EpisodeEvent, topics.EPISODE,
+                                 lambda m: core.on_event(mc.episode_event_data(m), self.now_ns()), RELIABLE)
+        self.create_subscription(Step, topics.STEP, lambda m: core.on_step(mc.step_data(m), self.now_ns()), RELIABLE)
         for topic in config.raw_topics:  # the bag's topic names; subscribed to as the config says
             msgtype = TOPIC_TYPES[topic]
             self.create_subscription(
-                RAW_CLASSES[topic], config.subscription(topic),
-                lambda data, t=topic, m=msgtype: self.on_raw(t, m, data), SENSOR, raw=True,
+                self.types[msgtype], config.subscription(topic),
+                lambda data, t=topic, m=msgtype: core.on_raw(t, m, data, self.now_ns()), SENSOR, raw=True,
             )
-        for name, handler in (("pause", self.core.pause), ("resume", self.core.resume), ("discard", self.core.discard)):
+        for name, handler in (("pause", core.pause), ("resume", core.resume), ("discard", core.discard)):
             self.create_service(Trigger, f"~/{name}", lambda req, res, h=handler: self.on_service(h, res))
         self.create_timer(0.1, self.tick)
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.get_logger().info(f"recording {config.task} episodes into {self.core.recorder.path}")
+        publish_diagnostics(self, self.types, 1.0, self.diagnostic)
+        self.get_logger().info(f"recording {config.task} episodes into {core.recorder.path}")
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_event(self, msg: EpisodeEvent) -> None:
-        assert self.core is not None
-        self.core.on_event(mc.episode_event_data(msg), self.now_ns())
-
-    def on_step(self, msg: Step) -> None:
-        assert self.core is not None
-        self.core.on_step(mc.step_data(msg), self.now_ns())
-
-    def on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
-        assert self.core is not None
-        self.core.on_raw(topic, msgtype, data, self.now_ns())
+    def diagnostic(self) -> mc.Diagnostic:
+        return self.health.diagnostic(self.core.status_values() if self.core is not None else {})
 
     def on_service(self, handler: Any, response: Any) -> Any:
         response.success, response.message = handler()
@@ -94,11 +69,6 @@ class RecorderNode(Node):
         if self.core.done and not self.finished.done():
             self.get_logger().info(f"num_episodes {self.core.config.num_episodes} written: closing the bag, exiting")
             self.finished.set_result(True)
-
-    def publish_diagnostics(self) -> None:
-        values = self.core.status_values() if self.core is not None else {}
-        status = self.health.diagnostic(values)
-        self.diag_pub.publish(mc.diagnostic_array_msg(self.types, self.now_ns(), [status]))
 
     def close(self) -> None:
         """Abort an open episode and close the bag (metadata.yaml written)."""

@@ -21,7 +21,8 @@ from transforms3d.euler import euler2quat
 from transforms3d.quaternions import qconjugate, qmult, quat2mat
 
 from her_goals.errors import StateError
-from her_goals.rosglue.msgconv import header_msg
+from her_goals.rosglue.health import ERROR, WARN, Health
+from her_goals.rosglue.msgconv import header_msg, pose_fields
 
 Vector = NDArray[np.float64]
 
@@ -85,6 +86,29 @@ def pose_in_frame(pose: ArrayLike, stamp_ns: int, frame: str, target: str, looku
         raise StateError(f"transform {target} <- {frame} is stale: stamped {age_s:.3f} s from the pose "
                          f"(limit {max_age_s:g} s)")
     return transform_pose(tf, pose)
+
+
+def receive_object_pose(msg: Any, last: tuple[Vector, int] | None, target: str, lookup: Lookup | None,
+                        max_age_s: float, health: Health) -> tuple[Vector, int] | None:
+    """A ``/object_pose`` message as a core keeps it: (pose in ``target``, stamp_ns), through ``lookup``.
+
+    None when it is dropped, reported on ``health`` and counted: no usable transform
+    (:func:`pose_in_frame`), or stamped before ``last``, the pose kept so far. The goals and
+    the policy node cores both take their object poses through this.
+    """
+    pose, stamp, frame = pose_fields(msg)
+    try:
+        pose = pose_in_frame(pose, stamp, frame, target, lookup, max_age_s)
+    except StateError as exc:
+        health.count("object_poses_without_transform")
+        health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
+        return None
+    if last is not None and stamp < last[1]:
+        health.count("out_of_order_object_poses")
+        health.report("pose_order", WARN, "/object_pose stamp went backwards; dropped")
+        return None
+    health.clear("object_pose")
+    return pose, stamp
 
 
 def transform_fields(msg: Any) -> Transform:

@@ -10,6 +10,8 @@ what the live topic offered.
   dropped between the policy and the recorder.
 * ``RECORDER`` (reliable, volatile, depth 1000): what the recorder subscribes with, deep
   enough to ride out a slow disk.
+* ``DEFAULT`` (reliable, volatile, depth 10): rclpy's default (a depth given as a number),
+  for commands to the arm's controllers and ``/diagnostics``.
 * ``SENSOR`` (best effort, volatile, depth 5): ``/joint_states`` and ``/object_pose``, as
   drivers publish them (rclpy's ``qos_profile_sensor_data``).
 * ``ESTOP_SUBSCRIPTIONS``: the software e-stop listens with three subscriptions at once, so
@@ -36,6 +38,7 @@ LATCHED = QosSpec(depth=1, reliable=True, latched=True)
 RELIABLE = QosSpec(depth=100)
 RECORDER = QosSpec(depth=1000)
 SENSOR = QosSpec(depth=5, reliable=False)
+DEFAULT = QosSpec(depth=10)
 
 
 def compatible(offered: QosSpec, requested: QosSpec) -> bool:

@@ -20,22 +20,54 @@ tested without ROS (ARCHITECTURE.md, rule 1):
 
 The software e-stop works in every state: a stop received while no core exists is kept
 and latched into the core at configure; the latch survives cleanup and reconfigure.
+
+What the node publishes and logs is decided here too: :meth:`ManagedPolicy.publications` (the
+publishers a configured node creates), :meth:`ManagedPolicy.messages` (a tick's output as
+``(publisher key, message)`` pairs), and the :class:`Log` lines of the e-stop, the services and
+the transitions; the node only hands them to rclpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from her_goals.errors import HerError
+from her_goals.rosglue import msgconv as mc
+from her_goals.rosglue import qos, topics
 from her_goals.rosglue.frames import Lookup
-from her_goals.rosglue.health import ERROR, WARN, Health, worst
+from her_goals.rosglue.health import ERROR, OK, WARN, Health, worst
 from her_goals.rosglue.msgconv import Diagnostic, joint_state_fields
 from her_goals.rosglue.params import config_from_parameters
 from her_goals.rosglue.topics import check_topic
 from her_policy.deploy.policy_core import PolicyConfig, PolicyCore, TickOut
 
 _INPUT_TOPICS = ("joint_states_topic", "object_pose_topic", "estop_topic")
+
+
+class Log(NamedTuple):
+    """One line for the node's log; ``level`` is a health level (OK: info, WARN: warning, ERROR: error)."""
+
+    level: int
+    message: str
+
+
+class Answer(NamedTuple):
+    """A ``std_srvs/Trigger`` reply and the line the node logs with it."""
+
+    success: bool
+    message: str
+    log: Log
+
+
+class Publication(NamedTuple):
+    """A publisher of a configured node: the key :meth:`ManagedPolicy.messages` names it by."""
+
+    key: str
+    """``command``, ``gripper`` or ``step``."""
+    type_name: str
+    topic: str
+    qos: qos.QosSpec
 
 
 class ManagedPolicy:
@@ -79,6 +111,25 @@ class ManagedPolicy:
     def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
         if self.core is not None:
             self.core.on_object_pose(msg, lookup)
+
+    def on_episode_event(self, msg: Any) -> None:
+        """An ``EpisodeEvent`` message (the node listens only while active)."""
+        if self.core is not None:
+            self.core.on_event(mc.episode_event_data(msg))
+
+    def estop_topic(self, active: bool) -> list[Log]:
+        """The e-stop topic's message: what to log (a stop newly engaged)."""
+        return [Log(ERROR, "e-stop: holding the arm until ~/reset_estop")] if self.on_estop(active) else []
+
+    def estop_service(self) -> Answer:
+        """The ``~/estop`` service's reply."""
+        success, message = self.engage_estop()
+        return Answer(success, message, Log(ERROR, f"e-stop: {message}"))
+
+    def reset_estop_service(self) -> Answer:
+        """The ``~/reset_estop`` service's reply: logged as info when released, as a warning when refused."""
+        success, message = self.reset_estop()
+        return Answer(success, message, Log(OK if success else WARN, message))
 
     def on_estop(self, active: bool) -> bool:
         """The e-stop topic; True when this engaged a stop that was not engaged."""
@@ -168,6 +219,19 @@ class ManagedPolicy:
         command = core.monitor.hold(state, now_ns).command if state is not None else None
         return TickOut(command, None, [])
 
+    def stop_commanding(self, types: mc.MessageTypes, now_ns: int) -> tuple[list[tuple[str, Any]], list[Log]]:
+        """Deactivate if active (on deactivate, shutdown and error): the command holding the arm,
+        to publish while the publishers are still active, then the line to log."""
+        if not self.active:
+            return [], []
+        held = self.messages(types, self.deactivate(now_ns))
+        return held, [Log(OK, "inactive: holding at the measured position, no further command")]
+
+    @staticmethod
+    def transition_error(state_label: str) -> Log:
+        """What ``on_error`` logs first; the node then stops commanding and cleans up (unconfigured)."""
+        return Log(ERROR, f"error while leaving {state_label}: back to unconfigured")
+
     def cleanup(self) -> None:
         """Drop the core (the e-stop latch is kept)."""
         if self.core is not None:
@@ -188,6 +252,44 @@ class ManagedPolicy:
         if self.core is None or not self.active:
             return TickOut(None, None, [])
         return self.core.tick(now_ns)
+
+    def publications(self) -> list[Publication]:
+        """The publishers of the configured node: the command (JointTrajectory for the trajectory
+        interface, else Float64MultiArray), the gripper (when it has a topic) and the steps."""
+        if self.core is None:
+            return []
+        config = self.core.config
+        command = mc.JOINT_TRAJECTORY if config.command_interface == "trajectory" else mc.FLOAT64_MULTI_ARRAY
+        out = [Publication("command", command, config.topic, qos.DEFAULT)]
+        if config.gripper_topic:
+            out.append(Publication("gripper", mc.FLOAT64_MULTI_ARRAY, config.gripper_topic, qos.DEFAULT))
+        return [*out, Publication("step", mc.STEP, topics.STEP, qos.RELIABLE)]
+
+    def messages(self, types: mc.MessageTypes, out: TickOut) -> list[tuple[str, Any]]:
+        """What ``out`` becomes: ``(publication key, message)`` pairs, in publishing order.
+
+        The command is a one-point JointTrajectory reaching its positions in one control period
+        (trajectory interface) or a Float64MultiArray; the gripper opening (m) goes out only when
+        the node has a gripper topic; then every completed step. Nothing without a core.
+        """
+        core = self.core
+        if core is None:
+            return []
+        pairs: list[tuple[str, Any]] = []
+        if out.command is not None:
+            if core.config.command_interface == "trajectory":
+                pairs.append(("command", mc.joint_trajectory_msg(types, core.joint_names, out.command, core.period_s)))
+            else:
+                pairs.append(("command", mc.float64_multi_array_msg(types, out.command)))
+        if out.gripper_m is not None and core.config.gripper_topic:
+            pairs.append(("gripper", mc.float64_multi_array_msg(types, [out.gripper_m])))
+        return pairs + [("step", mc.step_msg(types, step)) for step in out.steps]
+
+    @staticmethod
+    def diagnostics_period_s(values: Mapping[str, Any]) -> float:
+        """The /diagnostics timer's period from the startup parameters (2 Hz if the rate is not a number)."""
+        rate = values.get("diagnostics_rate_hz")
+        return 1.0 / max(rate if isinstance(rate, float) else 2.0, 0.1)
 
     def diagnostic(self, state_label: str) -> Diagnostic:
         values: dict[str, Any] = {"lifecycle_state": state_label, "estop_latched": self.estop_engaged,

@@ -44,9 +44,9 @@ from her_goals.extractors import RobotState
 from her_goals.robot.arm_config import ArmConfig, load_arm_config
 from her_goals.robot.rig import TaskRig
 from her_goals.rosglue import topics
-from her_goals.rosglue.frames import Lookup, pose_in_frame
+from her_goals.rosglue.frames import Lookup, receive_object_pose
 from her_goals.rosglue.health import ERROR, OK, STALE, WARN, Health, worst
-from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields, pose_fields
+from her_goals.rosglue.msgconv import EventData, StepData, joint_state_fields
 from her_goals.rosglue.params import doc
 from her_goals.safety_flags import SafetyFlag
 from her_goals.tasks import TaskName, TaskSpec
@@ -263,19 +263,10 @@ class PolicyCore:
 
     def on_object_pose(self, msg: Any, lookup: Lookup | None = None) -> None:
         """An object pose, transformed to the goal frame through ``lookup`` (tf2) when needed."""
-        pose, stamp, frame = pose_fields(msg)
-        try:
-            pose = pose_in_frame(pose, stamp, frame, self.space.frame, lookup, self.config.transform_timeout_s)
-        except StateError as exc:
-            self.health.count("object_poses_without_transform")
-            self.health.report("object_pose", ERROR, f"/object_pose dropped: {exc}")
-            return
-        if self._pose is not None and stamp < self._pose[1]:
-            self.health.count("out_of_order_object_poses")
-            self.health.report("pose_order", WARN, "/object_pose stamp went backwards; dropped")
-            return
-        self.health.clear("object_pose")
-        self._pose = (pose, stamp)
+        received = receive_object_pose(msg, self._pose, self.space.frame, lookup, self.config.transform_timeout_s,
+                                       self.health)
+        if received is not None:
+            self._pose = received
 
     def on_estop(self, active: bool) -> None:
         self.estop_signal = bool(active)
