@@ -97,6 +97,12 @@ PRESETS["push"] = {**PRESETS["push_high_utd"], "env_steps": 100_000, "near_start
 PRESETS["pick_and_place"] = {
     **PRESETS["fetch_push"], "env_steps": 500_000, "n_step": 3, "grasped_start": 0.5, "eval_every": 20_000,
 }
+# pick_and_place_high_utd (issue 22, a candidate): pick_and_place with push_high_utd's update
+# settings (one update per env step, batch 256, critic layer norm, targets every update).
+PRESETS["pick_and_place_high_utd"] = {
+    **PRESETS["pick_and_place"], "updates_per_step": 1.0, "batch_size": 256, "critic_layer_norm": True,
+    "target_update_every": 1, "tau": 0.005,
+}
 # drawer_150k (issue 10; drawer's default until issue 22): a 1-D goal (slide position), moved by hooking the handle (open) or
 # pushing it (shut). The fetch_push recipe as it is learns it; the budget is issue 10's 150k steps
 # and the run stops at 0.95 on 50 held-out goals. Measured (2 shared cores, load ~7): seeds
