@@ -57,13 +57,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Our arm's tasks start from the Fetch recipes they mirror; a preset sets a step budget,
 # never a wall-clock cap (a result must not depend on how busy the machine is).
 PRESETS["reach"] = dict(PRESETS["fetch_reach"])
-# push_150k (issue 10; push's default until issue 22): the fetch_push recipe plus 3-step returns, with a 150k-step budget. The task
-# itself now starts like FetchPush (her_goals.tasks); with the task fixes alone single seeds
+# push_150k (issue 10; push's default until issue 22): the fetch_push recipe plus 3-step returns,
+# with a 150k-step budget. The task itself now starts like FetchPush (her_goals.tasks); with the task fixes alone single seeds
 # ended at 0.48-0.72 at 150k against FetchPush's 0.87. n_step 3 costs no measurable time (18.0
 # vs 17.9 CPU-ms per 512-batch update). Measured, seed 0 (her demo --task push, 2 cores): 0.70
 # at 100k, 0.94 at 140k on 50 held-out goals, 539 s of training; 0.88 [0.80, 0.93] on 100
 # held-out goals through the safety loop at 150k (FetchPush-v4, fetch_push: 0.90 at 150k).
 PRESETS["push_150k"] = {**PRESETS["fetch_push"], "env_steps": 150_000, "n_step": 3}
+HIGH_UTD: dict[str, Any] = {
+    "updates_per_step": 1.0, "batch_size": 256, "critic_layer_norm": True, "target_update_every": 1, "tau": 0.005,
+}
+"""Issue 22's update settings, put over a recipe by the *_high_utd presets, push and drawer."""
 # push_high_utd (issue 22): push_150k with one update per env step, batch 256, critic layer norm
 # and targets every update at tau 0.005; `n_critics`/`target_critics` (REDQ) and
 # `critic_dropout` (DroQ) go on top of it. Cost (bench/bench_updates.py, same run): 8.7 CPU-ms
@@ -72,10 +76,7 @@ PRESETS["push_150k"] = {**PRESETS["fetch_push"], "env_steps": 150_000, "n_step":
 # 6% of the training episodes at 50k (push_150k: 14% at 50k). With moving_share 0.9 on top the
 # block moved in 14% and success was 0.04 at 50k; on FetchPush-v4 the preset gave 0.12 at 50k.
 # More updates per step on the same exploration do not find the block sooner: see push below.
-PRESETS["push_high_utd"] = {
-    **PRESETS["push_150k"], "updates_per_step": 1.0, "batch_size": 256, "critic_layer_norm": True,
-    "target_update_every": 1, "tau": 0.005,
-}
+PRESETS["push_high_utd"] = {**PRESETS["push_150k"], **HIGH_UTD}
 # push (issue 22), the task's default: push_high_utd plus half of the training episodes starting
 # with the tool 5-8 cm beside the block (`near_start`; evaluation never does), 100k env steps,
 # checks every 5k. Near starts are what let the updates pay: the block moved in ~56% of the
@@ -103,12 +104,9 @@ PRESETS["pick_and_place"] = {
 # pick_and_place_high_utd --ours env_steps=200000, seed 0): 0.39 on 100 held-out goals at 200k
 # (issue 22's target 0.9 by 200k missed), 9.3 CPU-s per 1k env steps; pick_and_place's own curve
 # was at 0.30 (160k) and 0.56 (300k) on 50 goals, so no measured gain for 3.4x the CPU per step.
-PRESETS["pick_and_place_high_utd"] = {
-    **PRESETS["pick_and_place"], "updates_per_step": 1.0, "batch_size": 256, "critic_layer_norm": True,
-    "target_update_every": 1, "tau": 0.005,
-}
-# drawer_150k (issue 10; drawer's default until issue 22): a 1-D goal (slide position), moved by hooking the handle (open) or
-# pushing it (shut). The fetch_push recipe as it is learns it; the budget is issue 10's 150k steps
+PRESETS["pick_and_place_high_utd"] = {**PRESETS["pick_and_place"], **HIGH_UTD}
+# drawer_150k (issue 10; drawer's default until issue 22): a 1-D goal (slide position), moved by
+# hooking the handle (open) or pushing it (shut). The fetch_push recipe as it is learns it; the budget is issue 10's 150k steps
 # and the run stops at 0.95 on 50 held-out goals. Measured (2 shared cores, load ~7): seeds
 # 0, 1, 2 stopped at 70k, 70k, 80k steps with 0.97, 0.99, 0.98 on 100 held-out goals, after
 # 475, 458, 496 s of training. Shutting is learned first (0.4-0.5 at 30-50k steps), hooking
@@ -137,10 +135,7 @@ PRESETS["drawer_150k"] = {
 # by seven jobs): 0.9 first reached at 15k env steps on every seed (the run stops there at >= 0.95
 # on 50 held-out goals), 0.98 on 100 held-out goals on each; 9.5-9.6 CPU-s per 1k env steps,
 # 717-724 s of training wall-clock on the loaded machine. drawer_150k: 70-80k, 458-496 s.
-PRESETS["drawer"] = {
-    **PRESETS["drawer_150k"], "env_steps": 50_000, "updates_per_step": 1.0, "batch_size": 256,
-    "critic_layer_norm": True, "target_update_every": 1, "tau": 0.005, "eval_every": 5_000,
-}
+PRESETS["drawer"] = {**PRESETS["drawer_150k"], **HIGH_UTD, "env_steps": 50_000, "eval_every": 5_000}
 """Tuned settings by name. A task names its preset in its TaskSpec; a Gymnasium env id in
 :data:`PRESET_FOR`."""
 
@@ -241,13 +236,14 @@ def preset_values(
         return {}
     if name == "auto":
         key = preset_for(source)
-        values = dict(PRESETS[key]) if key else {}
+        if randomized and not offline and key in RANDOMIZED:
+            values = dict(RANDOMIZED[key])  # a whole preset, measured from its own base
+        else:
+            values = dict(PRESETS[key]) if key else {}
         if offline:
             values.update(OFFLINE)
         if demos:
             values.update(WITH_DEMOS)
-        if randomized and not offline and key in RANDOMIZED:
-            values = {**RANDOMIZED[key], **(WITH_DEMOS if demos else {})}  # measured from its own base
         return values
     if name not in PRESETS:
         raise ConfigError(
