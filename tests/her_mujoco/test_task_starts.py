@@ -128,6 +128,22 @@ def test_near_starts_put_the_tool_beside_the_block_for_training_goals_only() -> 
         np.testing.assert_allclose(obs["observation"][:3], [0.5, 0.0, 0.016], atol=1e-3)
 
 
+def test_near_start_distance_range_is_a_setting() -> None:
+    env = make_task("push", train_near_start=1.0, train_near_start_m=(0.10, 0.14))
+    gaps = []
+    for seed in range(8):
+        obs, info = env.reset(seed=seed)
+        if info["near_start"]:
+            gaps.append(float(np.linalg.norm(obs["achieved_goal"][:2] - obs["observation"][:2])))
+    assert len(gaps) >= 6 and all(0.099 <= g <= 0.141 for g in gaps)  # the workspace clip may trim a few
+    with pytest.raises(ConfigError, match="train_near_start_m"):
+        make_task("push", train_near_start=0.5, train_near_start_m=(0.08, 0.05))
+    with pytest.raises(ConfigError, match="near_start_m"):
+        build_train_config({"task": "push", "near_start": 0.5, "near_start_m": [0.05]})
+    with pytest.raises(ConfigError, match="near_start_m"):
+        build_train_config({"task": "push", "near_start": 0.5, "near_start_m": [0.05, 0.5]})
+
+
 def test_near_starts_need_an_object_a_share_and_a_task() -> None:
     with pytest.raises(ConfigError, match="train_near_start"):
         make_task("reach", train_near_start=0.5)

@@ -62,7 +62,9 @@ TABLE_GRASP_TCP_Z_M = 0.015
 GRASP_OFFSET_M = 0.02
 """Block centre above the tcp when held: the 5 cm pads reach from 5 mm below the tcp."""
 NEAR_START_XY_M = (0.05, 0.08)
-"""Tool-to-block-centre distance (xy, m) of a near start: the shut fingers 1-4 cm from the block."""
+"""Default tool-to-block-centre distance (xy, m) of a near start: the shut fingers 1-4 cm from the block."""
+NEAR_START_MAX_M = 0.30
+"""Largest near-start distance accepted (the workspace is 45 x 60 cm)."""
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
@@ -198,6 +200,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         render_mode: str | None = None,
         train_grasped_start: float = 0.0,
         train_near_start: float = 0.0,
+        train_near_start_m: tuple[float, float] = NEAR_START_XY_M,
         randomization: DomainRandomization | None = None,
     ) -> None:
         for name, share in (("train_grasped_start", train_grasped_start), ("train_near_start", train_near_start)):
@@ -208,9 +211,17 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         self.train_grasped_start = float(train_grasped_start)
         self.train_near_start = float(train_near_start)
         """Share of the other training-split resets that start with the tool beside the block
-        (NEAR_START_XY_M from its centre on a random side, at the tool's start height) instead
-        of at the task's tool start: an exploration aid for finding the block. Requested and
-        held-out goals always start as the task says."""
+        (``train_near_start_m`` from its centre on a random side, at the tool's start height)
+        instead of at the task's tool start: an exploration aid for finding the block. Requested
+        and held-out goals always start as the task says."""
+        lo, hi = (float(v) for v in train_near_start_m)
+        if not 0.0 < lo <= hi <= NEAR_START_MAX_M:
+            raise ConfigError(
+                f"train_near_start_m={[lo, hi]}: give [low, high] metres of tool-to-block-centre "
+                f"distance with 0 < low <= high <= {NEAR_START_MAX_M}"
+            )
+        self.train_near_start_m = (lo, hi)
+        """Range (xy, m) of a near start's tool-to-block-centre distance, drawn uniformly."""
         self.randomization = randomization
         """Domain randomisation of training-split resets (``her train --randomize``): each one
         draws its physics and sensing (:class:`SimParams`) from these ranges, reported in the
@@ -550,10 +561,10 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         return sample_object_start(self.task, self.np_random, goal, self._tool_start)
 
     def _near_start_posture(self, object_position: NDArray[np.float64]) -> NDArray[np.float64] | None:
-        """Joint positions with the tool NEAR_START_XY_M (xy) from the block on a random side,
+        """Joint positions with the tool ``train_near_start_m`` (xy) from the block on a random side,
         at the tool's start height, inside the workspace; a few sides are tried (the arm cannot
         put its tool everywhere near its base), None if the arm reaches none of them."""
-        lo, hi = NEAR_START_XY_M
+        lo, hi = self.train_near_start_m
         for _ in range(8):
             r = float(self.np_random.uniform(lo, hi))
             angle = float(self.np_random.uniform(0.0, 2.0 * np.pi))

@@ -126,8 +126,11 @@ class NumpyActor:
         rng: np.random.Generator | None = None,
         noise: float = 0.0,
         random_eps: float = 0.0,
+        unit_noise: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
-        """(N, action_dim) actions; deterministic unless ``rng`` is given (see the module doc)."""
+        """(N, action_dim) actions; deterministic unless ``rng`` is given (see the module doc).
+        ``unit_noise``: the (N, action_dim) standard-normal draws the Gaussian action noise
+        scales (a coloured sequence's current step), instead of fresh ones from ``rng``."""
         out = self._forward_batch(observation, desired_goal).astype(np.float64)
         a = self.action_dim
         if self.weights.head == "gaussian":
@@ -141,7 +144,8 @@ class NumpyActor:
             if rng is None:
                 return self._max_action * action if self._max_action != 1.0 else action
         if noise > 0:
-            action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
+            draws = rng.standard_normal(action.shape) if unit_noise is None else unit_noise
+            action = np.clip(action + noise * draws, -1.0, 1.0)
         if random_eps > 0:
             replace = np.asarray(rng.random(action.shape[0]) < random_eps)
             if replace.any():

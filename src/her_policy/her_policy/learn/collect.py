@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from her_goals.episode_arrays import EpisodeArrays
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.artefact.numpy_actor import NumpyActor
 from her_policy.artefact.weights import ActorWeights
 from her_policy.errors import EnvContractError, PolicyError
-from her_policy.learn.envs import EnvFactory, training_seed
+from her_policy.learn.envs import EnvFactory, episode_length, training_seed
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ class Exploration:
     random_eps: float = 0.0
     uniform: bool = False
     """Ignore the policy: uniformly random actions (warm-up)."""
+    color: float = 0.0
+    """Exponent beta of the Gaussian action noise's power spectrum 1/f^beta over each episode
+    (0: white, drawn afresh each step; 1: pink; 2: red). Coloured noise keeps its per-step std but
+    is correlated in time, so an exploring tool wanders further from where it starts (over 50
+    steps the summed noise of beta 1 has 2.5x the std of white noise's)."""
+
+
+def episode_noise(color: float, n_envs: int, action_dim: int, rng: np.random.Generator, steps: int) -> NDArray[np.float64]:
+    """(n_envs, action_dim, steps) unit-variance Gaussian noise with power spectrum 1/f^color
+    along the steps: one episode's exploration noise per env (colorednoise, Timmer and Koenig's
+    method), drawn from ``rng`` so that a seeded run stays deterministic."""
+    import colorednoise  # only coloured exploration needs it
+
+    return np.asarray(colorednoise.powerlaw_psd_gaussian(color, (n_envs, action_dim, steps), random_state=rng))
 
 
 class Collector:
@@ -75,6 +90,10 @@ class Collector:
             obs_lists[i].append(o["observation"])
             ag_lists[i].append(o["achieved_goal"])
         self._seeded = True
+        coloured = None
+        if actor is not None and exploration.color > 0 and exploration.noise > 0:
+            steps = episode_length(self.envs[0])
+            coloured = episode_noise(exploration.color, n, self.layout.action_dim, self.rng, steps)
         active = list(range(n))
         while active:
             if actor is None:
@@ -82,12 +101,17 @@ class Collector:
             else:
                 o_b = np.stack([current[i]["observation"] for i in active])
                 g_b = np.stack([current[i]["desired_goal"] for i in active])
+                # Each env's coloured sequence at its own step (the last one past its length).
+                draws = None if coloured is None else np.stack(
+                    [coloured[i, :, min(len(act_lists[i]), coloured.shape[2] - 1)] for i in active]
+                )
                 unit = actor.batch(
                     o_b,
                     g_b,
                     rng=self.rng,
                     noise=exploration.noise,
                     random_eps=exploration.random_eps,
+                    unit_noise=draws,
                 )
             actions = self.layout.to_env_action(unit)
             still = []

@@ -69,6 +69,10 @@ class TrainConfig:
     """Std of Gaussian action noise, in units of the action half-range (None: 0.2 ddpg/td3, 0 sac)."""
     random_eps: Fraction | None = None
     """Chance of a uniformly random action per step (None: 0.3 ddpg, 0 td3/sac)."""
+    noise_color: Annotated[float, Range(ge=0, le=2)] = 0.0
+    """Colour of the exploration noise: exponent beta of its power spectrum 1/f^beta over each
+    training episode (0: white, independent each step; 1: pink; 2: red, a random walk's). Same
+    std per step; correlated noise carries the tool further from its start (learn/collect.py)."""
     grasped_start: Fraction = 0.0
     """Share of training episodes of an her_mujoco object task that start with the block held
     in the closed gripper where it lies (after the HER paper's pick-and-place aid); evaluation
@@ -78,6 +82,9 @@ class TrainConfig:
     tool 5-8 cm beside the block (random side, the tool's start height) instead of the task's
     tool start, so that exploring touches the block early; evaluation episodes never do. On a
     real arm the reset moves the tool there from the object's measured pose."""
+    near_start_m: tuple[PositiveFloat, ...] = (0.05, 0.08)
+    """[low, high]: the near start's tool-to-block-centre distance (xy, metres), drawn
+    uniformly; the default puts the shut fingers 1-4 cm from the block."""
     randomize: str | dict[str, Any] = "none"
     """Domain randomisation of training episodes (her_mujoco tasks): none, default (the
     standard ranges of her_mujoco.randomization) or, in YAML, a block of [low, high] ranges
@@ -252,6 +259,11 @@ class TrainConfig:
             raise ConfigError(
                 f"near_start is an her_mujoco task option; env {self.env!r} has no such reset. "
                 "Drop near_start or train a --task"
+            )
+        if len(self.near_start_m) != 2 or not self.near_start_m[0] <= self.near_start_m[1] <= 0.3:
+            raise ConfigError(
+                f"near_start_m={list(self.near_start_m)}: give two distances [low, high] in metres, "
+                "low <= high <= 0.3 (default [0.05, 0.08])"
             )
         if self.grasped_start and self.env is not None:
             raise ConfigError(

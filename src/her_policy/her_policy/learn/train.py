@@ -105,6 +105,7 @@ def train(
             extra.append(("train_grasped_start", cfg.grasped_start))
         if cfg.near_start:
             extra.append(("train_near_start", cfg.near_start))
+            extra.append(("train_near_start_m", tuple(cfg.near_start_m)))
         if cfg.randomize != "none":
             extra.append(("randomization", DomainRandomization.from_spec(cfg.randomize)))
         if extra:
@@ -135,7 +136,7 @@ def train(
         else Collector(env_factory, cfg.n_envs, cfg.seed, layout)
     )
     exploring = Exploration(
-        noise=cfg.resolved_exploration_noise, random_eps=cfg.resolved_random_eps
+        noise=cfg.resolved_exploration_noise, random_eps=cfg.resolved_random_eps, color=cfg.noise_color
     )
     bar = tqdm(total=cfg.env_steps, initial=trainer.env_steps, unit="step", disable=not cfg.progress,
                dynamic_ncols=True)  # fmt: skip
