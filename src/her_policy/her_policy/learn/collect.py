@@ -19,6 +19,7 @@ import signal
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import colorednoise
 import numpy as np
 from numpy.typing import NDArray
 
@@ -49,8 +50,6 @@ def episode_noise(color: float, n_envs: int, action_dim: int, rng: np.random.Gen
     """(n_envs, action_dim, steps) unit-variance Gaussian noise with power spectrum 1/f^color
     along the steps: one episode's exploration noise per env (colorednoise, Timmer and Koenig's
     method), drawn from ``rng`` so that a seeded run stays deterministic."""
-    import colorednoise  # only coloured exploration needs it
-
     return np.asarray(colorednoise.powerlaw_psd_gaussian(color, (n_envs, action_dim, steps), random_state=rng))
 
 
