@@ -16,13 +16,17 @@ import argparse
 
 import numpy as np
 
+from her_goals.errors import HerError
 from her_policy.artefact.store import load_artefact
-from her_policy.learn.envs import EnvSource, requested_resets
+from her_policy.learn.envs import EnvSource, goal_space_of, requested_resets
 
 
 def classify(artefact: str, episodes: int = 100) -> str:
     art = load_artefact(artefact)
     env = EnvSource(task="push")()
+    space = goal_space_of(env)
+    if not space.same_as(art.goal_space):
+        raise SystemExit(f"{artefact}: a policy for goal space {art.goal_space.spec()}, not push's {space.spec()}")
     groups: dict[str, list[tuple[float, float]]] = {"success": [], "moved, missed": [], "never moved": []}
     for kw in requested_resets(env, episodes, heldout_seed=0):
         o, _ = env.reset(**kw)
@@ -33,9 +37,9 @@ def classify(artefact: str, episodes: int = 100) -> str:
             o, _, terminated, truncated, _ = env.step(art.act_batch(o["observation"][None], o["desired_goal"][None])[0])
             nearest = min(nearest, float(np.linalg.norm(o["observation"][:3] - o["achieved_goal"])))
             done = terminated or truncated
-        final = float(np.linalg.norm(o["achieved_goal"] - goal))
+        final = float(space.distance(o["achieved_goal"], goal))
         moved = float(np.linalg.norm(o["achieved_goal"] - start)) > 0.01
-        key = "success" if final < env.unwrapped.goal_space.tolerance else "moved, missed" if moved else "never moved"
+        key = "success" if space.is_success(o["achieved_goal"], goal) else "moved, missed" if moved else "never moved"
         groups[key].append((final, nearest))
     env.close()
     parts = []
@@ -51,7 +55,10 @@ def main() -> None:
     parser.add_argument("artefacts", nargs="+", help="policy artefact directories of push runs")
     args = parser.parse_args()
     for artefact in args.artefacts:
-        print(f"{artefact}: {classify(artefact)}")
+        try:
+            print(f"{artefact}: {classify(artefact)}")
+        except HerError as exc:  # not an artefact, or not one of push's
+            raise SystemExit(f"push_failures: {exc}") from None
 
 
 if __name__ == "__main__":

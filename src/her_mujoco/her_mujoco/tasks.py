@@ -65,6 +65,19 @@ NEAR_START_XY_M = (0.05, 0.08)
 """Default tool-to-block-centre distance (xy, m) of a near start: the shut fingers 1-4 cm from the block."""
 NEAR_START_MAX_M = 0.30
 """Largest near-start distance accepted (the workspace is 45 x 60 cm)."""
+
+
+def near_start_range(values: Any, name: str = "train_near_start_m") -> tuple[float, float]:
+    """``values`` as a near start's (low, high) tool-to-block-centre distance, checked."""
+    vals = [float(v) for v in values]
+    if len(vals) != 2 or not 0.0 < vals[0] <= vals[1] <= NEAR_START_MAX_M:
+        raise ConfigError(
+            f"{name}={vals}: give two tool-to-block-centre distances [low, high] in metres, "
+            f"0 < low <= high <= {NEAR_START_MAX_M} (default {list(NEAR_START_XY_M)})"
+        )
+    return vals[0], vals[1]
+
+
 PARKED_OBJECT_M = np.array([0.9, 0.5, TABLE_Z_M + BLOCK_HALF_SIZE_M])
 """A task without an object parks the model's block here, out of the arm's reach."""
 _RESET_OPTIONS = ("desired_goal", "split", "object_position")
@@ -214,13 +227,7 @@ class HerArmEnv(gym.Env[dict[str, NDArray[np.float64]], NDArray[np.float32]]):
         (``train_near_start_m`` from its centre on a random side, at the tool's start height)
         instead of at the task's tool start: an exploration aid for finding the block. Requested
         and held-out goals always start as the task says."""
-        lo, hi = (float(v) for v in train_near_start_m)
-        if not 0.0 < lo <= hi <= NEAR_START_MAX_M:
-            raise ConfigError(
-                f"train_near_start_m={[lo, hi]}: give [low, high] metres of tool-to-block-centre "
-                f"distance with 0 < low <= high <= {NEAR_START_MAX_M}"
-            )
-        self.train_near_start_m = (lo, hi)
+        self.train_near_start_m = near_start_range(train_near_start_m)
         """Range (xy, m) of a near start's tool-to-block-centre distance, drawn uniformly."""
         self.randomization = randomization
         """Domain randomisation of training-split resets (``her train --randomize``): each one

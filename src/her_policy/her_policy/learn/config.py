@@ -32,6 +32,7 @@ from her_goals.config import check_value, from_mapping, load_yaml, suggest
 from her_goals.errors import ConfigError
 from her_goals.tasks import TaskName, task_names
 from her_mujoco.randomization import DomainRandomization
+from her_mujoco.tasks import NEAR_START_XY_M, near_start_range
 from her_policy.learn.presets import preset_values
 
 Algorithm = Literal["ddpg", "td3", "sac", "gciql"]
@@ -82,7 +83,7 @@ class TrainConfig:
     tool 5-8 cm beside the block (random side, the tool's start height) instead of the task's
     tool start, so that exploring touches the block early; evaluation episodes never do. On a
     real arm the reset moves the tool there from the object's measured pose."""
-    near_start_m: tuple[PositiveFloat, ...] = (0.05, 0.08)
+    near_start_m: tuple[PositiveFloat, ...] = NEAR_START_XY_M
     """[low, high]: the near start's tool-to-block-centre distance (xy, metres), drawn
     uniformly; the default puts the shut fingers 1-4 cm from the block."""
     randomize: str | dict[str, Any] = "none"
@@ -260,11 +261,7 @@ class TrainConfig:
                 f"near_start is an her_mujoco task option; env {self.env!r} has no such reset. "
                 "Drop near_start or train a --task"
             )
-        if len(self.near_start_m) != 2 or not self.near_start_m[0] <= self.near_start_m[1] <= 0.3:
-            raise ConfigError(
-                f"near_start_m={list(self.near_start_m)}: give two distances [low, high] in metres, "
-                "low <= high <= 0.3 (default [0.05, 0.08])"
-            )
+        near_start_range(self.near_start_m, "near_start_m")
         if self.grasped_start and self.env is not None:
             raise ConfigError(
                 f"grasped_start is an her_mujoco task option; env {self.env!r} has no such reset. "
