@@ -40,9 +40,9 @@ def weights(result: Any) -> list[np.ndarray]:
     return [*snap.weights, *snap.biases]
 
 
-@pytest.mark.parametrize("parallel", ["off", "on"])
-def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, parallel: str) -> None:
-    whole = train(config(tmp_path / "whole", parallel=parallel), env_factory=ToyFactory("sampler"))
+@pytest.mark.parametrize(("parallel", "color"), [("off", 0.0), ("on", 0.0), ("on", 1.0)])  # 1.0: pink exploration noise
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, parallel: str, color: float) -> None:
+    whole = train(config(tmp_path / "whole", parallel=parallel, noise_color=color), env_factory=ToyFactory("sampler"))
     assert whole.stopped_because == "env_steps"
 
     calls = []
@@ -53,7 +53,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, 
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does; the run stops after this cycle
 
     out = tmp_path / "cut"
-    cut = train(config(out, parallel=parallel), env_factory=ToyFactory("sampler"), on_eval=interrupt_at_the_second_evaluation)
+    cut = train(config(out, parallel=parallel, noise_color=color), env_factory=ToyFactory("sampler"), on_eval=interrupt_at_the_second_evaluation)
     assert cut.stopped_because == "interrupted" and cut.env_steps < 16 * HORIZON
     meta = json.loads((out / "policy" / "policy.json").read_text())
     assert meta["provenance"]["interrupted"] is True
@@ -61,7 +61,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, 
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["finished"] is False and state["env_steps"] == cut.env_steps
 
-    resumed = train(config(out, parallel=parallel), env_factory=ToyFactory("sampler"), resume=True)
+    resumed = train(config(out, parallel=parallel, noise_color=color), env_factory=ToyFactory("sampler"), resume=True)
     assert resumed.stopped_because == "env_steps" and resumed.env_steps == whole.env_steps
     assert resumed.updates == whole.updates and resumed.data_hash == whole.data_hash
     for a, b in zip(weights(whole), weights(resumed)):
