@@ -246,15 +246,31 @@ def test_a_critic_ensemble_is_one_stacked_network_that_fits_a_batch(algo: str) -
 
 
 def test_redq_target_is_the_minimum_over_a_random_subset_of_critics() -> None:
-    from her_policy.learn.algorithms.td3 import actor_value, target_minimum
+    from her_policy.learn.algorithms.td3 import Critics, actor_value, target_minimum
 
-    q = torch.tensor([[-1.0], [-2.0], [-3.0], [-4.0], [-5.0]])
-    assert target_minimum(q, None).item() == -5.0, "all critics: the minimum of all"
+    critics = Critics(3, 2, (8,), n=5)
+    last = [m for m in critics.modules() if isinstance(m, EnsembleLinear)][-1]
+    with torch.no_grad():  # critic i answers -(i + 1) whatever the input
+        last.weight.zero_()
+        last.bias.copy_(-torch.arange(1.0, 6.0).view(5, 1, 1))
+    x, a = torch.randn(4, 3), torch.randn(4, 2)
+    assert target_minimum(critics, x, a, None).tolist() == [-5.0] * 4, "all critics: the minimum of all"
     torch.manual_seed(0)
-    drawn = {target_minimum(q, 2).item() for _ in range(200)}
+    drawn = {target_minimum(critics, x, a, 2)[0].item() for _ in range(200)}
     assert drawn == {-2.0, -3.0, -4.0, -5.0}, "a subset of 2: never the largest, every other as its minimum"
+    q = critics(x, a)[:, :1]
     assert actor_value(q).item() == -3.0, "the actor follows the ensemble's mean"
     assert actor_value(q[:2]).item() == -1.0, "twin critics: the first, as TD3"
+
+
+def test_a_subset_of_an_ensemble_computes_exactly_what_the_whole_gives_those_members() -> None:
+    from her_policy.learn.algorithms.td3 import Critics
+
+    torch.manual_seed(1)
+    critics = Critics(7, 3, (32, 32), n=5, layer_norm=True)
+    x, a = torch.randn(16, 7), torch.randn(16, 3)
+    members = torch.tensor([4, 1])
+    assert torch.equal(critics(x, a, members), critics(x, a)[members]), "same numbers, only fewer computed"
 
 
 def test_an_ensemble_subset_larger_than_the_ensemble_is_refused() -> None:

@@ -64,7 +64,7 @@ class SAC(Learner):
 
     def _next_value(self, x2: Tensor) -> Tensor:
         a2, logp2 = squashed_gaussian(self.actor(x2), self.layout.action_dim)
-        q2 = target_minimum(self.critic_target(x2, a2), self.config.target_critics)
+        q2 = target_minimum(self.critic_target, x2, a2, self.config.target_critics)
         return q2 - self.log_alpha.detach().exp() * logp2
 
     def state_dict(self) -> dict[str, Any]:

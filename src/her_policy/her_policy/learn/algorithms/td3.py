@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from her_policy.artefact.layout import PolicyLayout
 from her_policy.learn.algorithms.base import Learner, adam, step_on
 from her_policy.learn.config import TrainConfig
-from her_policy.learn.nets import Adam, mlp, polyak_update
+from her_policy.learn.nets import Adam, ensemble_forward, mlp, polyak_update
 
 
 class Critics(nn.Module):
@@ -56,11 +56,14 @@ class Critics(nn.Module):
             input_dim + action_dim, 1, hidden, ensemble=n if n > 1 else 0, layer_norm=layer_norm, dropout=dropout
         )
 
-    def forward(self, x: Tensor, a: Tensor) -> Tensor:
+    def forward(self, x: Tensor, a: Tensor, members: Tensor | None = None) -> Tensor:
+        """Q of every critic, (n, B); with ``members`` (indices) of those only, (len(members), B)."""
         xa = torch.cat([x, a], 1)
         if self.n == 1:
             return self.net(xa).squeeze(-1).unsqueeze(0)
-        return self.net(xa.unsqueeze(0).expand(self.n, *xa.shape)).squeeze(-1)
+        if members is None:
+            return self.net(xa.unsqueeze(0).expand(self.n, *xa.shape)).squeeze(-1)
+        return ensemble_forward(self.net, xa.unsqueeze(0).expand(len(members), *xa.shape), members).squeeze(-1)
 
 
 def critics_for(config: TrainConfig, input_dim: int, action_dim: int, default_n: int) -> Critics:
@@ -72,12 +75,14 @@ def critics_for(config: TrainConfig, input_dim: int, action_dim: int, default_n:
     )  # fmt: skip
 
 
-def target_minimum(q: Tensor, subset: int | None) -> Tensor:
-    """The TD target's value from the target critics' (n, B) estimates: the minimum over all
-    of them, or over ``subset`` drawn at random (REDQ's in-target minimisation)."""
-    if subset is not None and subset < q.shape[0]:
-        q = q[torch.randperm(q.shape[0])[:subset]]
-    return q.min(0).values
+def target_minimum(critic: Critics, x: Tensor, a: Tensor, subset: int | None) -> Tensor:
+    """The TD target's value of ``a`` at ``x``: the minimum over all the target critics'
+    estimates, or over ``subset`` of them drawn at random (REDQ's in-target minimisation),
+    computing only the drawn critics."""
+    members = None
+    if subset is not None and subset < critic.n:
+        members = torch.randperm(critic.n)[:subset]
+    return critic(x, a, members).min(0).values
 
 
 def actor_value(q: Tensor) -> Tensor:
@@ -123,7 +128,7 @@ class TD3(Learner):
             clip = self.config.noise_clip
             noise = (torch.randn_like(a2) * self.target_noise).clamp(-clip, clip)
             a2 = (a2 + noise).clamp(-1.0, 1.0)
-        return target_minimum(self.critic_target(x2, a2), self.config.target_critics)
+        return target_minimum(self.critic_target, x2, a2, self.config.target_critics)
 
     def modules(self) -> dict[str, nn.Module | Adam]:
         return {
