@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from her_policy_toys import HORIZON, ToyFactory
 
 from her_policy.artefact.store import load_artefact
+from her_policy.errors import PolicyError
 from her_policy.learn.config import TrainConfig
 from her_policy.learn.train import train
 
@@ -91,6 +93,11 @@ def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) 
         train(config(out, parallel="off"), env_factory=ToyFactory("sampler"), on_eval=die)
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["env_steps"] == 8 * HORIZON and not (out / "policy").exists()
+    torn = tmp_path / "torn"  # a checkpoint without the collector's streams (copied by hand, say)
+    shutil.copytree(out, torn)
+    (torn / "checkpoint" / "collector.json").unlink()
+    with pytest.raises(PolicyError, match="holds no collector state .*--overwrite"):
+        train(config(torn, parallel="off"), env_factory=ToyFactory("sampler"), resume=True)
     resumed = train(config(out, parallel="off"), env_factory=ToyFactory("sampler"), resume=True)
     for a, b in zip(weights(whole), weights(resumed)):
         np.testing.assert_array_equal(a, b)

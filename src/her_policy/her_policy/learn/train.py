@@ -176,6 +176,12 @@ def train(
         with StopSignals() as stop:
             if resumed is not None:
                 checkpoint = trainer.out / CHECKPOINT_DIR if trainer.out else Path()
+                if not (checkpoint / "collector.json").is_file():
+                    raise PolicyError(
+                        f"{checkpoint} holds no collector state (collector.json): it was not written by an "
+                        "interrupted her train run, so it cannot be resumed; choose a new --out, or "
+                        "--overwrite to start over"
+                    )
                 collector.restore(json.loads((checkpoint / "collector.json").read_text()))
                 pending = resumed.get("pending")
                 if isinstance(collector, ProcessCollector):
