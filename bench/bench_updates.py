@@ -6,12 +6,12 @@ wall-clock of a run. Every method updates on the same push data (100 ``her sim``
 the scripted controller at noise 0.3, recorded once into ``--cache``), through the trainer
 ``her train`` runs (``her_policy/learn/trainer.py``: HER sampling, normaliser, the learner's
 update), one torch thread. Printed per method: CPU-ms per update and, at the method's
-update-to-data ratio, CPU-seconds per 1000 env steps spent on updates, and the ratio to the
-push preset's.
+update-to-data ratio, CPU-seconds per 1000 env steps spent on updates, and the ratio to
+``push_150k``'s (the recipe before one update per env step).
 
 Usage:
   .venv/bin/python bench/bench_updates.py
-  .venv/bin/python bench/bench_updates.py --updates 500 --methods push redq5_b256
+  .venv/bin/python bench/bench_updates.py --updates 500 --methods push_150k push push_redq
 """
 
 from __future__ import annotations
@@ -28,20 +28,15 @@ from her_policy.learn.offline import load_training_episodes, task_layout
 from her_policy.learn.trainer import Trainer
 
 METHODS: dict[str, dict[str, Any]] = {
-    "push": {},  # the push preset: DDPG, batch 512, 0.2 updates per env step
-    "ddpg_ln": {"critic_layer_norm": True},
-    "ddpg_ln_b256_utd1": {"critic_layer_norm": True, "batch_size": 256, "updates_per_step": 1.0},
-    "td3_ln_b256_utd1": {"algo": "td3", "critic_layer_norm": True, "batch_size": 256, "updates_per_step": 1.0},
-    "redq5_b256_utd1": {
-        "n_critics": 5, "target_critics": 2, "critic_layer_norm": True, "batch_size": 256, "updates_per_step": 1.0,
-    },
-    "redq10_b256_utd1": {
-        "n_critics": 10, "target_critics": 2, "critic_layer_norm": True, "batch_size": 256, "updates_per_step": 1.0,
-    },
-    "droq_b256_utd1": {
-        "algo": "td3", "critic_dropout": 0.01, "critic_layer_norm": True, "batch_size": 256, "updates_per_step": 1.0,
-    },
-    "ddpg_ln_b128_utd2": {"critic_layer_norm": True, "batch_size": 128, "updates_per_step": 2.0},
+    # Each method names the preset it starts from (``her train --preset``) and its flags on top.
+    "push_150k": {"preset": "push_150k"},  # the recipe before issue 22: batch 512, 0.2 updates per env step
+    "push": {"preset": "push"},  # today's default: batch 256, critic layer norm, one update per env step
+    "push_td3": {"preset": "push", "algo": "td3"},
+    "push_redq3": {"preset": "push", "n_critics": 3, "target_critics": 2},
+    "push_redq": {"preset": "push_redq"},  # five critics, the target's minimum over two drawn
+    "push_redq10": {"preset": "push", "n_critics": 10, "target_critics": 2},
+    "push_droq": {"preset": "push", "algo": "td3", "critic_dropout": 0.01},
+    "push_b128_utd2": {"preset": "push", "batch_size": 128, "updates_per_step": 2.0},
 }
 
 
@@ -80,8 +75,8 @@ def main() -> int:
     for name in args.methods:
         ms, utd = cost(data, layout, METHODS[name], args.updates)
         per_1k = ms * utd  # CPU-ms per update x updates per env step x 1000 steps / 1000
-        base = per_1k if base is None and name == "push" else base
-        ratio = f" x{per_1k / base:.2f} of push's" if base else ""
+        base = per_1k if base is None and name == "push_150k" else base
+        ratio = f" x{per_1k / base:.2f} of push_150k's" if base else ""
         print(f"update_cost method={name} cpu_ms_per_update={ms:.2f} updates_per_step={utd:g} "
               f"cpu_s_per_1k_env_steps={per_1k:.1f}{ratio}", flush=True)  # fmt: skip
     return 0
