@@ -11,7 +11,7 @@ update-to-data ratio, CPU-seconds per 1000 env steps spent on updates, and the r
 
 Usage:
   .venv/bin/python bench/bench_updates.py
-  .venv/bin/python bench/bench_updates.py --updates 500 --methods push_150k push push_redq
+  .venv/bin/python bench/bench_updates.py --updates 500 --methods push_150k push_one_critic push
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from her_policy.learn.trainer import Trainer
 METHODS: dict[str, dict[str, Any]] = {
     # Each method names the preset it starts from (``her train --preset``) and its flags on top.
     "push_150k": {"preset": "push_150k"},  # the recipe before issue 22: batch 512, 0.2 updates per env step
-    "push": {"preset": "push"},  # today's default: batch 256, critic layer norm, one update per env step
-    "push_td3": {"preset": "push", "algo": "td3"},
-    "push_redq3": {"preset": "push", "n_critics": 3, "target_critics": 2},
-    "push_redq": {"preset": "push_redq"},  # five critics, the target's minimum over two drawn
-    "push_redq10": {"preset": "push", "n_critics": 10, "target_critics": 2},
-    "push_droq": {"preset": "push", "algo": "td3", "critic_dropout": 0.01},
-    "push_b128_utd2": {"preset": "push", "batch_size": 128, "updates_per_step": 2.0},
+    "push_one_critic": {"preset": "push_one_critic"},  # batch 256, critic layer norm, one update per env step
+    "push_td3": {"preset": "push_one_critic", "algo": "td3"},
+    "push_redq3": {"preset": "push", "n_critics": 3},
+    "push": {"preset": "push"},  # today's default: five critics, the target's minimum over two drawn
+    "push_redq10": {"preset": "push", "n_critics": 10},
+    "push_droq": {"preset": "push_one_critic", "algo": "td3", "critic_dropout": 0.01},
+    "push_b128_utd2": {"preset": "push_one_critic", "batch_size": 128, "updates_per_step": 2.0},
 }
 
 

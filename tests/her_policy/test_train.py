@@ -215,6 +215,16 @@ def test_a_diverging_run_stops_naming_the_step_and_writes_no_artefact(tmp_path: 
     assert not list(tmp_path.rglob("actor.npz")), "a diverged run must not leave an artefact"
 
 
+def test_push_trains_a_critic_ensemble_from_scratch_but_not_from_demos_or_bags() -> None:
+    scratch = build_train_config({"task": "push"})
+    assert (scratch.n_critics, scratch.target_critics) == (5, 2), "push's default: REDQ's five critics"
+    for kind in ({"demos": True}, {"offline": True}):  # measured with the learners' own critics
+        cfg = build_train_config({"task": "push"}, **kind)
+        assert (cfg.n_critics, cfg.target_critics) == (None, None), kind
+    assert build_train_config({"task": "push", "preset": "push_one_critic"}).n_critics is None
+    assert build_train_config({"task": "push", "n_critics": 3}).n_critics == 3, "a flag still wins"
+
+
 def test_arm_task_presets_have_an_env_step_budget_and_no_wall_clock_cap() -> None:
     for task, preset in (("push", "push"), ("pick_and_place", "pick_and_place")):
         cfg = build_train_config({"task": task})

@@ -77,36 +77,38 @@ HIGH_UTD: dict[str, Any] = {
 # block moved in 14% and success was 0.04 at 50k; on FetchPush-v4 the preset gave 0.12 at 50k.
 # More updates per step on the same exploration do not find the block sooner: see push below.
 PRESETS["push_high_utd"] = {**PRESETS["push_150k"], **HIGH_UTD}
-# push (issue 22), the task's default: push_high_utd plus half of the training episodes starting
-# with the tool 5-8 cm beside the block (`near_start`; evaluation never does), 100k env steps,
-# checks every 5k. Near starts are what let the updates pay: the block moved in ~56% of the
-# training episodes at 50k (push_high_utd alone: 6%). Measured (bench/bench_learning.py --seeds
-# 1 --first-seed S --tasks push --variants push --ours env_steps=100000; seeds 0, 1, 2; 100
-# held-out goals): final 0.93 / 0.88 / 0.76, 0.9 first reached on 50 goals at 80k / never / 80k
-# (issue 22's target, 50k on every seed, missed); at 50k 0.79 / 0.41 / 0.30. push_150k on the same
-# seeds: 0.89 / 0.75 / 0.82 at 150k, 0.9 at 140k / never / 120k. What it costs: 9.0 CPU-s per
-# 1k env steps against push_150k's 2.7, so 100k steps take ~2.2x push_150k's CPU (900 against
-# 405 CPU-s); robot time, not CPU, is what the default saves. push_150k stays a named preset
-# for the bench and is the base of the randomised preset.
-PRESETS["push"] = {**PRESETS["push_high_utd"], "env_steps": 100_000, "near_start": 0.5, "eval_every": 5_000}
-# Tried on top of push, 50k env steps, seeds 0, 1, 2, 100 held-out goals (her train --task push
-# --preset push --env-steps 50000 plus the flags; push itself: 0.79 / 0.41 / 0.30 at 50k):
+# push_one_critic (issue 22; push's default before the critic ensemble): push_high_utd plus half
+# of the training episodes starting with the tool 5-8 cm beside the block (`near_start`;
+# evaluation never does), 100k env steps, checks every 5k. Near starts are what let the updates
+# pay: the block moved in ~56% of the training episodes at 50k (push_high_utd alone: 6%).
+# Measured (bench/bench_learning.py --seeds 1 --first-seed S --tasks push --variants push
+# --ours env_steps=100000 when it was push's default; seeds 0, 1, 2; 100 held-out goals): final
+# 0.93 / 0.88 / 0.76, 0.9 first reached on 50 goals at 80k / never / 80k; at 50k 0.79 / 0.41 /
+# 0.30. push_150k on the same seeds: 0.89 / 0.75 / 0.82 at 150k, 0.9 at 140k / never / 120k.
+# What it costs: 9.0 CPU-s per 1k env steps against push_150k's 2.7.
+PRESETS["push_one_critic"] = {**PRESETS["push_high_utd"], "env_steps": 100_000, "near_start": 0.5, "eval_every": 5_000}
+# Tried on top of push_one_critic, 50k env steps, seeds 0, 1, 2, 100 held-out goals (her train
+# --task push --preset push_one_critic --env-steps 50000 plus the flags; itself 0.79 / 0.41 / 0.30):
 # - two updates per env step at batch 128 (--updates-per-step 2 --batch-size 128): 0.38 / 0.55 /
 #   0.67, 5.7 CPU-ms per update (11.4 CPU-s per 1k env steps). More updates alone: no gain.
 # - pink exploration noise (--noise-color 1): 0.59 / 0.65 / 0.39, the same CPU. No clear gain.
 # - near starts 5-15 cm from the block (--near-start-m 0.05 0.15): 0.08 / 0.00 / 0.16 at 30k
-#   (push: 0.28 / 0.10 / 0.08), the block moved less often; stopped at 30k.
-# - five critics, the target's minimum over two drawn per update (REDQ): push_redq below.
+#   (0.28 / 0.10 / 0.08 without), the block moved less often; stopped at 30k.
+# - five critics, the target's minimum over two drawn per update (REDQ): 0.88 / 0.83 / 0.61 at
+#   50k, the one that paid: push below.
 # Failures at 50k (bench/push_failures.py on the 100 final episodes) are mostly pushes that moved
 # the block and missed (24-42 of the failures), then blocks never touched (4-33).
-# push_redq (issue 22, not the default): push with a five-critic ensemble and REDQ's in-target
-# minimum over two critics drawn per update. Measured (her train --task push --preset push
-# --env-steps 50000 --n-critics 5 --target-critics 2, seeds 0, 1, 2, 100 held-out goals):
-# 0.88 / 0.83 / 0.61 at 50k (push: 0.79 / 0.41 / 0.30), on 50 goals 0.80 / 0.86 / 0.60 at 50k and
-# 0.7-0.8 from 35-45k; issue 22's target (0.9 at 50k on every seed) still missed. What it costs:
-# 27.5 CPU-ms per update, 3.1x push's, so ~27.5 CPU-s per 1k env steps; ~3170 s of training
-# per 50k run on 2 cores shared by six runs. Not measured beyond 50k, hence not the default.
-PRESETS["push_redq"] = {**PRESETS["push"], "n_critics": 5, "target_critics": 2}
+# push (issue 22), the task's default: push_one_critic with a five-critic ensemble (one stacked
+# network) and REDQ's in-target minimum over two critics drawn per update; the actor follows the
+# ensemble's mean. Measured (her train --task push --env-steps 100000, seeds 0, 1, 2, 100 held-out
+# goals, stopping at 0.95 on 50): 0.9 first reached on 50 goals at 55k / 70k / 70k (target: 50k
+# on every seed, missed; push_one_critic 80k / never / 80k); at 50k 0.88 / 0.83 / 0.61 (push_one_critic
+# 0.79 / 0.41 / 0.30). Stopped at 65k / 70k / SEED2 with a final 0.93 / 0.84 / SEED2F (push_one_critic
+# at 100k: 0.93 / 0.88 / 0.76). What it costs: 27.5-29.9 CPU-ms per update (bench/bench_updates.py),
+# 3.0-3.1x push_one_critic's, ~30 CPU-s per 1k env steps: ~3400 s of training to 65k on 2 cores
+# shared by three runs. On a real arm at 40 ms per control step one such update per step keeps
+# pace on one core; robot time, not CPU, is what the default saves.
+PRESETS["push"] = {**PRESETS["push_one_critic"], "n_critics": 5, "target_critics": 2}
 # pick_and_place (issue 10): the push recipe plus the HER paper's exploration aid: half of the
 # training episodes start with the block held in the closed gripper where it lies on the table
 # (evaluation never does); 500k steps. Measured, seed 0 (2 cores shared with other training):
@@ -193,6 +195,8 @@ OFFLINE: dict[str, Any] = {
     "n_step": 1,
     "action_l2": 0.0,
     "target_success": None,
+    "n_critics": None,  # GCIQL's own twin critics, not an online preset's ensemble
+    "target_critics": None,
 }
 """What ``her train --bags`` sets over a task's preset (``preset: auto``): the offline method
 measured best on another policy's data."""
@@ -217,6 +221,10 @@ WITH_DEMOS: dict[str, Any] = {
     "bc_on": "demos",
     "random_eps": 0.0,
     "exploration_noise": 0.1,
+    # The learner's own critics (DDPG: one), as measured above, whatever ensemble the task's
+    # preset has (push's five were measured from scratch only).
+    "n_critics": None,
+    "target_critics": None,
 }
 """What ``her train --task T --demos BAGS`` (and ``her learn --demos``) set over the task's
 preset (``preset: auto``): online learning with demonstrations in every batch."""
