@@ -103,7 +103,7 @@ PRESETS["push_one_critic"] = {**PRESETS["push_high_utd"], "env_steps": 100_000, 
 # ensemble's mean. Measured (her train --task push --env-steps 100000, seeds 0, 1, 2, 100 held-out
 # goals, stopping at 0.95 on 50): 0.9 first reached on 50 goals at 55k / 70k / 70k (target: 50k
 # on every seed, missed; push_one_critic 80k / never / 80k); at 50k 0.88 / 0.83 / 0.61 (push_one_critic
-# 0.79 / 0.41 / 0.30). Stopped at 65k / 70k / SEED2 with a final 0.93 / 0.84 / SEED2F (push_one_critic
+# 0.79 / 0.41 / 0.30). Stopped at 65k / 70k / 85k with a final 0.93 / 0.84 / 0.89 (push_one_critic
 # at 100k: 0.93 / 0.88 / 0.76). What it costs: 27.5-29.9 CPU-ms per update (bench/bench_updates.py),
 # 3.0-3.1x push_one_critic's, ~30 CPU-s per 1k env steps: ~3400 s of training to 65k on 2 cores
 # shared by three runs. On a real arm at 40 ms per control step one such update per step keeps
