@@ -20,7 +20,7 @@ Usage:
   .venv/bin/python bench/bench_learning.py --tasks fetch_push --ours batch_size=1024 algo=td3
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks reach push drawer pick_and_place fetch_push \
       fetch_pick_and_place --sb3-budget-steps 150000      # issue 10's table, one line per task
-  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push --variants push push_150k push_high_utd
+  .venv/bin/python bench/bench_learning.py --seeds 3 --tasks push --variants push push_one_critic push_150k
                                                           # issue 22: the presets side by side
   .venv/bin/python bench/bench_learning.py --seeds 3 --tasks drawer --variants drawer drawer_150k
   .venv/bin/python bench/bench_learning.py --seeds 1 --first-seed 2 --tasks push     # seed 2 alone
