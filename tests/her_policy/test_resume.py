@@ -162,3 +162,8 @@ def test_resuming_with_other_settings_is_refused_naming_them(tmp_path: Path) -> 
     with pytest.raises(HerError, match="critic_lr: 0.5 then, 0.001 now"):
         prepare_out(cfg, overwrite=False)
     assert prepare_out(config(out, env_steps=10**6, critic_lr=0.5), overwrite=False) is True, "a longer run may resume"
+    older = {k: v for k, v in {**to_plain(cfg), "critic_lr": 0.5}.items() if k != "target_checks"}
+    (out / "checkpoint" / "state.json").write_text(json.dumps({"finished": False, "env_steps": 100, "config": older}))
+    assert prepare_out(config(out, critic_lr=0.5), overwrite=False) is True, "a setting added since: its default then"
+    with pytest.raises(HerError, match="target_checks: 1 then, 2 now"):
+        prepare_out(config(out, critic_lr=0.5, target_checks=2), overwrite=False)

@@ -123,6 +123,27 @@ def test_wall_clock_and_target_stops(tmp_path: Path) -> None:
         env_factory=ToyFactory(),
     )
     assert result.stopped_because == "target_success" and result.env_steps == 2 * HORIZON
+    result = train(
+        toy_config(None, env_steps=10**6, target_success=0.0, target_checks=3, eval_every=2 * HORIZON,
+                   final_eval_episodes=0),
+        env_factory=ToyFactory(),
+    )  # fmt: skip
+    assert result.stopped_because == "target_success" and result.env_steps == 6 * HORIZON, "three checks in a row"
+
+
+def test_a_stop_on_several_checks_needs_them_in_a_row() -> None:
+    from types import SimpleNamespace
+
+    from her_policy.learn.trainer import Trainer
+
+    def stops(successes: list[float], checks: int) -> bool:
+        run = SimpleNamespace(config=SimpleNamespace(target_success=0.95, target_checks=checks),
+                              evals=[SimpleNamespace(requested_success=x) for x in successes])  # fmt: skip
+        return Trainer.reached_target(run)  # type: ignore[arg-type]
+
+    assert stops([0.5, 0.96], 1) and not stops([0.5, 0.96], 2), "one lucky crossing stops only a one-check run"
+    assert not stops([0.96, 0.80, 0.96], 2) and stops([0.80, 0.96, 0.97], 2)
+    assert not stops([0.96], 2), "fewer checks than asked: go on"
 
 
 def test_short_reach_run_beats_a_random_policy_by_far(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ point, :class:`~her_policy.learn.trainer.Trainer`), ``OUT/train_log.jsonl`` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -27,6 +28,13 @@ CURVE_FILE = "learning_curve.png"
 # Settings that may change when a run is resumed: where it writes, how it shows progress, and
 # how far it goes (a larger --env-steps or --offline-updates continues it further).
 RESUMABLE_CHANGES = frozenset({"out", "progress", "max_wall_s", "env_steps", "offline_updates", "target_success"})
+
+
+def setting_defaults() -> dict[str, object]:
+    """Every :class:`TrainConfig` setting that has a default, in a checkpoint's plain form."""
+    return {
+        f.name: to_plain(f.default) for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
 
 
 def prepare_out(config: TrainConfig, *, overwrite: bool) -> bool:
@@ -55,7 +63,8 @@ def prepare_out(config: TrainConfig, *, overwrite: bool) -> bool:
         except (OSError, ValueError):
             raise PolicyError(f"{state_file} cannot be read: the checkpoint is damaged; --overwrite to start over") from None
         if not state.get("finished"):
-            before = dict(state.get("config") or {})
+            # A setting added since the checkpoint was written ran at its default then.
+            before = {**setting_defaults(), **dict(state.get("config") or {})}
             now = to_plain(config)
             changed = sorted(k for k in set(before) | set(now)
                              if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))  # fmt: skip

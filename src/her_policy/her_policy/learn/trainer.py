@@ -549,9 +549,10 @@ class Trainer:
         return out
 
     def reached_target(self) -> bool:
-        """The last periodic evaluation reached ``target_success``."""
-        target = self.config.target_success
-        return target is not None and bool(self.evals) and self.evals[-1].requested_success >= target
+        """The last ``target_checks`` periodic evaluations all reached ``target_success``."""
+        target, checks = self.config.target_success, self.config.target_checks
+        last = self.evals[-checks:]
+        return target is not None and len(last) == checks and all(r.requested_success >= target for r in last)
 
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint_if_due(
